@@ -1,0 +1,146 @@
+"""The data plane of one host, as the task reconciler sees it: network, images, sandbox."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..model.vpc import Subnet
+from .images import Image, ImageStore
+from .network import Attachment, HostNetwork
+from .sandbox import ContainerSpec, Sandbox
+
+log = logging.getLogger("fargo.agent")
+
+
+def resolve_command(cdef: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Docker's rule: an entryPoint given in the definition also drops the image's Cmd."""
+    entry = cdef.get("entryPoint")
+    cmd = cdef.get("command")
+    if entry is None:
+        entry = config.get("Entrypoint") or []
+        if cmd is None:
+            cmd = config.get("Cmd") or []
+    args = list(entry) + list(cmd or [])
+    if not args:
+        raise ValueError(f"container {cdef['name']!r}: no command given and the image has none")
+    return args
+
+
+def resolve_env(cdef: dict[str, Any], config: dict[str, Any],
+                task_env: dict[str, str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in config.get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.update(task_env)
+    for item in cdef.get("environment") or []:
+        env[item["name"]] = item.get("value", "")
+    return env
+
+
+class HostAgent:
+    def __init__(self, state_dir: Path, prefix: str = "fg"):
+        self.root = state_dir
+        self.images = ImageStore(state_dir / "images")
+        self.network = HostNetwork(prefix=prefix)
+        self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"))
+        self._stop_signals: dict[tuple[str, str], str] = {}
+        self._bridges: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _rootfs_dir(self, tid: str, name: str) -> Path:
+        return self.root / "rootfs" / tid / name
+
+    # network
+    def attach_network(self, tid: str, subnet: Subnet, ip: str) -> Attachment:
+        with self._lock:
+            if subnet.id not in self._bridges:
+                self.network.ensure_bridge(subnet.id, _gateway_cidr(subnet))
+                self._bridges.add(subnet.id)
+        return self.network.attach(tid, subnet.id, _gateway_cidr(subnet), ip)
+
+    # images
+    def pull(self, ref: str, credentials: dict[str, Any] | None) -> Image:
+        return self.images.pull(ref, None)
+
+    # sandbox
+    def create_sandbox(self, tid: str, cpu: int, memory: int) -> None:
+        self.sandbox.create_task(tid, cpu, memory)
+
+    def create_container(self, tid: str, cdef: dict[str, Any], image: Image,
+                         task_env: dict[str, str]) -> None:
+        config = image.config or {}
+        rootfs = self.images.mount_rootfs(image, self._rootfs_dir(tid, cdef["name"]))
+        linux = cdef.get("linuxParameters") or {}
+        spec = ContainerSpec(
+            name=cdef["name"], rootfs=rootfs, args=resolve_command(cdef, config),
+            env=resolve_env(cdef, config, task_env),
+            cwd=cdef.get("workingDirectory") or config.get("WorkingDir") or "/",
+            user=cdef.get("user") or config.get("User") or "",
+            netns_path=self.network.netns_path(tid),
+            cpu_shares=int(cdef["cpu"]) if cdef.get("cpu") else None,
+            memory_mib=cdef.get("memory"), memory_reservation_mib=cdef.get("memoryReservation"),
+            stop_signal=config.get("StopSignal") or "SIGTERM",
+            readonly_rootfs=bool(cdef.get("readonlyRootFilesystem")),
+            extra_caps=list((linux.get("capabilities") or {}).get("add") or []),
+        )
+        self._stop_signals[(tid, cdef["name"])] = spec.stop_signal
+        self.sandbox.create_container(tid, spec)
+
+    def start_container(self, tid: str, name: str) -> None:
+        self.sandbox.start_container(tid, name)
+
+    def exited(self, tid: str, name: str) -> bool:
+        return self.sandbox.exit_file(tid, name).exists()
+
+    def result(self, tid: str, name: str) -> tuple[int | None, bool]:
+        st = self.sandbox.state(tid, name)
+        return st.exit_code, st.oom_killed
+
+    def signal(self, tid: str, name: str, sig: str | None) -> None:
+        if sig is None:
+            sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)
+        self.sandbox.signal(tid, name, sig)
+
+    def log_path(self, tid: str, name: str) -> Path:
+        return self.sandbox.log_path(tid, name)
+
+    def destroy(self, tid: str) -> None:
+        """Everything the task held on the host goes; its logs stay."""
+        try:
+            self.sandbox.destroy_task(tid)
+        finally:
+            base = self.root / "rootfs" / tid
+            if base.exists():
+                for d in base.iterdir():
+                    self.images.unmount_rootfs(d)
+                _rmtree_quiet(base)
+            self.network.detach(tid)
+
+
+    def purge(self) -> None:
+        """Remove every task sandbox this host holds, then the bridges: a clean slate."""
+        tids = set(self.sandbox.list_tasks())
+        rootfs = self.root / "rootfs"
+        if rootfs.exists():
+            tids |= {d.name for d in rootfs.iterdir()}
+        for tid in sorted(tids):
+            try:
+                self.destroy(tid)
+            except Exception:  # noqa: BLE001 - purge goes on with the rest
+                log.exception("purging task %s", tid)
+        self.network.cleanup()
+
+
+def _gateway_cidr(subnet: Subnet) -> str:
+    return subnet.cidr
+
+
+def _rmtree_quiet(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,838 @@
+"""The runc sandbox backend: one task = one cgroup subtree, one container = one runc container.
+
+Each container is monitored by its own conmon process, so containers outlive fargo itself: conmon
+runs `runc create`, streams the container's stdout/stderr into a k8s-file log, records the exit
+code in an exit file, and then exits. Everything the backend needs later (bundles, pid files,
+exit files, the task's cgroup paths) lives on disk under `root`, so a fresh `Sandbox` object
+after a restart sees exactly what the old one left.
+
+Cgroups: like runc, a task's cgroup `fargo/<task_id>` is placed relative to this process's
+own cgroup in every hierarchy (runc, our grandchild, resolves the relative cgroupsPath
+`fargo/<task_id>/<name>` the same way). The resolved directories are recorded in task.json,
+so a restarted process can still read and remove them.
+
+Layout under root/<task_id>/:
+    task.json                 sizes and the cgroup directory of the task in every hierarchy
+    exits/<task_id>.<name>    conmon's exit file (the exit code as text)
+    sock/                     conmon's attach-socket symlinks (unused, but conmon insists)
+    <name>/config.json        the OCI bundle (rootfs is the caller's, referenced by path)
+    <name>/container.log      k8s-file log; kept when the container or task is deleted
+    <name>/spec.json, pid, conmon.pid, started_at, oom_killed, persist/
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import signal as signal_mod
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+CGROUP_PARENT = "fargo"
+CPU_PERIOD_US = 100_000
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CREATE_TIMEOUT_S = 60.0
+# Hierarchies whose task-level directory fargo creates itself (limits and stats live there);
+# runc creates the container-level directories in every hierarchy it knows.
+TASK_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
+
+# Docker's default capability set.
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+class SandboxError(RuntimeError):
+    """A runtime operation failed; the message carries runc's or conmon's own words."""
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    rootfs: Path
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    user: str = ""
+    netns_path: str | None = None
+    cpu_shares: int | None = None
+    memory_mib: int | None = None
+    memory_reservation_mib: int | None = None
+    stop_signal: str = "SIGTERM"
+    hostname: str | None = None
+    nofile: int = 65535
+    readonly_rootfs: bool = False
+    extra_caps: list[str] = field(default_factory=list)
+    # Raw OCI mount objects appended after the defaults (volumes, /etc/hosts binds, ...).
+    extra_mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ContainerState:
+    status: str  # "created" | "running" | "stopped" | "unknown"
+    pid: int | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+# ---------------------------------------------------------------- k8s-file logs
+
+
+def parse_log_line(line: str) -> tuple[str, str, str, bool]:
+    """Split one k8s-file line: `<rfc3339> <stdout|stderr> <P|F>[:tags] <message>`.
+
+    Returns (timestamp, stream, message, partial); partial means the message continues on the
+    next line of the same stream (conmon splits long lines and lines without a newline).
+    """
+    line = line.rstrip("\n")
+    parts = line.split(" ", 3)
+    if len(parts) < 3:
+        raise ValueError(f"not a k8s-file log line: {line!r}")
+    timestamp, stream, tags = parts[0], parts[1], parts[2]
+    message = parts[3] if len(parts) == 4 else ""
+    return timestamp, stream, message, tags.split(":")[0] == "P"
+
+
+# ---------------------------------------------------------------- cgroups
+
+
+@dataclass(frozen=True)
+class _Hierarchy:
+    key: str  # the controller field of /proc/self/cgroup: "memory", "name=systemd", "" (v2)
+    mount: Path
+    own: str  # this process's cgroup relative to the mount
+
+
+def _hierarchies() -> list[_Hierarchy]:
+    """Every mounted cgroup hierarchy with this process's position in it.
+
+    runc resolves a relative cgroupsPath against its own cgroup in each hierarchy, and runc is
+    our grandchild, so we resolve the same way to find the directories runc will use.
+    """
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    found: list[_Hierarchy] = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, _, options = post.split(" ")[:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        fields = pre.split(" ")
+        mount_root, mount_point = fields[3], fields[4]
+        key = "" if fstype == "cgroup2" else _match_key(options.split(","), own)
+        if key is None or key not in own:
+            continue
+        rel = own[key]
+        if mount_root != "/" and rel.startswith(mount_root):
+            rel = rel[len(mount_root):]
+        found.append(_Hierarchy(key, Path(mount_point), rel.lstrip("/")))
+    return found
+
+
+def _match_key(options: list[str], own: dict[str, str]) -> str | None:
+    for key in own:
+        if key and set(key.split(",")) <= set(options):
+            return key
+    return None
+
+
+def _write(path: Path, value: str | int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _oom_kills(memory_dir: Path) -> int:
+    try:
+        for line in (memory_dir / "memory.oom_control").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _rmdir_tree(path: Path) -> None:
+    """Remove a cgroup directory and its child cgroups (cgroupfs only allows rmdir)."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            _rmdir_tree(child)
+    for attempt in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            # Just-exited processes keep a cgroup busy for a moment.
+            if e.errno != errno.EBUSY or attempt == 49:
+                raise
+            time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- users inside the rootfs
+
+
+def _resolve_in_root(root: Path, path: str) -> Path:
+    """Resolve `path` as if `root` were `/`: symlinks in an image cannot escape its rootfs."""
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            hops += 1
+            if hops > 40:
+                raise SandboxError(f"too many symlinks resolving {path} in {root}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def _read_db(rootfs: Path, name: str) -> list[list[str]]:
+    try:
+        text = _resolve_in_root(rootfs, f"/etc/{name}").read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(rootfs: Path, user: str) -> tuple[int, int, list[int], str]:
+    """Docker's rules for `user`: returns (uid, gid, additional gids, home directory)."""
+    user_part, _, group_part = user.partition(":")
+    passwd = _read_db(rootfs, "passwd")
+    entry = None
+    if user_part == "":
+        user_part = "0"
+    if user_part.isdigit():
+        uid = int(user_part)
+        entry = next((e for e in passwd if len(e) >= 6 and e[2] == user_part), None)
+    else:
+        entry = next((e for e in passwd if len(e) >= 6 and e[0] == user_part), None)
+        if entry is None:
+            raise SandboxError(f"unable to find user {user_part}: no matching entries in passwd")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry else 0
+    home = entry[5] if entry else "/"
+    groups = _read_db(rootfs, "group")
+    if group_part:
+        if group_part.isdigit():
+            gid = int(group_part)
+        else:
+            g = next((e for e in groups if len(e) >= 3 and e[0] == group_part), None)
+            if g is None:
+                raise SandboxError(f"unable to find group {group_part}")
+            gid = int(g[2])
+    extra: list[int] = []
+    if entry is not None:
+        for g in groups:
+            if len(g) >= 4 and entry[0] in g[3].split(",") and g[2].isdigit():
+                if int(g[2]) != gid and int(g[2]) not in extra:
+                    extra.append(int(g[2]))
+    return uid, gid, extra, home
+
+
+# ---------------------------------------------------------------- OCI config
+
+
+def _signal_number(sig: str | int) -> int:
+    if isinstance(sig, int):
+        return sig
+    name = sig.upper()
+    if name.isdigit():
+        return int(name)
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal_mod.Signals[name])
+    except KeyError:
+        raise SandboxError(f"unknown signal {sig}") from None
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def _has_cap(bit: int) -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+def effective_nofile(wanted: int) -> int:
+    """The nofile limit a container can really get from here.
+
+    runc sets rlimits inside the container from limits inherited through conmon; raising a
+    hard limit needs CAP_SYS_RESOURCE, which some hosts (this one) withhold even from root.
+    Without it, clamp to our own hard limit rather than fail every container.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or wanted <= hard or _has_cap(CAP_SYS_RESOURCE):
+        return wanted
+    return hard
+
+
+def _caps(extra: list[str]) -> list[str]:
+    caps = list(DEFAULT_CAPS)
+    for cap in extra:
+        name = cap.upper()
+        name = name if name.startswith("CAP_") else "CAP_" + name
+        if not re.fullmatch(r"CAP_[A-Z_]+", name):
+            raise SandboxError(f"bad capability {cap!r}")
+        if name not in caps:
+            caps.append(name)
+    return caps
+
+
+def _default_mounts() -> list[dict[str, Any]]:
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ]
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    if spec.cpu_shares is not None:
+        res["cpu"] = {"shares": max(2, spec.cpu_shares)}
+    memory: dict[str, int] = {}
+    if spec.memory_mib is not None:
+        # swap = limit: no swap beyond the memory limit, like an ECS hard limit.
+        memory["limit"] = memory["swap"] = spec.memory_mib << 20
+    if spec.memory_reservation_mib is not None:
+        memory["reservation"] = spec.memory_reservation_mib << 20
+    if memory:
+        res["memory"] = memory
+    return res
+
+
+def build_config(task_id: str, spec: ContainerSpec) -> dict[str, Any]:
+    """The OCI runtime config (1.0.2) for one container of a task."""
+    uid, gid, extra_gids, home = resolve_user(spec.rootfs, spec.user)
+    env = dict(spec.env)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOME", home)
+    if spec.hostname:
+        env.setdefault("HOSTNAME", spec.hostname)
+    caps = _caps(spec.extra_caps)
+    nofile = effective_nofile(spec.nofile)
+    network: dict[str, str] = {"type": "network"}
+    if spec.netns_path:
+        network["path"] = spec.netns_path
+    user: dict[str, Any] = {"uid": uid, "gid": gid}
+    if extra_gids:
+        user["additionalGids"] = extra_gids
+    config: dict[str, Any] = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": user,
+            "args": list(spec.args),
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": spec.cwd or "/",
+            # Like Docker: no inheritable/ambient set, so a non-root user keeps no caps.
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": str(Path(spec.rootfs).resolve()), "readonly": spec.readonly_rootfs},
+        "mounts": _default_mounts() + list(spec.extra_mounts),
+        "linux": {
+            "cgroupsPath": f"{CGROUP_PARENT}/{task_id}/{spec.name}",
+            "resources": _resources(spec),
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                           {"type": "mount"}, network],
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }
+    if spec.hostname:
+        config["hostname"] = spec.hostname
+    return config
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class Sandbox:
+    def __init__(self, root: Path, runtime_root: Path | None = None, *,
+                 runc: str | None = None, conmon: str | None = None) -> None:
+        self.root = Path(root)
+        self.runtime_root = Path(runtime_root or "/run/fargo-runc")
+        self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
+        self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
+
+    # -- paths
+
+    def _task_dir(self, task_id: str) -> Path:
+        if not TASK_ID_RE.match(task_id):
+            raise SandboxError(f"bad task id {task_id!r}")
+        return self.root / task_id
+
+    def _ctr_dir(self, task_id: str, name: str) -> Path:
+        if not NAME_RE.match(name):
+            raise SandboxError(f"bad container name {name!r}")
+        return self._task_dir(task_id) / name
+
+    @staticmethod
+    def container_id(task_id: str, name: str) -> str:
+        """runc's id: '.' cannot occur in either part, so the split is unambiguous."""
+        return f"{task_id}.{name}"
+
+    def wait_exit_paths(self, task_id: str) -> Path:
+        return self._task_dir(task_id) / "exits"
+
+    def exit_file(self, task_id: str, name: str) -> Path:
+        return self.wait_exit_paths(task_id) / self.container_id(task_id, name)
+
+    def log_path(self, task_id: str, name: str) -> Path:
+        return self._ctr_dir(task_id, name) / "container.log"
+
+    # -- tasks
+
+    def create_task(self, task_id: str, cpu_units: int, memory_mib: int) -> None:
+        task_dir = self._task_dir(task_id)
+        (task_dir / "exits").mkdir(parents=True, exist_ok=True)
+        (task_dir / "sock").mkdir(exist_ok=True)
+        cgroups = self._task_cgroups(task_id) or {
+            h.key: str(h.mount / h.own / CGROUP_PARENT / task_id) for h in _hierarchies()
+        }
+        for key, path in cgroups.items():
+            if set(key.split(",")) & set(TASK_CONTROLLERS):
+                self._init_cgroup(key, Path(path), cpu_units, memory_mib)
+        meta = {"task_id": task_id, "cpu_units": cpu_units, "memory_mib": memory_mib,
+                "cgroups": cgroups, "created_at": time.time()}
+        _atomic_write(task_dir / "task.json", json.dumps(meta))
+
+    def _init_cgroup(self, key: str, path: Path, cpu_units: int, memory_mib: int) -> None:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        controllers = key.split(",")  # co-mounted hierarchies look like "cpu,cpuacct"
+        if "cpu" in controllers:
+            _write(path / "cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(path / "cpu.cfs_quota_us", cpu_units * CPU_PERIOD_US // 1024)
+            _write(path / "cpu.shares", max(2, cpu_units))
+        if "memory" in controllers:
+            if created:
+                # Children must count against the task limit (v1 default may be flat).
+                with contextlib.suppress(OSError):
+                    _write(path / "memory.use_hierarchy", 1)
+            _set_memory_limit(path, memory_mib << 20)
+
+    def _task_cgroups(self, task_id: str) -> dict[str, str]:
+        try:
+            meta = json.loads((self._task_dir(task_id) / "task.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return dict(meta.get("cgroups", {}))
+
+    def _cgroup(self, task_id: str, controller: str, name: str | None = None) -> Path | None:
+        for key, path in self._task_cgroups(task_id).items():
+            if controller in key.split(","):
+                return Path(path) / name if name else Path(path)
+        return None
+
+    def _check_cgroup_base(self, task_id: str) -> None:
+        """runc places a container relative to its own cgroup, inherited from this process.
+        If this process now sits elsewhere (restarted in another cgroup), the container would
+        land outside the task's limits: refuse rather than run it unconstrained."""
+        recorded = self._task_cgroups(task_id)
+        for h in _hierarchies():
+            expected = str(h.mount / h.own / CGROUP_PARENT / task_id)
+            if h.key in recorded and recorded[h.key] != expected:
+                raise SandboxError(
+                    f"task {task_id} cgroup is {recorded[h.key]} but a container created from"
+                    f" this process would go under {expected}")
+
+    def list_tasks(self) -> list[str]:
+        found: set[str] = set()
+        if self.root.is_dir():
+            found.update(p.name for p in self.root.iterdir() if (p / "task.json").exists())
+        if self.runtime_root.is_dir():
+            found.update(p.name.split(".", 1)[0] for p in self.runtime_root.iterdir()
+                         if "." in p.name)
+        return sorted(found)
+
+    def list_containers(self, task_id: str) -> list[str]:
+        names: set[str] = set()
+        task_dir = self._task_dir(task_id)
+        if task_dir.is_dir():
+            names.update(p.name for p in task_dir.iterdir() if (p / "config.json").exists())
+        prefix = task_id + "."
+        if self.runtime_root.is_dir():
+            names.update(p.name[len(prefix):] for p in self.runtime_root.iterdir()
+                         if p.name.startswith(prefix))
+        return sorted(names)
+
+    def destroy_task(self, task_id: str) -> None:
+        task_dir = self._task_dir(task_id)
+        for name in self.list_containers(task_id):
+            self.delete_container(task_id, name)
+        paths = {Path(p) for p in self._task_cgroups(task_id).values()}
+        paths.update(h.mount / h.own / CGROUP_PARENT / task_id for h in _hierarchies())
+        for path in paths:
+            _rmdir_tree(path)
+        shutil.rmtree(task_dir / "sock", ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (task_dir / "task.json").unlink()
+
+    # -- containers
+
+    def create_container(self, task_id: str, spec: ContainerSpec) -> None:
+        if not (self._task_dir(task_id) / "task.json").exists():
+            raise SandboxError(f"task {task_id} does not exist")
+        ctr_dir = self._ctr_dir(task_id, spec.name)
+        cid = self.container_id(task_id, spec.name)
+        if (self.runtime_root / cid).exists():
+            raise SandboxError(f"container {spec.name} of task {task_id} already exists")
+        self._check_cgroup_base(task_id)
+        config = build_config(task_id, spec)
+        ctr_dir.mkdir(parents=True, exist_ok=True)
+        # A re-created container (same name) must not inherit its predecessor's leftovers.
+        shutil.rmtree(ctr_dir / "persist", ignore_errors=True)
+        (ctr_dir / "persist").mkdir()
+        _unlink(self.exit_file(task_id, spec.name), *(ctr_dir / f for f in _RUN_FILES),
+                ctr_dir / "started_at", ctr_dir / "oom_killed")
+        (ctr_dir / "config.json").write_text(json.dumps(config))
+        spec_meta = asdict(spec) | {"rootfs": str(spec.rootfs)}
+        (ctr_dir / "spec.json").write_text(json.dumps(spec_meta))
+        self._run_conmon(task_id, spec.name, cid, ctr_dir)
+
+    def stop_signal(self, task_id: str, name: str) -> str:
+        """The signal that asks this container to stop, as it was created (survives restarts)."""
+        try:
+            meta = json.loads((self._ctr_dir(task_id, name) / "spec.json").read_text())
+            return meta.get("stop_signal") or "SIGTERM"
+        except (OSError, ValueError):
+            return "SIGTERM"
+
+    def _conmon_args(self, task_id: str, name: str, cid: str, ctr_dir: Path) -> list[str]:
+        task_dir = self._task_dir(task_id)
+        return [
+            self.conmon,
+            "--cid", cid,
+            # cuuid only names the attach-socket symlink; keep it short for sun_path.
+            "--cuuid", hashlib.sha1(cid.encode()).hexdigest()[:12],
+            "--name", cid,
+            "--runtime", self.runc,
+            "--runtime-arg", f"--root={self.runtime_root}",
+            "--bundle", str(ctr_dir),
+            "--container-pidfile", str(ctr_dir / "pid"),
+            "--conmon-pidfile", str(ctr_dir / "conmon.pid"),
+            "--log-path", f"k8s-file:{ctr_dir / 'container.log'}",
+            "--exit-dir", str(task_dir / "exits"),
+            "--persist-dir", str(ctr_dir / "persist"),
+            "--socket-dir-path", str(task_dir / "sock"),
+            "--log-level", "error",
+        ]
+
+    def _run_conmon(self, task_id: str, name: str, cid: str, ctr_dir: Path) -> None:
+        """Start conmon and return once `runc create` is done.
+
+        conmon forks a daemon and its first process exits at once; the daemon reports the
+        container pid (or runc's error) as JSON on the _OCI_SYNCPIPE fd after `runc create`.
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "_OCI_SYNCPIPE": str(write_fd)}
+            proc = subprocess.Popen(
+                self._conmon_args(task_id, name, cid, ctr_dir), env=env, pass_fds=(write_fd,),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True, cwd=ctr_dir,
+            )
+            os.close(write_fd)
+            write_fd = -1
+            _, err = proc.communicate(timeout=CREATE_TIMEOUT_S)
+            reply = _read_sync(read_fd, CREATE_TIMEOUT_S)
+        finally:
+            os.close(read_fd)
+            if write_fd >= 0:
+                os.close(write_fd)
+        pid = reply.get("pid", reply.get("data", -1)) if reply else -1
+        if not isinstance(pid, int) or pid <= 0:
+            message = (reply or {}).get("message") or err.decode(errors="replace")
+            self._force_delete(cid)
+            # Nothing ran, so no exit is to be reported for it.
+            _unlink(self.exit_file(task_id, name), *(ctr_dir / f for f in _RUN_FILES))
+            message = _runc_message(message)
+            raise SandboxError(f"creating container {name}: {message or 'conmon failed'}")
+
+    def start_container(self, task_id: str, name: str) -> None:
+        ctr_dir = self._ctr_dir(task_id, name)
+        started_at = time.time()  # before: a quick process may exit before runc returns
+        self._runc("start", self.container_id(task_id, name))
+        _atomic_write(ctr_dir / "started_at", repr(started_at))
+
+    def create_and_start(self, task_id: str, spec: ContainerSpec) -> None:
+        self.create_container(task_id, spec)
+        self.start_container(task_id, spec.name)
+
+    def signal(self, task_id: str, name: str, sig: str | int) -> None:
+        self._ctr_dir(task_id, name)
+        cid = self.container_id(task_id, name)
+        try:
+            self._runc("kill", cid, str(_signal_number(sig)))
+        except SandboxError as e:
+            if "not running" not in str(e):
+                raise
+
+    def delete_container(self, task_id: str, name: str) -> None:
+        ctr_dir = self._ctr_dir(task_id, name)
+        cid = self.container_id(task_id, name)
+        # Its memory cgroup (and the OOM counter in it) disappears with the container.
+        if self._container_oom(task_id, name):
+            _atomic_write(ctr_dir / "oom_killed", "1")
+        conmon_pid = _read_int(ctr_dir / "conmon.pid")
+        if conmon_pid is not None and _alive(conmon_pid):
+            # Kill first and let conmon record the exit code, so state() is final afterwards;
+            # this is also much quicker than `delete --force` on a live container (~100 ms).
+            with contextlib.suppress(SandboxError):
+                self._runc("kill", cid, "KILL")
+            _wait_gone(conmon_pid, 2.0)
+        self._force_delete(cid)
+        _unlink(*(ctr_dir / f for f in _RUN_FILES))
+
+    def _force_delete(self, cid: str) -> None:
+        try:
+            self._runc("delete", "--force", cid)
+        except SandboxError as e:
+            if "does not exist" not in str(e):
+                raise
+
+    def state(self, task_id: str, name: str) -> ContainerState:
+        ctr_dir = self._ctr_dir(task_id, name)
+        runc_state = self._runc_state(self.container_id(task_id, name))
+        status = _STATUS.get(runc_state.get("status", ""), "unknown") if runc_state else "unknown"
+        exit_file = self.exit_file(task_id, name)
+        if status == "stopped" and not exit_file.exists():
+            self._await_exit_file(ctr_dir, exit_file)
+        exit_code = _read_int(exit_file)
+        if exit_code is not None and status in ("unknown", "running"):
+            status = "stopped"  # deleted already, or runc has not noticed the exit yet
+        pid = runc_state.get("pid") if runc_state else None
+        return ContainerState(
+            status=status,
+            pid=pid if status in ("created", "running") and pid else None,
+            exit_code=exit_code,
+            oom_killed=(ctr_dir / "oom_killed").exists() or self._container_oom(task_id, name),
+            created_at=_parse_rfc3339(runc_state.get("created")) if runc_state else None,
+            started_at=_read_float(ctr_dir / "started_at"),
+            finished_at=_mtime(exit_file) if exit_code is not None else None,
+        )
+
+    def _container_oom(self, task_id: str, name: str) -> bool:
+        memory_dir = self._cgroup(task_id, "memory", name)
+        return memory_dir is not None and _oom_kills(memory_dir) > 0
+
+    def _await_exit_file(self, ctr_dir: Path, exit_file: Path) -> None:
+        """runc reports 'stopped' a moment before conmon has written the exit code."""
+        conmon_pid = _read_int(ctr_dir / "conmon.pid")
+        deadline = time.monotonic() + 2.0
+        while not exit_file.exists() and time.monotonic() < deadline:
+            if conmon_pid is None or not _alive(conmon_pid):
+                return
+            time.sleep(0.002)
+
+    def stats(self, task_id: str) -> dict[str, Any]:
+        memory = self._cgroup(task_id, "memory")
+        cpuacct = self._cgroup(task_id, "cpuacct")
+        pids = self._cgroup(task_id, "pids")
+        cpu = self._cgroup(task_id, "cpu")
+        result: dict[str, Any] = {}
+        if memory is not None:
+            result["memory_usage_bytes"] = _read_int(memory / "memory.usage_in_bytes")
+            result["memory_max_usage_bytes"] = _read_int(memory / "memory.max_usage_in_bytes")
+            result["memory_limit_bytes"] = _read_int(memory / "memory.limit_in_bytes")
+            result["memory_failcnt"] = _read_int(memory / "memory.failcnt")
+            result["oom_kills"] = _oom_kills(memory)
+        if cpuacct is not None:
+            result["cpu_usage_ns"] = _read_int(cpuacct / "cpuacct.usage")
+        if cpu is not None:
+            result["cpu_quota_us"] = _read_int(cpu / "cpu.cfs_quota_us")
+            result["cpu_period_us"] = _read_int(cpu / "cpu.cfs_period_us")
+        if pids is not None:
+            result["pids_current"] = _read_int(pids / "pids.current")
+        result["containers"] = {
+            name: {
+                "memory_usage_bytes": _read_int(memory / name / "memory.usage_in_bytes")
+                if memory is not None else None,
+                "cpu_usage_ns": _read_int(cpuacct / name / "cpuacct.usage")
+                if cpuacct is not None else None,
+            }
+            for name in self.list_containers(task_id)
+        }
+        return result
+
+    # -- runc
+
+    def _runc(self, *args: str) -> str:
+        proc = subprocess.run([self.runc, "--root", str(self.runtime_root), *args],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"runc {args[0]}: {_runc_message(proc.stderr)}")
+        return proc.stdout
+
+    def _runc_state(self, cid: str) -> dict[str, Any] | None:
+        if not (self.runtime_root / cid).exists():
+            return None
+        try:
+            return json.loads(self._runc("state", cid))
+        except (SandboxError, ValueError):
+            return None
+
+
+# Per-run files in a container dir: ours plus conmon's control fifos and attach socket.
+_RUN_FILES = ("config.json", "pid", "conmon.pid", "ctl", "winsz", "attach")
+
+_STATUS = {"created": "created", "running": "running", "pausing": "running",
+           "paused": "running", "stopped": "stopped"}
+
+
+def _set_memory_limit(path: Path, limit: int) -> None:
+    """Set memory and memory+swap to the same value, in whichever order the kernel accepts
+    (memsw may never be below the memory limit)."""
+    memsw = path / "memory.memsw.limit_in_bytes"
+    files = [path / "memory.limit_in_bytes"] + ([memsw] if memsw.exists() else [])
+    try:
+        for f in files:
+            _write(f, limit)
+    except OSError:
+        for f in reversed(files):
+            _write(f, limit)
+
+
+def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:
+    """One JSON line from conmon's sync pipe; None if conmon died without a word."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return json.loads(data.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+
+
+def _runc_message(stderr: str) -> str:
+    """runc logs `time=... level=error msg="..."`; keep just the messages."""
+    messages = re.findall(r'msg="((?:[^"\\]|\\.)*)"', stderr)
+    return "; ".join(m.replace('\\"', '"') for m in messages) or stderr.strip()
+
+
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie: a daemonized conmon is reaped by whatever init the host has,
+    and some reap lazily (seconds here), so kill(pid, 0) is not enough."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def _read_float(path: Path) -> float | None:
+    try:
+        return float(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _parse_rfc3339(value: str | None) -> float | None:
+    """runc's timestamps carry nanoseconds, which datetime cannot parse; trim to micros."""
+    if not value:
+        return None
+    m = re.match(r"^(.*?T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", value)
+    if not m:
+        return None
+    base, frac, tz = m.groups()
+    tz = "+00:00" if tz == "Z" else tz
+    stamp = datetime.fromisoformat(f"{base}.{(frac or '0')[:6].ljust(6, '0')}{tz}")
+    return stamp.timestamp()

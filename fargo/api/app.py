@@ -1,0 +1,88 @@
+"""One HTTP port for every face: AWS JSON (ECS), EC2 query, and fargo's own paths."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ..model.errors import ApiError
+from . import awsjson, ec2query
+from .logs import task_logs
+
+log = logging.getLogger("fargo.api")
+ECS_PREFIX = "AmazonEC2ContainerServiceV20141113"
+
+ECS_ACTIONS = {
+    "CreateCluster": "create_cluster", "DescribeClusters": "describe_clusters",
+    "ListClusters": "list_clusters", "DeleteCluster": "delete_cluster",
+    "RegisterTaskDefinition": "register_task_definition",
+    "DescribeTaskDefinition": "describe_task_definition",
+    "DeregisterTaskDefinition": "deregister_task_definition",
+    "ListTaskDefinitions": "list_task_definitions",
+    "ListTaskDefinitionFamilies": "list_task_definition_families",
+    "RunTask": "run_task", "StopTask": "stop_task", "DescribeTasks": "describe_tasks",
+    "ListTasks": "list_tasks", "TagResource": "tag_resource",
+    "UntagResource": "untag_resource", "ListTagsForResource": "list_tags_for_resource",
+}
+
+
+async def _read_body(request: web.Request) -> bytes:
+    limit = request.app["settings"].max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(f"The request body is larger than {limit} bytes.",
+                       code="SerializationException")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(f"The request body is larger than {limit} bytes.",
+                       code="SerializationException")
+    return body
+
+
+async def root(request: web.Request) -> web.Response:
+    """POST /: the JSON protocols carry X-Amz-Target; the query protocol carries Action."""
+    is_json = "X-Amz-Target" in request.headers
+    try:
+        body = await _read_body(request)
+    except ApiError as err:
+        return awsjson.error_response(err) if is_json else ec2query.error_response(err)
+    if is_json:
+        return await awsjson.dispatch_json(request, body, "ecs", ECS_PREFIX,
+                                           request.app["ecs_handlers"])
+    return await ec2query.dispatch_query(body, request.app["ec2_handlers"])
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def _no_tracebacks(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Whatever goes wrong inside answers in the AWS error shape, never a bare 500 page."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            err = ApiError(exc.reason or "Bad request", code="ClientException",
+                           status=exc.status)
+            return awsjson.error_response(err)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return awsjson.error_response(ApiError("Internal error in fargo.",
+                                               code="ServerException", status=500))
+
+
+def build_app(services: dict[str, Any]) -> web.Application:
+    app = web.Application(middlewares=[_no_tracebacks],
+                          client_max_size=services["settings"].max_body + 1)
+    for key, value in services.items():
+        app[key] = value
+    ecs = services["ecs"]
+    app["ecs_handlers"] = {action: getattr(ecs, meth) for action, meth in ECS_ACTIONS.items()}
+    app["ec2_handlers"] = services["ec2"].handlers()
+    app.router.add_post("/", root)
+    app.router.add_get("/fargo/health", health)
+    app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
+    return app

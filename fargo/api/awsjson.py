@@ -1,0 +1,62 @@
+"""The AWS JSON 1.1 protocol: `X-Amz-Target` names the action, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..model.errors import ApiError
+from . import shapes
+
+Handler = Callable[[dict[str, Any], str], Any]
+
+
+def region_of(request: web.Request) -> str:
+    """The region the client signed for (fargo does not check the signature yet)."""
+    auth = request.headers.get("Authorization", "")
+    marker = "Credential="
+    if marker in auth:
+        parts = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+        if len(parts) >= 3 and parts[2].replace("-", "").isalnum() and len(parts[2]) < 32:
+            return parts[2]
+    return request.app["settings"].region
+
+
+def error_response(err: ApiError) -> web.Response:
+    body = {"__type": err.code, "message": err.message}
+    return web.json_response(body, status=err.status,
+                             content_type="application/x-amz-json-1.1",
+                             headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+
+async def dispatch_json(request: web.Request, body: bytes, service_name: str, prefix: str,
+                        handlers: dict[str, Callable[..., Awaitable[Any] | Any]]) -> web.Response:
+    target = request.headers.get("X-Amz-Target", "")
+    action = target[len(prefix) + 1:] if target.startswith(prefix + ".") else ""
+    try:
+        op = shapes.operation(service_name, action)
+        if op is None:
+            raise ApiError(f"Unknown operation {target[:200]!r}.",
+                           code="UnknownOperationException")
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ApiError(f"Malformed request body: {err}"[:300],
+                           code="SerializationException") from None
+        shapes.validate(op, params, "SerializationException", "InvalidParameterException")
+        handler = handlers.get(action)
+        if handler is None:
+            raise ApiError(f"{action} is not supported by fargo yet.",
+                           code="UnsupportedFeatureException")
+        result = handler(params, region_of(request))
+        if isinstance(result, Awaitable):
+            result = await result
+    except ApiError as err:
+        return error_response(err)
+    return web.Response(body=json.dumps(result or {}, default=str).encode(),
+                        content_type="application/x-amz-json-1.1",
+                        headers={"x-amzn-RequestId": str(uuid.uuid4())})

@@ -1,0 +1,129 @@
+"""The `fargo` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+import requests
+
+from .config import DEFAULT_PORT, Settings, default_endpoint
+
+
+@click.group()
+def main() -> None:
+    """fargo: serverless containers on your own machines, the way AWS Fargate runs them."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
+              help="HTTP port for every API (ECS, EC2, fargo's own).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path.home() / ".fargo",
+              show_default=True, help="Where the SQLite state, images, logs and task files live.")
+@click.option("--region", default="us-east-1", show_default=True,
+              help="Region used when a request does not name one.")
+@click.option("--vpc-cidr", default="10.89.0.0/16", show_default=True,
+              help="CIDR of the default VPC; its first three quarters become subnets.")
+@click.option("--cpu", "cpu_units", type=int, default=None,
+              help="CPU units the host offers to tasks (default: 1024 per core).")
+@click.option("--memory", "memory_mib", type=int, default=None,
+              help="MiB the host offers to tasks (default: total memory less 256 MiB).")
+@click.option("--overcommit", type=float, default=1.0, show_default=True,
+              help="Let tasks be promised this many times the host's CPU and memory.")
+@click.option("--registry/--no-registry", "embedded_registry", default=True, show_default=True,
+              help="Start the embedded image registry (the local ECR) on loopback.")
+@click.option("--registry-port", type=int, default=5000, show_default=True,
+              help="Port of the embedded registry.")
+@click.option("--prefix", default="fg", show_default=True,
+              help="Prefix of host objects (bridges, veths, netns, cgroups) fargo owns.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def server(verbose: bool, **kwargs: object) -> None:
+    """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""
+    from .server import serve
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    try:
+        asyncio.run(serve(settings))
+    except OSError as err:
+        click.echo(f"fargo server: {err}", err=True)
+        sys.exit(1)
+
+
+def _endpoint_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--endpoint", default=default_endpoint, show_default="$FARGO_ENDPOINT or "
+                        f"http://127.0.0.1:{DEFAULT_PORT}", help="fargo server URL.")(f)
+
+
+@main.command()
+@click.argument("task")
+@click.option("--container", default=None, help="Only this container's output.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the task stops.")
+@click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
+@_endpoint_option
+def logs(task: str, container: str | None, follow: bool, timestamps: bool, endpoint: str) -> None:
+    """Print a task's container output (TASK is its id or ARN)."""
+    params = {"follow": "1" if follow else "0", "timestamps": "1" if timestamps else "0"}
+    if container:
+        params["container"] = container
+    tid = task.rsplit("/", 1)[-1]
+    try:
+        with requests.get(f"{endpoint.rstrip('/')}/fargo/v1/tasks/{tid}/logs", params=params,
+                          stream=True, timeout=(5, None)) as resp:
+            if resp.status_code != 200:
+                try:
+                    msg = resp.json().get("message", resp.text)
+                except ValueError:
+                    msg = resp.text
+                click.echo(f"fargo logs: {msg}", err=True)
+                sys.exit(1)
+            for chunk in resp.iter_content(chunk_size=None):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+    except requests.ConnectionError:
+        click.echo(f"fargo logs: no fargo server answers at {endpoint}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path.home() / ".fargo",
+              show_default=True, help="The server's state dir.")
+@click.option("--prefix", default="fg", show_default=True, help="The server's --prefix.")
+def purge(state_dir: Path, prefix: str) -> None:
+    """Kill every task on this host and remove its sandbox, mounts, netns and bridges.
+
+    Run it with the server stopped; a later start records the tasks as STOPPED."""
+    from .agent.host import HostAgent
+
+    HostAgent(state_dir, prefix=prefix).purge()
+
+
+@main.group()
+def image() -> None:
+    """Images in fargo's local store."""
+
+
+@image.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path.home() / ".fargo",
+              show_default=True, help="The server's state dir.")
+def image_import(archive: Path, name: str, state_dir: Path) -> None:
+    """Load a `docker save` or OCI archive as NAME:TAG, for machines without a registry."""
+    from .agent.images import ImageStore, PullError
+
+    try:
+        img = ImageStore(state_dir / "images").import_archive(archive, name)
+    except (ValueError, OSError, PullError) as err:
+        click.echo(f"fargo image import: {err}", err=True)
+        sys.exit(1)
+    click.echo(f"{name} {img.digest}")
+
+
+if __name__ == "__main__":
+    main()

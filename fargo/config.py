@@ -1,0 +1,36 @@
+"""Server settings, with the embedded defaults a single host runs on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 4680
+
+
+@dataclass
+class Settings:
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".fargo")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    region: str = "us-east-1"
+    vpc_cidr: str = "10.89.0.0/16"
+    # Host capacity: None means read it from the machine.
+    cpu_units: int | None = None
+    memory_mib: int | None = None
+    # 1.0 = refuse what does not fit; 4.0 = let four times the host be promised.
+    overcommit: float = 1.0
+    embedded_registry: bool = True
+    registry_port: int = 5000
+    # Names for host objects (bridges, veths, netns, cgroups, runc root); tests use their own.
+    prefix: str = "fg"
+    max_body: int = 1024 * 1024
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "fargo.db"
+
+
+def default_endpoint() -> str:
+    return os.environ.get("FARGO_ENDPOINT", f"http://127.0.0.1:{DEFAULT_PORT}")

@@ -1,0 +1,163 @@
+"""ECS operations over the catalog and the task engine. Requests arrive already checked
+against the service model's shapes; the rules live in model/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import task as taskmodel
+from ..model.errors import ClientException, InvalidParameterException, ResourceNotFoundException
+from ..model.names import cluster_name_from, task_id_from
+from .catalog import Catalog
+from .tasks import TaskEngine
+
+
+class Ecs:
+    def __init__(self, catalog: Catalog, engine: TaskEngine):
+        self.catalog = catalog
+        self.engine = engine
+        self.store = catalog.store
+
+    def create_cluster(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return {"cluster": self.catalog.create_cluster(p.get("clusterName"), region,
+                                                       p.get("tags"))}
+
+    def describe_clusters(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return self.catalog.describe_clusters(p.get("clusters"), region)
+
+    def list_clusters(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return _page(self.catalog.list_clusters(), p, "clusterArns")
+
+    def delete_cluster(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return {"cluster": self.catalog.delete_cluster(p["cluster"], region)}
+
+    def register_task_definition(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return self.catalog.register(p, region)
+
+    def describe_task_definition(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        td = self.catalog.taskdef(p["taskDefinition"])
+        out: dict[str, Any] = {"taskDefinition": td}
+        if "TAGS" in (p.get("include") or []):
+            out["tags"] = self.store.get_tags(td["taskDefinitionArn"])
+        return out
+
+    def deregister_task_definition(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        return {"taskDefinition": self.catalog.deregister(p["taskDefinition"])}
+
+    def list_task_definitions(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        arns = self.catalog.list_taskdefs(p.get("familyPrefix"), p.get("status"),
+                                          p.get("sort"), region)
+        return _page(arns, p, "taskDefinitionArns")
+
+    def list_task_definition_families(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        status = p.get("status")
+        fams = self.store.list_families(p.get("familyPrefix"),
+                                        None if status == "ALL" else status or "ACTIVE")
+        return _page(fams, p, "families")
+
+    def run_task(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        cluster = self.catalog.cluster(p.get("cluster"), region)
+        td = self.catalog.taskdef(p["taskDefinition"])
+        for t in p.get("tags") or []:
+            self.catalog._check_tags([t])
+        return self.engine.run_task(td=td, cluster=cluster, region=region, req=p)
+
+    def stop_task(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        cluster = self.catalog.cluster(p.get("cluster"), region)
+        tid = task_id_from(p["task"])
+        task = self.store.get_task(tid)
+        if task is None or task["clusterArn"] != cluster["clusterArn"]:
+            raise InvalidParameterException("The referenced task was not found.")
+        return {"task": self.engine.stop_task(tid, p.get("reason"))}
+
+    def describe_tasks(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        cluster = self.catalog.cluster(p.get("cluster"), region)
+        refs = p["tasks"]
+        if len(refs) > 100:
+            raise InvalidParameterException("At most 100 tasks can be described at once.")
+        ids, failures = {}, []
+        for ref in refs:
+            try:
+                ids[task_id_from(ref)] = ref
+            except InvalidParameterException:
+                failures.append({"arn": ref[:1600], "reason": "MISSING"})
+        found = self.store.get_tasks(list(ids))
+        tasks = []
+        include_tags = "TAGS" in (p.get("include") or [])
+        for tid, ref in ids.items():
+            t = found.get(tid)
+            if t is None or t["clusterArn"] != cluster["clusterArn"]:
+                failures.append({"arn": ref, "reason": "MISSING"})
+                continue
+            view = taskmodel.public_view(t)
+            if not include_tags:
+                view.pop("tags", None)
+            tasks.append(view)
+        return {"tasks": tasks, "failures": failures}
+
+    def list_tasks(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        cluster = self.catalog.cluster(p.get("cluster"), region)
+        family = p.get("family")
+        if family:
+            family = family.split(":")[0]
+        ids = self.store.list_task_ids(
+            cluster["clusterName"], family=family, started_by=p.get("startedBy"),
+            desired=p.get("desiredStatus", "RUNNING"), launch_type=p.get("launchType"))
+        prefix = cluster["clusterArn"].replace(":cluster/", ":task/")
+        return _page([f"{prefix}/{i}" for i in ids], p, "taskArns")
+
+    # tags
+    def _resource(self, resource: str, region: str) -> None:
+        """Raise unless the ARN names something that exists."""
+        kind = resource.split(":", 5)[-1].split("/", 1)[0] if resource.startswith("arn:") else ""
+        exists = False
+        try:
+            if kind == "cluster":
+                doc = self.store.get_cluster(cluster_name_from(resource))
+                exists = bool(doc and doc["status"] == "ACTIVE")
+            elif kind == "task-definition":
+                self.catalog.taskdef(resource)
+                exists = True
+            elif kind == "task":
+                exists = self.store.get_task(task_id_from(resource)) is not None
+            else:
+                raise InvalidParameterException("The ARN provided is invalid.")
+        except ClientException:
+            exists = False
+        if not exists:
+            raise ResourceNotFoundException("The specified resource is not found.")
+
+    def tag_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        self._resource(p["resourceArn"], region)
+        self.catalog.tag(p["resourceArn"], p["tags"])
+        return {}
+
+    def untag_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        self._resource(p["resourceArn"], region)
+        self.catalog.untag(p["resourceArn"], p["tagKeys"])
+        return {}
+
+    def list_tags_for_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
+        self._resource(p["resourceArn"], region)
+        tags = self.store.get_tags(p["resourceArn"])
+        if not tags and p["resourceArn"].split(":", 5)[-1].startswith("task/"):
+            task = self.store.get_task(task_id_from(p["resourceArn"]))
+            tags = (task or {}).get("tags") or []
+        return {"tags": tags}
+
+
+def _page(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:
+    """nextToken is the index of the next item, as an opaque string."""
+    start = 0
+    token = p.get("nextToken")
+    if token:
+        if not token.isdigit() or int(token) > len(items):
+            raise InvalidParameterException("Invalid nextToken.")
+        start = int(token)
+    size = p.get("maxResults") or 100
+    if not 1 <= size <= 100:
+        raise InvalidParameterException("maxResults must be between 1 and 100.")
+    out: dict[str, Any] = {key: items[start:start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out

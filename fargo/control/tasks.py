@@ -1,0 +1,418 @@
+"""The task reconciler: drives each task from PROVISIONING to STOPPED against the host agent.
+
+Every transition is written to the store before the next step acts, so a restarted server
+re-adopts tasks from the store plus what the runtime still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from ..model import lifecycle
+from ..model import task as taskmodel
+from ..model.errors import ClientException, InvalidParameterException
+from ..model.vpc import Vpc
+from ..store.sqlite import Store
+from .capacity import Capacity
+
+log = logging.getLogger("fargo.tasks")
+POLL = 0.05  # seconds between looks at conmon's exit files
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+
+
+class TaskEngine:
+    def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity):
+        self.store = store
+        self.agent = agent
+        self.vpc = vpc
+        self.capacity = capacity
+        self.subnets = {s.id: s for s in vpc.subnets}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._drivers: dict[str, asyncio.Task] = {}
+        self._watch: dict[str, set[str]] = {}  # task id -> names of containers running
+        self._used_ips: set[str] = set()
+        self._monitor: asyncio.Task | None = None
+
+    # ---- start and stop of the engine itself
+    async def start(self) -> None:
+        for task in self.store.active_tasks():
+            self._used_ips.add(task["_fargo"]["ip"])
+            self.capacity.reserve(task["taskArn"], int(task["cpu"]), int(task["memory"]))
+            self._spawn(task, adopt=True)
+        self._monitor = asyncio.create_task(self._watch_exits())
+
+    async def close(self) -> None:
+        """Leave tasks running (they outlive the server); stop only our coroutines."""
+        for t in [self._monitor, *self._drivers.values()]:
+            if t:
+                t.cancel()
+        await asyncio.gather(*[t for t in self._drivers.values()], return_exceptions=True)
+
+    # ---- API operations
+    def run_task(self, *, td: dict[str, Any], cluster: dict[str, Any], region: str,
+                 req: dict[str, Any]) -> dict[str, Any]:
+        provider = taskmodel.check_launch(req)
+        taskmodel.require_fargate(td)
+        count = taskmodel.check_count(req.get("count"))
+        overrides = req.get("overrides") or {}
+        cpu, mem = taskmodel.apply_overrides(td, overrides)
+        subnets = self._subnets(req)
+        token = req.get("clientToken")
+        if token:
+            canon = json.dumps({k: v for k, v in req.items() if k != "clientToken"},
+                               sort_keys=True)
+            seen = self.store.get_token(token)
+            if seen:
+                if seen[0] != canon:
+                    raise ClientException(
+                        "The clientToken was already used with different parameters.",
+                        code="ConflictException")
+                found = self.store.get_tasks([a.rsplit("/", 1)[-1] for a in seen[1]])
+                return {"tasks": [taskmodel.public_view(t) for t in found.values()],
+                        "failures": []}
+        tasks, failures = [], []
+        now = time.time()
+        for _ in range(count):
+            if not self.capacity.fits(cpu, mem):
+                failures.append({"arn": td["taskDefinitionArn"],
+                                 "reason": "Capacity is unavailable at this time. Please try "
+                                 "again later or in a different availability zone",
+                                 "detail": self.capacity.describe()})
+                continue
+            subnet, ip = self._allocate(subnets)
+            if ip is None:
+                failures.append({"arn": td["taskDefinitionArn"],
+                                 "reason": "RESOURCE:ENI",
+                                 "detail": "No free private IP address in the given subnets"})
+                continue
+            task = taskmodel.new_task(
+                td=td, cluster_arn=cluster["clusterArn"], region=region, cpu=cpu, memory=mem,
+                overrides=overrides, subnet=subnet, ip=ip, group=req.get("group"),
+                started_by=req.get("startedBy"), tags=req.get("tags") or [], now=now,
+                capacity_provider=provider)
+            self.capacity.reserve(task["taskArn"], cpu, mem)
+            self.store.put_task(task)
+            tasks.append(task)
+        if token:
+            self.store.put_token(token, canon, [t["taskArn"] for t in tasks], now)
+        for task in tasks:
+            self._spawn(task)
+        return {"tasks": [taskmodel.public_view(t) for t in tasks], "failures": failures}
+
+    def stop_task(self, task_id: str, reason: str | None,
+                  code: str = "UserInitiated") -> dict[str, Any]:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise InvalidParameterException("The referenced task was not found.")
+        if lifecycle.request_stop(task, code, reason or "Task stopped by user", time.time()):
+            self.store.put_task(task)
+            self._poke(task_id)
+        return taskmodel.public_view(task)
+
+    def _subnets(self, req: dict[str, Any]) -> list[Any]:
+        conf = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if not conf:
+            raise InvalidParameterException(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+        ids = conf.get("subnets") or []
+        if not ids:
+            raise InvalidParameterException("subnets can not be empty.")
+        if len(ids) > 16:
+            raise InvalidParameterException("At most 16 subnets can be given.")
+        missing = [s for s in ids if s not in self.subnets]
+        if missing:
+            raise InvalidParameterException(
+                f"Error retrieving subnet information for [{str(missing[0])[:64]}]: "
+                f"The subnet ID '{str(missing[0])[:64]}' does not exist")
+        for sg in conf.get("securityGroups") or []:
+            if sg != self.vpc.default_sg:
+                raise InvalidParameterException(
+                    f"Error retrieving security group information for [{str(sg)[:64]}]: "
+                    f"The security group '{str(sg)[:64]}' does not exist")
+        return [self.subnets[s] for s in ids]
+
+    def _allocate(self, subnets: list[Any]) -> tuple[Any, str | None]:
+        from ..agent.network import Ipam
+
+        for subnet in subnets:
+            ip = Ipam.pick(subnet.cidr, self._used_ips)
+            if ip:
+                self._used_ips.add(ip)
+                return subnet, ip
+        return subnets[0], None
+
+    # ---- the reconciler
+    def _spawn(self, task: dict[str, Any], adopt: bool = False) -> None:
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        self._wake[tid] = asyncio.Event()
+        self._drivers[tid] = asyncio.create_task(self._drive(tid, adopt))
+
+    def _poke(self, tid: str) -> None:
+        ev = self._wake.get(tid)
+        if ev:
+            ev.set()
+
+    def _save(self, task: dict[str, Any]) -> None:
+        self.store.put_task(task)
+
+    def _advance(self, task: dict[str, Any], status: str) -> None:
+        if lifecycle.advance(task, status, time.time()):
+            self._save(task)
+
+    def _fresh(self, tid: str) -> dict[str, Any]:
+        """Re-read the record: StopTask may have changed desiredStatus meanwhile."""
+        task = self.store.get_task(tid)
+        assert task is not None
+        return task
+
+    async def _drive(self, tid: str, adopt: bool) -> None:
+        try:
+            task = self._fresh(tid)
+            if lifecycle.RANK[task["lastStatus"]] < lifecycle.RANK["RUNNING"]:
+                if adopt:
+                    # Half-made sandboxes cannot be trusted after a crash: fail the start.
+                    lifecycle.request_stop(task, "TaskFailedToStart",
+                                           "ResourceInitializationError: the server restarted "
+                                           "while the task was starting", time.time())
+                    self._save(task)
+                else:
+                    task = await self._start(task)
+            if task["lastStatus"] == "RUNNING":
+                if adopt:
+                    self._adopt_running(task)
+                task = await self._run(tid)
+            await self._teardown(tid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not leave the task half-way forever
+            log.exception("task %s failed in the reconciler", tid)
+            task = self._fresh(tid)
+            lifecycle.request_stop(task, "TaskFailedToStart",
+                                   "ResourceInitializationError: internal error in fargo",
+                                   time.time())
+            self._save(task)
+            await self._teardown(tid)
+        finally:
+            self._wake.pop(tid, None)
+            self._drivers.pop(tid, None)
+
+    async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        priv = task["_fargo"]
+        subnet = self.subnets[priv["subnet"]]
+        try:
+            att = await asyncio.to_thread(self.agent.attach_network, tid, subnet, priv["ip"])
+        except Exception as err:  # noqa: BLE001 - any failure here is a failed start
+            return self._fail_start(tid, f"ResourceInitializationError: {err}")
+        task = self._fresh(tid)
+        taskmodel.set_attachment(task, "ATTACHED", att.mac)
+        self._advance(task, "PENDING")
+        if task["desiredStatus"] == "STOPPED":
+            return task
+        self._advance(task, "ACTIVATING")
+        task["pullStartedAt"] = time.time()
+        self._save(task)
+        plan = priv["plan"]
+        results = await asyncio.gather(
+            *[asyncio.to_thread(self.agent.pull, c["image"], c.get("repositoryCredentials"))
+              for c in plan], return_exceptions=True)
+        task = self._fresh(tid)
+        task["pullStoppedAt"] = time.time()
+        images = {}
+        for c, res, entry in zip(plan, results, task["containers"], strict=True):
+            if isinstance(res, BaseException):
+                entry["reason"] = f"CannotPullContainerError: {res}"[:1024]
+                self._save(task)
+                return self._fail_start(tid, f"CannotPullContainerError: {res}"[:255])
+            images[c["name"]] = res
+            entry["imageDigest"] = res.digest
+        self._save(task)
+        if task["desiredStatus"] == "STOPPED":
+            return task
+        try:
+            await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
+                                    int(task["memory"]))
+            ok = await self._start_containers(tid, plan, images)
+        except Exception as err:  # noqa: BLE001
+            log.exception("task %s: container start failed", tid)
+            return self._fail_start(tid, f"CannotStartContainerError: {err}"[:255])
+        task = self._fresh(tid)
+        if ok:
+            self._advance(task, "RUNNING")
+        return task
+
+    def _fail_start(self, tid: str, reason: str) -> dict[str, Any]:
+        task = self._fresh(tid)
+        lifecycle.request_stop(task, "TaskFailedToStart", reason, time.time())
+        self._save(task)
+        return task
+
+    async def _start_containers(self, tid: str, plan: list[dict[str, Any]],
+                                images: dict[str, Any]) -> bool:
+        """Start containers in dependsOn order. Returns False if the start was abandoned."""
+        started: set[str] = set()
+        pending = [c["name"] for c in plan]
+        by_name = {c["name"]: c for c in plan}
+        while pending:
+            task = self._fresh(tid)
+            if task["desiredStatus"] == "STOPPED":
+                return False
+            states = {c["name"]: c for c in task["containers"]}
+            ready, failed = [], None
+            for name in pending:
+                verdict = self._deps_met(by_name[name], states)
+                if verdict is True:
+                    ready.append(name)
+                elif verdict is None:
+                    failed = name
+            if failed:
+                self._fail_start(tid, f"CannotStartContainerError: a dependency of container "
+                                      f"'{failed}' did not succeed")
+                return False
+            for name in ready:
+                await asyncio.to_thread(self.agent.create_container, tid, by_name[name],
+                                        images[name], self._task_env(task))
+                await asyncio.to_thread(self.agent.start_container, tid, name)
+                task = self._fresh(tid)
+                entry = states_entry(task, name)
+                entry["lastStatus"] = "RUNNING"
+                entry["runtimeId"] = f"{tid}-{name}"
+                task["version"] += 1
+                self._save(task)
+                started.add(name)
+                self._watch.setdefault(tid, set()).add(name)
+                pending.remove(name)
+            if pending and not ready:
+                # Waiting on COMPLETE/SUCCESS dependencies: let exits be recorded meanwhile.
+                await self._wait(tid, POLL * 4)
+                self._record_exits(tid)
+        return True
+
+    @staticmethod
+    def _deps_met(cdef: dict[str, Any], states: dict[str, dict[str, Any]]) -> bool | None:
+        """True when every dependency holds, False to keep waiting, None when one never will."""
+        for dep in cdef.get("dependsOn") or []:
+            other = states[dep["containerName"]]
+            cond = dep["condition"]
+            if cond in ("START", "HEALTHY"):
+                if other["lastStatus"] == "PENDING":
+                    return False
+            elif other["lastStatus"] != "STOPPED":
+                return False
+            elif cond == "SUCCESS" and other.get("exitCode") != 0:
+                return None
+        return True
+
+    def _task_env(self, task: dict[str, Any]) -> dict[str, str]:
+        region = task["taskArn"].split(":")[3]
+        return {"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE", "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region}
+
+    async def _wait(self, tid: str, timeout: float) -> None:
+        ev = self._wake.get(tid)
+        if ev is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            pass
+        ev.clear()
+
+    def _adopt_running(self, task: dict[str, Any]) -> None:
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        for c in task["containers"]:
+            if c["lastStatus"] == "RUNNING":
+                self._watch.setdefault(tid, set()).add(c["name"])
+        self._record_exits(tid)
+
+    async def _run(self, tid: str) -> dict[str, Any]:
+        while True:
+            self._record_exits(tid)
+            task = self._fresh(tid)
+            if task["desiredStatus"] == "STOPPED":
+                return task
+            await self._wait(tid, 5.0)
+
+    def _record_exits(self, tid: str) -> None:
+        """Write down containers that ended; an essential one ending stops the task."""
+        names = self._watch.get(tid) or set()
+        done = [n for n in names if self.agent.exited(tid, n)]
+        if not done:
+            return
+        task = self._fresh(tid)
+        plan = {c["name"]: c for c in task["_fargo"]["plan"]}
+        now = time.time()
+        for name in done:
+            names.discard(name)
+            code, oom = self.agent.result(tid, name)
+            entry = states_entry(task, name)
+            entry["lastStatus"] = "STOPPED"
+            if code is not None:
+                entry["exitCode"] = code
+            if oom:
+                entry["reason"] = OOM_REASON
+            task["version"] += 1
+            if plan[name].get("essential", True) and task["desiredStatus"] != "STOPPED":
+                lifecycle.request_stop(task, "EssentialContainerExited",
+                                       "Essential container in task exited", now)
+        self._save(task)
+
+    async def _teardown(self, tid: str) -> None:
+        task = self._fresh(tid)
+        self._advance(task, "DEACTIVATING")
+        self._advance(task, "STOPPING")
+        await self._stop_containers(tid)
+        task = self._fresh(tid)
+        self._advance(task, "DEPROVISIONING")
+        await asyncio.to_thread(self.agent.destroy, tid)
+        task = self._fresh(tid)
+        taskmodel.set_attachment(task, "DELETED")
+        for c in task["containers"]:
+            c["lastStatus"] = "STOPPED"
+        self._advance(task, "STOPPED")
+        self._used_ips.discard(task["_fargo"]["ip"])
+        self.capacity.release(task["taskArn"])
+        self._watch.pop(tid, None)
+
+    async def _stop_containers(self, tid: str) -> None:
+        """Stop signal to each running container, SIGKILL after its stopTimeout."""
+        names = set(self._watch.get(tid) or set())
+        self._record_exits(tid)
+        names = set(self._watch.get(tid) or set())
+        if not names:
+            return
+        task = self._fresh(tid)
+        plan = {c["name"]: c for c in task["_fargo"]["plan"]}
+        deadline: dict[str, float] = {}
+        now = time.monotonic()
+        for name in names:
+            await asyncio.to_thread(self.agent.signal, tid, name, None)
+            timeout = plan[name].get("stopTimeout")
+            deadline[name] = now + (30 if timeout is None else timeout)
+        while True:
+            self._record_exits(tid)
+            left = self._watch.get(tid) or set()
+            if not left:
+                return
+            now = time.monotonic()
+            for name in list(left):
+                if now >= deadline[name]:
+                    await asyncio.to_thread(self.agent.signal, tid, name, "SIGKILL")
+                    deadline[name] = now + 3600
+            await asyncio.sleep(POLL)
+
+    async def _watch_exits(self) -> None:
+        """One loop for the whole host: notice exit files and wake the tasks they belong to."""
+        while True:
+            await asyncio.sleep(POLL)
+            for tid, names in list(self._watch.items()):
+                if any(self.agent.exited(tid, n) for n in list(names)):
+                    self._poke(tid)
+
+
+def states_entry(task: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in task["containers"] if c["name"] == name)

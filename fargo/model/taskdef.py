@@ -1,0 +1,182 @@
+"""Task-definition rules for FARGATE: what may be registered and what it looks like stored."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .errors import ClientException
+from .names import check_name
+from .sizes import check_task_size, parse_cpu, parse_memory
+
+# Container-definition fields Fargate refuses outright.
+_CONTAINER_FORBIDDEN = (
+    "privileged", "disableNetworking", "dnsSearchDomains", "dnsServers",
+    "dockerSecurityOptions", "extraHosts", "links", "hostname",
+)
+_LINUX_FORBIDDEN = ("devices", "sharedMemorySize", "tmpfs", "maxSwap", "swappiness")
+_ALLOWED_CAPS = {"SYS_PTRACE"}
+MAX_STOP_TIMEOUT = 120
+DEFAULT_STOP_TIMEOUT = 30
+
+
+def _fail(msg: str) -> None:
+    raise ClientException(msg)
+
+
+def _present(value: Any) -> bool:
+    return value not in (None, False, [], {}, "")
+
+
+def check_fargate(td: dict[str, Any]) -> None:
+    """Refuse, naming the parameter, anything FARGATE.md section 2 rules out."""
+    if td.get("networkMode") != "awsvpc":
+        _fail("Fargate only supports network mode 'awsvpc'.")
+    if "cpu" not in td:
+        _fail("Fargate requires that 'cpu' be defined at the task level.")
+    if "memory" not in td:
+        _fail("Fargate requires that 'memory' be defined at the task level.")
+    if _present(td.get("ipcMode")):
+        _fail("The 'ipcMode' parameter is not supported on Fargate.")
+    if td.get("pidMode") not in (None, "task"):
+        _fail("Fargate only supports pidMode 'task'.")
+    if _present(td.get("placementConstraints")):
+        _fail("The 'placementConstraints' parameter is not supported on Fargate.")
+    for vol in td.get("volumes") or []:
+        if _present(vol.get("dockerVolumeConfiguration")):
+            _fail(f"Volume '{vol.get('name')}': 'dockerVolumeConfiguration' is not supported on Fargate.")
+        if _present((vol.get("host") or {}).get("sourcePath")):
+            _fail(f"Volume '{vol.get('name')}': host 'sourcePath' is not supported on Fargate.")
+    cpu, mem = int(td["cpu"]), int(td["memory"])
+    used_cpu = used_mem = 0
+    for c in td["containerDefinitions"]:
+        name = c["name"]
+        for field in _CONTAINER_FORBIDDEN:
+            if _present(c.get(field)):
+                _fail(f"Container '{name}': the '{field}' parameter is not supported on Fargate.")
+        linux = c.get("linuxParameters") or {}
+        for field in _LINUX_FORBIDDEN:
+            if field in linux and linux[field] is not None and linux[field] != []:
+                _fail(f"Container '{name}': linuxParameters '{field}' is not supported on Fargate.")
+        extra = set((linux.get("capabilities") or {}).get("add") or []) - _ALLOWED_CAPS
+        if extra:
+            _fail(f"Container '{name}': capabilities {sorted(extra)} cannot be added on Fargate; "
+                  "only SYS_PTRACE can.")
+        for req in c.get("resourceRequirements") or []:
+            if req.get("type") == "GPU":
+                _fail(f"Container '{name}': GPU resourceRequirements are not supported on Fargate.")
+        for pm in c.get("portMappings") or []:
+            if pm.get("hostPort") not in (None, pm.get("containerPort")):
+                _fail(f"Container '{name}': hostPort must be left blank or equal containerPort "
+                      "in awsvpc network mode.")
+        used_cpu += int(c.get("cpu") or 0)
+        used_mem += int(c.get("memory") or c.get("memoryReservation") or 0)
+    if used_cpu > cpu:
+        _fail(f"Invalid 'cpu' setting for task: containers ask for {used_cpu} CPU units, "
+              f"more than the task's {cpu}.")
+    if used_mem > mem:
+        _fail(f"Invalid 'memory' setting for task: containers ask for {used_mem} MiB, "
+              f"more than the task's {mem}.")
+
+
+def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
+    check_name(c.get("name", ""), "container name")
+    if not c.get("image"):
+        _fail(f"Container '{c['name']}': 'image' is required.")
+    if len(c["image"]) > 1024 or "\x00" in c["image"]:
+        _fail(f"Container '{c['name']}': invalid image reference.")
+    out = copy.deepcopy(c)
+    out.setdefault("cpu", 0)
+    out.setdefault("essential", True)
+    out.setdefault("environment", [])
+    out.setdefault("mountPoints", [])
+    out.setdefault("volumesFrom", [])
+    ports = []
+    for pm in out.get("portMappings") or []:
+        pm = dict(pm)
+        if "containerPort" not in pm:
+            _fail(f"Container '{c['name']}': portMappings need a containerPort.")
+        if not 0 < int(pm["containerPort"]) < 65536:
+            _fail(f"Container '{c['name']}': containerPort {pm['containerPort']} is out of range.")
+        pm.setdefault("hostPort", pm["containerPort"])
+        pm.setdefault("protocol", "tcp")
+        ports.append(pm)
+    out["portMappings"] = ports
+    if "memoryReservation" in out and "memory" in out and out["memoryReservation"] > out["memory"]:
+        _fail(f"Container '{c['name']}': memoryReservation must not exceed memory.")
+    timeout = out.get("stopTimeout")
+    if timeout is not None and not 0 <= timeout <= MAX_STOP_TIMEOUT:
+        _fail(f"Container '{c['name']}': stopTimeout must be between 0 and {MAX_STOP_TIMEOUT} seconds.")
+    return out
+
+
+def _check_depends(containers: list[dict[str, Any]]) -> None:
+    names = {c["name"] for c in containers}
+    for c in containers:
+        for dep in c.get("dependsOn") or []:
+            if dep.get("containerName") not in names or dep.get("containerName") == c["name"]:
+                _fail(f"Container '{c['name']}' depends on unknown container "
+                      f"'{str(dep.get('containerName'))[:255]}'.")
+            if dep.get("condition") not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
+                _fail(f"Container '{c['name']}': invalid dependsOn condition.")
+    # A cycle would never start: refuse it.
+    graph = {c["name"]: [d["containerName"] for d in c.get("dependsOn") or []] for c in containers}
+    state: dict[str, int] = {}
+
+    def visit(n: str) -> None:
+        if state.get(n) == 1:
+            _fail(f"Container dependencies form a cycle through '{n}'.")
+        if state.get(n) == 2:
+            return
+        state[n] = 1
+        for m in graph[n]:
+            visit(m)
+        state[n] = 2
+
+    for n in graph:
+        visit(n)
+
+
+def normalize(req: dict[str, Any]) -> dict[str, Any]:
+    """Check a RegisterTaskDefinition request and return the definition to store (no ARN yet)."""
+    check_name(req.get("family", ""), "family")
+    containers = req.get("containerDefinitions") or []
+    if not containers:
+        _fail("Container list cannot be empty.")
+    if len(containers) > 10:
+        _fail("A task definition may hold at most 10 containers.")
+    names = [c.get("name") for c in containers]
+    if len(set(names)) != len(names):
+        _fail("Container names must be unique within a task definition.")
+    td: dict[str, Any] = {k: copy.deepcopy(v) for k, v in req.items() if k != "tags"}
+    td["containerDefinitions"] = [_normalize_container(c) for c in containers]
+    if not any(c["essential"] for c in td["containerDefinitions"]):
+        _fail("A task definition must have at least one essential container.")
+    _check_depends(td["containerDefinitions"])
+    td.setdefault("networkMode", "bridge")
+    if "cpu" in td:
+        td["cpu"] = str(parse_cpu(td["cpu"]))
+    if "memory" in td:
+        td["memory"] = str(parse_memory(td["memory"]))
+    storage = td.get("ephemeralStorage")
+    if storage is not None and not 21 <= int(storage.get("sizeInGiB", 0)) <= 200:
+        _fail("Invalid 'ephemeralStorage.sizeInGiB': it must be between 21 and 200 GiB.")
+    td.setdefault("volumes", [])
+    td.setdefault("placementConstraints", [])
+    requires = td.get("requiresCompatibilities") or []
+    for item in requires:
+        if item not in ("EC2", "FARGATE", "EXTERNAL"):
+            _fail(f"Invalid requiresCompatibilities value {str(item)[:32]!r}.")
+    compat = ["EC2"]
+    fargate_error = None
+    try:
+        check_fargate(td)
+        check_task_size(int(td["cpu"]), int(td["memory"]))
+        compat.append("FARGATE")
+    except ClientException as err:
+        fargate_error = err
+    if "FARGATE" in requires and fargate_error:
+        raise fargate_error
+    td["compatibilities"] = compat
+    td["requiresAttributes"] = []
+    return td

@@ -1,0 +1,51 @@
+"""The default network: one VPC cut into one private subnet per availability zone."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+ZONES = ("a", "b", "c")
+
+
+def _rid(kind: str, seed: str) -> str:
+    return f"{kind}-{hashlib.sha256(seed.encode()).hexdigest()[:17]}"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    vpc_id: str
+    cidr: str
+    zone: str
+    zone_id: str
+
+    @property
+    def gateway(self) -> str:
+        return str(next(ipaddress.ip_network(self.cidr).hosts()))
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    cidr: str
+    region: str
+    subnets: tuple[Subnet, ...]
+    default_sg: str
+
+
+def default_vpc(region: str, cidr: str) -> Vpc:
+    """Deterministic ids, so they are the same after every restart with the same settings."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.prefixlen > 24:
+        raise ValueError(f"VPC CIDR {cidr} is too small: use /24 or larger")
+    vpc_id = _rid("vpc", f"{region}/{net}")
+    # Four equal parts; the first three become the zones' subnets, the last stays free.
+    parts = list(net.subnets(prefixlen_diff=2))[: len(ZONES)]
+    subnets = tuple(
+        Subnet(_rid("subnet", f"{vpc_id}/{p}"), vpc_id, str(p), f"{region}{z}",
+               f"{region}-az{i + 1}")
+        for i, (p, z) in enumerate(zip(parts, ZONES, strict=False))
+    )
+    return Vpc(vpc_id, str(net), region, subnets, _rid("sg", f"{vpc_id}/default"))

@@ -1,0 +1,86 @@
+"""Wiring: one process that holds the store, the reconcilers, the agent and the HTTP faces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from .agent.host import HostAgent
+from .agent.registry import LocalRegistry
+from .api.app import build_app
+from .api.ec2 import Ec2Face
+from .config import Settings
+from .control.capacity import Capacity, host_resources
+from .control.catalog import Catalog
+from .control.ecs import Ecs
+from .control.tasks import TaskEngine
+from .model.vpc import default_vpc
+from .store.sqlite import Store
+
+log = logging.getLogger("fargo")
+
+
+class Server:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.db_path)
+        self.vpc = default_vpc(settings.region, settings.vpc_cidr)
+        cpu, mem = host_resources()
+        self.capacity = Capacity(settings.cpu_units or cpu, settings.memory_mib or mem,
+                                 settings.overcommit)
+        self.agent = HostAgent(settings.state_dir, prefix=settings.prefix)
+        self.catalog = Catalog(self.store)
+        self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity)
+        self.ecs = Ecs(self.catalog, self.engine)
+        self.registry: LocalRegistry | None = None
+        self._runner: web.AppRunner | None = None
+
+    def services(self) -> dict[str, Any]:
+        return {"settings": self.settings, "store": self.store, "ecs": self.ecs,
+                "ec2": Ec2Face(self.vpc), "agent": self.agent, "engine": self.engine}
+
+    async def start(self) -> None:
+        if self.settings.embedded_registry:
+            self.registry = LocalRegistry(self.settings.state_dir / "registry",
+                                          port=self.settings.registry_port)
+            await asyncio.to_thread(self.registry.start)
+        await self.engine.start()
+        self._runner = web.AppRunner(build_app(self.services()), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        cap = self.capacity
+        print(f"fargo listening on http://{self.settings.host}:{self.settings.port} "
+              f"(state in {self.settings.state_dir})", flush=True)
+        print(f"capacity: {cap.cpu_total} CPU units ({cap.cpu_total / 1024:g} vCPU), "
+              f"{cap.mem_total} MiB memory (overcommit x{self.settings.overcommit:g})", flush=True)
+        print("default VPC " + self.vpc.id + " " + self.vpc.cidr + ", subnets: "
+              + ", ".join(f"{s.id} ({s.zone}, {s.cidr})" for s in self.vpc.subnets), flush=True)
+        if self.registry:
+            print(f"local registry (ECR) at {self.registry.address}", flush=True)
+
+    async def stop(self) -> None:
+        """Tasks keep running; the next start re-adopts them."""
+        await self.engine.close()
+        if self._runner:
+            await self._runner.cleanup()
+        if self.registry:
+            await asyncio.to_thread(self.registry.stop)
+        self.store.close()
+
+
+async def serve(settings: Settings) -> None:
+    server = Server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("fargo stopping; running tasks keep running", flush=True)
+    await server.stop()

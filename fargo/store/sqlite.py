@@ -1,0 +1,188 @@
+"""The state: one SQLite file (WAL) under the state dir. Every change is committed before it is
+acted on, so reconcilers can pick up from here after any restart."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    name TEXT PRIMARY KEY, region TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taskdefs (
+    family TEXT NOT NULL, revision INTEGER NOT NULL, status TEXT NOT NULL,
+    registered REAL NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (family, revision));
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, cluster TEXT NOT NULL, family TEXT NOT NULL, started_by TEXT,
+    desired TEXT NOT NULL, last TEXT NOT NULL, launch_type TEXT NOT NULL,
+    created REAL NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired);
+CREATE INDEX IF NOT EXISTS tasks_active ON tasks (last);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY, request TEXT NOT NULL, arns TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (arn TEXT PRIMARY KEY, tags TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    """Thin typed access to the tables; callers own the documents' meaning."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _exec(self, sql: str, args: tuple = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    # clusters
+    def put_cluster(self, name: str, region: str, doc: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO clusters VALUES (?,?,?,?)",
+                   (name, region, doc["status"], json.dumps(doc)))
+
+    def get_cluster(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT doc FROM clusters WHERE name=?", (name,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_clusters(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._rows("SELECT doc FROM clusters ORDER BY name")]
+
+    # task definitions
+    def next_revision(self, family: str) -> int:
+        rows = self._rows("SELECT MAX(revision) FROM taskdefs WHERE family=?", (family,))
+        return (rows[0][0] or 0) + 1
+
+    def put_taskdef(self, doc: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO taskdefs VALUES (?,?,?,?,?)",
+                   (doc["family"], doc["revision"], doc["status"], doc["registeredAt"],
+                    json.dumps(doc)))
+
+    def get_taskdef(self, family: str, revision: int | None) -> dict[str, Any] | None:
+        if revision is None:
+            rows = self._rows("SELECT doc FROM taskdefs WHERE family=? AND status='ACTIVE' "
+                              "ORDER BY revision DESC LIMIT 1", (family,))
+        else:
+            rows = self._rows("SELECT doc FROM taskdefs WHERE family=? AND revision=?",
+                              (family, revision))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_taskdefs(self, family: str | None, status: str | None,
+                      descending: bool) -> list[tuple[str, int]]:
+        sql, args = "SELECT family, revision FROM taskdefs WHERE 1=1", []
+        if family:
+            sql += " AND family=?"
+            args.append(family)
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        order = "DESC" if descending else "ASC"
+        sql += f" ORDER BY family {order}, revision {order}"
+        return [(r[0], r[1]) for r in self._rows(sql, tuple(args))]
+
+    def list_families(self, prefix: str | None, status: str | None) -> list[str]:
+        rows = self._rows("SELECT family, MAX(status='ACTIVE') FROM taskdefs GROUP BY family "
+                          "ORDER BY family")
+        out = []
+        for family, any_active in rows:
+            if prefix and not family.startswith(prefix):
+                continue
+            if status == "ACTIVE" and not any_active:
+                continue
+            if status == "INACTIVE" and any_active:
+                continue
+            out.append(family)
+        return out
+
+    # tasks
+    def put_task(self, doc: dict[str, Any]) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?)",
+            (doc["taskArn"].rsplit("/", 1)[-1], doc["clusterArn"].rsplit("/", 1)[-1],
+             doc["taskDefinitionArn"].split("/")[-1].split(":")[0], doc.get("startedBy"),
+             doc["desiredStatus"], doc["lastStatus"], doc.get("launchType", "FARGATE"),
+             doc["createdAt"], json.dumps(doc)))
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT doc FROM tasks WHERE id=?", (task_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def get_tasks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT id, doc FROM tasks WHERE id IN ({marks})", tuple(ids))
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def list_task_ids(self, cluster: str, *, family: str | None = None,
+                      started_by: str | None = None, desired: str | None = None,
+                      launch_type: str | None = None) -> list[str]:
+        sql, args = "SELECT id FROM tasks WHERE cluster=?", [cluster]
+        for col, val in (("family", family), ("started_by", started_by), ("desired", desired),
+                         ("launch_type", launch_type)):
+            if val is not None:
+                sql += f" AND {col}=?"
+                args.append(val)
+        sql += " ORDER BY created, id"
+        return [r[0] for r in self._rows(sql, tuple(args))]
+
+    def active_tasks(self) -> Iterator[dict[str, Any]]:
+        for r in self._rows("SELECT doc FROM tasks WHERE last != 'STOPPED' ORDER BY created"):
+            yield json.loads(r[0])
+
+    def count_tasks(self, cluster: str, last: str | None = None,
+                    not_last: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM tasks WHERE cluster=?", [cluster]
+        if last:
+            sql += " AND last=?"
+            args.append(last)
+        if not_last:
+            sql += " AND last!=?"
+            args.append(not_last)
+        return self._rows(sql, tuple(args))[0][0]
+
+    def purge_stopped(self, before: float) -> int:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM tasks WHERE last='STOPPED' AND created < ?",
+                                   (before,))
+            return cur.rowcount
+
+    # idempotency tokens
+    def get_token(self, token: str) -> tuple[str, list[str]] | None:
+        rows = self._rows("SELECT request, arns FROM tokens WHERE token=?", (token,))
+        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def put_token(self, token: str, request: str, arns: list[str], now: float) -> None:
+        self._exec("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)",
+                   (token, request, json.dumps(arns), now))
+
+    # tags
+    def get_tags(self, arn: str) -> list[dict[str, str]]:
+        rows = self._rows("SELECT tags FROM tags WHERE arn=?", (arn,))
+        return json.loads(rows[0][0]) if rows else []
+
+    def put_tags(self, arn: str, tags: list[dict[str, str]]) -> None:
+        self._exec("INSERT OR REPLACE INTO tags VALUES (?,?)", (arn, json.dumps(tags)))
+
+    # small settings
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._exec("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real registry with the busybox test image, and a real fargo server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from fargo.agent.registry import LocalRegistry
+from tests.imagebuild import build_busybox_oci, push_layout
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[LocalRegistry]:
+    reg = LocalRegistry(tmp_path_factory.mktemp("registry"), port=free_port())
+    reg.start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(registry, tmp_path_factory) -> str:
+    """`REGISTRY/busybox:latest`, pushed once for the whole run."""
+    layout = build_busybox_oci(tmp_path_factory.mktemp("layout") / "busybox")
+    push_layout(layout, registry.address, "busybox:latest")
+    return f"{registry.address}/busybox:latest"
+
+
+class FargoServer:
+    """`fargo server` in a child process, with its own state dir, port, prefix and VPC range."""
+
+    def __init__(self, state_dir: Path, extra: list[str] | None = None):
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.prefix = "t" + uuid.uuid4().hex[:4]
+        self.cidr = f"10.{random.randint(100, 199)}.0.0/16"
+        self.extra = extra or []
+        self.proc: subprocess.Popen | None = None
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = state_dir / "server.log"
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "fargo", "server", "--port", str(self.port),
+               "--state-dir", str(self.state_dir), "--no-registry", "--prefix", self.prefix,
+               "--vpc-cidr", self.cidr, *self.extra]
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("fargo server exited:\n" + self.log.read_text())
+            try:
+                if requests.get(self.endpoint + "/fargo/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("fargo server did not come up:\n" + self.log.read_text())
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def purge(self) -> None:
+        """Remove every container, mount, netns and bridge this server's tasks left behind."""
+        self.kill(signal.SIGTERM)
+        subprocess.run([sys.executable, "-m", "fargo", "purge", "--state-dir",
+                        str(self.state_dir), "--prefix", self.prefix], check=False, cwd=ROOT)
+
+    def client(self, service: str = "ecs", region: str = "us-east-1"):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
+                            aws_access_key_id="AKIDFARGOTEST", aws_secret_access_key="secret")
+
+
+@pytest.fixture(scope="session")
+def fargo(tmp_path_factory) -> Iterator[FargoServer]:
+    srv = FargoServer(tmp_path_factory.mktemp("fargo-state"))
+    srv.start()
+    yield srv
+    srv.purge()
+
+
+@pytest.fixture(scope="session")
+def ecs(fargo):
+    return fargo.client("ecs")
+
+
+@pytest.fixture(scope="session")
+def ec2(fargo):
+    return fargo.client("ec2")
+
+
+@pytest.fixture(scope="session")
+def subnet_id(ec2) -> str:
+    return ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+
+
+def wait_status(ecs, arn: str, status: str, timeout: float = 30, cluster: str | None = None):
+    """Poll DescribeTasks until lastStatus is `status`; returns the task."""
+    deadline = time.time() + timeout
+    kw = {"cluster": cluster} if cluster else {}
+    task = None
+    while time.time() < deadline:
+        task = ecs.describe_tasks(tasks=[arn], **kw)["tasks"][0]
+        if task["lastStatus"] == status:
+            return task
+        if task["lastStatus"] == "STOPPED" and status != "STOPPED":
+            raise AssertionError(f"task stopped early: {task.get('stoppedReason')} {task}")
+        time.sleep(0.05)
+    raise AssertionError(f"task never reached {status}: {task}")
+
+
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,0 +1,307 @@
+"""Host networking: real bridge, netns and veths under a prefix unique to this run.
+
+Traffic goes only to namespaces these tests create (a random 10.213.X.0/24 on our own bridge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from fargo.agent.network import (
+    NETNS_DIR,
+    Attachment,
+    HostNetwork,
+    Ipam,
+    NetworkError,
+    bridge_netfilter,
+    task_mac,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
+
+PING = ["ping"] if shutil.which("ping") else ["busybox", "ping"]
+
+
+def _free_cidr() -> str:
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    for _ in range(50):
+        third = random.randint(1, 254)
+        if f"10.213.{third}." not in used:
+            return f"10.213.{third}.0/24"
+    raise RuntimeError("no free 10.213.X.0/24 for the test")
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=20)
+
+
+def _in_ns(att: Attachment, *argv: str) -> subprocess.CompletedProcess[str]:
+    return _run("ip", "netns", "exec", att.netns, *argv)
+
+
+def _ping(ip: str, att: Attachment | None = None) -> bool:
+    argv = [*PING, "-c1", "-W1", ip]
+    return (_in_ns(att, *argv) if att else _run(*argv)).returncode == 0
+
+
+def _leftovers(prefix: str) -> list[str]:
+    links = _run("ip", "-o", "link").stdout.splitlines()
+    found = [line for line in links if line.split(":")[1].strip().startswith(prefix)]
+    found += [n for n in _run("ip", "netns", "list").stdout.split() if n.startswith(prefix + "-")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return "t" + secrets.token_hex(2)
+
+
+@pytest.fixture(scope="module")
+def net(prefix: str) -> Iterator[HostNetwork]:
+    hn = HostNetwork(prefix)
+    try:
+        yield hn
+    finally:
+        hn.cleanup()
+        assert _leftovers(prefix) == []
+        assert hn.owned() == {"veths": [], "bridges": [], "netns": []}
+
+
+@pytest.fixture(scope="module")
+def cidr() -> str:
+    return _free_cidr()
+
+
+@pytest.fixture(scope="module")
+def pair(net: HostNetwork, cidr: str) -> tuple[Attachment, Attachment]:
+    times: list[float] = []
+    atts: list[Attachment] = []
+    for _ in range(2):
+        ip = Ipam.pick(cidr, {a.ip for a in atts})
+        assert ip is not None
+        start = time.perf_counter()
+        atts.append(net.attach(uuid.uuid4().hex, "subnet-a", cidr, ip))
+        times.append((time.perf_counter() - start) * 1000)
+    print(f"\nattach times: {', '.join(f'{t:.1f} ms' for t in times)}")
+    return atts[0], atts[1]
+
+
+# ------------------------------------------------------------------ IPAM (pure)
+
+
+def test_ipam_hosts_skip_reserved() -> None:
+    hosts = list(Ipam.hosts("10.0.0.0/28"))
+    assert hosts[0] == "10.0.0.4" and hosts[-1] == "10.0.0.14"
+    assert len(hosts) == 16 - 5
+    assert Ipam.gateway("10.89.0.0/20") == "10.89.0.1"
+    assert next(Ipam.hosts("10.89.0.0/20")) == "10.89.0.4"
+    assert list(Ipam.hosts("10.89.0.0/20"))[-1] == "10.89.15.254"
+
+
+def test_ipam_pick_lowest_free_then_none() -> None:
+    cidr = "10.0.0.0/28"
+    assert Ipam.pick(cidr, set()) == "10.0.0.4"
+    assert Ipam.pick(cidr, {"10.0.0.4", "10.0.0.6"}) == "10.0.0.5"
+    used: set[str] = set()
+    while (ip := Ipam.pick(cidr, used)) is not None:
+        assert ip not in {"10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.15"}
+        used.add(ip)
+    assert len(used) == 11
+
+
+def test_ipam_usable_and_validation() -> None:
+    for ip in ("10.0.0.0", "10.0.0.1", "10.0.0.3", "10.0.0.15", "10.0.1.4", "junk"):
+        assert not Ipam.usable("10.0.0.0/28", ip)
+    assert Ipam.usable("10.0.0.0/28", "10.0.0.4")
+    for bad in ("10.0.0.0/29", "10.0.0.1/24", "fd00::/64", "nonsense"):
+        with pytest.raises(ValueError):
+            Ipam.network(bad)
+
+
+def test_names_are_safe_and_derivable() -> None:
+    hn = HostNetwork("fg")
+    tid = uuid.uuid4().hex
+    assert hn.netns_name(tid) == f"fg-{tid}"
+    assert hn.veth_name(tid) == HostNetwork("fg").veth_name(tid)
+    assert len(hn.veth_name(tid)) <= 15 and len(hn.bridge_name("subnet-0abc")) <= 15
+    assert len(HostNetwork("abcde").veth_name(tid)) == 15
+    mac = task_mac(tid)
+    assert mac == task_mac(tid) and int(mac[:2], 16) & 0b11 == 0b10  # local, unicast
+    for bad in ("../etc", "a b", "x;rm", "", "a" * 65):
+        with pytest.raises(ValueError):
+            hn.netns_name(bad)
+    for bad_prefix in ("", "toolong", "Fg", "f-g"):
+        with pytest.raises(ValueError):
+            HostNetwork(bad_prefix)
+
+
+# ------------------------------------------------------------------ real networking
+
+
+def test_ensure_bridge_idempotent(net: HostNetwork, cidr: str) -> None:
+    name = net.ensure_bridge("subnet-a", cidr)
+    assert net.ensure_bridge("subnet-a", cidr) == name
+    assert len(name) <= 15 and name.startswith(net.prefix + "br")
+    addrs = _run("ip", "-4", "-o", "addr", "show", "dev", name).stdout
+    gateway = f"{Ipam.gateway(cidr)}/24"
+    assert addrs.count(" inet ") == 1 and gateway in addrs
+    assert "UP" in _run("ip", "-br", "link", "show", name).stdout
+    assert _run("cat", f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").stdout.strip() == "1"
+
+
+def test_overlapping_subnet_refused(net: HostNetwork, cidr: str) -> None:
+    net.ensure_bridge("subnet-a", cidr)
+    with pytest.raises(NetworkError, match="overlaps"):
+        net.ensure_bridge("subnet-other", cidr)
+    assert net.bridge_name("subnet-other") not in _run("ip", "-o", "link").stdout
+
+
+def test_host_reaches_tasks(pair: tuple[Attachment, Attachment]) -> None:
+    a, b = pair
+    assert _ping(a.ip) and _ping(b.ip)
+
+
+def test_task_reaches_task_and_gateway(pair: tuple[Attachment, Attachment]) -> None:
+    a, b = pair
+    assert _ping(b.ip, a) and _ping(a.ip, b)
+    assert _ping(a.gateway, b)
+
+
+def test_tcp_from_host_to_task(pair: tuple[Attachment, Attachment]) -> None:
+    a, _ = pair
+    port = random.randint(20000, 40000)
+    server = (
+        "import socket;s=socket.socket();"
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+        f"s.bind(('0.0.0.0',{port}));s.listen();print('ready',flush=True);"
+        "c,_=s.accept();c.sendall(b'hello from task');c.close()"
+    )
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", a.netns, sys.executable, "-c", server],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with socket.create_connection((a.ip, port), timeout=3) as conn:
+            assert conn.recv(100) == b"hello from task"
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+
+
+def test_task_interface_matches_attachment(pair: tuple[Attachment, Attachment]) -> None:
+    a, _ = pair
+    assert _in_ns(a, "cat", "/sys/class/net/eth0/address").stdout.strip() == a.mac
+    assert a.mac == task_mac(a.task_id)
+    assert f"inet {a.ip}/{a.prefixlen}" in _in_ns(a, "ip", "-4", "addr", "show", "eth0").stdout
+    assert f"default via {a.gateway} dev eth0" in _in_ns(a, "ip", "route").stdout
+    assert "UP" in _in_ns(a, "ip", "-br", "link", "show", "lo").stdout
+    assert "inet6" not in _in_ns(a, "ip", "addr", "show", "eth0").stdout
+    assert os.path.ismount(a.netns_path) and a.netns_path == f"{NETNS_DIR}/{a.netns}"
+
+
+def test_attached(net: HostNetwork, pair: tuple[Attachment, Attachment]) -> None:
+    a, _ = pair
+    assert net.attached(a.task_id)
+    assert not net.attached(uuid.uuid4().hex)
+
+
+def test_bridge_netfilter_does_not_block(pair: tuple[Attachment, Attachment]) -> None:
+    a, b = pair
+    state = bridge_netfilter()
+    path = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    if os.path.exists(path):
+        with open(path) as fh:
+            assert state["iptables"] == fh.read().strip()
+        print(f"\nbr_netfilter loaded: {state}")
+    else:
+        assert state["iptables"] is None
+    # Bridged (task to task) and local (host to task) paths both pass with the host's setting.
+    assert _ping(b.ip, a) and _ping(a.ip)
+
+
+def test_attach_twice_replaces(net: HostNetwork, cidr: str) -> None:
+    tid = uuid.uuid4().hex
+    base = cidr.rsplit(".", 1)[0]
+    first = net.attach(tid, "subnet-a", cidr, base + ".200")
+    second = net.attach(tid, "subnet-a", cidr, base + ".201")
+    assert second.netns == first.netns and second.host_veth == first.host_veth
+    assert _ping(second.ip) and not _ping(first.ip)
+    assert _run("ip", "netns", "list").stdout.split().count(second.netns) == 1
+    assert _run("ip", "-o", "link").stdout.count(second.host_veth) == 1
+    net.detach(tid)
+
+
+def test_detach_removes_everything(net: HostNetwork, cidr: str) -> None:
+    tid = uuid.uuid4().hex
+    att = net.attach(tid, "subnet-a", cidr, cidr.rsplit(".", 1)[0] + ".210")
+    start = time.perf_counter()
+    net.detach(tid)
+    print(f"\ndetach time: {(time.perf_counter() - start) * 1000:.1f} ms")
+    assert att.netns not in _run("ip", "netns", "list").stdout
+    assert att.host_veth not in _run("ip", "-o", "link").stdout
+    assert not os.path.exists(att.netns_path)
+    assert not net.attached(tid)
+    net.detach(tid)  # idempotent
+
+
+def test_attach_from_inside_event_loop(net: HostNetwork, cidr: str) -> None:
+    """aiohttp handlers may call in directly; pyroute2's sync API must not see their loop."""
+    tid = uuid.uuid4().hex
+
+    async def go() -> Attachment:
+        return net.attach(tid, "subnet-a", cidr, cidr.rsplit(".", 1)[0] + ".220")
+
+    att = asyncio.run(go())
+    assert _ping(att.ip)
+    net.detach(tid)
+
+
+def test_attach_rejects_bad_input(net: HostNetwork, cidr: str) -> None:
+    base = cidr.rsplit(".", 1)[0]
+    with pytest.raises(ValueError):
+        net.attach("bad/id", "subnet-a", cidr, base + ".50")
+    with pytest.raises(ValueError):
+        net.attach(uuid.uuid4().hex, "subnet-a", cidr, base + ".1")  # the gateway
+    with pytest.raises(ValueError):
+        net.attach(uuid.uuid4().hex, "subnet-a", cidr, base + ".51", mac="01:00:5e:00:00:01")
+
+
+def test_remove_bridge(net: HostNetwork) -> None:
+    other = _free_cidr()
+    name = net.ensure_bridge("subnet-tmp", other)
+    assert name in _run("ip", "-o", "link").stdout
+    net.remove_bridge("subnet-tmp")
+    net.remove_bridge("subnet-tmp")  # idempotent
+    assert name not in _run("ip", "-o", "link").stdout
+
+
+def test_attach_speed(net: HostNetwork, cidr: str) -> None:
+    base = cidr.rsplit(".", 1)[0]
+    ids = [uuid.uuid4().hex for _ in range(10)]
+    attach_ms, detach_ms = [], []
+    for n, tid in enumerate(ids):
+        start = time.perf_counter()
+        net.attach(tid, "subnet-a", cidr, f"{base}.{100 + n}")
+        attach_ms.append((time.perf_counter() - start) * 1000)
+    for tid in ids:
+        start = time.perf_counter()
+        net.detach(tid)
+        detach_ms.append((time.perf_counter() - start) * 1000)
+    attach_ms.sort()
+    detach_ms.sort()
+    print(f"\nattach median {attach_ms[5]:.1f} ms max {attach_ms[-1]:.1f} ms; "
+          f"detach median {detach_ms[5]:.1f} ms max {detach_ms[-1]:.1f} ms")
+    assert attach_ms[5] < 30

@@ -1,0 +1,383 @@
+"""Tests for the runc+conmon sandbox backend. Needs root, runc, conmon and busybox-static."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fargo.agent.sandbox import (
+    ContainerSpec,
+    Sandbox,
+    SandboxError,
+    _hierarchies,
+    effective_nofile,
+    parse_log_line,
+)
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not (shutil.which("runc") and shutil.which("conmon"))
+    or not Path("/bin/busybox").exists(),
+    reason="needs root, runc, conmon and busybox-static",
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minimal image: static busybox with every applet linked, plus passwd/group."""
+    root = tmp_path_factory.mktemp("image") / "rootfs"
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    shutil.copy2("/bin/busybox", bin_dir / "busybox")
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (bin_dir / applet).symlink_to("busybox")
+    for d in ("etc", "tmp", "proc", "sys", "dev", "root", "work"):
+        (root / d).mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+    )
+    (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\nstaff:x:50:nobody\n")
+    return root
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    sb = Sandbox(tmp_path / "sandbox", tmp_path / "runc")
+    yield sb
+    # Cleanup even when the test failed: every task this test made, by what is on disk.
+    errors = []
+    for task_id in sb.list_tasks():
+        try:
+            sb.destroy_task(task_id)
+        except Exception as e:  # noqa: BLE001 - keep cleaning the others
+            errors.append(e)
+    assert not errors, errors
+
+
+@pytest.fixture
+def task(sandbox: Sandbox) -> Callable[..., str]:
+    def make(cpu_units: int = 256, memory_mib: int = 512) -> str:
+        task_id = uuid.uuid4().hex
+        sandbox.create_task(task_id, cpu_units, memory_mib)
+        return task_id
+
+    return make
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"fargo-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield f"/var/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def spec(rootfs: Path, args: list[str], name: str = "app", **kw: object) -> ContainerSpec:
+    return ContainerSpec(name=name, rootfs=rootfs, args=args, **kw)  # type: ignore[arg-type]
+
+
+def wait_exit(sb: Sandbox, task_id: str, name: str, timeout: float = 15.0) -> int:
+    path = sb.exit_file(task_id, name)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} did not exit: {sb.state(task_id, name)}")
+        time.sleep(0.005)
+    state = sb.state(task_id, name)
+    assert state.status == "stopped" and state.exit_code is not None
+    return state.exit_code
+
+
+def log_lines(sb: Sandbox, task_id: str, name: str) -> list[tuple[str, str, str, bool]]:
+    return [parse_log_line(line) for line in
+            sb.log_path(task_id, name).read_text().splitlines()]
+
+
+def stdout_of(sb: Sandbox, task_id: str, name: str) -> list[str]:
+    return [msg for _, stream, msg, _ in log_lines(sb, task_id, name) if stream == "stdout"]
+
+
+def task_cgroup(task_id: str, controller: str) -> Path:
+    for h in _hierarchies():
+        if h.key == controller:
+            return h.mount / h.own / "fargo" / task_id
+    raise AssertionError(f"no {controller} hierarchy")
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_parse_log_line() -> None:
+    ts, stream, msg, partial = parse_log_line(
+        "2024-01-02T03:04:05.123456789+00:00 stdout F hello world\n")
+    assert (ts, stream, msg, partial) == (
+        "2024-01-02T03:04:05.123456789+00:00", "stdout", "hello world", False)
+    assert parse_log_line("2024-01-02T03:04:05Z stderr P part")[1:] == ("stderr", "part", True)
+    assert parse_log_line("2024-01-02T03:04:05Z stdout F ")[2] == ""
+    with pytest.raises(ValueError):
+        parse_log_line("garbage")
+
+
+def test_echo_hello_and_timings(sandbox: Sandbox, task: Callable[..., str],
+                                rootfs: Path) -> None:
+    task_id = task()
+    t0 = time.perf_counter()
+    sandbox.create_container(task_id, spec(rootfs, ["echo", "hello"]))
+    t1 = time.perf_counter()
+    created = sandbox.state(task_id, "app")
+    assert created.status == "created" and created.pid and created.exit_code is None
+    t2 = time.perf_counter()
+    sandbox.start_container(task_id, "app")
+    t3 = time.perf_counter()
+    print(f"\ncreate {1000 * (t1 - t0):.1f} ms, start {1000 * (t3 - t2):.1f} ms")
+    assert wait_exit(sandbox, task_id, "app") == 0
+    state = sandbox.state(task_id, "app")
+    assert state.oom_killed is False
+    assert state.created_at and state.started_at and state.finished_at
+    assert state.created_at <= state.started_at <= state.finished_at
+    (ts, stream, msg, partial), = log_lines(sandbox, task_id, "app")
+    assert (stream, msg, partial) == ("stdout", "hello", False)
+    assert ts[:4].isdigit() and "T" in ts
+
+
+def test_create_start_latency(sandbox: Sandbox, task: Callable[..., str],
+                              rootfs: Path) -> None:
+    creates, starts, totals = [], [], []
+    for i in range(10):
+        task_id = task()
+        t0 = time.perf_counter()
+        sandbox.create_container(task_id, spec(rootfs, ["true"], name=f"c{i}"))
+        t1 = time.perf_counter()
+        sandbox.start_container(task_id, f"c{i}")
+        t2 = time.perf_counter()
+        creates.append(t1 - t0)
+        starts.append(t2 - t1)
+        totals.append(t2 - t0)
+    p50 = {k: 1000 * statistics.median(v) for k, v in
+           (("create", creates), ("start", starts), ("total", totals))}
+    print("\np50 ms: " + ", ".join(f"{k} {v:.1f}" for k, v in p50.items()))
+
+
+def test_exit_code_and_stderr(sandbox: Sandbox, task: Callable[..., str],
+                              rootfs: Path) -> None:
+    task_id = task()
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo out; echo oops >&2; exit 3"]))
+    assert wait_exit(sandbox, task_id, "app") == 3
+    streams = {(stream, msg) for _, stream, msg, _ in log_lines(sandbox, task_id, "app")}
+    assert streams == {("stdout", "out"), ("stderr", "oops")}
+    # A restart under the same name: fresh exit code, the log goes on.
+    sandbox.delete_container(task_id, "app")
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo again; exit 4"]))
+    assert wait_exit(sandbox, task_id, "app") == 4
+    assert stdout_of(sandbox, task_id, "app") == ["out", "again"]
+
+
+def test_hostname_and_caps(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
+    task_id = task()
+    script = "hostname; grep CapEff /proc/self/status"
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="plain",
+                                           hostname="ip-10-0-0-5"))
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="ptrace",
+                                           extra_caps=["SYS_PTRACE"]))
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="nobody",
+                                           user="nobody", extra_caps=["SYS_PTRACE"]))
+    sys_ptrace = 1 << 19
+    effective = {}
+    for name in ("plain", "ptrace", "nobody"):
+        assert wait_exit(sandbox, task_id, name) == 0
+        host, caps = stdout_of(sandbox, task_id, name)
+        effective[name] = int(caps.split()[1], 16)
+        if name == "plain":
+            assert host == "ip-10-0-0-5"
+    assert not effective["plain"] & sys_ptrace and effective["ptrace"] & sys_ptrace
+    assert effective["nobody"] == 0  # like Docker: a non-root user keeps no capabilities
+
+
+def test_env_cwd_user(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
+    task_id = task()
+    script = 'echo "$GREETING"; pwd; id -u; id -g; echo "$HOME"'
+    sandbox.create_and_start(task_id, spec(
+        rootfs, ["sh", "-c", script], env={"GREETING": "hi there"}, cwd="/tmp", user="nobody"))
+    assert wait_exit(sandbox, task_id, "app") == 0
+    assert stdout_of(sandbox, task_id, "app") == ["hi there", "/tmp", "65534", "65534",
+                                                  "/nonexistent"]
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "id -u; id -g; id -G"],
+                                           name="numeric", user="1234:50"))
+    assert wait_exit(sandbox, task_id, "numeric") == 0
+    assert stdout_of(sandbox, task_id, "numeric") == ["1234", "50", "50"]
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "id -u; id -g"],
+                                           name="named", user="nobody:staff"))
+    assert wait_exit(sandbox, task_id, "named") == 0
+    assert stdout_of(sandbox, task_id, "named") == ["65534", "50"]
+    with pytest.raises(SandboxError, match="unable to find user"):
+        sandbox.create_container(task_id, spec(rootfs, ["true"], name="bad", user="nosuch"))
+
+
+def test_nofile_and_readonly_rootfs(sandbox: Sandbox, task: Callable[..., str],
+                                    rootfs: Path) -> None:
+    task_id = task()
+    sandbox.create_and_start(task_id, spec(
+        rootfs, ["sh", "-c", "ulimit -n; ulimit -Hn; touch /x || echo readonly"],
+        readonly_rootfs=True))
+    assert wait_exit(sandbox, task_id, "app") == 0
+    # 65535 unless this host withholds CAP_SYS_RESOURCE and our own hard limit is lower.
+    nofile = str(effective_nofile(65535))
+    print(f"\nnofile in container: {nofile}")
+    assert stdout_of(sandbox, task_id, "app") == [nofile, nofile, "readonly"]
+
+
+def test_task_limits_and_oom(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
+    task_id = task(cpu_units=512, memory_mib=128)
+    cpu = task_cgroup(task_id, "cpu")
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "50000"
+    assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    assert (cpu / "cpu.shares").read_text().strip() == "512"
+    memory = task_cgroup(task_id, "memory")
+    assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
+    memsw = memory / "memory.memsw.limit_in_bytes"
+    if memsw.exists():
+        assert int(memsw.read_text()) == 128 << 20
+    sandbox.create_task(task_id, 512, 128)  # idempotent
+
+    # dd's 300 MiB block buffer is really touched: /dev/zero is read into all of it.
+    hog = spec(rootfs, ["dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"],
+               name="hog")
+    bystander = spec(rootfs, ["sleep", "1000"], name="bystander", memory_mib=64,
+                     memory_reservation_mib=32, cpu_shares=128)
+    sandbox.create_and_start(task_id, bystander)
+    ctr_memory = memory / "bystander"
+    assert int((ctr_memory / "memory.limit_in_bytes").read_text()) == 64 << 20
+    assert int((ctr_memory / "memory.soft_limit_in_bytes").read_text()) == 32 << 20
+    assert (cpu / "bystander" / "cpu.shares").read_text().strip() == "128"
+    sandbox.create_and_start(task_id, hog)
+    assert wait_exit(sandbox, task_id, "hog") == 137
+    assert sandbox.state(task_id, "hog").oom_killed is True
+    bystander_state = sandbox.state(task_id, "bystander")
+    assert bystander_state.status == "running" and not bystander_state.oom_killed
+    stats = sandbox.stats(task_id)
+    assert stats["memory_limit_bytes"] == 128 << 20
+    assert stats["cpu_quota_us"] == 50000 and stats["cpu_usage_ns"] > 0
+    assert set(stats["containers"]) == {"hog", "bystander"}
+    # The verdict survives deletion of the container (and its cgroup).
+    sandbox.delete_container(task_id, "hog")
+    after = sandbox.state(task_id, "hog")
+    assert (after.status, after.exit_code, after.oom_killed) == ("stopped", 137, True)
+
+
+def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
+                      netns: str) -> None:
+    task_id = task()
+    sandbox.create_and_start(task_id, spec(rootfs, ["nc", "-l", "-p", "8080"], name="server",
+                                           netns_path=netns))
+    client = "for i in $(seq 100); do echo ping | nc 127.0.0.1 8080 && exit 0; sleep 0.05; done"
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", client + "; exit 1"],
+                                           name="client", netns_path=netns))
+    assert wait_exit(sandbox, task_id, "client") == 0
+    assert wait_exit(sandbox, task_id, "server") == 0
+    assert stdout_of(sandbox, task_id, "server") == ["ping"]
+
+
+def test_signals(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
+    task_id = task()
+    graceful = 'trap "exit 0" TERM; sleep 1000 & wait'
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", graceful], name="graceful"))
+    sandbox.create_and_start(task_id, spec(rootfs, ["sleep", "1000"], name="stubborn"))
+    time.sleep(0.2)  # let sh install its trap
+    sandbox.signal(task_id, "graceful", "SIGTERM")
+    sandbox.signal(task_id, "stubborn", "TERM")
+    assert wait_exit(sandbox, task_id, "graceful") == 0
+    time.sleep(0.3)
+    assert sandbox.state(task_id, "stubborn").status == "running"  # PID 1 ignores SIGTERM
+    sandbox.signal(task_id, "stubborn", 9)
+    assert wait_exit(sandbox, task_id, "stubborn") == 137
+    sandbox.signal(task_id, "stubborn", "SIGKILL")  # stopped: quietly ignored
+    with pytest.raises(SandboxError):
+        sandbox.signal(task_id, "missing", "SIGTERM")
+
+
+def test_readoption_after_process_exit(sandbox: Sandbox, task: Callable[..., str],
+                                       rootfs: Path) -> None:
+    task_id = task()
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from fargo.agent.sandbox import ContainerSpec, Sandbox
+        sb = Sandbox(Path({str(sandbox.root)!r}), Path({str(sandbox.runtime_root)!r}))
+        sb.create_and_start({task_id!r}, ContainerSpec(
+            name="long", rootfs=Path({str(rootfs)!r}),
+            args=["sh", "-c", "echo up; sleep 1000"], env={{}}))
+        print("ready", flush=True)
+        import time; time.sleep(1000)
+    """)
+    # The creating process is SIGKILLed, as a crashed server would be.
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+    finally:
+        server.kill()
+        server.wait()
+    fresh = Sandbox(sandbox.root, sandbox.runtime_root)
+    assert task_id in fresh.list_tasks()
+    assert fresh.list_containers(task_id) == ["long"]
+    state = fresh.state(task_id, "long")
+    assert state.status == "running" and state.pid and os.path.exists(f"/proc/{state.pid}")
+    fresh.signal(task_id, "long", "SIGKILL")
+    assert wait_exit(fresh, task_id, "long") == 137
+    assert stdout_of(fresh, task_id, "long") == ["up"]
+
+
+def test_create_failure_cleans_up(sandbox: Sandbox, task: Callable[..., str],
+                                  rootfs: Path) -> None:
+    task_id = task()
+    with pytest.raises(SandboxError, match="no-such-binary") as failure:
+        sandbox.create_container(task_id, spec(rootfs, ["/no-such-binary"]))
+    print(f"\n{failure.value}")
+    assert not (sandbox.runtime_root / Sandbox.container_id(task_id, "app")).exists()
+    assert sandbox.state(task_id, "app").status == "unknown"
+    assert sandbox.list_containers(task_id) == []
+    with pytest.raises(SandboxError, match="bad container name"):
+        sandbox.create_container(task_id, spec(rootfs, ["true"], name="../x"))
+    with pytest.raises(SandboxError, match="does not exist"):
+        sandbox.create_container(uuid.uuid4().hex, spec(rootfs, ["true"]))
+
+
+def test_destroy_task(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
+                      netns: str) -> None:
+    task_id = task()
+    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo bye; sleep 1000"],
+                                           name="a", netns_path=netns))
+    sandbox.create_container(task_id, spec(rootfs, ["true"], name="b", netns_path=netns))
+    deadline = time.monotonic() + 5
+    while "bye" not in sandbox.log_path(task_id, "a").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    dirs = [h.mount / h.own / "fargo" / task_id for h in _hierarchies()]
+    assert any((d / "a").is_dir() for d in dirs)
+    sandbox.destroy_task(task_id)
+    assert [d for d in dirs if d.exists()] == []
+    assert sandbox.state(task_id, "a").exit_code == 137
+    listed = subprocess.run(["runc", "--root", str(sandbox.runtime_root), "list", "-q"],
+                            capture_output=True, text=True, check=True).stdout
+    assert task_id not in listed
+    assert task_id not in sandbox.list_tasks()
+    assert "bye" in sandbox.log_path(task_id, "a").read_text()  # logs are kept
+    sandbox.destroy_task(task_id)  # idempotent
+    sandbox.delete_container(task_id, "a")
