@@ -36,7 +36,7 @@ cat >"$STATE/web.json" <<JSON
  "cpu": "256", "memory": "512",
  "containerDefinitions": [{"name": "web", "image": "127.0.0.1:$REGISTRY_PORT/busybox:latest",
    "portMappings": [{"containerPort": 8080}],
-   "command": ["sh", "-c", "echo serving on \$(hostname -i 2>/dev/null || echo 8080); exec httpd -f -v -p 8080 -h /www"]}]}
+   "command": ["sh", "-c", "echo serving on port 8080; trap 'echo got SIGTERM, bye; exit 0' TERM; httpd -f -v -p 8080 -h /www & wait"]}]}
 JSON
 aws ecs register-task-definition --cli-input-json "file://$STATE/web.json" \
   --query 'taskDefinition.taskDefinitionArn' --output text
