@@ -134,6 +134,7 @@ class HostAgent:
             except Exception:  # noqa: BLE001 - purge goes on with the rest
                 log.exception("purging task %s", tid)
         self.network.cleanup()
+        self.sandbox.cleanup()
 
 
 def _gateway_cidr(subnet: Subnet) -> str:

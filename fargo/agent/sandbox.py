@@ -556,6 +556,12 @@ class Sandbox:
         (ctr_dir / "spec.json").write_text(json.dumps(spec_meta))
         self._run_conmon(task_id, spec.name, cid, ctr_dir)
 
+    def cleanup(self) -> None:
+        """After every task is destroyed: drop the empty runc root and shared cgroup parents."""
+        for path in [self.runtime_root] + [h.mount / h.own / CGROUP_PARENT for h in _hierarchies()]:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds when empty: another server's tasks stay
+
     def stop_signal(self, task_id: str, name: str) -> str:
         """The signal that asks this container to stop, as it was created (survives restarts)."""
         try:
