@@ -75,3 +75,6 @@ for _ in $(seq 400); do
 done
 aws ecs describe-tasks --tasks "$TASK" --output table \
   --query 'tasks[0].{status:lastStatus,stopCode:stopCode,reason:stoppedReason,exitCode:containers[0].exitCode}'
+
+step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
+fargo logs "${TASK##*/}"

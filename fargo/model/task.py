@@ -108,7 +108,6 @@ def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, mem
         task["startedBy"] = started_by
     if capacity_provider:
         task["capacityProviderName"] = capacity_provider
-        del task["launchType"]
     return task
 
 
