@@ -40,6 +40,9 @@ def main() -> None:
               help="Port of the embedded registry.")
 @click.option("--prefix", default="fg", show_default=True,
               help="Prefix of host objects (bridges, veths, netns, cgroups) fargo owns.")
+@click.option("--stopped-retention", type=float, default=3600.0, show_default=True,
+              help="Seconds a STOPPED task stays describable (with its logs) before it is "
+              "forgotten.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, **kwargs: object) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""

@@ -26,6 +26,8 @@ class Settings:
     # Names for host objects (bridges, veths, netns, cgroups, runc root); tests use their own.
     prefix: str = "fg"
     max_body: int = 1024 * 1024
+    # How long STOPPED tasks stay describable (AWS: at least an hour).
+    stopped_retention: float = 3600.0
 
     @property
     def db_path(self) -> Path:

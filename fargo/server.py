@@ -35,7 +35,8 @@ class Server:
                                  settings.overcommit)
         self.agent = HostAgent(settings.state_dir, prefix=settings.prefix)
         self.catalog = Catalog(self.store)
-        self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity)
+        self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
+                                 retention=settings.stopped_retention)
         self.ecs = Ecs(self.catalog, self.engine)
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None

@@ -75,6 +75,9 @@ def test_web_task_serves_logs_and_stops(ecs, fargo, busybox_image, subnet_id):
         except requests.ConnectionError:
             time.sleep(0.1)
     assert body == "hello from fargo\n"
+    tagged = ecs.describe_tasks(tasks=[t["taskArn"]], include=["TAGS"])["tasks"][0]
+    assert tagged["tags"] == [{"key": "k", "value": "v"}]
+    assert ecs.list_tags_for_resource(resourceArn=t["taskArn"])["tags"] == tagged["tags"]
     assert t["taskArn"] in ecs.list_tasks(startedBy="tester")["taskArns"]
     assert t["taskArn"] in ecs.list_tasks(family=fam)["taskArns"]
     v_running = t["version"]

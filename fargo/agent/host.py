@@ -122,6 +122,10 @@ class HostAgent:
             self.network.detach(tid)
 
 
+    def forget(self, tid: str) -> None:
+        """Drop a long-stopped task's remaining files (its logs)."""
+        self.sandbox.forget_task(tid)
+
     def purge(self) -> None:
         """Remove every task sandbox this host holds, then the bridges: a clean slate."""
         tids = set(self.sandbox.list_tasks())

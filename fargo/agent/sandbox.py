@@ -556,6 +556,11 @@ class Sandbox:
         (ctr_dir / "spec.json").write_text(json.dumps(spec_meta))
         self._run_conmon(task_id, spec.name, cid, ctr_dir)
 
+    def forget_task(self, task_id: str) -> None:
+        """Remove what destroy_task kept (logs, exit codes) once nobody will ask for them."""
+        self.destroy_task(task_id)
+        shutil.rmtree(self._task_dir(task_id), ignore_errors=True)
+
     def cleanup(self) -> None:
         """After every task is destroyed: drop the empty runc root and shared cgroup parents."""
         for path in [self.runtime_root] + [h.mount / h.own / CGROUP_PARENT for h in _hierarchies()]:

@@ -131,7 +131,7 @@ class Catalog:
         return [arn(region, "task-definition", f"{f}:{r}") for f, r in rows]
 
     # tags
-    def _check_tags(self, tags: list[dict[str, str]]) -> None:
+    def check_tags(self, tags: list[dict[str, str]]) -> None:
         for t in tags:
             key = t.get("key")
             if not key or len(key) > 128 or len(t.get("value", "")) > 256:
@@ -141,7 +141,7 @@ class Catalog:
                 raise InvalidParameterException("Tag keys may not start with 'aws:'.")
 
     def tag(self, resource: str, tags: list[dict[str, str]]) -> None:
-        self._check_tags(tags)
+        self.check_tags(tags)
         current = {t["key"]: t.get("value", "") for t in self.store.get_tags(resource)}
         current.update({t["key"]: t.get("value", "") for t in tags})
         if len(current) > MAX_TAGS:

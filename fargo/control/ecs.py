@@ -58,9 +58,14 @@ class Ecs:
     def run_task(self, p: dict[str, Any], region: str) -> dict[str, Any]:
         cluster = self.catalog.cluster(p.get("cluster"), region)
         td = self.catalog.taskdef(p["taskDefinition"])
-        for t in p.get("tags") or []:
-            self.catalog._check_tags([t])
-        return self.engine.run_task(td=td, cluster=cluster, region=region, req=p)
+        tags = p.get("tags") or []
+        self.catalog.check_tags(tags)
+        out = self.engine.run_task(td=td, cluster=cluster, region=region, req=p)
+        for task in out["tasks"]:
+            if tags and not self.store.get_tags(task["taskArn"]):
+                self.catalog.tag(task["taskArn"], tags)
+            task["tags"] = tags
+        return out
 
     def stop_task(self, p: dict[str, Any], region: str) -> dict[str, Any]:
         cluster = self.catalog.cluster(p.get("cluster"), region)
@@ -90,8 +95,8 @@ class Ecs:
                 failures.append({"arn": ref, "reason": "MISSING"})
                 continue
             view = taskmodel.public_view(t)
-            if not include_tags:
-                view.pop("tags", None)
+            if include_tags:
+                view["tags"] = self.store.get_tags(t["taskArn"])
             tasks.append(view)
         return {"tasks": tasks, "failures": failures}
 
@@ -139,11 +144,7 @@ class Ecs:
 
     def list_tags_for_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
         self._resource(p["resourceArn"], region)
-        tags = self.store.get_tags(p["resourceArn"])
-        if not tags and p["resourceArn"].split(":", 5)[-1].startswith("task/"):
-            task = self.store.get_task(task_id_from(p["resourceArn"]))
-            tags = (task or {}).get("tags") or []
-        return {"tags": tags}
+        return {"tags": self.store.get_tags(p["resourceArn"])}
 
 
 def _page(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 
 
 class TaskEngine:
-    def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity):
+    def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity,
+                 retention: float = 3600.0):
         self.store = store
         self.agent = agent
         self.vpc = vpc
@@ -35,6 +36,8 @@ class TaskEngine:
         self._watch: dict[str, set[str]] = {}  # task id -> names of containers running
         self._used_ips: set[str] = set()
         self._monitor: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
+        self.retention = retention
 
     # ---- start and stop of the engine itself
     async def start(self) -> None:
@@ -43,10 +46,11 @@ class TaskEngine:
             self.capacity.reserve(task["taskArn"], int(task["cpu"]), int(task["memory"]))
             self._spawn(task, adopt=True)
         self._monitor = asyncio.create_task(self._watch_exits())
+        self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def close(self) -> None:
         """Leave tasks running (they outlive the server); stop only our coroutines."""
-        for t in [self._monitor, *self._drivers.values()]:
+        for t in [self._monitor, self._sweeper, *self._drivers.values()]:
             if t:
                 t.cancel()
         await asyncio.gather(*[t for t in self._drivers.values()], return_exceptions=True)
@@ -91,7 +95,7 @@ class TaskEngine:
             task = taskmodel.new_task(
                 td=td, cluster_arn=cluster["clusterArn"], region=region, cpu=cpu, memory=mem,
                 overrides=overrides, subnet=subnet, ip=ip, group=req.get("group"),
-                started_by=req.get("startedBy"), tags=req.get("tags") or [], now=now,
+                started_by=req.get("startedBy"), now=now,
                 capacity_provider=provider)
             self.capacity.reserve(task["taskArn"], cpu, mem)
             self.store.put_task(task)
@@ -404,6 +408,25 @@ class TaskEngine:
                     await asyncio.to_thread(self.agent.signal, tid, name, "SIGKILL")
                     deadline[name] = now + 3600
             await asyncio.sleep(POLL)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget tasks stopped longer ago than the retention (AWS keeps them about an hour),
+        with their logs and files."""
+        ids = self.store.stopped_before((now or time.time()) - self.retention)
+        if ids:
+            docs = self.store.get_tasks(ids)
+            self.store.delete_tasks(ids, [d["taskArn"] for d in docs.values()])
+            for tid in ids:
+                self.agent.forget(tid)
+        return len(ids)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(self.retention / 4, 1.0)))
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception:  # noqa: BLE001 - try again next round
+                log.exception("sweeping stopped tasks")
 
     async def _watch_exits(self) -> None:
         """One loop for the whole host: notice exit files and wake the tasks they belong to."""

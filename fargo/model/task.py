@@ -54,7 +54,7 @@ def container_plan(td: dict[str, Any], overrides: dict[str, Any]) -> list[dict[s
 
 def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, memory: int,
              overrides: dict[str, Any], subnet: Any, ip: str, group: str | None,
-             started_by: str | None, tags: list[dict[str, str]], now: float,
+             started_by: str | None, now: float,
              capacity_provider: str | None) -> dict[str, Any]:
     """A task record in PROVISIONING, shaped as ECS's Task, plus private `_fargo` details."""
     task_id = uuid.uuid4().hex
@@ -101,7 +101,6 @@ def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, mem
                 {"name": "privateIPv4Address", "value": ip},
             ],
         }],
-        "tags": tags,
         "_fargo": {"ip": ip, "subnet": subnet.id, "plan": plan},
     }
     if started_by:

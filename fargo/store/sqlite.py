@@ -156,11 +156,16 @@ class Store:
             args.append(not_last)
         return self._rows(sql, tuple(args))[0][0]
 
-    def purge_stopped(self, before: float) -> int:
+    def stopped_before(self, before: float) -> list[str]:
+        """Ids of tasks that reached STOPPED before `before` (epoch seconds)."""
+        rows = self._rows("SELECT id, doc FROM tasks WHERE last='STOPPED' AND created < ?",
+                          (before,))
+        return [tid for tid, doc in rows if json.loads(doc).get("stoppedAt", 0) < before]
+
+    def delete_tasks(self, ids: list[str], arns: list[str]) -> None:
         with self._lock:
-            cur = self._db.execute("DELETE FROM tasks WHERE last='STOPPED' AND created < ?",
-                                   (before,))
-            return cur.rowcount
+            self._db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM tags WHERE arn=?", [(a,) for a in arns])
 
     # idempotency tokens
     def get_token(self, token: str) -> tuple[str, list[str]] | None:
