@@ -17,6 +17,7 @@ from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.ecs import Ecs
+from .control.secrets import Secrets
 from .control.tasks import TaskEngine
 from .model.vpc import default_vpc
 from .store.sqlite import Store
@@ -35,15 +36,17 @@ class Server:
                                  settings.overcommit)
         self.agent = HostAgent(settings.state_dir, prefix=settings.prefix)
         self.catalog = Catalog(self.store)
+        self.secrets = Secrets(self.store)
         self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
-                                 retention=settings.stopped_retention)
+                                 retention=settings.stopped_retention,
+                                 credentials=self.secrets.registry_credentials)
         self.ecs = Ecs(self.catalog, self.engine)
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
 
     def services(self) -> dict[str, Any]:
         return {"settings": self.settings, "store": self.store, "ecs": self.ecs,
-                "ec2": Ec2Face(self.vpc), "agent": self.agent, "engine": self.engine}
+                "ec2": Ec2Face(self.vpc), "secrets": self.secrets, "agent": self.agent, "engine": self.engine}
 
     async def start(self) -> None:
         if self.settings.embedded_registry:

@@ -64,8 +64,8 @@ class HostAgent:
         return self.network.attach(tid, subnet.id, _gateway_cidr(subnet), ip)
 
     # images
-    def pull(self, ref: str, credentials: dict[str, Any] | None) -> Image:
-        return self.images.pull(ref, None)
+    def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
+        return self.images.pull(ref, credentials)
 
     # sandbox
     def create_sandbox(self, tid: str, cpu: int, memory: int) -> None:

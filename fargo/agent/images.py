@@ -163,13 +163,14 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 class _AuthCache:
-    """Authorization header values per (registry, repository), kept for the token's lifetime."""
+    """Authorization header values per (registry, repository, who asked), kept for the token's
+    lifetime. Who asked is part of the key so one task's credentials never serve another's pull."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+        self._entries: dict[tuple[str, ...], tuple[str, float]] = {}
 
-    def get(self, key: tuple[str, str]) -> str | None:
+    def get(self, key: tuple[str, ...]) -> str | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[1] < time.monotonic():
@@ -177,7 +178,7 @@ class _AuthCache:
                 return None
             return entry[0]
 
-    def put(self, key: tuple[str, str], value: str, lifetime: float) -> None:
+    def put(self, key: tuple[str, ...], value: str, lifetime: float) -> None:
         with self._lock:
             self._entries[key] = (value, time.monotonic() + lifetime)
 
@@ -199,7 +200,8 @@ class _Client:
         self.session.close()
 
     def get(self, path: str, accept: str | None = None, stream: bool = False) -> requests.Response:
-        key = (self.ref.registry, self.ref.repository)
+        who = hashlib.sha256(repr(self.creds).encode()).hexdigest() if self.creds else ""
+        key = (self.ref.registry, self.ref.repository, who)
         headers = {"Accept": accept} if accept else {}
         resp = self._send(path, headers, key, stream)
         if resp.status_code == 401:
@@ -213,7 +215,7 @@ class _Client:
         return resp
 
     def _send(
-        self, path: str, headers: dict[str, str], key: tuple[str, str], stream: bool
+        self, path: str, headers: dict[str, str], key: tuple[str, ...], stream: bool
     ) -> requests.Response:
         auth = self.auth.get(key)
         if auth:
@@ -233,7 +235,7 @@ class _Client:
         except requests.RequestException as exc:
             raise PullError(f"failed to pull {self.shown}: {_short(exc)}") from exc
 
-    def _authorize(self, challenge: str, key: tuple[str, str]) -> None:
+    def _authorize(self, challenge: str, key: tuple[str, ...]) -> None:
         scheme, params = _parse_challenge(challenge)
         if scheme == "basic" and self.creds:
             user_pass = f"{self.creds[0]}:{self.creds[1]}".encode()

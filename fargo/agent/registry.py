@@ -48,8 +48,11 @@ def _config_text(data_dir: Path, addr: str, secret: str) -> str:
 class LocalRegistry:
     """A docker-registry process serving plain HTTP without auth on host:port."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0,
+                 extra_config: str = "") -> None:
         self.root = Path(root)
+        # Appended YAML, e.g. an `auth:` section for a registry that demands tokens.
+        self.extra_config = extra_config
         self.host = host
         self.port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -72,7 +75,8 @@ class LocalRegistry:
         (self.root / "data").mkdir(exist_ok=True)
         config = self.root / "config.yml"
         # An explicit secret silences the "generated random secret" warning on every start.
-        config.write_text(_config_text(self.root / "data", self.address, secrets.token_hex(16)))
+        config.write_text(_config_text(self.root / "data", self.address, secrets.token_hex(16))
+                          + self.extra_config)
         with open(self.root / "registry.log", "ab") as log:
             self._proc = subprocess.Popen(
                 [REGISTRY_BINARY, "serve", str(config)],
@@ -98,7 +102,8 @@ class LocalRegistry:
                     f"see {self.root / 'registry.log'}"
                 )
             try:
-                if requests.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                # 401 is ready too: a registry with auth answers the anonymous probe so.
+                if requests.get(f"{self.url}/v2/", timeout=1).status_code in (200, 401):
                     return
             except requests.RequestException:
                 pass

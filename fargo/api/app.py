@@ -48,8 +48,13 @@ async def root(request: web.Request) -> web.Response:
     except ApiError as err:
         return awsjson.error_response(err) if is_json else ec2query.error_response(err)
     if is_json:
-        return await awsjson.dispatch_json(request, body, "ecs", ECS_PREFIX,
-                                           request.app["ecs_handlers"])
+        target = request.headers["X-Amz-Target"]
+        prefix = target.split(".", 1)[0]
+        if prefix not in request.app["json_services"]:
+            return awsjson.error_response(ApiError(f"Unknown operation {target[:200]!r}.",
+                                                   code="UnknownOperationException"))
+        service, handlers = request.app["json_services"][prefix]
+        return await awsjson.dispatch_json(request, body, service, prefix, handlers)
     return await ec2query.dispatch_query(body, request.app["ec2_handlers"])
 
 
@@ -80,7 +85,10 @@ def build_app(services: dict[str, Any]) -> web.Application:
     for key, value in services.items():
         app[key] = value
     ecs = services["ecs"]
-    app["ecs_handlers"] = {action: getattr(ecs, meth) for action, meth in ECS_ACTIONS.items()}
+    app["json_services"] = {
+        ECS_PREFIX: ("ecs", {action: getattr(ecs, meth) for action, meth in ECS_ACTIONS.items()}),
+        "secretsmanager": ("secretsmanager", services["secrets"].handlers()),
+    }
     app["ec2_handlers"] = services["ec2"].handlers()
     app.router.add_post("/", root)
     app.router.add_get("/fargo/health", health)

@@ -9,11 +9,12 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..model import lifecycle
 from ..model import task as taskmodel
-from ..model.errors import ClientException, InvalidParameterException
+from ..model.errors import ApiError, ClientException, InvalidParameterException
 from ..model.vpc import Vpc
 from ..store.sqlite import Store
 from .capacity import Capacity
@@ -25,7 +26,8 @@ OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 
 class TaskEngine:
     def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity,
-                 retention: float = 3600.0):
+                 retention: float = 3600.0,
+                 credentials: Callable[[str], tuple[str, str]] | None = None):
         self.store = store
         self.agent = agent
         self.vpc = vpc
@@ -38,6 +40,7 @@ class TaskEngine:
         self._monitor: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self.retention = retention
+        self.credentials = credentials
 
     # ---- start and stop of the engine itself
     async def start(self) -> None:
@@ -220,9 +223,14 @@ class TaskEngine:
         task["pullStartedAt"] = time.time()
         self._save(task)
         plan = priv["plan"]
+        try:
+            creds = [self._registry_auth(c) for c in plan]
+        except ApiError as err:
+            return self._fail_start(tid, "ResourceInitializationError: unable to pull secrets "
+                                    f"or registry auth: {err.message}"[:255])
         results = await asyncio.gather(
-            *[asyncio.to_thread(self.agent.pull, c["image"], c.get("repositoryCredentials"))
-              for c in plan], return_exceptions=True)
+            *[asyncio.to_thread(self.agent.pull, c["image"], auth)
+              for c, auth in zip(plan, creds, strict=True)], return_exceptions=True)
         task = self._fresh(tid)
         task["pullStoppedAt"] = time.time()
         images = {}
@@ -247,6 +255,14 @@ class TaskEngine:
         if ok:
             self._advance(task, "RUNNING")
         return task
+
+    def _registry_auth(self, cdef: dict[str, Any]) -> tuple[str, str] | None:
+        param = (cdef.get("repositoryCredentials") or {}).get("credentialsParameter")
+        if not param:
+            return None
+        if self.credentials is None:
+            raise ApiError("no secrets store is configured")
+        return self.credentials(param)
 
     def _fail_start(self, tid: str, reason: str) -> dict[str, Any]:
         task = self._fresh(tid)

@@ -25,6 +25,7 @@ CREATE INDEX IF NOT EXISTS tasks_active ON tasks (last);
 CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, request TEXT NOT NULL, arns TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (arn TEXT PRIMARY KEY, tags TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -34,6 +35,7 @@ class Store:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)  # it holds secrets: owner only
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -183,6 +185,20 @@ class Store:
 
     def put_tags(self, arn: str, tags: list[dict[str, str]]) -> None:
         self._exec("INSERT OR REPLACE INTO tags VALUES (?,?)", (arn, json.dumps(tags)))
+
+    # secrets (Secrets Manager face)
+    def get_secret(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT doc FROM secrets WHERE name=?", (name,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def put_secret(self, doc: dict[str, Any]) -> None:
+        self._exec("INSERT OR REPLACE INTO secrets VALUES (?,?)", (doc["Name"], json.dumps(doc)))
+
+    def delete_secret(self, name: str) -> None:
+        self._exec("DELETE FROM secrets WHERE name=?", (name,))
+
+    def list_secrets(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._rows("SELECT doc FROM secrets ORDER BY name")]
 
     # small settings
     def get_meta(self, key: str) -> str | None:
