@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import click
 import requests
@@ -40,6 +41,9 @@ def main() -> None:
               help="Port of the embedded registry.")
 @click.option("--prefix", default="fg", show_default=True,
               help="Prefix of host objects (bridges, veths, netns, cgroups) fargo owns.")
+@click.option("--no-auth", "no_auth", is_flag=True,
+              help="Accept unsigned requests from anyone who can reach the port (throwaway "
+              "local use only).")
 @click.option("--stopped-retention", type=float, default=3600.0, show_default=True,
               help="Seconds a STOPPED task stays describable (with its logs) before it is "
               "forgotten.")
@@ -50,12 +54,29 @@ def server(verbose: bool, **kwargs: object) -> None:
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    no_auth = bool(kwargs.pop("no_auth"))
+    settings = Settings(auth=not no_auth, **kwargs)  # type: ignore[arg-type]
     try:
         asyncio.run(serve(settings))
     except OSError as err:
         click.echo(f"fargo server: {err}", err=True)
         sys.exit(1)
+
+
+def _signed_headers(url: str) -> dict[str, str]:
+    """SigV4 headers for a GET to fargo's own API, from the usual AWS credential chain."""
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = boto3.session.Session()
+    creds = session.get_credentials()
+    if creds is None:
+        return {}  # fine against a --no-auth server; a signed one says what is missing
+    req = AWSRequest(method="GET", url=url)
+    SigV4Auth(creds.get_frozen_credentials(), "fargo", session.region_name or "us-east-1"
+              ).add_auth(req)
+    return dict(req.headers.items())
 
 
 def _endpoint_option(f):  # type: ignore[no-untyped-def]
@@ -75,8 +96,9 @@ def logs(task: str, container: str | None, follow: bool, timestamps: bool, endpo
     if container:
         params["container"] = container
     tid = task.rsplit("/", 1)[-1]
+    url = f"{endpoint.rstrip('/')}/fargo/v1/tasks/{tid}/logs?{urlencode(sorted(params.items()))}"
     try:
-        with requests.get(f"{endpoint.rstrip('/')}/fargo/v1/tasks/{tid}/logs", params=params,
+        with requests.get(url, headers=_signed_headers(url),
                           stream=True, timeout=(5, None)) as resp:
             if resp.status_code != 200:
                 try:
@@ -104,6 +126,25 @@ def purge(state_dir: Path, prefix: str) -> None:
     from .agent.host import HostAgent
 
     HostAgent(state_dir, prefix=prefix).purge()
+
+
+@main.command()
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path.home() / ".fargo",
+              show_default=True, help="The server's state dir.")
+def credentials(state_dir: Path) -> None:
+    """Print the access key as shell exports: eval "$(fargo credentials)"."""
+    from .control.iam import Iam
+    from .store.sqlite import Store
+
+    if not (state_dir / "fargo.db").exists():
+        click.echo(f"fargo credentials: no fargo state in {state_dir}; start `fargo server "
+                   f"--state-dir {state_dir}` once first", err=True)
+        sys.exit(1)
+    store = Store(state_dir / "fargo.db")
+    key = Iam(store).ensure_root_key()
+    store.close()
+    click.echo(f"export AWS_ACCESS_KEY_ID={key.id}")
+    click.echo(f"export AWS_SECRET_ACCESS_KEY={key.secret}")
 
 
 @main.group()

@@ -26,6 +26,8 @@ class Settings:
     # Names for host objects (bridges, veths, netns, cgroups, runc root); tests use their own.
     prefix: str = "fg"
     max_body: int = 1024 * 1024
+    # False only with --no-auth: every request is then accepted unsigned.
+    auth: bool = True
     # How long STOPPED tasks stay describable (AWS: at least an hour).
     stopped_retention: float = 3600.0
 

@@ -17,6 +17,7 @@ from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.ecs import Ecs
+from .control.iam import Iam
 from .control.secrets import Secrets
 from .control.tasks import TaskEngine
 from .model.vpc import default_vpc
@@ -36,6 +37,7 @@ class Server:
                                  settings.overcommit)
         self.agent = HostAgent(settings.state_dir, prefix=settings.prefix)
         self.catalog = Catalog(self.store)
+        self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
         self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
                                  retention=settings.stopped_retention,
@@ -46,7 +48,8 @@ class Server:
 
     def services(self) -> dict[str, Any]:
         return {"settings": self.settings, "store": self.store, "ecs": self.ecs,
-                "ec2": Ec2Face(self.vpc), "secrets": self.secrets, "agent": self.agent, "engine": self.engine}
+                "ec2": Ec2Face(self.vpc), "secrets": self.secrets, "iam": self.iam,
+                "agent": self.agent, "engine": self.engine}
 
     async def start(self) -> None:
         if self.settings.embedded_registry:
@@ -54,6 +57,8 @@ class Server:
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
         await self.engine.start()
+        if self.settings.auth:
+            self.iam.ensure_root_key()  # before the port opens: clients may ask at once
         self._runner = web.AppRunner(build_app(self.services()), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -67,6 +72,15 @@ class Server:
               + ", ".join(f"{s.id} ({s.zone}, {s.cidr})" for s in self.vpc.subnets), flush=True)
         if self.registry:
             print(f"local registry (ECR) at {self.registry.address}", flush=True)
+        if self.settings.auth:
+            print("requests must be signed (SigV4); get the access key with: fargo credentials "
+                  f"--state-dir {self.settings.state_dir}", flush=True)
+        else:
+            warning = ("WARNING: --no-auth: fargo accepts every request unsigned, from anyone "
+                       f"who can reach {self.settings.host}:{self.settings.port}. Use it only for "
+                       "throwaway local work.")
+            bar = "!" * min(len(warning), 100)
+            print(f"{bar}\n{warning}\n{bar}", flush=True)
 
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""

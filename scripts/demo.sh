@@ -10,7 +10,6 @@ PORT=${FARGO_PORT:-4680}
 REGISTRY_PORT=${FARGO_REGISTRY_PORT:-5000}
 STATE=${FARGO_STATE:-$(mktemp -d /tmp/fargo-demo.XXXXXX)}
 export FARGO_ENDPOINT=http://127.0.0.1:$PORT
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-fargo} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-fargo}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 aws() { command aws --endpoint-url "$FARGO_ENDPOINT" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -26,6 +25,10 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 100); do curl -sf "$FARGO_ENDPOINT/fargo/health" >/dev/null && break; sleep 0.1; done
 cat "$STATE/server.log"
+
+step 'eval "$(fargo credentials --state-dir '"$STATE"')"   # the access key the server made'
+eval "$(fargo credentials --state-dir "$STATE")"
+echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
 
 step "build a busybox image and push it to the local registry (127.0.0.1:$REGISTRY_PORT)"
 python3 -m tests.imagebuild "127.0.0.1:$REGISTRY_PORT" busybox:latest

@@ -49,6 +49,7 @@ class FargoServer:
     """`fargo server` in a child process, with its own state dir, port, prefix and VPC range."""
 
     def __init__(self, state_dir: Path, extra: list[str] | None = None):
+        self.key_id = self.secret = ""
         self.state_dir = state_dir
         self.port = free_port()
         self.prefix = "t" + uuid.uuid4().hex[:4]
@@ -71,10 +72,41 @@ class FargoServer:
                 raise RuntimeError("fargo server exited:\n" + self.log.read_text())
             try:
                 if requests.get(self.endpoint + "/fargo/health", timeout=1).ok:
+                    self._read_credentials()
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)
         raise RuntimeError("fargo server did not come up:\n" + self.log.read_text())
+
+    def _read_credentials(self) -> None:
+        """The access key the server made on its first start, as `fargo credentials` prints it."""
+        out = subprocess.run([sys.executable, "-m", "fargo", "credentials", "--state-dir",
+                              str(self.state_dir)], capture_output=True, text=True, check=True,
+                             cwd=ROOT).stdout
+        values = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+        self.key_id, self.secret = values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]
+
+    def env(self) -> dict[str, str]:
+        """Environment for CLI clients (aws, fargo logs) that should sign as this server's key."""
+        return dict(os.environ, AWS_ACCESS_KEY_ID=self.key_id, AWS_SECRET_ACCESS_KEY=self.secret,
+                    AWS_DEFAULT_REGION="us-east-1", FARGO_ENDPOINT=self.endpoint)
+
+    def post(self, body: bytes | str, headers: dict[str, str], service: str = "ecs",
+             sign: bool = True, **signing) -> requests.Response:
+        """A raw POST to /, signed with SigV4 as an SDK would (unless sign=False)."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        data = body.encode() if isinstance(body, str) else body
+        req = AWSRequest(method="POST", url=self.endpoint + "/", data=data, headers=headers)
+        if sign:
+            creds = Credentials(signing.get("key_id", self.key_id),
+                                signing.get("secret", self.secret), signing.get("token"))
+            SigV4Auth(creds, signing.get("service", service),
+                      signing.get("region", "us-east-1")).add_auth(req)
+        return requests.post(self.endpoint + "/", data=data, headers=dict(req.headers.items()),
+                             timeout=10)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -89,7 +121,7 @@ class FargoServer:
 
     def client(self, service: str = "ecs", region: str = "us-east-1"):
         return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
-                            aws_access_key_id="AKIDFARGOTEST", aws_secret_access_key="secret")
+                            aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import uuid
 
 import botocore.exceptions
 import pytest
-import requests
 
 TARGET = "AmazonEC2ContainerServiceV20141113."
 
@@ -24,7 +23,7 @@ def fargate_td(family: str, **over):
 def raw(fargo, action: str, body: bytes | str, target: str | None = None):
     headers = {"Content-Type": "application/x-amz-json-1.1",
                "X-Amz-Target": target if target is not None else TARGET + action}
-    return requests.post(fargo.endpoint + "/", data=body, headers=headers, timeout=10)
+    return fargo.post(body, headers)
 
 
 def err_code(exc) -> str:
@@ -126,8 +125,7 @@ def test_ec2_describe(ec2, fargo):
 def test_aws_cli_describe_subnets(fargo):
     import subprocess
 
-    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1",
-           "PATH": "/usr/local/bin:/usr/bin:/bin:" + __import__("os").environ["PATH"]}
+    env = fargo.env()
     out = subprocess.run(["aws", "--endpoint-url", fargo.endpoint, "ec2", "describe-subnets",
                           "--output", "json"], capture_output=True, text=True, env=env,
                          timeout=60, check=True)
@@ -153,8 +151,8 @@ def test_unknown_action_and_target(fargo):
     assert r.status_code == 400 and r.json()["__type"] == "UnknownOperationException"
     r = raw(fargo, "", b"{}", target="SomethingElse.ListClusters")
     assert r.status_code == 400 and r.json()["__type"] == "UnknownOperationException"
-    r = requests.post(fargo.endpoint + "/", data="Action=LaunchRockets&Version=2016-11-15",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    r = fargo.post("Action=LaunchRockets&Version=2016-11-15",
+                   {"Content-Type": "application/x-www-form-urlencoded"}, service="ec2")
     assert r.status_code == 400 and "<Code>InvalidAction</Code>" in r.text
 
 

@@ -57,17 +57,17 @@ def test_logs_follow_until_the_task_stops(ecs, fargo, busybox_image, subnet_id):
     start = time.time()
     out = subprocess.run([sys.executable, "-m", "fargo", "logs", t["taskArn"], "--follow"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT,
-                         env={"FARGO_ENDPOINT": fargo.endpoint, "PATH": "/usr/bin:/bin"})
+                         env=fargo.env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [f"line {i}" for i in range(1, 6)]
     assert time.time() - start >= 0.9  # it really waited for the later lines
     bad = subprocess.run([sys.executable, "-m", "fargo", "logs", t["taskArn"], "--container",
                           "nope", "--endpoint", fargo.endpoint], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT)
+                         timeout=60, cwd=ROOT, env=fargo.env())
     assert bad.returncode == 1 and "no container named" in bad.stderr
     missing = subprocess.run([sys.executable, "-m", "fargo", "logs", uuid.uuid4().hex,
                               "--endpoint", fargo.endpoint], capture_output=True, text=True,
-                             timeout=60, cwd=ROOT)
+                             timeout=60, cwd=ROOT, env=fargo.env())
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 

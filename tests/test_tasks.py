@@ -41,7 +41,7 @@ def detail(task: dict, name: str) -> str:
 def logs(fargo, task_arn: str, *extra: str) -> str:
     out = subprocess.run([sys.executable, "-m", "fargo", "logs", task_arn.rsplit("/", 1)[-1],
                           "--endpoint", fargo.endpoint, *extra], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT)
+                         timeout=60, cwd=ROOT, env=fargo.env())
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -315,10 +315,8 @@ def test_tasks_outlive_the_server(tmp_path, busybox_image):
 
 def test_aws_cli_flow(fargo, busybox_image, subnet_id, tmp_path):
     import json
-    import os
 
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y",
-               AWS_DEFAULT_REGION="us-east-1")
+    env = fargo.env()
 
     def aws(*args: str) -> dict:
         out = subprocess.run(["aws", "--endpoint-url", fargo.endpoint, *args, "--output", "json"],

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..model.errors import ApiError
 from . import awsjson, ec2query
+from .auth import authenticate
 from .logs import task_logs
 
 log = logging.getLogger("fargo.api")
@@ -54,7 +55,15 @@ async def root(request: web.Request) -> web.Response:
             return awsjson.error_response(ApiError(f"Unknown operation {target[:200]!r}.",
                                                    code="UnknownOperationException"))
         service, handlers = request.app["json_services"][prefix]
+        try:
+            authenticate(request, body, service, "json")
+        except ApiError as err:
+            return awsjson.error_response(err)
         return await awsjson.dispatch_json(request, body, service, prefix, handlers)
+    try:
+        authenticate(request, body, "ec2", "ec2")
+    except ApiError as err:
+        return ec2query.error_response(err)
     return await ec2query.dispatch_query(body, request.app["ec2_handlers"])
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..model.errors import ApiError, InvalidParameterException
 from ..model.names import task_id_from
+from .auth import authenticate
 
 
 def parse_line(line: str) -> tuple[str, str, str, bool] | None:
@@ -54,9 +55,11 @@ async def follow_file(path: Path, done: callable, follow: bool) -> AsyncIterator
 async def task_logs(request: web.Request) -> web.StreamResponse:
     app = request.app
     try:
+        authenticate(request, b"", "fargo", "rest")
         tid = task_id_from(request.match_info["task"])
     except ApiError as err:
-        return web.json_response({"__type": err.code, "message": err.message}, status=400)
+        return web.json_response({"__type": err.code, "message": err.message},
+                                 status=err.status)
     task = app["store"].get_task(tid)
     if task is None:
         return web.json_response({"__type": "InvalidParameterException",

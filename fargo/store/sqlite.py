@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, request TEXT NOT NULL, arns TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (arn TEXT PRIMARY KEY, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access_keys (
+    id TEXT PRIMARY KEY, secret TEXT NOT NULL, principal TEXT NOT NULL, token TEXT,
+    expires REAL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -199,6 +202,28 @@ class Store:
 
     def list_secrets(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self._rows("SELECT doc FROM secrets ORDER BY name")]
+
+    # access keys (long-lived for users, short-lived for task roles)
+    def put_key(self, key_id: str, secret: str, principal: str, token: str | None,
+                expires: float | None, now: float) -> None:
+        self._exec("INSERT OR REPLACE INTO access_keys VALUES (?,?,?,?,?,?)",
+                   (key_id, secret, principal, token, expires, now))
+
+    def get_key(self, key_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT secret, principal, token, expires FROM access_keys WHERE id=?",
+                          (key_id,))
+        if not rows:
+            return None
+        secret, principal, token, expires = rows[0]
+        return {"id": key_id, "secret": secret, "principal": principal, "token": token,
+                "expires": expires}
+
+    def long_lived_keys(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT id FROM access_keys WHERE token IS NULL ORDER BY created")
+        return [k for (kid,) in rows if (k := self.get_key(kid))]
+
+    def drop_expired_keys(self, now: float) -> None:
+        self._exec("DELETE FROM access_keys WHERE expires IS NOT NULL AND expires < ?", (now,))
 
     # small settings
     def get_meta(self, key: str) -> str | None:

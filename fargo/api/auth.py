@@ -1,0 +1,52 @@
+"""The authentication gate every face passes through, and each protocol's words for refusal."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..model.errors import ApiError
+from .sigv4 import AuthError, Caller, verify
+
+# AWS JSON protocols (ECS, Secrets Manager) name these failures so, with HTTP 400.
+_JSON_CODES = {
+    "missing": ("MissingAuthenticationTokenException", 400),
+    "unknown_key": ("UnrecognizedClientException", 400),
+    "bad_signature": ("InvalidSignatureException", 400),
+    "expired_request": ("InvalidSignatureException", 400),
+    "wrong_scope": ("InvalidSignatureException", 400),
+    "expired_token": ("ExpiredTokenException", 400),
+}
+# The EC2 query protocol's names.
+_EC2_CODES = {
+    "missing": ("AuthFailure", 401),
+    "unknown_key": ("AuthFailure", 401),
+    "bad_signature": ("SignatureDoesNotMatch", 403),
+    "expired_request": ("RequestExpired", 400),
+    "wrong_scope": ("SignatureDoesNotMatch", 403),
+    "expired_token": ("AuthFailure", 401),
+}
+# REST-JSON services (EKS) answer with 403 and these names.
+_REST_CODES = {
+    "missing": ("MissingAuthenticationTokenException", 403),
+    "unknown_key": ("UnrecognizedClientException", 403),
+    "bad_signature": ("InvalidSignatureException", 403),
+    "expired_request": ("InvalidSignatureException", 403),
+    "wrong_scope": ("InvalidSignatureException", 403),
+    "expired_token": ("ExpiredTokenException", 403),
+}
+TABLES = {"json": _JSON_CODES, "ec2": _EC2_CODES, "rest": _REST_CODES}
+
+
+def authenticate(request: web.Request, body: bytes, service: str, style: str) -> Caller | None:
+    """Return the signer, None when the server runs with --no-auth; raise ApiError otherwise."""
+    if not request.app["settings"].auth:
+        return None
+    try:
+        caller = verify(method=request.method, host=request.host, raw_path=request.raw_path,
+                        headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+                        service=service, iam=request.app["iam"])
+    except AuthError as err:
+        code, status = TABLES[style][err.kind]
+        raise ApiError(err.message, code=code, status=status) from None
+    request["caller"] = caller
+    return caller

@@ -1,0 +1,58 @@
+"""Who may call fargo: access keys kept in the state, and short-lived role credentials."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from dataclasses import dataclass
+
+from ..model.names import ACCOUNT
+from ..store.sqlite import Store
+
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+ROLE_CREDENTIAL_TTL = 6 * 3600.0  # what Fargate's task role credentials live, about
+_UPPER = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class Key:
+    id: str
+    secret: str
+    principal: str
+    token: str | None = None
+    expires: float | None = None
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_UPPER) for _ in range(16))
+
+
+class Iam:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def ensure_root_key(self) -> Key:
+        """The first start makes one long-lived key for the account's root."""
+        keys = self.store.long_lived_keys()
+        if keys:
+            k = keys[0]
+            return Key(k["id"], k["secret"], k["principal"])
+        key = Key(_new_id("AKIA"), secrets.token_urlsafe(30), ROOT)
+        self.store.put_key(key.id, key.secret, key.principal, None, None, time.time())
+        return key
+
+    def issue_role_credentials(self, role_arn: str, ttl: float = ROLE_CREDENTIAL_TTL) -> Key:
+        """Temporary credentials for a task role: id, secret and session token, with expiry."""
+        now = time.time()
+        self.store.drop_expired_keys(now)
+        key = Key(_new_id("ASIA"), secrets.token_urlsafe(30), role_arn,
+                  secrets.token_urlsafe(96), now + ttl)
+        self.store.put_key(key.id, key.secret, key.principal, key.token, key.expires, now)
+        return key
+
+    def lookup(self, key_id: str) -> Key | None:
+        k = self.store.get_key(key_id)
+        if k is None:
+            return None
+        return Key(k["id"], k["secret"], k["principal"], k["token"], k["expires"])
