@@ -13,6 +13,7 @@ from .agent.host import HostAgent
 from .agent.registry import LocalRegistry
 from .api.app import build_app
 from .api.ec2 import Ec2Face
+from .api.metadata import MetadataService
 from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
@@ -39,9 +40,12 @@ class Server:
         self.catalog = Catalog(self.store)
         self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
+        self.metadata = MetadataService(self.store, self.agent, self.iam,
+                                        {s.id: s for s in self.vpc.subnets})
         self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
                                  retention=settings.stopped_retention,
-                                 credentials=self.secrets.registry_credentials)
+                                 credentials=self.secrets.registry_credentials,
+                                 hooks=self.metadata)
         self.ecs = Ecs(self.catalog, self.engine)
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
@@ -85,6 +89,7 @@ class Server:
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""
         await self.engine.close()
+        await self.metadata.close_all()
         if self._runner:
             await self._runner.cleanup()
         if self.registry:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..model.vpc import Subnet
 from .images import Image, ImageStore
+from .metadata import open_listener
 from .network import Attachment, HostNetwork
 from .sandbox import ContainerSpec, Sandbox
 
@@ -62,6 +64,10 @@ class HostAgent:
                 self.network.ensure_bridge(subnet.id, _gateway_cidr(subnet))
                 self._bridges.add(subnet.id)
         return self.network.attach(tid, subnet.id, _gateway_cidr(subnet), ip)
+
+    def metadata_listener(self, tid: str) -> socket.socket:
+        """A listening socket for 169.254.170.2 inside the task's own netns."""
+        return open_listener(self.network.netns_path(tid))
 
     # images
     def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:

@@ -27,7 +27,8 @@ OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 class TaskEngine:
     def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity,
                  retention: float = 3600.0,
-                 credentials: Callable[[str], tuple[str, str]] | None = None):
+                 credentials: Callable[[str], tuple[str, str]] | None = None,
+                 hooks: Any = None):
         self.store = store
         self.agent = agent
         self.vpc = vpc
@@ -41,6 +42,8 @@ class TaskEngine:
         self._sweeper: asyncio.Task | None = None
         self.retention = retention
         self.credentials = credentials
+        # Told when a task's network comes and goes (the metadata endpoint lives there).
+        self.hooks = hooks
 
     # ---- start and stop of the engine itself
     async def start(self) -> None:
@@ -189,7 +192,7 @@ class TaskEngine:
                     task = await self._start(task)
             if task["lastStatus"] == "RUNNING":
                 if adopt:
-                    self._adopt_running(task)
+                    await self._adopt_running(task)
                 task = await self._run(tid)
             await self._teardown(tid)
         except asyncio.CancelledError:
@@ -214,6 +217,12 @@ class TaskEngine:
             att = await asyncio.to_thread(self.agent.attach_network, tid, subnet, priv["ip"])
         except Exception as err:  # noqa: BLE001 - any failure here is a failed start
             return self._fail_start(tid, f"ResourceInitializationError: {err}")
+        if self.hooks:
+            try:
+                await self.hooks.network_ready(tid)
+            except Exception as err:  # noqa: BLE001
+                log.exception("task %s: metadata endpoint", tid)
+                return self._fail_start(tid, f"ResourceInitializationError: {err}"[:255])
         task = self._fresh(tid)
         taskmodel.set_attachment(task, "ATTACHED", att.mac)
         self._advance(task, "PENDING")
@@ -294,7 +303,7 @@ class TaskEngine:
                 return False
             for name in ready:
                 await asyncio.to_thread(self.agent.create_container, tid, by_name[name],
-                                        images[name], self._task_env(task))
+                                        images[name], self._task_env(task, name))
                 await asyncio.to_thread(self.agent.start_container, tid, name)
                 task = self._fresh(tid)
                 entry = states_entry(task, name)
@@ -326,10 +335,18 @@ class TaskEngine:
                 return None
         return True
 
-    def _task_env(self, task: dict[str, Any]) -> dict[str, str]:
+    def _task_env(self, task: dict[str, Any], name: str) -> dict[str, str]:
+        """What Fargate sets in every container (FARGATE.md section 5)."""
         region = task["taskArn"].split(":")[3]
-        return {"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE", "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region}
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        uri = f"http://169.254.170.2/v4/{tid}-{name}"
+        env = {"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE", "AWS_REGION": region,
+               "AWS_DEFAULT_REGION": region, "ECS_CONTAINER_METADATA_URI_V4": uri,
+               "ECS_CONTAINER_METADATA_URI": uri.replace("/v4/", "/v3/")}
+        if task["_fargo"].get("role"):
+            env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = (
+                f"/v2/credentials/{task['_fargo']['credentials_id']}")
+        return env
 
     async def _wait(self, tid: str, timeout: float) -> None:
         ev = self._wake.get(tid)
@@ -342,8 +359,13 @@ class TaskEngine:
             pass
         ev.clear()
 
-    def _adopt_running(self, task: dict[str, Any]) -> None:
+    async def _adopt_running(self, task: dict[str, Any]) -> None:
         tid = task["taskArn"].rsplit("/", 1)[-1]
+        if self.hooks:
+            try:
+                await self.hooks.network_ready(tid)
+            except Exception:  # noqa: BLE001 - the task runs on without its endpoint
+                log.exception("task %s: reopening the metadata endpoint", tid)
         for c in task["containers"]:
             if c["lastStatus"] == "RUNNING":
                 self._watch.setdefault(tid, set()).add(c["name"])
@@ -388,6 +410,8 @@ class TaskEngine:
         await self._stop_containers(tid)
         task = self._fresh(tid)
         self._advance(task, "DEPROVISIONING")
+        if self.hooks:
+            await self.hooks.network_gone(tid)
         await asyncio.to_thread(self.agent.destroy, tid)
         task = self._fresh(tid)
         taskmodel.set_attachment(task, "DELETED")

@@ -101,7 +101,10 @@ def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, mem
                 {"name": "privateIPv4Address", "value": ip},
             ],
         }],
-        "_fargo": {"ip": ip, "subnet": subnet.id, "plan": plan},
+        "_fargo": {"ip": ip, "subnet": subnet.id, "plan": plan,
+                   # The role its containers' credentials endpoint speaks for, if any.
+                   "role": overrides.get("taskRoleArn") or td.get("taskRoleArn"),
+                   "credentials_id": str(uuid.uuid4())},
     }
     if started_by:
         task["startedBy"] = started_by

@@ -1,0 +1,61 @@
+"""Where a task finds 169.254.170.2: a listening socket that fargo opens *inside the task's own
+network namespace*, so whatever connects to it can only be that task. No other task can reach
+it, and no request needs to prove who it comes from.
+
+Inside the namespace 169.254.170.2 sits on lo, and a DNAT rule of the namespace's own (to a
+local address, nothing leaves the namespace) sends port 80 to the listener's port, so the
+task's own programs stay free to listen on port 80 themselves."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .network import _run_in_thread, _setns
+
+METADATA_IP = "169.254.170.2"
+LISTEN_PORT = 51679  # the ECS agent's own port on EC2 hosts
+_RULES = f"""
+add table ip fargo_metadata
+flush table ip fargo_metadata
+table ip fargo_metadata {{
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        ip daddr {METADATA_IP} tcp dport 80 dnat to {METADATA_IP}:{LISTEN_PORT}
+    }}
+}}
+"""
+
+
+def open_listener(netns_path: str) -> socket.socket:
+    """Set up the task's side and return a non-blocking listening socket living in its netns.
+    Safe to call again (after a restart): the address and rules are replaced, not doubled."""
+
+    def work() -> socket.socket:
+        fd = os.open(netns_path, os.O_RDONLY)
+        try:
+            _setns(fd)  # this throwaway thread now lives in the task's netns
+        finally:
+            os.close(fd)
+        with IPRoute() as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            try:
+                ipr.addr("add", index=lo, address=METADATA_IP, prefixlen=32)
+            except NetlinkError as err:
+                if err.code != errno.EEXIST:
+                    raise
+        subprocess.run(["nft", "-f", "-"], input=_RULES, text=True, check=True,
+                       capture_output=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((METADATA_IP, LISTEN_PORT))
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
+
+    return _run_in_thread(work)
