@@ -162,4 +162,14 @@ def wait_status(ecs, arn: str, status: str, timeout: float = 30, cluster: str | 
     raise AssertionError(f"task never reached {status}: {task}")
 
 
+def http_body(url: str, tries: int = 50) -> str | None:
+    """GET url, retrying while nothing listens yet (a just-RUNNING server may still be binding)."""
+    for _ in range(tries):
+        try:
+            return requests.get(url, timeout=2).text
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    return None
+
+
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")

@@ -10,9 +10,8 @@ import uuid
 import boto3
 import botocore.exceptions
 import pytest
-import requests
 
-from tests.conftest import wait_status
+from tests.conftest import http_body, wait_status
 from tests.test_tasks import detail, logs, run
 
 ROLE = "arn:aws:iam::000000000000:role/app-role"
@@ -133,13 +132,6 @@ def test_port_80_stays_free_for_the_task(fargo, ecs, busybox_image, subnet_id):
                                         "httpd -f -p 80 -h /www & wait"], role=None)
     t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING")
     ip = detail(t, "privateIPv4Address")
-    body = None
-    for _ in range(50):
-        try:
-            body = requests.get(f"http://{ip}:80/", timeout=2).text
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    assert body == "hello from fargo\n"
+    assert http_body(f"http://{ip}:80/") == "hello from fargo\n"
     ecs.stop_task(task=t["taskArn"])
     wait_status(ecs, t["taskArn"], "STOPPED")

@@ -13,7 +13,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from tests.conftest import ROOT, FargoServer, wait_status
+from tests.conftest import ROOT, FargoServer, http_body, wait_status
 
 
 def register(ecs, image: str, *, cpu: str = "256", memory: str = "512", family: str | None = None,
@@ -67,14 +67,7 @@ def test_web_task_serves_logs_and_stops(ecs, fargo, busybox_image, subnet_id):
         assert stamp in t, stamp
     assert t["pullStartedAt"] <= t["pullStoppedAt"] <= t["startedAt"]
     # The host reaches the task at its private IP.
-    body = None
-    for _ in range(50):
-        try:
-            body = requests.get(f"http://{ip}:8080/", timeout=2).text
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    assert body == "hello from fargo\n"
+    assert http_body(f"http://{ip}:8080/") == "hello from fargo\n"
     tagged = ecs.describe_tasks(tasks=[t["taskArn"]], include=["TAGS"])["tasks"][0]
     assert tagged["tags"] == [{"key": "k", "value": "v"}]
     assert ecs.list_tags_for_resource(resourceArn=t["taskArn"])["tags"] == tagged["tags"]
@@ -334,18 +327,15 @@ def test_aws_cli_flow(fargo, busybox_image, subnet_id, tmp_path):
     arn = aws("ecs", "run-task", "--launch-type", "FARGATE", "--task-definition", fam,
               "--network-configuration",
               f"awsvpcConfiguration={{subnets=[{subnet_id}]}}")["tasks"][0]["taskArn"]
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        t = aws("ecs", "describe-tasks", "--tasks", arn)["tasks"][0]
-        if t["lastStatus"] == "RUNNING":
-            break
-        time.sleep(0.2)
-    assert t["lastStatus"] == "RUNNING"
+    def until(status: str) -> dict:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            t = aws("ecs", "describe-tasks", "--tasks", arn)["tasks"][0]
+            if t["lastStatus"] == status:
+                return t
+            time.sleep(0.2)
+        raise AssertionError(f"never {status}: {t}")
+
+    until("RUNNING")
     aws("ecs", "stop-task", "--task", arn)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        t = aws("ecs", "describe-tasks", "--tasks", arn)["tasks"][0]
-        if t["lastStatus"] == "STOPPED":
-            break
-        time.sleep(0.2)
-    assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "UserInitiated"
+    assert until("STOPPED")["stopCode"] == "UserInitiated"
