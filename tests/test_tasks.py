@@ -286,8 +286,12 @@ def test_tasks_outlive_the_server(tmp_path, busybox_image):
         subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
         web = register(ecs, busybox_image, command=WEB)
         quick = register(ecs, busybox_image, command=["sh", "-c", "sleep 1; exit 7"])
+        stubborn = register(ecs, busybox_image, command=["sleep", "1000"], stopTimeout=2)
         a = wait_status(ecs, run(ecs, web, subnet)["taskArn"], "RUNNING")
         b = wait_status(ecs, run(ecs, quick, subnet)["taskArn"], "RUNNING")
+        c = wait_status(ecs, run(ecs, stubborn, subnet)["taskArn"], "RUNNING")
+        ecs.stop_task(task=c["taskArn"])  # c ignores SIGTERM: its stop takes stopTimeout
+        wait_status(ecs, c["taskArn"], "STOPPING")
         srv.kill()  # SIGKILL: no chance to tidy up
         ip = detail(a, "privateIPv4Address")
         assert requests.get(f"http://{ip}:8080/", timeout=2).ok  # still serving, no server
@@ -295,6 +299,9 @@ def test_tasks_outlive_the_server(tmp_path, busybox_image):
         srv.start()
         b = wait_status(ecs, b["taskArn"], "STOPPED")
         assert b["containers"][0]["exitCode"] == 7
+        # The stop that was under way when the server died is finished properly.
+        c = wait_status(ecs, c["taskArn"], "STOPPED")
+        assert c["containers"][0]["exitCode"] == 137 and c["stopCode"] == "UserInitiated"
         assert b["stopCode"] == "EssentialContainerExited"
         a = ecs.describe_tasks(tasks=[a["taskArn"]])["tasks"][0]
         assert a["lastStatus"] == "RUNNING"

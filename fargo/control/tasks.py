@@ -190,9 +190,10 @@ class TaskEngine:
                     self._save(task)
                 else:
                     task = await self._start(task)
+            if adopt and lifecycle.RANK[task["lastStatus"]] >= lifecycle.RANK["RUNNING"]:
+                # Also when it was already stopping: its containers still need a proper stop.
+                await self._adopt_running(task)
             if task["lastStatus"] == "RUNNING":
-                if adopt:
-                    await self._adopt_running(task)
                 task = await self._run(tid)
             await self._teardown(tid)
         except asyncio.CancelledError:
