@@ -33,6 +33,7 @@ def cluster_names(ecs) -> set[str]:
     (dict(secret="not-the-secret"), "InvalidSignatureException"),
     (dict(key_id="AKIAFORGEDFORGED0000"), "UnrecognizedClientException"),
     (dict(region="mars-north-9"), "InvalidSignatureException"),
+    (dict(region="eu-west-1"), "InvalidSignatureException"),  # this endpoint is us-east-1
     (dict(service="ec2"), "InvalidSignatureException"),
 ])
 def test_ecs_refuses(fargo, ecs, attack, code):
@@ -65,6 +66,23 @@ def test_tampered_body_refused(fargo, ecs):
     name = "tam" + uuid.uuid4().hex[:8]
     req = AWSRequest(method="POST", url=fargo.endpoint + "/", data=create_body("harmless"),
                      headers=ECS)
+    SigV4Auth(Credentials(fargo.key_id, fargo.secret), "ecs", "us-east-1").add_auth(req)
+    r = requests.post(fargo.endpoint + "/", data=create_body(name),
+                      headers=dict(req.headers.items()), timeout=10)
+    assert r.status_code == 400 and r.json()["__type"] == "InvalidSignatureException"
+    assert name not in cluster_names(ecs)
+
+
+def test_unsigned_payload_header_cannot_hide_a_new_body(fargo, ecs):
+    """The signature covers the body through x-amz-content-sha256: it must match the body."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    name = "pay" + uuid.uuid4().hex[:8]
+    headers = {**ECS, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    req = AWSRequest(method="POST", url=fargo.endpoint + "/", data=create_body("harmless"),
+                     headers=headers)
     SigV4Auth(Credentials(fargo.key_id, fargo.secret), "ecs", "us-east-1").add_auth(req)
     r = requests.post(fargo.endpoint + "/", data=create_body(name),
                       headers=dict(req.headers.items()), timeout=10)

@@ -146,6 +146,56 @@ def test_malformed_bodies(fargo, body, code):
     assert r.json()["message"]
 
 
+@pytest.mark.parametrize("action,body", [
+    ("RegisterTaskDefinition", json.dumps(fargate_td("big", cpu="9" * 5000))),
+    ("RegisterTaskDefinition", json.dumps(fargate_td("big", memory="1" * 400 + " GB"))),
+    ("ListClusters", json.dumps({"nextToken": "\u00b2"})),
+    ("ListClusters", json.dumps({"maxResults": 0})),
+    ("DescribeTaskDefinition", json.dumps({"taskDefinition": "web:\u00b2"})),
+    ("DescribeTaskDefinition", json.dumps({"taskDefinition": "web:" + "9" * 30})),
+    ("DescribeTaskDefinition", json.dumps({"taskDefinition": "web:" + "9" * 5000})),
+    ("RegisterTaskDefinition", "[" * 200_000),
+    ("RegisterTaskDefinition", json.dumps(fargate_td("noname", containerDefinitions=[
+        {"name": "a", "image": "b", "environment": [{"value": "x"}]}]))),
+    ("RunTask", json.dumps({"taskDefinition": "x", "startedBy": "s" * 10_000})),
+    ("RunTask", json.dumps({"taskDefinition": "x", "clientToken": "t" * 65})),
+])
+def test_hostile_values_answer_400(fargo, action, body):
+    r = raw(fargo, action, body)
+    assert r.status_code == 400, r.text
+    assert r.json()["__type"] in ("ClientException", "InvalidParameterException",
+                                  "SerializationException")
+
+
+def test_ec2_hostile_query(fargo):
+    r = fargo.post("Action=DescribeVpcs&Version=2016-11-15&VpcId." + "9" * 5000 + "=x",
+                   {"Content-Type": "application/x-www-form-urlencoded"}, service="ec2")
+    assert r.status_code == 200 and "<vpcSet>" in r.text  # an index that long is ignored
+    many = "&".join(f"Filter.{i}.Name=vpc-id&Filter.{i}.Value.1=v{i}" for i in range(4000))
+    r = fargo.post("Action=DescribeSubnets&Version=2016-11-15&" + many,
+                   {"Content-Type": "application/x-www-form-urlencoded"}, service="ec2")
+    assert r.status_code == 200 and "<subnetSet/>" in r.text.replace("<subnetSet></subnetSet>",
+                                                                      "<subnetSet/>")
+
+
+def test_large_valid_body_arrives_whole(ecs):
+    """A ~600 kB task definition comes in many TCP pieces; all of it must be read."""
+    env = [{"name": f"VAR_{i}", "value": "x" * 1000} for i in range(600)]
+    fam = "large" + uuid.uuid4().hex[:6]
+    td = ecs.register_task_definition(**fargate_td(fam, containerDefinitions=[
+        {"name": "app", "image": "busybox", "environment": env}]))["taskDefinition"]
+    assert len(td["containerDefinitions"][0]["environment"]) == 600
+
+
+def test_too_many_tags_change_nothing(ecs):
+    fam = "tags" + uuid.uuid4().hex[:6]
+    tags = [{"key": f"k{i}", "value": "v"} for i in range(51)]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ecs.register_task_definition(**fargate_td(fam), tags=tags)
+    assert err_code(exc) == "InvalidParameterException"
+    assert fam not in ecs.list_task_definition_families(familyPrefix=fam)["families"]
+
+
 def test_unknown_action_and_target(fargo):
     r = raw(fargo, "LaunchRockets", b"{}")
     assert r.status_code == 400 and r.json()["__type"] == "UnknownOperationException"

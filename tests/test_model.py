@@ -145,6 +145,19 @@ def test_depends_on_checked():
         taskdef.normalize(td(containerDefinitions=cs))
 
 
+def test_depends_on_conditions():
+    ess = [{"name": "a", "image": "b"},
+           {"name": "c", "image": "b", "dependsOn": [{"containerName": "a",
+                                                       "condition": "COMPLETE"}]}]
+    with pytest.raises(ClientException, match="essential container 'a'"):
+        taskdef.normalize(td(containerDefinitions=ess))
+    ess[0]["essential"] = False
+    taskdef.normalize(td(containerDefinitions=ess))
+    ess[1]["dependsOn"][0]["condition"] = "HEALTHY"
+    with pytest.raises(ClientException, match="health checks"):
+        taskdef.normalize(td(containerDefinitions=ess))
+
+
 def test_non_fargate_definition_registers_for_ec2_only():
     out = taskdef.normalize({"family": "x", "containerDefinitions": [{"name": "a",
                                                                       "image": "b"}]})
@@ -208,6 +221,14 @@ def test_lifecycle_moves_forward_only():
     assert t["stopCode"] == "UserInitiated"
     lifecycle.advance(t, "STOPPED", 9.0)
     assert t["stoppedAt"] == 9.0 and t["desiredStatus"] == "STOPPED"
+
+
+def test_execution_stopped_when_containers_have_stopped():
+    t = {"lastStatus": "RUNNING", "desiredStatus": "STOPPED", "version": 3}
+    lifecycle.advance(t, "STOPPING", 1.0)
+    assert "executionStoppedAt" not in t  # SIGTERM only just went out
+    lifecycle.advance(t, "DEPROVISIONING", 2.0)
+    assert t["executionStoppedAt"] == 2.0
 
 
 def test_default_vpc():

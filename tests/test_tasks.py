@@ -242,6 +242,10 @@ def test_run_task_arguments_and_idempotency(ecs, busybox_image, subnet_id):
         (dict(networkConfiguration=None), "InvalidParameterException"),
         (dict(overrides={"cpu": "256", "memory": "8192"}), "ClientException"),
         (dict(overrides={"containerOverrides": [{"name": "ghost"}]}), "InvalidParameterException"),
+        (dict(overrides={"containerOverrides": [{"name": "app", "environment": [{"value": "x"}]}]}),
+         "ClientException"),
+        (dict(tags=[{"key": f"k{i}", "value": "v"} for i in range(51)]),
+         "InvalidParameterException"),
     ]
     for extra, code in cases:
         kw = {"taskDefinition": fam, "networkConfiguration": net}
@@ -250,6 +254,8 @@ def test_run_task_arguments_and_idempotency(ecs, busybox_image, subnet_id):
         with pytest.raises(botocore.exceptions.ClientError) as exc:
             ecs.run_task(**kw)
         assert exc.value.response["Error"]["Code"] == code, extra
+    # None of the refused calls started anything or held on to an address.
+    assert len(ecs.list_tasks(family=fam)["taskArns"]) == 2
     ids = [t["taskArn"] for t in first["tasks"]]
     described = ecs.describe_tasks(tasks=ids, include=["TAGS"])["tasks"]
     assert len(described) == 2
@@ -311,6 +317,37 @@ def test_tasks_outlive_the_server(tmp_path, busybox_image):
         assert ecs.describe_task_definition(taskDefinition=web)["taskDefinition"]["revision"] == 1
     finally:
         srv.purge()
+
+
+def test_cluster_with_tasks_cannot_be_deleted(ecs, busybox_image, subnet_id):
+    name = "busy" + uuid.uuid4().hex[:6]
+    ecs.create_cluster(clusterName=name)
+    fam = register(ecs, busybox_image, command=["sleep", "60"], stopTimeout=0)
+    t = ecs.run_task(cluster=name, taskDefinition=fam, networkConfiguration={
+        "awsvpcConfiguration": {"subnets": [subnet_id]}})["tasks"][0]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ecs.delete_cluster(cluster=name)
+    assert exc.value.response["Error"]["Code"] == "ClusterContainsTasksException"
+    ecs.stop_task(cluster=name, task=t["taskArn"])
+    wait_status(ecs, t["taskArn"], "STOPPED", cluster=name)
+    assert ecs.delete_cluster(cluster=name)["cluster"]["status"] == "INACTIVE"
+
+
+def test_lost_monitor_stops_the_task(ecs, fargo, busybox_image, subnet_id):
+    """If a container's conmon dies (killed, or the host rebooted), nobody would ever report
+    its end: the task is stopped rather than left RUNNING forever."""
+    import os
+    import signal
+
+    fam = register(ecs, busybox_image, command=["sleep", "1000"], stopTimeout=1)
+    t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING")
+    tid = t["taskArn"].rsplit("/", 1)[-1]
+    pid = int((fargo.state_dir / "tasks" / tid / "app" / "conmon.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    t = wait_status(ecs, t["taskArn"], "STOPPED")
+    assert t["stopCode"] == "EssentialContainerExited"
+    assert t["containers"][0]["reason"].startswith("CannotInspectContainerError")
+    assert not (fargo.state_dir / "rootfs" / tid).exists()
 
 
 def test_aws_cli_flow(fargo, busybox_image, subnet_id, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class HostAgent:
         self.network = HostNetwork(prefix=prefix)
         self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"))
         self._stop_signals: dict[tuple[str, str], str] = {}
+        self._checked: dict[tuple[str, str], float] = {}
         self._bridges: set[str] = set()
         self._lock = threading.Lock()
 
@@ -101,7 +103,19 @@ class HostAgent:
         self.sandbox.start_container(tid, name)
 
     def exited(self, tid: str, name: str) -> bool:
-        return self.sandbox.exit_file(tid, name).exists()
+        """Cheap enough to ask every few tens of milliseconds: a stat, and only when that
+        finds nothing and a while has passed, a look at whether its conmon still lives."""
+        if self.sandbox.exit_file(tid, name).exists():
+            return True
+        now = time.monotonic()
+        last = self._checked.get((tid, name), 0.0)
+        if last == float("inf"):
+            return True  # found gone before: stays gone
+        if now - last < 1.0:
+            return False
+        gone = self.sandbox.monitor_gone(tid, name)
+        self._checked[(tid, name)] = float("inf") if gone else now
+        return gone
 
     def result(self, tid: str, name: str) -> tuple[int | None, bool]:
         st = self.sandbox.state(tid, name)
@@ -117,6 +131,10 @@ class HostAgent:
 
     def destroy(self, tid: str) -> None:
         """Everything the task held on the host goes; its logs stay."""
+        for key in [k for k in self._stop_signals if k[0] == tid]:
+            self._stop_signals.pop(key, None)
+        for key in [k for k in self._checked if k[0] == tid]:
+            self._checked.pop(key, None)
         try:
             self.sandbox.destroy_task(tid)
         finally:

@@ -567,6 +567,16 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 path.rmdir()  # only succeeds when empty: another server's tasks stay
 
+    def monitor_gone(self, task_id: str, name: str) -> bool:
+        """True when the container's conmon has died without writing an exit file (killed,
+        or the host rebooted): then nobody will ever report this container's end."""
+        if self.exit_file(task_id, name).exists():
+            return False
+        pid = _read_int(self._ctr_dir(task_id, name) / "conmon.pid")
+        if pid is None or _alive(pid):
+            return False
+        return not self.exit_file(task_id, name).exists()  # it may have just written it
+
     def stop_signal(self, task_id: str, name: str) -> str:
         """The signal that asks this container to stop, as it was created (survives restarts)."""
         try:
@@ -642,7 +652,8 @@ class Sandbox:
         try:
             self._runc("kill", cid, str(_signal_number(sig)))
         except SandboxError as e:
-            if "not running" not in str(e):
+            # Already gone (ended, or lost with a reboot): nothing is left to signal.
+            if "not running" not in str(e) and "does not exist" not in str(e):
                 raise
 
     def delete_container(self, task_id: str, name: str) -> None:

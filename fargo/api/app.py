@@ -30,15 +30,13 @@ ECS_ACTIONS = {
 
 
 async def _read_body(request: web.Request) -> bytes:
-    limit = request.app["settings"].max_body
-    if request.content_length is not None and request.content_length > limit:
+    """The whole body, or the AWS error for one past the limit (client_max_size enforces it)."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app["settings"].max_body
         raise ApiError(f"The request body is larger than {limit} bytes.",
-                       code="SerializationException")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError(f"The request body is larger than {limit} bytes.",
-                       code="SerializationException")
-    return body
+                       code="SerializationException") from None
 
 
 async def root(request: web.Request) -> web.Response:
@@ -78,19 +76,25 @@ async def _no_tracebacks(request: web.Request, handler: Any) -> web.StreamRespon
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            err = ApiError(exc.reason or "Bad request", code="ClientException",
-                           status=exc.status)
-            return awsjson.error_response(err)
+            return _error(request, ApiError(exc.reason or "Bad request", code="ClientException",
+                                            status=exc.status))
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return awsjson.error_response(ApiError("Internal error in fargo.",
-                                               code="ServerException", status=500))
+        return _error(request, ApiError("Internal error in fargo.", code="ServerException",
+                                        status=500))
+
+
+def _error(request: web.Request, err: ApiError) -> web.Response:
+    """In the caller's protocol: JSON for the JSON faces, XML for EC2's query protocol."""
+    if request.method == "POST" and request.path == "/" and "X-Amz-Target" not in request.headers:
+        return ec2query.error_response(err)
+    return awsjson.error_response(err)
 
 
 def build_app(services: dict[str, Any]) -> web.Application:
     app = web.Application(middlewares=[_no_tracebacks],
-                          client_max_size=services["settings"].max_body + 1)
+                          client_max_size=services["settings"].max_body)
     for key, value in services.items():
         app[key] = value
     ecs = services["ecs"]

@@ -44,7 +44,8 @@ def authenticate(request: web.Request, body: bytes, service: str, style: str) ->
     try:
         caller = verify(method=request.method, host=request.host, raw_path=request.raw_path,
                         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                        service=service, iam=request.app["iam"])
+                        service=service, region=request.app["settings"].region,
+                        iam=request.app["iam"])
     except AuthError as err:
         code, status = TABLES[style][err.kind]
         raise ApiError(err.message, code=code, status=status) from None

@@ -15,17 +15,6 @@ from . import shapes
 Handler = Callable[[dict[str, Any], str], Any]
 
 
-def region_of(request: web.Request) -> str:
-    """The region the client signed for (fargo does not check the signature yet)."""
-    auth = request.headers.get("Authorization", "")
-    marker = "Credential="
-    if marker in auth:
-        parts = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
-        if len(parts) >= 3 and parts[2].replace("-", "").isalnum() and len(parts[2]) < 32:
-            return parts[2]
-    return request.app["settings"].region
-
-
 def error_response(err: ApiError) -> web.Response:
     body = {"__type": err.code, "message": err.message}
     return web.json_response(body, status=err.status,
@@ -44,7 +33,7 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
                            code="UnknownOperationException")
         try:
             params = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise ApiError(f"Malformed request body: {err}"[:300],
                            code="SerializationException") from None
         shapes.validate(op, params, "SerializationException", "InvalidParameterException")
@@ -52,7 +41,7 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         if handler is None:
             raise ApiError(f"{action} is not supported by fargo yet.",
                            code="UnsupportedFeatureException")
-        result = handler(params, region_of(request))
+        result = handler(params, request.app["settings"].region)
         if isinstance(result, Awaitable):
             result = await result
     except ApiError as err:

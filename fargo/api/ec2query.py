@@ -26,20 +26,35 @@ def parse_form(body: bytes) -> dict[str, str]:
             from None
 
 
+_NUMBERED = re.compile(r"^(?P<base>[A-Za-z]+(?:\.\d{1,6}\.[A-Za-z]+)?)\.(?P<n>\d{1,6})$")
+
+
 def numbered(form: dict[str, str], prefix: str) -> list[str]:
     """Values of Prefix.1, Prefix.2, ... in order."""
-    pat = re.compile(rf"^{re.escape(prefix)}\.(\d+)$")
-    found = sorted((int(m.group(1)), v) for k, v in form.items() if (m := pat.match(k)))
-    return [v for _, v in found]
+    found = []
+    for key, value in form.items():
+        m = _NUMBERED.match(key)
+        if m and m.group("base") == prefix:
+            found.append((int(m.group("n")), value))
+    return [v for _, v in sorted(found)]
 
 
 def filters(form: dict[str, str]) -> dict[str, list[str]]:
+    """Filter.N.Name / Filter.N.Value.M, grouped in one pass over the form."""
+    names: dict[str, str] = {}
+    values: dict[str, list[tuple[int, str]]] = {}
+    for key, value in form.items():
+        m = _NUMBERED.match(key)
+        if not m:
+            if re.fullmatch(r"Filter\.\d{1,6}\.Name", key):
+                names[key.split(".")[1]] = value
+            continue
+        base = m.group("base")
+        if base.startswith("Filter.") and base.endswith(".Value"):
+            values.setdefault(base.split(".")[1], []).append((int(m.group("n")), value))
     out: dict[str, list[str]] = {}
-    pat = re.compile(r"^Filter\.(\d+)\.Name$")
-    for key, name in form.items():
-        m = pat.match(key)
-        if m:
-            out.setdefault(name, []).extend(numbered(form, f"Filter.{m.group(1)}.Value"))
+    for n, name in names.items():
+        out.setdefault(name, []).extend(v for _, v in sorted(values.get(n, [])))
     return out
 
 

@@ -4,12 +4,11 @@ arithmetic, so fargo computes exactly what the SDKs compute."""
 from __future__ import annotations
 
 import datetime
-import functools
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 
-import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -39,19 +38,10 @@ class Caller:
     service: str
 
 
-@functools.cache
-def known_regions() -> frozenset[str]:
-    """Every region botocore knows for ECS, across partitions."""
-    session = boto3.session.Session()
-    found: set[str] = set()
-    for partition in session.get_available_partitions():
-        found.update(session.get_available_regions("ecs", partition_name=partition))
-    return frozenset(found)
-
-
 def verify(*, method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes,
-           service: str, iam: Iam, now: datetime.datetime | None = None) -> Caller:
-    """Verify the request's Authorization header; return who signed it."""
+           service: str, region: str, iam: Iam, now: datetime.datetime | None = None) -> Caller:
+    """Verify the request's Authorization header; return who signed it. A fargo server is one
+    regional endpoint, so a signature scoped to another region is refused, as AWS does."""
     auth = headers.get("authorization")
     if not auth:
         raise AuthError("missing", "Missing Authentication Token")
@@ -63,13 +53,13 @@ def verify(*, method: str, host: str, raw_path: str, headers: dict[str, str], bo
     if len(parts) != 5 or parts[4] != "aws4_request":
         raise AuthError("bad_signature", "Credential should be scoped to a valid region, "
                         "service and 'aws4_request'.")
-    key_id, day, region, scope_service, _ = parts
+    key_id, day, scope_region, scope_service, _ = parts
     if scope_service != service:
         raise AuthError("wrong_scope", f"Credential should be scoped to correct service: "
                         f"'{service}'.")
-    if region not in known_regions():
+    if scope_region != region:
         raise AuthError("wrong_scope", f"Credential should be scoped to a valid region, "
-                        f"not '{region[:64]}'.")
+                        f"not '{scope_region[:64]}'. This endpoint serves '{region}'.")
     stamp = headers.get("x-amz-date", "")
     try:
         when = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(
@@ -93,6 +83,11 @@ def verify(*, method: str, host: str, raw_path: str, headers: dict[str, str], bo
         if key.expires is not None and key.expires < now.timestamp():
             raise AuthError("expired_token",
                             "The security token included in the request is expired")
+    # The signature covers the body only through this hash: it must be the body's own.
+    digest = hashlib.sha256(body).hexdigest()
+    if headers.get("x-amz-content-sha256", digest) != digest:
+        raise AuthError("bad_signature", "The provided 'x-amz-content-sha256' header does not "
+                        "match what was computed.")
     signed = m.group("signed").split(";")
     if "host" not in signed:
         raise AuthError("bad_signature", "The host header must be signed.")

@@ -8,9 +8,8 @@ from typing import Any
 from ..model import taskdef
 from ..model.errors import ClientException, ClusterNotFoundException, InvalidParameterException
 from ..model.names import ACCOUNT, arn, check_name, cluster_name_from, family_revision
+from ..model.tags import check_tags, merged
 from ..store.sqlite import Store
-
-MAX_TAGS = 50
 
 
 class Catalog:
@@ -31,6 +30,7 @@ class Catalog:
     def create_cluster(self, name: str | None, region: str,
                        tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
         name = check_name(name or "default", "cluster name")
+        check_tags(tags or [])
         existing = self.store.get_cluster(name)
         if existing and existing["status"] == "ACTIVE":
             return self.render_cluster(existing)
@@ -83,7 +83,8 @@ class Catalog:
     def delete_cluster(self, ref: str, region: str) -> dict[str, Any]:
         doc = self.cluster(ref, region)
         if self.store.count_tasks(doc["clusterName"], not_last="STOPPED"):
-            raise ClientException("The Cluster cannot be deleted while Tasks are active.")
+            raise ClientException("The Cluster cannot be deleted while Tasks are active.",
+                                  code="ClusterContainsTasksException")
         doc["status"] = "INACTIVE"
         self.store.put_cluster(doc["clusterName"], region, doc)
         return self.render_cluster(doc)
@@ -91,6 +92,7 @@ class Catalog:
     # task definitions
     def register(self, req: dict[str, Any], region: str) -> dict[str, Any]:
         td = taskdef.normalize(req)
+        check_tags(req.get("tags") or [])
         family = td["family"]
         td["revision"] = self.store.next_revision(family)
         td["taskDefinitionArn"] = arn(region, "task-definition", f"{family}:{td['revision']}")
@@ -131,22 +133,10 @@ class Catalog:
         return [arn(region, "task-definition", f"{f}:{r}") for f, r in rows]
 
     # tags
-    def check_tags(self, tags: list[dict[str, str]]) -> None:
-        for t in tags:
-            key = t.get("key")
-            if not key or len(key) > 128 or len(t.get("value", "")) > 256:
-                raise InvalidParameterException("Tag keys must be 1-128 characters and values "
-                                                "at most 256.")
-            if key.lower().startswith("aws:"):
-                raise InvalidParameterException("Tag keys may not start with 'aws:'.")
-
     def tag(self, resource: str, tags: list[dict[str, str]]) -> None:
-        self.check_tags(tags)
-        current = {t["key"]: t.get("value", "") for t in self.store.get_tags(resource)}
-        current.update({t["key"]: t.get("value", "") for t in tags})
-        if len(current) > MAX_TAGS:
-            raise InvalidParameterException(f"A resource may have at most {MAX_TAGS} tags.")
-        self.store.put_tags(resource, [{"key": k, "value": v} for k, v in current.items()])
+        existing = self.store.get_tags(resource)
+        check_tags(tags, existing)
+        self.store.put_tags(resource, merged(existing, tags))
 
     def untag(self, resource: str, keys: list[str]) -> None:
         kept = [t for t in self.store.get_tags(resource) if t["key"] not in set(keys)]

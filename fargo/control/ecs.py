@@ -3,11 +3,13 @@ against the service model's shapes; the rules live in model/."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..model import task as taskmodel
 from ..model.errors import ClientException, InvalidParameterException, ResourceNotFoundException
 from ..model.names import cluster_name_from, task_id_from
+from ..model.tags import check_tags
 from .catalog import Catalog
 from .tasks import TaskEngine
 
@@ -59,7 +61,7 @@ class Ecs:
         cluster = self.catalog.cluster(p.get("cluster"), region)
         td = self.catalog.taskdef(p["taskDefinition"])
         tags = p.get("tags") or []
-        self.catalog.check_tags(tags)
+        check_tags(tags)
         out = self.engine.run_task(td=td, cluster=cluster, region=region, req=p)
         for task in out["tasks"]:
             if tags and not self.store.get_tags(task["taskArn"]):
@@ -152,10 +154,10 @@ def _page(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:
     start = 0
     token = p.get("nextToken")
     if token:
-        if not token.isdigit() or int(token) > len(items):
+        if not re.fullmatch(r"[0-9]{1,9}", token) or int(token) > len(items):
             raise InvalidParameterException("Invalid nextToken.")
         start = int(token)
-    size = p.get("maxResults") or 100
+    size = p.get("maxResults", 100)
     if not 1 <= size <= 100:
         raise InvalidParameterException("maxResults must be between 1 and 100.")
     out: dict[str, Any] = {key: items[start:start + size]}

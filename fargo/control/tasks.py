@@ -14,7 +14,7 @@ from typing import Any
 
 from ..model import lifecycle
 from ..model import task as taskmodel
-from ..model.errors import ApiError, ClientException, InvalidParameterException
+from ..model.errors import ApiError, ConflictException, InvalidParameterException
 from ..model.vpc import Vpc
 from ..store.sqlite import Store
 from .capacity import Capacity
@@ -22,6 +22,7 @@ from .capacity import Capacity
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at conmon's exit files
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+TOKEN_LIFETIME = 12 * 3600.0  # how long a RunTask clientToken is remembered
 
 
 class TaskEngine:
@@ -65,6 +66,7 @@ class TaskEngine:
     def run_task(self, *, td: dict[str, Any], cluster: dict[str, Any], region: str,
                  req: dict[str, Any]) -> dict[str, Any]:
         provider = taskmodel.check_launch(req)
+        taskmodel.check_lengths(req)
         taskmodel.require_fargate(td)
         count = taskmodel.check_count(req.get("count"))
         overrides = req.get("overrides") or {}
@@ -77,12 +79,12 @@ class TaskEngine:
             seen = self.store.get_token(token)
             if seen:
                 if seen[0] != canon:
-                    raise ClientException(
-                        "The clientToken was already used with different parameters.",
-                        code="ConflictException")
-                found = self.store.get_tasks([a.rsplit("/", 1)[-1] for a in seen[1]])
+                    raise ConflictException(
+                        "The clientToken was already used with different parameters.")
+                arns, failures = seen[1]["arns"], seen[1]["failures"]
+                found = self.store.get_tasks([a.rsplit("/", 1)[-1] for a in arns])
                 return {"tasks": [taskmodel.public_view(t) for t in found.values()],
-                        "failures": []}
+                        "failures": failures}
         tasks, failures = [], []
         now = time.time()
         for _ in range(count):
@@ -98,16 +100,21 @@ class TaskEngine:
                                  "reason": "RESOURCE:ENI",
                                  "detail": "No free private IP address in the given subnets"})
                 continue
-            task = taskmodel.new_task(
-                td=td, cluster_arn=cluster["clusterArn"], region=region, cpu=cpu, memory=mem,
-                overrides=overrides, subnet=subnet, ip=ip, group=req.get("group"),
-                started_by=req.get("startedBy"), now=now,
-                capacity_provider=provider)
+            try:
+                task = taskmodel.new_task(
+                    td=td, cluster_arn=cluster["clusterArn"], region=region, cpu=cpu,
+                    memory=mem, overrides=overrides, subnet=subnet, ip=ip,
+                    group=req.get("group"), started_by=req.get("startedBy"), now=now,
+                    capacity_provider=provider)
+            except BaseException:
+                self._used_ips.discard(ip)  # nothing holds it yet
+                raise
             self.capacity.reserve(task["taskArn"], cpu, mem)
             self.store.put_task(task)
             tasks.append(task)
         if token:
-            self.store.put_token(token, canon, [t["taskArn"] for t in tasks], now)
+            self.store.put_token(token, canon, {"arns": [t["taskArn"] for t in tasks],
+                                                "failures": failures}, now)
         for task in tasks:
             self._spawn(task)
         return {"tasks": [taskmodel.public_view(t) for t in tasks], "failures": failures}
@@ -117,6 +124,7 @@ class TaskEngine:
         task = self.store.get_task(task_id)
         if task is None:
             raise InvalidParameterException("The referenced task was not found.")
+        taskmodel.check_lengths({"reason": reason})
         if lifecycle.request_stop(task, code, reason or "Task stopped by user", time.time()):
             self.store.put_task(task)
             self._poke(task_id)
@@ -183,11 +191,13 @@ class TaskEngine:
             task = self._fresh(tid)
             if lifecycle.RANK[task["lastStatus"]] < lifecycle.RANK["RUNNING"]:
                 if adopt:
-                    # Half-made sandboxes cannot be trusted after a crash: fail the start.
+                    # Half-made sandboxes cannot be trusted after a crash: fail the start,
+                    # but stop what did start properly.
                     lifecycle.request_stop(task, "TaskFailedToStart",
                                            "ResourceInitializationError: the server restarted "
                                            "while the task was starting", time.time())
                     self._save(task)
+                    self._watch_started(task)
                 else:
                     task = await self._start(task)
             if adopt and lifecycle.RANK[task["lastStatus"]] >= lifecycle.RANK["RUNNING"]:
@@ -196,8 +206,6 @@ class TaskEngine:
             if task["lastStatus"] == "RUNNING":
                 task = await self._run(tid)
             await self._teardown(tid)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a bug must not leave the task half-way forever
             log.exception("task %s failed in the reconciler", tid)
             task = self._fresh(tid)
@@ -318,7 +326,7 @@ class TaskEngine:
             if pending and not ready:
                 # Waiting on COMPLETE/SUCCESS dependencies: let exits be recorded meanwhile.
                 await self._wait(tid, POLL * 4)
-                self._record_exits(tid)
+                await self._record_exits(tid)
         return True
 
     @staticmethod
@@ -367,35 +375,44 @@ class TaskEngine:
                 await self.hooks.network_ready(tid)
             except Exception:  # noqa: BLE001 - the task runs on without its endpoint
                 log.exception("task %s: reopening the metadata endpoint", tid)
+        self._watch_started(task)
+        await self._record_exits(tid)
+
+    def _watch_started(self, task: dict[str, Any]) -> None:
+        tid = task["taskArn"].rsplit("/", 1)[-1]
         for c in task["containers"]:
             if c["lastStatus"] == "RUNNING":
                 self._watch.setdefault(tid, set()).add(c["name"])
-        self._record_exits(tid)
 
     async def _run(self, tid: str) -> dict[str, Any]:
         while True:
-            self._record_exits(tid)
+            await self._record_exits(tid)
             task = self._fresh(tid)
             if task["desiredStatus"] == "STOPPED":
                 return task
             await self._wait(tid, 5.0)
 
-    def _record_exits(self, tid: str) -> None:
+    async def _record_exits(self, tid: str) -> None:
         """Write down containers that ended; an essential one ending stops the task."""
         names = self._watch.get(tid) or set()
         done = [n for n in names if self.agent.exited(tid, n)]
         if not done:
             return
+        # Reading results runs runc and cgroup reads: off the loop, then one atomic update.
+        results = await asyncio.to_thread(lambda: {n: self.agent.result(tid, n) for n in done})
         task = self._fresh(tid)
         plan = {c["name"]: c for c in task["_fargo"]["plan"]}
         now = time.time()
         for name in done:
             names.discard(name)
-            code, oom = self.agent.result(tid, name)
+            code, oom = results[name]
             entry = states_entry(task, name)
             entry["lastStatus"] = "STOPPED"
             if code is not None:
                 entry["exitCode"] = code
+            else:
+                entry["reason"] = ("CannotInspectContainerError: the container's monitor "
+                                   "ended without recording an exit code")
             if oom:
                 entry["reason"] = OOM_REASON
             task["version"] += 1
@@ -405,15 +422,19 @@ class TaskEngine:
         self._save(task)
 
     async def _teardown(self, tid: str) -> None:
+        """Best effort at every step: whatever fails is logged, and the task still reaches
+        STOPPED with its IP and capacity given back."""
         task = self._fresh(tid)
         self._advance(task, "DEACTIVATING")
         self._advance(task, "STOPPING")
-        await self._stop_containers(tid)
+        await self._attempt(tid, "stopping containers", self._stop_containers(tid))
         task = self._fresh(tid)
         self._advance(task, "DEPROVISIONING")
         if self.hooks:
-            await self.hooks.network_gone(tid)
-        await asyncio.to_thread(self.agent.destroy, tid)
+            await self._attempt(tid, "closing the metadata endpoint",
+                                self.hooks.network_gone(tid))
+        await self._attempt(tid, "removing the sandbox",
+                            asyncio.to_thread(self.agent.destroy, tid))
         task = self._fresh(tid)
         taskmodel.set_attachment(task, "DELETED")
         for c in task["containers"]:
@@ -423,10 +444,16 @@ class TaskEngine:
         self.capacity.release(task["taskArn"])
         self._watch.pop(tid, None)
 
+    @staticmethod
+    async def _attempt(tid: str, what: str, step: Any) -> None:
+        try:
+            await step
+        except Exception:  # noqa: BLE001 - teardown goes on; the log says what was left
+            log.exception("task %s: %s failed", tid, what)
+
     async def _stop_containers(self, tid: str) -> None:
         """Stop signal to each running container, SIGKILL after its stopTimeout."""
-        names = set(self._watch.get(tid) or set())
-        self._record_exits(tid)
+        await self._record_exits(tid)
         names = set(self._watch.get(tid) or set())
         if not names:
             return
@@ -439,7 +466,7 @@ class TaskEngine:
             timeout = plan[name].get("stopTimeout")
             deadline[name] = now + (30 if timeout is None else timeout)
         while True:
-            self._record_exits(tid)
+            await self._record_exits(tid)
             left = self._watch.get(tid) or set()
             if not left:
                 return
@@ -453,7 +480,9 @@ class TaskEngine:
     def sweep(self, now: float | None = None) -> int:
         """Forget tasks stopped longer ago than the retention (AWS keeps them about an hour),
         with their logs and files."""
-        ids = self.store.stopped_before((now or time.time()) - self.retention)
+        now = now or time.time()
+        self.store.drop_tokens(now - TOKEN_LIFETIME)
+        ids = self.store.stopped_before(now - self.retention)
         if ids:
             docs = self.store.get_tasks(ids)
             self.store.delete_tasks(ids, [d["taskArn"] for d in docs.values()])
@@ -473,9 +502,12 @@ class TaskEngine:
         """One loop for the whole host: notice exit files and wake the tasks they belong to."""
         while True:
             await asyncio.sleep(POLL)
-            for tid, names in list(self._watch.items()):
-                if any(self.agent.exited(tid, n) for n in list(names)):
-                    self._poke(tid)
+            try:
+                for tid, names in list(self._watch.items()):
+                    if any(self.agent.exited(tid, n) for n in list(names)):
+                        self._poke(tid)
+            except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
+                log.exception("watching container exits")
 
 
 def states_entry(task: dict[str, Any], name: str) -> dict[str, Any]:

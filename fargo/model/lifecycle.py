@@ -9,12 +9,9 @@ ORDER = (
     "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED",
 )
 RANK = {s: i for i, s in enumerate(ORDER)}
-STOP_CODES = (
-    "TaskFailedToStart", "EssentialContainerExited", "UserInitiated",
-    "ServiceSchedulerInitiated", "SpotInterruption", "TerminationNotice",
-)
 # Timestamps set on entering a state.
-_STAMPS = {"RUNNING": "startedAt", "STOPPING": "executionStoppedAt", "STOPPED": "stoppedAt"}
+# executionStoppedAt marks the containers having stopped, so it comes after STOPPING's work.
+_STAMPS = {"RUNNING": "startedAt", "DEPROVISIONING": "executionStoppedAt", "STOPPED": "stoppedAt"}
 
 
 def advance(task: dict[str, Any], status: str, now: float) -> bool:
@@ -43,7 +40,3 @@ def request_stop(task: dict[str, Any], code: str, reason: str, now: float) -> bo
     task["stoppingAt"] = now
     task["version"] = task.get("version", 1) + 1
     return True
-
-
-def is_active(task: dict[str, Any]) -> bool:
-    return task["lastStatus"] != "STOPPED"

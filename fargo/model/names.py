@@ -59,6 +59,6 @@ def family_revision(ref: str) -> tuple[str, int | None]:
     check_name(family, "family")
     if not rev:
         return family, None
-    if not rev.isdigit() or int(rev) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", rev) or int(rev) < 1:
         raise ClientException(f"Invalid revision number. Number: {rev[:32]}")
     return family, int(rev)

@@ -17,10 +17,11 @@ SIZES: dict[int, tuple[int, ...]] = {
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
 
-_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+# Bounded digit counts: no value in the table needs more, and huge ones must not reach int().
+_NUMBER = r"(\d{1,4}(?:\.\d{0,4})?|\.\d{1,4})"
 _VCPU = re.compile(rf"^\s*{_NUMBER}\s*vcpu\s*$", re.IGNORECASE)
 _GB = re.compile(rf"^\s*{_NUMBER}\s*gb\s*$", re.IGNORECASE)
-_PLAIN = re.compile(r"^\s*\d+\s*$")
+_PLAIN = re.compile(r"^\s*\d{1,7}\s*$")
 
 
 def parse_cpu(value: str | int, what: str = "cpu") -> int:

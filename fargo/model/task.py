@@ -9,6 +9,7 @@ from typing import Any
 from .errors import ClientException, InvalidParameterException
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
+from .taskdef import check_environment
 
 PLATFORM_VERSION = "1.4.0"
 
@@ -26,6 +27,7 @@ def apply_overrides(td: dict[str, Any], overrides: dict[str, Any]) -> tuple[int,
             raise InvalidParameterException(
                 f"Override for container named {str(co.get('name'))[:255]} is not a container "
                 "in the TaskDefinition.")
+        check_environment(co.get("environment"), co["name"])
     cpu = parse_cpu(overrides["cpu"]) if overrides.get("cpu") else int(td["cpu"])
     mem = parse_memory(overrides["memory"]) if overrides.get("memory") else int(td["memory"])
     check_task_size(cpu, mem)
@@ -142,6 +144,17 @@ def check_launch(req: dict[str, Any]) -> str | None:
         raise InvalidParameterException(
             f"Launch type {str(req['launchType'])[:32]} is not supported: fargo runs FARGATE tasks.")
     return None
+
+
+# Limits AWS documents for RunTask and StopTask strings.
+_LIMITS = {"startedBy": 128, "group": 255, "clientToken": 64, "reason": 255}
+
+
+def check_lengths(req: dict[str, Any]) -> None:
+    for field, limit in _LIMITS.items():
+        value = req.get(field)
+        if value is not None and len(value) > limit:
+            raise InvalidParameterException(f"{field} can be at most {limit} characters.")
 
 
 def check_count(count: Any) -> int:

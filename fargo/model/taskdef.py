@@ -85,6 +85,7 @@ def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
         _fail(f"Container '{c['name']}': 'image' is required.")
     if len(c["image"]) > 1024 or "\x00" in c["image"]:
         _fail(f"Container '{c['name']}': invalid image reference.")
+    check_environment(c.get("environment"), c["name"])
     out = copy.deepcopy(c)
     out.setdefault("cpu", 0)
     out.setdefault("essential", True)
@@ -110,15 +111,32 @@ def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_environment(env: Any, container: str) -> None:
+    """Each variable needs a name (a KeyValuePair's members are optional in the model)."""
+    for item in env or []:
+        name = item.get("name")
+        if not name or "=" in name or "\x00" in name or "\x00" in str(item.get("value", "")):
+            _fail(f"Container '{container[:255]}': every environment variable needs a name "
+                  "without '=' or NUL characters.")
+
+
 def _check_depends(containers: list[dict[str, Any]]) -> None:
-    names = {c["name"] for c in containers}
+    by_name = {c["name"]: c for c in containers}
     for c in containers:
         for dep in c.get("dependsOn") or []:
-            if dep.get("containerName") not in names or dep.get("containerName") == c["name"]:
+            target = dep.get("containerName")
+            if target not in by_name or target == c["name"]:
                 _fail(f"Container '{c['name']}' depends on unknown container "
-                      f"'{str(dep.get('containerName'))[:255]}'.")
-            if dep.get("condition") not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
+                      f"'{str(target)[:255]}'.")
+            cond = dep.get("condition")
+            if cond not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
                 _fail(f"Container '{c['name']}': invalid dependsOn condition.")
+            if cond == "HEALTHY":
+                _fail(f"Container '{c['name']}': the HEALTHY dependsOn condition needs "
+                      "container health checks, which fargo does not run yet.")
+            if cond in ("COMPLETE", "SUCCESS") and by_name[target].get("essential", True):
+                _fail(f"Container '{c['name']}': dependency condition {cond} cannot be set "
+                      f"on the essential container '{target}'.")
     # A cycle would never start: refuse it.
     graph = {c["name"]: [d["containerName"] for d in c.get("dependsOn") or []] for c in containers}
     state: dict[str, int] = {}

@@ -173,13 +173,16 @@ class Store:
             self._db.executemany("DELETE FROM tags WHERE arn=?", [(a,) for a in arns])
 
     # idempotency tokens
-    def get_token(self, token: str) -> tuple[str, list[str]] | None:
+    def get_token(self, token: str) -> tuple[str, dict[str, Any]] | None:
         rows = self._rows("SELECT request, arns FROM tokens WHERE token=?", (token,))
         return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
-    def put_token(self, token: str, request: str, arns: list[str], now: float) -> None:
+    def put_token(self, token: str, request: str, outcome: dict[str, Any], now: float) -> None:
         self._exec("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)",
-                   (token, request, json.dumps(arns), now))
+                   (token, request, json.dumps(outcome), now))
+
+    def drop_tokens(self, before: float) -> None:
+        self._exec("DELETE FROM tokens WHERE created < ?", (before,))
 
     # tags
     def get_tags(self, arn: str) -> list[dict[str, str]]:
