@@ -58,7 +58,7 @@ def server(verbose: bool, **kwargs: object) -> None:
     settings = Settings(auth=not no_auth, **kwargs)  # type: ignore[arg-type]
     try:
         asyncio.run(serve(settings))
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # port taken, registry would not start, ...
         click.echo(f"fargo server: {err}", err=True)
         sys.exit(1)
 

@@ -56,6 +56,13 @@ class Server:
                 "agent": self.agent, "engine": self.engine}
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # no orphaned registry when, say, the port is taken
+            raise
+
+    async def _start(self) -> None:
         if self.settings.embedded_registry:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)

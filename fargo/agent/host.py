@@ -63,9 +63,9 @@ class HostAgent:
     def attach_network(self, tid: str, subnet: Subnet, ip: str) -> Attachment:
         with self._lock:
             if subnet.id not in self._bridges:
-                self.network.ensure_bridge(subnet.id, _gateway_cidr(subnet))
+                self.network.ensure_bridge(subnet.id, subnet.cidr)
                 self._bridges.add(subnet.id)
-        return self.network.attach(tid, subnet.id, _gateway_cidr(subnet), ip)
+        return self.network.attach(tid, subnet.id, subnet.cidr, ip)
 
     def metadata_listener(self, tid: str) -> socket.socket:
         """A listening socket for 169.254.170.2 inside the task's own netns."""
@@ -163,10 +163,6 @@ class HostAgent:
                 log.exception("purging task %s", tid)
         self.network.cleanup()
         self.sandbox.cleanup()
-
-
-def _gateway_cidr(subnet: Subnet) -> str:
-    return subnet.cidr
 
 
 def _rmtree_quiet(path: Path) -> None:

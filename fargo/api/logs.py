@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from aiohttp import web
 from ..model.errors import ApiError, InvalidParameterException
 from ..model.names import task_id_from
 from .auth import authenticate
+from .awsjson import error_response
 
 
 def parse_line(line: str) -> tuple[str, str, str, bool] | None:
@@ -22,7 +23,7 @@ def parse_line(line: str) -> tuple[str, str, str, bool] | None:
     return ts, stream, parts[3] if len(parts) > 3 else "", tag == "P"
 
 
-async def follow_file(path: Path, done: callable, follow: bool) -> AsyncIterator[str]:
+async def follow_file(path: Path, done: Callable[[], bool], follow: bool) -> AsyncIterator[str]:
     """Yield whole lines; when following, keep reading until `done()` and nothing is left."""
     while follow and not path.exists():
         if done():
@@ -58,17 +59,16 @@ async def task_logs(request: web.Request) -> web.StreamResponse:
         authenticate(request, b"", "fargo", "rest")
         tid = task_id_from(request.match_info["task"])
     except ApiError as err:
-        return web.json_response({"__type": err.code, "message": err.message},
-                                 status=err.status)
+        return error_response(err)
     task = app["store"].get_task(tid)
     if task is None:
-        return web.json_response({"__type": "InvalidParameterException",
-                                  "message": "The referenced task was not found."}, status=404)
+        return error_response(InvalidParameterException("The referenced task was not found.",
+                                                        status=404))
     names = [c["name"] for c in task["containers"]]
     wanted = request.query.get("container")
     if wanted and wanted not in names:
-        err = InvalidParameterException(f"Task has no container named {wanted[:255]!r}.")
-        return web.json_response({"__type": err.code, "message": err.message}, status=400)
+        return error_response(InvalidParameterException(
+            f"Task has no container named {wanted[:255]!r}."))
     follow = request.query.get("follow") in ("1", "true")
     stamps = request.query.get("timestamps") in ("1", "true")
     chosen = [wanted] if wanted else names

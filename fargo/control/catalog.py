@@ -55,8 +55,8 @@ class Catalog:
         name = doc["clusterName"]
         out = dict(doc)
         out["runningTasksCount"] = self.store.count_tasks(name, last="RUNNING")
-        active = self.store.count_tasks(name, not_last="STOPPED")
-        out["pendingTasksCount"] = active - out["runningTasksCount"]
+        out["pendingTasksCount"] = sum(self.store.count_tasks(name, last=state)
+                                       for state in ("PROVISIONING", "PENDING", "ACTIVATING"))
         out["tags"] = self.store.get_tags(doc["clusterArn"])
         return out
 

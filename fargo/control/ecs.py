@@ -25,7 +25,11 @@ class Ecs:
                                                        p.get("tags"))}
 
     def describe_clusters(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        return self.catalog.describe_clusters(p.get("clusters"), region)
+        out = self.catalog.describe_clusters(p.get("clusters"), region)
+        if "TAGS" not in (p.get("include") or []):
+            for c in out["clusters"]:
+                c.pop("tags", None)
+        return out
 
     def list_clusters(self, p: dict[str, Any], region: str) -> dict[str, Any]:
         return _page(self.catalog.list_clusters(), p, "clusterArns")
@@ -80,6 +84,8 @@ class Ecs:
     def describe_tasks(self, p: dict[str, Any], region: str) -> dict[str, Any]:
         cluster = self.catalog.cluster(p.get("cluster"), region)
         refs = p["tasks"]
+        if not refs:
+            raise InvalidParameterException("Tasks cannot be empty.")
         if len(refs) > 100:
             raise InvalidParameterException("At most 100 tasks can be described at once.")
         ids, failures = {}, []
@@ -114,39 +120,37 @@ class Ecs:
         return _page([f"{prefix}/{i}" for i in ids], p, "taskArns")
 
     # tags
-    def _resource(self, resource: str, region: str) -> None:
-        """Raise unless the ARN names something that exists."""
+    def _resource(self, resource: str) -> str:
+        """The stored ARN of what `resource` names (tags live under it), or the AWS error."""
         kind = resource.split(":", 5)[-1].split("/", 1)[0] if resource.startswith("arn:") else ""
-        exists = False
+        canonical = None
         try:
             if kind == "cluster":
                 doc = self.store.get_cluster(cluster_name_from(resource))
-                exists = bool(doc and doc["status"] == "ACTIVE")
+                canonical = doc["clusterArn"] if doc and doc["status"] == "ACTIVE" else None
             elif kind == "task-definition":
-                self.catalog.taskdef(resource)
-                exists = True
+                canonical = self.catalog.taskdef(resource)["taskDefinitionArn"]
             elif kind == "task":
-                exists = self.store.get_task(task_id_from(resource)) is not None
+                task = self.store.get_task(task_id_from(resource))
+                canonical = task["taskArn"] if task else None
             else:
                 raise InvalidParameterException("The ARN provided is invalid.")
         except ClientException:
-            exists = False
-        if not exists:
+            canonical = None
+        if canonical is None:
             raise ResourceNotFoundException("The specified resource is not found.")
+        return canonical
 
     def tag_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        self._resource(p["resourceArn"], region)
-        self.catalog.tag(p["resourceArn"], p["tags"])
+        self.catalog.tag(self._resource(p["resourceArn"]), p["tags"])
         return {}
 
     def untag_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        self._resource(p["resourceArn"], region)
-        self.catalog.untag(p["resourceArn"], p["tagKeys"])
+        self.catalog.untag(self._resource(p["resourceArn"]), p["tagKeys"])
         return {}
 
     def list_tags_for_resource(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        self._resource(p["resourceArn"], region)
-        return {"tags": self.store.get_tags(p["resourceArn"])}
+        return {"tags": self.store.get_tags(self._resource(p["resourceArn"]))}
 
 
 def _page(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:

@@ -31,6 +31,13 @@ def apply_overrides(td: dict[str, Any], overrides: dict[str, Any]) -> tuple[int,
     cpu = parse_cpu(overrides["cpu"]) if overrides.get("cpu") else int(td["cpu"])
     mem = parse_memory(overrides["memory"]) if overrides.get("memory") else int(td["memory"])
     check_task_size(cpu, mem)
+    plan = container_plan(td, overrides)
+    if sum(int(c.get("cpu") or 0) for c in plan) > cpu:
+        raise ClientException("Invalid 'cpu' setting: the containers ask for more CPU units "
+                              "than the task has.")
+    if sum(int(c.get("memory") or c.get("memoryReservation") or 0) for c in plan) > mem:
+        raise ClientException("Invalid 'memory' setting: the containers ask for more memory "
+                              "than the task has.")
     return cpu, mem
 
 
