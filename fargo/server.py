@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .agent.host import HostAgent
 from .agent.registry import LocalRegistry
+from .agent.sandbox import raise_nofile_limit
 from .api.app import build_app
 from .api.ec2 import Ec2Face
 from .api.metadata import MetadataService
@@ -18,10 +19,15 @@ from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.ecs import Ecs
+from .control.eks import Eks
 from .control.iam import Iam
+from .control.kubestate import KubeState
+from .control.network import Networks
+from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.tasks import TaskEngine
 from .model.vpc import default_vpc
+from .store.kube import KubeTables
 from .store.sqlite import Store
 
 log = logging.getLogger("fargo")
@@ -40,20 +46,31 @@ class Server:
         self.catalog = Catalog(self.store)
         self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
-        self.metadata = MetadataService(self.store, self.agent, self.iam,
-                                        {s.id: s for s in self.vpc.subnets})
+        self.networks = Networks(self.store, self.vpc, self.agent)
+        self.metadata = MetadataService(self.store, self.agent, self.iam, self.networks.subnets)
         self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
                                  retention=settings.stopped_retention,
                                  credentials=self.secrets.registry_credentials,
-                                 hooks=self.metadata)
+                                 hooks=self.metadata, networks=self.networks)
         self.ecs = Ecs(self.catalog, self.engine)
+        # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
+        self.kube_tables = KubeTables(self.store)
+        self.kube_state = KubeState(self.kube_tables)
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        self.eks = Eks(self.kube_tables, self.kube_state, self.engine.subnets, self.vpc.id,
+                       f"http://{host}:{settings.port}")
+        self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
+                         settings.region)
+        self.eks.pods = self.pods
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
 
     def services(self) -> dict[str, Any]:
         return {"settings": self.settings, "store": self.store, "ecs": self.ecs,
-                "ec2": Ec2Face(self.vpc), "secrets": self.secrets, "iam": self.iam,
-                "agent": self.agent, "engine": self.engine}
+                "ec2": Ec2Face(self.vpc, self.networks), "secrets": self.secrets, "iam": self.iam,
+                "agent": self.agent, "engine": self.engine, "eks": self.eks,
+                "kube_tables": self.kube_tables, "kube_state": self.kube_state,
+                "pods": self.pods}
 
     async def start(self) -> None:
         try:
@@ -63,11 +80,18 @@ class Server:
             raise
 
     async def _start(self) -> None:
+        nofile = raise_nofile_limit()
+        if nofile < 65535:
+            log.warning("containers get nofile %d, not 65535: this process's hard limit is %d "
+                        "and it lacks CAP_SYS_RESOURCE to raise it", nofile, nofile)
         if self.settings.embedded_registry:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
+        # The whole firewall from the store before tasks are re-adopted: restarts converge.
+        await asyncio.to_thread(self.networks.start)
         await self.engine.start()
+        self.pods.start()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once
         self._runner = web.AppRunner(build_app(self.services()), access_log=None)
@@ -95,6 +119,7 @@ class Server:
 
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""
+        await self.pods.close()
         await self.engine.close()
         await self.metadata.close_all()
         if self._runner:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..model.vpc import Subnet
+from .firewall import Firewall
 from .images import Image, ImageStore
 from .metadata import open_listener
 from .network import Attachment, HostNetwork
 from .sandbox import ContainerSpec, Sandbox
+from .storage import DEFAULT_GIB, TaskStorage
 
 log = logging.getLogger("fargo.agent")
 
@@ -50,7 +52,9 @@ class HostAgent:
         self.root = state_dir
         self.images = ImageStore(state_dir / "images")
         self.network = HostNetwork(prefix=prefix)
+        self.firewall = Firewall(prefix)
         self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"))
+        self.storage = TaskStorage(state_dir / "storage")
         self._stop_signals: dict[tuple[str, str], str] = {}
         self._checked: dict[tuple[str, str], float] = {}
         self._bridges: set[str] = set()
@@ -76,13 +80,18 @@ class HostAgent:
         return self.images.pull(ref, credentials)
 
     # sandbox
-    def create_sandbox(self, tid: str, cpu: int, memory: int) -> None:
+    def create_sandbox(self, tid: str, cpu: int, memory: int,
+                       storage_gib: int = DEFAULT_GIB) -> None:
+        """The task's cgroups and user-namespace range, and its ephemeral storage: a
+        filesystem of storage_gib at rootfs/<tid>, where its containers' writable layers go."""
         self.sandbox.create_task(tid, cpu, memory)
+        self.storage.mount(tid, storage_gib, self.root / "rootfs" / tid)
 
     def create_container(self, tid: str, cdef: dict[str, Any], image: Image,
                          task_env: dict[str, str]) -> None:
         config = image.config or {}
-        rootfs = self.images.mount_rootfs(image, self._rootfs_dir(tid, cdef["name"]))
+        rootfs = self.images.mount_rootfs(image, self._rootfs_dir(tid, cdef["name"]),
+                                          id_base=self.sandbox.id_base(tid))
         linux = cdef.get("linuxParameters") or {}
         spec = ContainerSpec(
             name=cdef["name"], rootfs=rootfs, args=resolve_command(cdef, config),
@@ -101,6 +110,13 @@ class HostAgent:
 
     def start_container(self, tid: str, name: str) -> None:
         self.sandbox.start_container(tid, name)
+
+    def remove_container(self, tid: str, name: str) -> None:
+        """Delete one ended container and its writable layer, so the same name can be
+        created afresh (a pod's restartPolicy); its log file stays and grows."""
+        self.sandbox.delete_container(tid, name)
+        self.images.unmount_rootfs(self._rootfs_dir(tid, name))
+        self._checked.pop((tid, name), None)
 
     def exited(self, tid: str, name: str) -> bool:
         """Cheap enough to ask every few tens of milliseconds: a stat, and only when that
@@ -141,7 +157,9 @@ class HostAgent:
             base = self.root / "rootfs" / tid
             if base.exists():
                 for d in base.iterdir():
-                    self.images.unmount_rootfs(d)
+                    if d.name != "lost+found":  # the storage filesystem's own
+                        self.images.unmount_rootfs(d)
+                self.storage.unmount(base)
                 _rmtree_quiet(base)
             self.network.detach(tid)
 
@@ -162,6 +180,7 @@ class HostAgent:
             except Exception:  # noqa: BLE001 - purge goes on with the rest
                 log.exception("purging task %s", tid)
         self.network.cleanup()
+        self.firewall.remove()  # the security groups' nftables tables of this prefix
         self.sandbox.cleanup()
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import requests
 
+from . import userns
 from .layers import Extractor, LayerError, extract_layer
 
 # --- media types ------------------------------------------------------------------------------
@@ -383,9 +384,16 @@ class ImageStore:
         assert image is not None
         return image
 
-    def mount_rootfs(self, image: Image, workdir: Path) -> Path:
-        """Mount image's layers under a fresh writable layer at workdir/rootfs."""
+    def mount_rootfs(self, image: Image, workdir: Path, id_base: int | None = None) -> Path:
+        """Mount image's layers under a fresh writable layer at workdir/rootfs.
+
+        With id_base, the rootfs is for a user namespace mapping ids 0..65535 to id_base..:
+        the shared layers are seen through idmapped mounts and the writable layer belongs to
+        the mapped root, so the container's root owns its files and the host's does not.
+        """
         workdir = Path(workdir)
+        if id_base is not None:
+            return self._mount_idmapped(image, workdir, id_base)
         rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
         if _is_mountpoint(rootfs):
             raise RuntimeError(f"{rootfs} is already mounted")
@@ -408,6 +416,34 @@ class ImageStore:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"overlay mount failed: {proc.stderr.strip()}")
+        return rootfs
+
+    def _mount_idmapped(self, image: Image, workdir: Path, id_base: int) -> Path:
+        rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
+        if _is_mountpoint(rootfs):
+            raise RuntimeError(f"{rootfs} is already mounted")
+        for d in (rootfs, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        # The overlay's root directory is the upper dir itself: it must be the mapped root's.
+        os.chown(upper, id_base, id_base)
+        lowers = [p.resolve() for p in reversed(image.layers)] or [self._empty_layer()]
+        fds: list[int] = []
+        try:
+            for layer in lowers:
+                fds.append(userns.idmapped_tree(layer, id_base))
+            # Detached mounts have no path but their fd's: overlayfs resolves that link.
+            names = [f"/proc/{os.getpid()}/fd/{fd}" for fd in fds]
+            options = (f"lowerdir={':'.join(names)},upperdir={upper.resolve()},"
+                       f"workdir={work.resolve()}")
+            if len(options) >= 4000:
+                raise RuntimeError(f"too many layers to mount ({len(lowers)})")
+            if _libc.mount(b"overlay", os.fsencode(rootfs.resolve()), b"overlay", 0,
+                           options.encode()) != 0:
+                err = ctypes.get_errno()
+                raise RuntimeError(f"overlay mount failed: {os.strerror(err)}")
+        finally:
+            for fd in fds:  # overlayfs holds its own references to the layers
+                os.close(fd)
         return rootfs
 
     def unmount_rootfs(self, workdir: Path) -> None:

@@ -276,7 +276,8 @@ def bridge_netfilter() -> dict[str, str | None]:
     When bridge-nf-call-iptables is 1, frames between two ports of a bridge also traverse the
     IPv4 forward hooks (iptables FORWARD, nftables ip/inet forward). A per-bridge option can
     only switch this on, not off, and the global switch belongs to the host owner, so fargo
-    leaves it alone; with an accepting forward path (the default) bridged traffic flows. A host
+    leaves it alone and switches the option on for its own bridges only (the security groups
+    need it); with an accepting forward path (the default) bridged traffic flows. A host
     whose FORWARD policy drops needs an accept rule for the fargo bridges (as Docker adds one).
     """
     base = "/proc/sys/net/bridge/bridge-nf-call-"
@@ -343,6 +344,9 @@ class HostNetwork:
                 self._check_no_overlap(ipr, net, skip=idx)
                 ipr.addr("add", index=idx, address=gateway, prefixlen=net.prefixlen)
             ipr.link("set", index=idx, state="up")
+            # Security groups (agent/firewall.py) filter bridged IPv4 in the inet forward hook:
+            # force that on for our bridges, whatever the host's global switch says.
+            _write_sysctl(f"/sys/class/net/{name}/bridge/nf_call_iptables", "1")
         return idx
 
     def _create_bridge(self, ipr: IPRoute, name: str, key: str) -> int:
@@ -428,6 +432,11 @@ class HostNetwork:
                 _quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
                 # Gratuitous ARP on link up refreshes neighbours that cached this IP's old MAC.
                 _write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_notify", "1")
+                # Containers run in user namespaces of their own, so their root holds no
+                # capability over this netns (the host's user namespace owns it): let any
+                # uid bind ports < 1024 and open ICMP echo sockets (ping), as root could.
+                _write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+                _write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
                 _setns(host_ns)
                 _quiet_ipv6(att.host_veth)
                 # The host end must be up first, or eth0's gratuitous ARP finds no carrier.

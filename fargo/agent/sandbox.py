@@ -23,6 +23,7 @@ Layout under root/<task_id>/:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -39,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import seccomp, userns
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 CGROUP_PARENT = "fargo"
@@ -49,7 +52,8 @@ CREATE_TIMEOUT_S = 60.0
 # runc creates the container-level directories in every hierarchy it knows.
 TASK_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
 
-# Docker's default capability set.
+# Docker's default capability set; Fargate lets a task add SYS_PTRACE and nothing else.
+ADDABLE_CAPS = {"CAP_SYS_PTRACE"}
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
     "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
@@ -61,6 +65,15 @@ MASKED_PATHS = [
     "/sys/firmware", "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# Process (thread) limit of a task: 1024 per GiB of task memory, within [1024, 32768]. A
+# thread costs the kernel ~20 KiB beyond its user memory, so this bounds a fork bomb's
+# kernel memory at well under the task's own size, and no real workload of that size is near.
+PIDS_PER_GIB = 1024
+PIDS_MIN, PIDS_MAX = 1024, 32768
+
+
+def pids_limit(memory_mib: int) -> int:
+    return max(PIDS_MIN, min(PIDS_MAX, memory_mib * PIDS_PER_GIB // 1024))
 
 
 class SandboxError(RuntimeError):
@@ -318,20 +331,39 @@ def effective_nofile(wanted: int) -> int:
     return hard
 
 
+def raise_nofile_limit(wanted: int = 65535) -> int:
+    """Lift this process's own nofile limits to `wanted` if it may (containers inherit the
+    hard limit through conmon and runc); returns the nofile containers will really get."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        with contextlib.suppress(OSError, ValueError):  # needs CAP_SYS_RESOURCE
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), wanted))
+    return effective_nofile(wanted)
+
+
 def _caps(extra: list[str]) -> list[str]:
     caps = list(DEFAULT_CAPS)
     for cap in extra:
         name = cap.upper()
         name = name if name.startswith("CAP_") else "CAP_" + name
-        if not re.fullmatch(r"CAP_[A-Z_]+", name):
-            raise SandboxError(f"bad capability {cap!r}")
+        if name not in ADDABLE_CAPS and name not in DEFAULT_CAPS:
+            raise SandboxError(f"capability {cap!r} cannot be added; only SYS_PTRACE can")
         if name not in caps:
             caps.append(name)
     return caps
 
 
-def _default_mounts() -> list[dict[str, Any]]:
-    return [
+# sysfs belongs to the network namespace: mounting it needs CAP_SYS_ADMIN over the netns's
+# owner, the host's user namespace, when a container joins the task's netns from its own user
+# namespace. Such containers get the host's /sys bound read-only instead (as podman does),
+# with the network device directories hidden so the host's interfaces stay unseen.
+SYSFS_BIND = {"destination": "/sys", "type": "bind", "source": "/sys",
+              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+SYSFS_NET_MASKS = ["/sys/class/net", "/sys/devices/virtual/net"]
+
+
+def _default_mounts(joined_netns: bool) -> list[dict[str, Any]]:
+    mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -342,11 +374,13 @@ def _default_mounts() -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
+        SYSFS_BIND if joined_netns else
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
     ]
+    return mounts
 
 
 def _resources(spec: ContainerSpec) -> dict[str, Any]:
@@ -364,8 +398,14 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
     return res
 
 
-def build_config(task_id: str, spec: ContainerSpec) -> dict[str, Any]:
-    """The OCI runtime config (1.0.2) for one container of a task."""
+def build_config(task_id: str, spec: ContainerSpec, id_base: int,
+                 root_path: Path | None = None) -> dict[str, Any]:
+    """The OCI runtime config (1.0.2) for one container of a task.
+
+    The container runs in a user namespace of its own mapping ids 0..65535 to the task's host
+    range from id_base (runc creates it after joining the task's netns by path, while still
+    privileged); the rootfs must already show files owned by those ids (idmapped layers).
+    """
     uid, gid, extra_gids, home = resolve_user(spec.rootfs, spec.user)
     env = dict(spec.env)
     env.setdefault("PATH", DEFAULT_PATH)
@@ -393,15 +433,19 @@ def build_config(task_id: str, spec: ContainerSpec) -> dict[str, Any]:
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": True,
         },
-        "root": {"path": str(Path(spec.rootfs).resolve()), "readonly": spec.readonly_rootfs},
-        "mounts": _default_mounts() + list(spec.extra_mounts),
+        "root": {"path": str(root_path or Path(spec.rootfs).resolve()),
+                 "readonly": spec.readonly_rootfs},
+        "mounts": _default_mounts(bool(spec.netns_path)) + list(spec.extra_mounts),
         "linux": {
             "cgroupsPath": f"{CGROUP_PARENT}/{task_id}/{spec.name}",
             "resources": _resources(spec),
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-                           {"type": "mount"}, network],
-            "maskedPaths": MASKED_PATHS,
+                           {"type": "mount"}, {"type": "user"}, network],
+            "uidMappings": userns.mappings(id_base),
+            "gidMappings": userns.mappings(id_base),
+            "maskedPaths": MASKED_PATHS + (SYSFS_NET_MASKS if spec.netns_path else []),
             "readonlyPaths": READONLY_PATHS,
+            "seccomp": seccomp.profile(caps),
         },
     }
     if spec.hostname:
@@ -414,9 +458,16 @@ def build_config(task_id: str, spec: ContainerSpec) -> dict[str, Any]:
 
 class Sandbox:
     def __init__(self, root: Path, runtime_root: Path | None = None, *,
-                 runc: str | None = None, conmon: str | None = None) -> None:
+                 runc: str | None = None, conmon: str | None = None,
+                 slots_dir: Path | None = None, rootfs_dir: Path | None = None) -> None:
         self.root = Path(root)
         self.runtime_root = Path(runtime_root or "/run/fargo-runc")
+        # Host-wide, shared by every server: user-namespace ranges must never overlap.
+        self.slots_dir = Path(slots_dir or "/run/fargo-idmap")
+        # runc mounts the rootfs from inside the user namespace, as an unprivileged host uid
+        # that cannot walk through 0700 directories (/root, pytest's tmp): each rootfs is
+        # bound at <rootfs_dir>/<container id> first, a path anyone may traverse.
+        self.rootfs_dir = Path(rootfs_dir or "/run/fargo-rootfs")
         self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
         self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
 
@@ -460,7 +511,21 @@ class Sandbox:
                 self._init_cgroup(key, Path(path), cpu_units, memory_mib)
         meta = {"task_id": task_id, "cpu_units": cpu_units, "memory_mib": memory_mib,
                 "cgroups": cgroups, "created_at": time.time()}
+        slot = self._task_meta(task_id).get("id_slot")
+        if slot is None:
+            # The slot file names task_dir, which counts as alive once task.json exists:
+            # write a provisional one first so the slot is never seen as stale.
+            _atomic_write(task_dir / "task.json", json.dumps(meta))
+            slot = userns.claim_slot(self.slots_dir, task_dir)
+        meta |= {"id_slot": slot, "id_base": userns.base_of(slot)}
         _atomic_write(task_dir / "task.json", json.dumps(meta))
+
+    def id_base(self, task_id: str) -> int:
+        """First host uid/gid of the task's range: container id N is host id base+N."""
+        base = self._task_meta(task_id).get("id_base")
+        if not isinstance(base, int):
+            raise SandboxError(f"task {task_id} does not exist")
+        return base
 
     def _init_cgroup(self, key: str, path: Path, cpu_units: int, memory_mib: int) -> None:
         created = not path.exists()
@@ -476,13 +541,17 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     _write(path / "memory.use_hierarchy", 1)
             _set_memory_limit(path, memory_mib << 20)
+        if "pids" in controllers:
+            _write(path / "pids.max", pids_limit(memory_mib))
 
-    def _task_cgroups(self, task_id: str) -> dict[str, str]:
+    def _task_meta(self, task_id: str) -> dict[str, Any]:
         try:
-            meta = json.loads((self._task_dir(task_id) / "task.json").read_text())
+            return dict(json.loads((self._task_dir(task_id) / "task.json").read_text()))
         except (OSError, ValueError):
             return {}
-        return dict(meta.get("cgroups", {}))
+
+    def _task_cgroups(self, task_id: str) -> dict[str, str]:
+        return dict(self._task_meta(task_id).get("cgroups", {}))
 
     def _cgroup(self, task_id: str, controller: str, name: str | None = None) -> Path | None:
         for key, path in self._task_cgroups(task_id).items():
@@ -530,9 +599,15 @@ class Sandbox:
         paths.update(h.mount / h.own / CGROUP_PARENT / task_id for h in _hierarchies())
         for path in paths:
             _rmdir_tree(path)
+        if self.rootfs_dir.is_dir():  # binds of containers that never got a runc state
+            for bound in self.rootfs_dir.glob(f"{task_id}.*"):
+                _unbind(bound)
         shutil.rmtree(task_dir / "sock", ignore_errors=True)
+        slot = self._task_meta(task_id).get("id_slot")
         with contextlib.suppress(FileNotFoundError):
             (task_dir / "task.json").unlink()
+        if isinstance(slot, int):
+            userns.release_slot(self.slots_dir, slot, task_dir)
 
     # -- containers
 
@@ -544,7 +619,12 @@ class Sandbox:
         if (self.runtime_root / cid).exists():
             raise SandboxError(f"container {spec.name} of task {task_id} already exists")
         self._check_cgroup_base(task_id)
-        config = build_config(task_id, spec)
+        root = self._bind_rootfs(cid, Path(spec.rootfs))
+        try:
+            config = build_config(task_id, spec, self.id_base(task_id), root)
+        except BaseException:
+            _unbind(root)
+            raise
         ctr_dir.mkdir(parents=True, exist_ok=True)
         # A re-created container (same name) must not inherit its predecessor's leftovers.
         shutil.rmtree(ctr_dir / "persist", ignore_errors=True)
@@ -634,7 +714,21 @@ class Sandbox:
             # Nothing ran, so no exit is to be reported for it.
             _unlink(self.exit_file(task_id, name), *(ctr_dir / f for f in _RUN_FILES))
             message = _runc_message(message)
+            _unbind(self.rootfs_dir / cid)
             raise SandboxError(f"creating container {name}: {message or 'conmon failed'}")
+
+    def _bind_rootfs(self, cid: str, rootfs: Path) -> Path:
+        self.rootfs_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        self.rootfs_dir.chmod(0o711)
+        target = self.rootfs_dir / cid
+        _unbind(target)
+        target.mkdir(mode=0o700)
+        if _libc.mount(os.fsencode(rootfs.resolve()), os.fsencode(target), None,
+                       _MS_BIND | _MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            target.rmdir()
+            raise SandboxError(f"bind-mounting rootfs {rootfs}: {os.strerror(err)}")
+        return target
 
     def start_container(self, task_id: str, name: str) -> None:
         ctr_dir = self._ctr_dir(task_id, name)
@@ -670,6 +764,7 @@ class Sandbox:
                 self._runc("kill", cid, "KILL")
             _wait_gone(conmon_pid, 2.0)
         self._force_delete(cid)
+        _unbind(self.rootfs_dir / cid)
         _unlink(*(ctr_dir / f for f in _RUN_FILES))
 
     def _force_delete(self, cid: str) -> None:
@@ -803,6 +898,18 @@ def _runc_message(stderr: str) -> str:
     """runc logs `time=... level=error msg="..."`; keep just the messages."""
     messages = re.findall(r'msg="((?:[^"\\]|\\.)*)"', stderr)
     return "; ".join(m.replace('\\"', '"') for m in messages) or stderr.strip()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_MS_BIND, _MS_REC, _MNT_DETACH = 0x1000, 0x4000, 2
+
+
+def _unbind(target: Path) -> None:
+    """Detach whatever is mounted at target (nothing is fine), then drop the directory.
+    rmdir, never rmtree: if the unmount failed we must not recurse into a rootfs."""
+    _libc.umount2(os.fsencode(target), _MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        target.rmdir()
 
 
 def _unlink(*paths: Path) -> None:

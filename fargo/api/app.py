@@ -9,7 +9,10 @@ from aiohttp import web
 
 from ..model.errors import ApiError
 from . import awsjson, ec2query
+from . import eks as eks_face
 from .auth import authenticate
+from .kube import admission as kube_admission
+from .kube import routes as kube_routes
 from .logs import task_logs
 
 log = logging.getLogger("fargo.api")
@@ -106,4 +109,8 @@ def build_app(services: dict[str, Any]) -> web.Application:
     app.router.add_post("/", root)
     app.router.add_get("/fargo/health", health)
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
+    if "eks" in services:  # EKS's REST face, each cluster's Kubernetes API, the webhooks
+        eks_face.add_routes(app)
+        kube_routes.add_routes(app)
+        kube_admission.add_routes(app)
     return app

@@ -83,9 +83,15 @@ def render(action: str, result: dict[str, Any]) -> web.Response:
     return web.Response(text=body, content_type="text/xml")
 
 
+# Characters XML 1.0 cannot carry even escaped (NUL and most C0 controls): a message that
+# echoes hostile input must still parse.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def error_response(err: ApiError) -> web.Response:
+    message = _NOT_XML.sub("\ufffd", err.message)
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
-            f"<Code>{escape(err.code)}</Code><Message>{escape(err.message)}</Message>"
+            f"<Code>{escape(err.code)}</Code><Message>{escape(message)}</Message>"
             f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>")
     return web.Response(text=body, status=err.status, content_type="text/xml")
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..model import lifecycle
+from ..model import lifecycle, restarts
 from ..model import task as taskmodel
 from ..model.errors import ApiError, ConflictException, InvalidParameterException
 from ..model.vpc import Vpc
@@ -29,16 +29,22 @@ class TaskEngine:
     def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity,
                  retention: float = 3600.0,
                  credentials: Callable[[str], tuple[str, str]] | None = None,
-                 hooks: Any = None):
+                 hooks: Any = None, networks: Any = None):
         self.store = store
         self.agent = agent
         self.vpc = vpc
         self.capacity = capacity
-        self.subnets = {s.id: s for s in vpc.subnets}
+        # control/network.Networks: user-made subnets and security groups (None: default only)
+        self.networks = networks
+        self.subnets = networks.subnets if networks else {s.id: s for s in vpc.subnets}
         self._wake: dict[str, asyncio.Event] = {}
         self._drivers: dict[str, asyncio.Task] = {}
         self._watch: dict[str, set[str]] = {}  # task id -> names of containers running
         self._used_ips: set[str] = set()
+        # Pods only: containers waiting to be re-created (task id -> name -> monotonic due
+        # time) and the images each task's containers came from.
+        self._restarts: dict[str, dict[str, float]] = {}
+        self._images: dict[str, dict[str, Any]] = {}
         self._monitor: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self.retention = retention
@@ -72,6 +78,7 @@ class TaskEngine:
         overrides = req.get("overrides") or {}
         cpu, mem = taskmodel.apply_overrides(td, overrides)
         subnets = self._subnets(req)
+        groups = self._groups(req, subnets)
         token = req.get("clientToken")
         if token:
             canon = json.dumps({k: v for k, v in req.items() if k != "clientToken"},
@@ -109,6 +116,7 @@ class TaskEngine:
             except BaseException:
                 self._used_ips.discard(ip)  # nothing holds it yet
                 raise
+            task["_fargo"]["groups"] = groups
             self.capacity.reserve(task["taskArn"], cpu, mem)
             self.store.put_task(task)
             tasks.append(task)
@@ -120,15 +128,46 @@ class TaskEngine:
         return {"tasks": [taskmodel.public_view(t) for t in tasks], "failures": failures}
 
     def stop_task(self, task_id: str, reason: str | None,
-                  code: str = "UserInitiated") -> dict[str, Any]:
+                  code: str = "UserInitiated", grace: float | None = None) -> dict[str, Any]:
         task = self.store.get_task(task_id)
         if task is None:
             raise InvalidParameterException("The referenced task was not found.")
         taskmodel.check_lengths({"reason": reason})
+        if grace is not None and task["desiredStatus"] != "STOPPED":
+            # A pod's terminationGracePeriodSeconds: every container's stop timeout.
+            task["_fargo"]["stop_timeout"] = grace
+            self.store.put_task(task)
         if lifecycle.request_stop(task, code, reason or "Task stopped by user", time.time()):
             self.store.put_task(task)
             self._poke(task_id)
         return taskmodel.public_view(task)
+
+    def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
+                  memory: int, subnet_ids: list[str], private: dict[str, Any],
+                  started_by: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        """A task of exactly this size from a ready plan (a pod's): the task, or why not."""
+        req = {"networkConfiguration": {"awsvpcConfiguration": {"subnets": subnet_ids}}}
+        subnets = self._subnets(req)
+        groups = self._groups(req, subnets)
+        if not self.capacity.fits(cpu, memory):
+            return None, "Capacity is unavailable at this time: " + self.capacity.describe()
+        subnet, ip = self._allocate(subnets)
+        if ip is None:
+            return None, "No free private IP address in the given subnets"
+        try:
+            task = taskmodel.new_task(
+                td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
+                overrides={}, subnet=subnet, ip=ip, group=None, started_by=started_by,
+                now=time.time(), capacity_provider=None)
+        except BaseException:
+            self._used_ips.discard(ip)
+            raise
+        task["_fargo"]["groups"] = groups
+        task["_fargo"].update(private)
+        self.capacity.reserve(task["taskArn"], cpu, memory)
+        self.store.put_task(task)
+        self._spawn(task)
+        return task, None
 
     def _subnets(self, req: dict[str, Any]) -> list[Any]:
         conf = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
@@ -145,12 +184,20 @@ class TaskEngine:
             raise InvalidParameterException(
                 f"Error retrieving subnet information for [{str(missing[0])[:64]}]: "
                 f"The subnet ID '{str(missing[0])[:64]}' does not exist")
-        for sg in conf.get("securityGroups") or []:
+        return [self.subnets[s] for s in ids]
+
+    def _groups(self, req: dict[str, Any], subnets: list[Any]) -> list[str]:
+        """The security groups the task's interface carries: those named, or the default."""
+        conf = req["networkConfiguration"]["awsvpcConfiguration"]
+        named = list(conf.get("securityGroups") or [])
+        if self.networks:
+            return self.networks.task_groups(named, subnets)
+        for sg in named:
             if sg != self.vpc.default_sg:
                 raise InvalidParameterException(
                     f"Error retrieving security group information for [{str(sg)[:64]}]: "
                     f"The security group '{str(sg)[:64]}' does not exist")
-        return [self.subnets[s] for s in ids]
+        return [self.vpc.default_sg]
 
     def _allocate(self, subnets: list[Any]) -> tuple[Any, str | None]:
         from ..agent.network import Ipam
@@ -223,6 +270,9 @@ class TaskEngine:
         priv = task["_fargo"]
         subnet = self.subnets[priv["subnet"]]
         try:
+            if self.networks:  # into its groups before its interface exists: never unfiltered
+                await asyncio.to_thread(self.networks.task_up, tid, priv["ip"],
+                                        priv.get("groups") or [])
             att = await asyncio.to_thread(self.agent.attach_network, tid, subnet, priv["ip"])
         except Exception as err:  # noqa: BLE001 - any failure here is a failed start
             return self._fail_start(tid, f"ResourceInitializationError: {err}")
@@ -264,7 +314,9 @@ class TaskEngine:
             return task
         try:
             await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
-                                    int(task["memory"]))
+                                    int(task["memory"]),
+                                    int(task["ephemeralStorage"]["sizeInGiB"]))
+            self._images[tid] = images
             ok = await self._start_containers(tid, plan, images)
         except Exception as err:  # noqa: BLE001
             log.exception("task %s: container start failed", tid)
@@ -318,6 +370,7 @@ class TaskEngine:
                 entry = states_entry(task, name)
                 entry["lastStatus"] = "RUNNING"
                 entry["runtimeId"] = f"{tid}-{name}"
+                _note_start(task, name)
                 task["version"] += 1
                 self._save(task)
                 started.add(name)
@@ -327,6 +380,7 @@ class TaskEngine:
                 # Waiting on COMPLETE/SUCCESS dependencies: let exits be recorded meanwhile.
                 await self._wait(tid, POLL * 4)
                 await self._record_exits(tid)
+                await self._do_restarts(tid)
         return True
 
     @staticmethod
@@ -376,6 +430,7 @@ class TaskEngine:
             except Exception:  # noqa: BLE001 - the task runs on without its endpoint
                 log.exception("task %s: reopening the metadata endpoint", tid)
         self._watch_started(task)
+        self._resume_restarts(task)
         await self._record_exits(tid)
 
     def _watch_started(self, task: dict[str, Any]) -> None:
@@ -387,10 +442,11 @@ class TaskEngine:
     async def _run(self, tid: str) -> dict[str, Any]:
         while True:
             await self._record_exits(tid)
+            await self._do_restarts(tid)
             task = self._fresh(tid)
             if task["desiredStatus"] == "STOPPED":
                 return task
-            await self._wait(tid, 5.0)
+            await self._wait(tid, self._next_restart(tid, 5.0))
 
     async def _record_exits(self, tid: str) -> None:
         """Write down containers that ended; an essential one ending stops the task."""
@@ -406,6 +462,8 @@ class TaskEngine:
         for name in done:
             names.discard(name)
             code, oom = results[name]
+            if self._restart_later(task, name, code, oom, now):
+                continue
             entry = states_entry(task, name)
             entry["lastStatus"] = "STOPPED"
             if code is not None:
@@ -419,7 +477,79 @@ class TaskEngine:
             if plan[name].get("essential", True) and task["desiredStatus"] != "STOPPED":
                 lifecycle.request_stop(task, "EssentialContainerExited",
                                        "Essential container in task exited", now)
+        _pod_finished(task, now)
         self._save(task)
+
+    # ---- pods' restartPolicy (ECS tasks carry no "restart" in _fargo: none of this applies)
+    def _restart_later(self, task: dict[str, Any], name: str, code: int | None, oom: bool,
+                       now: float) -> bool:
+        """Note a pod container's exit; True when its policy brings it back (after a
+        back-off), False when it stays stopped."""
+        policy = task["_fargo"].get("restart")
+        if not policy:
+            return False
+        run = task["_fargo"].setdefault("runs", {}).setdefault(name, {})
+        run.update(finishedAt=now, exitCode=code, oom=oom)
+        if task["desiredStatus"] == "STOPPED" or not restarts.restart_wanted(policy, name, code):
+            return False
+        count = run.get("restartCount", 0) + 1
+        delay = restarts.backoff(count)
+        run.update(restartCount=count, restartAt=now + delay, last={
+            "exitCode": code, "oom": oom, "startedAt": run.get("startedAt"), "finishedAt": now})
+        states_entry(task, name)["lastStatus"] = "PENDING"
+        task["version"] += 1
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        self._restarts.setdefault(tid, {})[name] = time.monotonic() + delay
+        return True
+
+    def _resume_restarts(self, task: dict[str, Any]) -> None:
+        """After a server restart: containers that were waiting to come back, come back."""
+        if not task["_fargo"].get("restart") or task["desiredStatus"] == "STOPPED":
+            return
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        for name, run in (task["_fargo"].get("runs") or {}).items():
+            if run.get("restartCount") and states_entry(task, name)["lastStatus"] == "PENDING":
+                self._restarts.setdefault(tid, {})[name] = time.monotonic()
+
+    def _next_restart(self, tid: str, longest: float) -> float:
+        due = (self._restarts.get(tid) or {}).values()
+        return min([longest, *[max(at - time.monotonic(), 0.0) for at in due]])
+
+    async def _do_restarts(self, tid: str) -> None:
+        """Re-create the containers whose back-off is over: delete, create, start."""
+        due = self._restarts.get(tid) or {}
+        for name in [n for n, at in list(due.items()) if at <= time.monotonic()]:
+            due.pop(name, None)
+            task = self._fresh(tid)
+            if task["desiredStatus"] == "STOPPED":
+                return
+            cdef = next(c for c in task["_fargo"]["plan"] if c["name"] == name)
+            try:
+                image = (self._images.get(tid) or {}).get(name)
+                if image is None:  # the server restarted since the pull
+                    image = await asyncio.to_thread(self.agent.pull, cdef["image"],
+                                                    self._registry_auth(cdef))
+                    self._images.setdefault(tid, {})[name] = image
+                await asyncio.to_thread(self.agent.remove_container, tid, name)
+                await asyncio.to_thread(self.agent.create_container, tid, cdef, image,
+                                        self._task_env(task, name))
+                await asyncio.to_thread(self.agent.start_container, tid, name)
+            except Exception as err:  # noqa: BLE001 - the pod fails, the engine goes on
+                log.exception("task %s: restarting container %s", tid, name)
+                task = self._fresh(tid)
+                entry = states_entry(task, name)
+                entry["lastStatus"] = "STOPPED"
+                entry["reason"] = f"CannotStartContainerError: {err}"[:1024]
+                lifecycle.request_stop(task, "EssentialContainerExited",
+                                       f"CannotStartContainerError: {err}"[:255], time.time())
+                self._save(task)
+                return
+            task = self._fresh(tid)
+            states_entry(task, name)["lastStatus"] = "RUNNING"
+            _note_start(task, name)
+            task["version"] += 1
+            self._save(task)
+            self._watch.setdefault(tid, set()).add(name)
 
     async def _teardown(self, tid: str) -> None:
         """Best effort at every step: whatever fails is logged, and the task still reaches
@@ -435,6 +565,9 @@ class TaskEngine:
                                 self.hooks.network_gone(tid))
         await self._attempt(tid, "removing the sandbox",
                             asyncio.to_thread(self.agent.destroy, tid))
+        if self.networks:  # after the interface is gone, so it never lives unfiltered
+            await self._attempt(tid, "leaving its security groups",
+                                asyncio.to_thread(self.networks.task_down, tid))
         task = self._fresh(tid)
         taskmodel.set_attachment(task, "DELETED")
         for c in task["containers"]:
@@ -443,6 +576,8 @@ class TaskEngine:
         self._used_ips.discard(task["_fargo"]["ip"])
         self.capacity.release(task["taskArn"])
         self._watch.pop(tid, None)
+        self._images.pop(tid, None)
+        self._restarts.pop(tid, None)
 
     @staticmethod
     async def _attempt(tid: str, what: str, step: Any) -> None:
@@ -453,6 +588,7 @@ class TaskEngine:
 
     async def _stop_containers(self, tid: str) -> None:
         """Stop signal to each running container, SIGKILL after its stopTimeout."""
+        self._restarts.pop(tid, None)  # a stopping pod brings nothing back
         await self._record_exits(tid)
         names = set(self._watch.get(tid) or set())
         if not names:
@@ -463,7 +599,7 @@ class TaskEngine:
         now = time.monotonic()
         for name in names:
             await asyncio.to_thread(self.agent.signal, tid, name, None)
-            timeout = plan[name].get("stopTimeout")
+            timeout = task["_fargo"].get("stop_timeout", plan[name].get("stopTimeout"))
             deadline[name] = now + (30 if timeout is None else timeout)
         while True:
             await self._record_exits(tid)
@@ -508,6 +644,27 @@ class TaskEngine:
                         self._poke(tid)
             except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
                 log.exception("watching container exits")
+
+
+def _note_start(task: dict[str, Any], name: str) -> None:
+    """Pods report when each container (re)started."""
+    if task["_fargo"].get("restart"):
+        run = task["_fargo"].setdefault("runs", {}).setdefault(name, {})
+        run["startedAt"] = time.time()
+        run.pop("restartAt", None)
+
+
+def _pod_finished(task: dict[str, Any], now: float) -> None:
+    """A pod ends when every app container has stopped for good (its policy brings none
+    back); ECS tasks end by their essential containers instead."""
+    policy = task["_fargo"].get("restart")
+    if not policy or task["desiredStatus"] == "STOPPED":
+        return
+    init = set(policy.get("init") or [])
+    apps = [c for c in task["containers"] if c["name"] not in init]
+    if apps and all(c["lastStatus"] == "STOPPED" for c in apps):
+        lifecycle.request_stop(task, "EssentialContainerExited",
+                               "All containers of the pod exited", now)
 
 
 def states_entry(task: dict[str, Any], name: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
+from .errors import ApiError
+
 ZONES = ("a", "b", "c")
 
 
@@ -49,3 +51,29 @@ def default_vpc(region: str, cidr: str) -> Vpc:
         for i, (p, z) in enumerate(zip(parts, ZONES, strict=False))
     )
     return Vpc(vpc_id, str(net), region, subnets, _rid("sg", f"{vpc_id}/default"))
+
+
+def block(text: object, what: str) -> ipaddress.IPv4Network:
+    """A VPC or subnet CIDR block as AWS allows it: IPv4, /16 to /28, no host bits."""
+    try:
+        net = ipaddress.IPv4Network(str(text), strict=True)
+    except ValueError:
+        raise ApiError(f"Value ({str(text)[:60]}) for parameter cidrBlock is invalid. This is "
+                       "not a valid CIDR block.", code="InvalidParameterValue") from None
+    if not 16 <= net.prefixlen <= 28:
+        code = "InvalidVpc.Range" if what == "vpc" else "InvalidSubnet.Range"
+        raise ApiError(f"The CIDR '{net}' is invalid: a {what} needs /16 to /28.", code=code)
+    return net
+
+
+def subnet_block(text: object, vpc_cidr: str, others: list[str]) -> str:
+    """A new subnet's block: inside its VPC, overlapping no other subnet on this host (all
+    subnets share the host's routing table, so even other VPCs' subnets must not overlap)."""
+    net = block(text, "subnet")
+    if not net.subnet_of(ipaddress.IPv4Network(vpc_cidr)):
+        raise ApiError(f"The CIDR '{net}' is invalid.", code="InvalidSubnet.Range")
+    for other in others:
+        if net.overlaps(ipaddress.IPv4Network(other)):
+            raise ApiError(f"The CIDR '{net}' conflicts with another subnet",
+                           code="InvalidSubnet.Conflict")
+    return str(net)

@@ -30,7 +30,12 @@ CREATE TABLE IF NOT EXISTS access_keys (
     id TEXT PRIMARY KEY, secret TEXT NOT NULL, principal TEXT NOT NULL, token TEXT,
     expires REAL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vpcs (id TEXT PRIMARY KEY, vpc TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subnets (id TEXT PRIMARY KEY, vpc TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS security_groups (
+    id TEXT PRIMARY KEY, vpc TEXT NOT NULL, doc TEXT NOT NULL);
 """
+_NET_TABLES = ("vpcs", "subnets", "security_groups")
 
 
 class Store:
@@ -235,3 +240,27 @@ class Store:
 
     def put_meta(self, key: str, value: str) -> None:
         self._exec("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+
+    # user-made networks and security groups (rowid keeps creation order)
+    def put_net(self, table: str, obj_id: str, vpc: str, doc: dict[str, Any]) -> None:
+        assert table in _NET_TABLES
+        # An UPSERT, not REPLACE: a replaced row would get a new rowid and move in listings.
+        self._exec(f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                   "vpc=excluded.vpc, doc=excluded.doc", (obj_id, vpc, json.dumps(doc)))
+
+    def get_net(self, table: str, obj_id: str) -> dict[str, Any] | None:
+        assert table in _NET_TABLES
+        rows = self._rows(f"SELECT doc FROM {table} WHERE id=?", (obj_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def list_net(self, table: str, vpc: str | None = None) -> list[dict[str, Any]]:
+        assert table in _NET_TABLES
+        if vpc is None:
+            rows = self._rows(f"SELECT doc FROM {table} ORDER BY rowid")
+        else:
+            rows = self._rows(f"SELECT doc FROM {table} WHERE vpc=? ORDER BY rowid", (vpc,))
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_net(self, table: str, obj_id: str) -> None:
+        assert table in _NET_TABLES
+        self._exec(f"DELETE FROM {table} WHERE id=?", (obj_id,))

@@ -1,0 +1,134 @@
+"""`python -m bench.profile SCENARIO`: where fargo's server spends a figure's time, by py-spy.
+
+Sets up like the benchmark (registry, image, server; no peers), records the server with
+`py-spy record --threads` while one scenario runs, and prints the functions with the most
+inclusive time. Scenarios:
+  start     N tasks started one at a time (wall-clock: --idle, so waits on runc count)
+  stop      N running tasks stopped one at a time (wall-clock)
+  launch    10 RunTask calls of count 10 (CPU)
+  describe  DescribeTasks(100) from 8 concurrent clients (CPU)
+Needs py-spy (`pip install py-spy`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .env import Cleanup, log, term_as_interrupt
+from .run import Bench, Options
+
+IDLE_SCENARIOS = {"start", "stop"}
+
+
+def _idle(frames: list[str]) -> bool:
+    """The event loop waiting for events, or a pool worker waiting for work."""
+    leaf = frames[-1]
+    if leaf.startswith(("EpollSelector.select", "select (selectors")):
+        return not any("_WorkItem.run" in f or "_run_in_thread" in f for f in frames)
+    return any(f.startswith("_worker (") for f in frames) and not any(
+        f.startswith("_WorkItem.run") for f in frames)
+
+
+def summarize(raw: Path, rate: int, wall: float, top: int, idle_mode: bool, per: int) -> str:
+    """Inclusive and self time per function over all threads, from py-spy's raw output, in
+    ms per task (per > 0) or seconds."""
+    inclusive: Counter[str] = Counter()
+    self_time: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        count = int(count_text)
+        if idle_mode and _idle(frames):
+            continue
+        threads[re.sub(r"\(\d+\)", "", frames[0]).strip()] += count
+        for f in set(frames[1:]):
+            inclusive[_short(f)] += count
+        self_time[_short(frames[-1])] += count
+    scale, unit = (1000 / rate / per, "ms/task") if per else (1 / rate, "s")
+    lines = [f"wall time of the scenario: {wall:.2f} s; samples at {rate}/s, "
+             + ("wall clock (waits included, idle waits left out)" if idle_mode else "CPU"),
+             "busy threads (s): " + ", ".join(f"{t} {c / rate:.2f}"
+                                              for t, c in threads.most_common(8)),
+             "", f"{'inclusive':>10} {'self':>8}  ({unit}) function"]
+    for name, count in inclusive.most_common(top):
+        lines.append(f"{count * scale:10.2f} {self_time[name] * scale:8.2f}  {name}")
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """'fn (/long/path/fargo/agent/x.py:12)' -> 'fn (fargo/agent/x.py:12)'."""
+    return re.sub(r"\((?:[^()]*/)?((?:fargo|site-packages|python3\.\d+)/)?([^()]*)\)",
+                  lambda m: f"({(m.group(1) or '')}{m.group(2)})", frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", choices=["start", "stop", "launch", "describe"])
+    p.add_argument("-n", type=int, default=30, help="tasks for start/stop [30]")
+    p.add_argument("--seconds", type=float, default=10, help="describe: seconds [10]")
+    p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
+    p.add_argument("--top", type=int, default=45, help="functions to print [45]")
+    p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks here")
+    a = p.parse_args(argv)
+    if not shutil.which("py-spy"):
+        print("bench.profile: needs py-spy (pip install py-spy)", file=sys.stderr)
+        return 2
+    term_as_interrupt()
+    cleanup = Cleanup()
+    bench = Bench(Options(peers=False, plot=False), cleanup)
+    try:
+        bench.setup()
+        assert bench.fb is not None and bench.server is not None
+        fb = bench.fb
+        raw = a.raw or bench.tmp / "pyspy.txt"
+        running: list[str] = []
+        if a.scenario == "stop":
+            running = [fb.start_one()[1] for _ in range(a.n)]
+        if a.scenario == "describe":
+            running = fb.launch(10, 10)[1]
+        argv_spy = ["py-spy", "record", "--pid", str(bench.server.pid), "--rate", str(a.rate),
+                    "--format", "raw", "--output", str(raw), "--threads", "--nonblocking"]
+        if a.scenario in IDLE_SCENARIOS:
+            argv_spy.append("--idle")
+        spy = subprocess.Popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # py-spy attaches
+        t0 = time.perf_counter()
+        if a.scenario == "start":
+            running = [fb.start_one()[1] for _ in range(a.n)]
+        elif a.scenario == "stop":
+            for arn in running:
+                fb.stop_one(arn)
+            running = []
+        elif a.scenario == "launch":
+            running = fb.launch(10, 10)[1]
+        else:
+            rate, _ = fb.throughput("DescribeTasks", {"tasks": running[:100]}, 8, a.seconds)
+            log(f"DescribeTasks(100): {rate:.0f} req/s while profiled")
+        wall = time.perf_counter() - t0
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+        log(f"scenario {a.scenario}: {wall:.2f} s")
+        per = a.n if a.scenario in IDLE_SCENARIOS else 100 if a.scenario == "launch" else 0
+        print(summarize(raw, a.rate, wall, a.top, a.scenario in IDLE_SCENARIOS, per))
+        if running:
+            fb.stop_all(running)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        cleanup.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Ephemeral storage: each task's writable layers live on an ext4 filesystem of its own size.
+
+A task gets a sparse file of ephemeralStorage.sizeInGiB (20 by default, as Fargate), holding an
+ext4 filesystem, attached to a loop device and mounted where the task's container directories
+(overlay upper and work dirs) go. Writes past the size fail with ENOSPC inside the task and
+nowhere else. The file only takes the host space really written (discard punches freed blocks
+back out), so the size is a ceiling, not a reservation: the host disk can be overcommitted.
+
+Cheap to make: `mkfs.ext4` runs once per size (lazy inode table and journal init keep the image
+a few MB of metadata) into templates/<GiB>.img, and each task gets a sparse copy of it
+(SEEK_DATA/SEEK_HOLE, a few ms). The loop device is set up with LOOP_CONFIGURE and autoclear,
+and the file is unlinked once mounted: unmounting the filesystem frees the device and the
+space, so there is nothing else to clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_GIB = 20
+MAX_GIB = 200
+
+_LOOP_CTL_GET_FREE = 0x4C82
+_LOOP_CONFIGURE = 0x4C0A
+_LO_FLAGS_AUTOCLEAR = 4
+_LO_FLAGS_DIRECT_IO = 16
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 0x2, 0x4, 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+class _LoopInfo64(ctypes.Structure):
+    _fields_ = [("lo_device", ctypes.c_uint64), ("lo_inode", ctypes.c_uint64),
+                ("lo_rdevice", ctypes.c_uint64), ("lo_offset", ctypes.c_uint64),
+                ("lo_sizelimit", ctypes.c_uint64), ("lo_number", ctypes.c_uint32),
+                ("lo_encrypt_type", ctypes.c_uint32), ("lo_encrypt_key_size", ctypes.c_uint32),
+                ("lo_flags", ctypes.c_uint32), ("lo_file_name", ctypes.c_uint8 * 64),
+                ("lo_crypt_name", ctypes.c_uint8 * 64), ("lo_encrypt_key", ctypes.c_uint8 * 32),
+                ("lo_init", ctypes.c_uint64 * 2)]
+
+
+class _LoopConfig(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_uint32), ("block_size", ctypes.c_uint32),
+                ("info", _LoopInfo64), ("reserved", ctypes.c_uint64 * 8)]
+
+
+class TaskStorage:
+    """Per-task filesystems under root (templates/, and tasks' image files while mounting)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+
+    def mount(self, task_id: str, size_gib: int, target: Path) -> None:
+        """Mount a fresh, empty filesystem of size_gib GiB at target (made if missing)."""
+        if not 1 <= size_gib <= MAX_GIB:
+            raise StorageError(f"ephemeral storage of {size_gib} GiB is out of range")
+        target.mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(target):
+            return  # a retried start: the task's filesystem is there already
+        image = self.root / "tasks" / f"{task_id}.img"
+        image.parent.mkdir(parents=True, exist_ok=True)
+        _sparse_copy(self._template(size_gib), image)
+        try:
+            device, dev_fd = _attach(image)
+            try:
+                _mount(device, target)
+            except BaseException:
+                _detach(dev_fd)
+                raise
+            finally:
+                # Autoclear fires at the last close: only now is the mount holding it.
+                os.close(dev_fd)
+        finally:
+            # The loop device holds the file open: it lives exactly as long as the mount.
+            image.unlink()
+
+    def unmount(self, target: Path) -> None:
+        """Drop the task's filesystem (lazily if something still holds it). Idempotent."""
+        if os.path.ismount(target) and _libc.umount2(os.fsencode(target), 0) != 0:
+            if ctypes.get_errno() == errno.EBUSY:
+                _libc.umount2(os.fsencode(target), _MNT_DETACH)
+
+    def _template(self, size_gib: int) -> Path:
+        path = self.root / "templates" / f"{size_gib}.img"
+        with self._lock:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.unlink(missing_ok=True)
+                # -m 0: no root reserve, the task gets its whole size; lazy init: a few MB
+                # of metadata now, inode tables zeroed by the kernel in the background later.
+                proc = subprocess.run(
+                    ["mkfs.ext4", "-q", "-F", "-m", "0", "-E",
+                     "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(tmp),
+                     f"{size_gib}G"], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    tmp.unlink(missing_ok=True)
+                    raise StorageError(f"mkfs.ext4: {proc.stderr.strip()}")
+                os.replace(tmp, path)
+        return path
+
+
+def _sparse_copy(src: Path, dst: Path) -> None:
+    """Copy only src's data extents; the holes stay holes."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        os.ftruncate(fout.fileno(), size)
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fin.fileno(), pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    break  # only a hole is left
+                raise
+            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+            offset = start
+            while offset < end:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), end - offset, offset, offset)
+                if n <= 0:
+                    raise StorageError(f"short copy of {src}")
+                offset += n
+            pos = end
+
+
+def _attach(image: Path) -> tuple[str, int]:
+    """A free loop device backed by image, and an open fd of it; the device detaches itself
+    when the last holder (fd or mount) lets go."""
+    fd = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        ctl = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            for _ in range(20):
+                number = fcntl.ioctl(ctl, _LOOP_CTL_GET_FREE)
+                device = f"/dev/loop{number}"
+                # Direct I/O keeps the task's data out of the host's page cache a second time.
+                for flags in (_LO_FLAGS_AUTOCLEAR | _LO_FLAGS_DIRECT_IO, _LO_FLAGS_AUTOCLEAR):
+                    config = _LoopConfig(fd=fd, block_size=4096)
+                    config.info.lo_flags = flags
+                    try:
+                        dev_fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+                    except FileNotFoundError:
+                        time.sleep(0.001)  # udev-less hosts: the node appears a moment later
+                        break
+                    try:
+                        fcntl.ioctl(dev_fd, _LOOP_CONFIGURE, bytes(config))
+                        return device, dev_fd
+                    except OSError as e:
+                        os.close(dev_fd)
+                        if e.errno == errno.EBUSY:
+                            break  # another thread took this device: ask for a new one
+                        if e.errno != errno.EINVAL:
+                            raise
+            raise StorageError("no free loop device")
+        finally:
+            os.close(ctl)
+    finally:
+        os.close(fd)
+
+
+def _detach(dev_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(dev_fd, 0x4C01)  # LOOP_CLR_FD
+
+
+def _mount(device: str, target: Path) -> None:
+    # discard: blocks freed in the task go back to the host as holes in the sparse file.
+    if _libc.mount(device.encode(), os.fsencode(target), b"ext4", _MS_NOSUID | _MS_NODEV,
+                   b"discard") != 0:
+        err = ctypes.get_errno()
+        raise StorageError(f"mounting {device} at {target}: {os.strerror(err)}")

@@ -1,0 +1,173 @@
+"""User namespaces: each task's uids and gids 0..65535 map to a host range of its own.
+
+Task slot n owns host ids FIRST_ID + n*RANGE .. + RANGE-1. FIRST_ID lies far above the
+ranges `useradd` hands out in /etc/subuid (100000 upward), so no host user or rootless
+container shares a task's ids, and per-task ranges keep tasks apart from each other too.
+
+Slots are claimed with one O_EXCL file each in a host-wide directory (several fargo servers on
+one host must not share a range); the file names the task directory that owns it, so a slot
+whose owner is gone (a server killed mid-way) is reclaimed.
+
+The rootfs must look owned by the mapped ids. Image layers are shared by every task, so they
+are not chowned: each container's overlay uses *idmapped* mounts of the layers
+(mount_setattr(MOUNT_ATTR_IDMAP), kernel >= 5.12), which shift ids as they are read, for the
+price of one open_tree + mount_setattr per layer (tens of microseconds). An idmapped mount
+needs a user namespace holding the mapping; making one costs a fork (a few ms), so one is kept
+per range for the life of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import signal
+import threading
+from pathlib import Path
+
+FIRST_ID = 1_000_000_000
+RANGE = 65536
+MAX_SLOTS = 4096  # FIRST_ID + MAX_SLOTS * RANGE stays below 2**32 - 1 (the invalid id)
+
+_SYS_OPEN_TREE = 428
+_SYS_MOUNT_SETATTR = 442
+_OPEN_TREE_CLONE = 1
+_OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+_AT_EMPTY_PATH = 0x1000
+_MOUNT_ATTR_IDMAP = 0x100000
+_CLONE_NEWUSER = 0x10000000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_lock = threading.Lock()
+_userns_fds: dict[int, int] = {}
+
+
+class UsernsError(RuntimeError):
+    pass
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def base_of(slot: int) -> int:
+    return FIRST_ID + slot * RANGE
+
+
+def mappings(base: int) -> list[dict[str, int]]:
+    """OCI uidMappings/gidMappings for a task whose range starts at base."""
+    return [{"containerID": 0, "hostID": base, "size": RANGE}]
+
+
+# ---------------------------------------------------------------- slots
+
+
+def claim_slot(slots_dir: Path, owner: Path) -> int:
+    """The lowest free slot, now recorded as owner's (a task directory holding task.json)."""
+    slots_dir.mkdir(parents=True, exist_ok=True)
+    # One claimer at a time host-wide, so a stale slot is never reclaimed twice.
+    with open(slots_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _claim(slots_dir, owner)
+
+
+def _claim(slots_dir: Path, owner: Path) -> int:
+    for slot in range(MAX_SLOTS):
+        path = slots_dir / str(slot)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if not _stale(path):
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(owner))
+            return slot
+    raise UsernsError(f"no free user-namespace slot ({MAX_SLOTS} in use)")
+
+
+def _stale(path: Path) -> bool:
+    try:
+        owner = path.read_text()
+    except OSError:
+        return False
+    # Under the lock a file is complete, unless its writer died: empty is stale too.
+    return not owner or not (Path(owner) / "task.json").exists()
+
+
+def release_slot(slots_dir: Path, slot: int, owner: Path) -> None:
+    path = slots_dir / str(slot)
+    with contextlib.suppress(OSError):
+        if path.read_text() == str(owner):
+            path.unlink()
+
+
+# ---------------------------------------------------------------- idmapped mounts
+
+
+def userns_fd(base: int) -> int:
+    """An fd of a user namespace mapping 0..RANGE-1 to base..; cached per base."""
+    with _lock:
+        fd = _userns_fds.get(base)
+        if fd is None:
+            fd = _userns_fds[base] = _make_userns(base)
+        return fd
+
+
+def _make_userns(base: int) -> int:
+    """A child unshares a user namespace, we write its maps and keep an fd to it."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: only raw syscalls, then _exit
+        try:
+            os.close(done_w)  # or it would wait on itself
+            ok = _libc.unshare(_CLONE_NEWUSER) == 0
+            os.write(ready_w, b"1" if ok else b"0")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise UsernsError("cannot create a user namespace")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {base} {RANGE}\n")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(done_w)
+        os.close(ready_r)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # whatever state it is in, it has served
+        os.waitpid(pid, 0)
+
+
+def idmapped_tree(path: Path, base: int) -> int:
+    """A detached idmapped copy of the mount at path: an fd, usable as /proc/self/fd/N.
+
+    Closing the fd unmounts it; a filesystem mounted on top (overlayfs) keeps its own
+    reference, so the caller closes it right after that mount.
+    """
+    fd = _libc.syscall(_SYS_OPEN_TREE, -100, os.fsencode(path),
+                       _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
+    attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd(base))
+    if _libc.syscall(_SYS_MOUNT_SETATTR, fd, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
+                     ctypes.sizeof(attr)) < 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+            raise UsernsError(f"cannot idmap {path}: {os.strerror(err)} (the filesystem or "
+                              "kernel lacks idmapped mounts)")
+        raise OSError(err, f"mount_setattr {path}: {os.strerror(err)}")
+    return fd

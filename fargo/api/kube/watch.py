@@ -1,0 +1,78 @@
+"""Watches: a chunked stream of {"type", "object"} lines, resuming after a resourceVersion."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ...control.kubestate import Change, public
+from ...model.kubeerrors import bad_request
+from . import tables
+
+MAX_TIMEOUT = 3600.0
+
+
+def _since(raw: str | None) -> int | None:
+    """None: start with the current objects as ADDED (no version, or "0")."""
+    if raw in (None, "", "0"):
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise bad_request(f"invalid resourceVersion {raw[:40]!r}")
+    return int(raw)
+
+
+async def watch(request: web.Request, cluster: str, resource: str, ns: str | None,
+                match: Callable[[dict[str, Any]], bool]) -> web.StreamResponse:
+    state = request.app["kube_state"]
+    since = _since(request.query.get("resourceVersion"))
+    raw_timeout = request.query.get("timeoutSeconds", "")
+    timeout = float(raw_timeout) if raw_timeout.isdigit() else 1800.0
+    as_table = tables.wants_table(request.headers.get("Accept", ""))
+    include = request.query.get("includeObject")
+    w, backlog = state.watch(cluster, resource, ns, since)
+    try:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        async def send(kind: str, obj: dict[str, Any]) -> None:
+            view = public(obj)
+            if as_table:
+                view = tables.table(resource, [view], view["metadata"]["resourceVersion"],
+                                    include)
+            await resp.write(json.dumps({"type": kind, "object": view}).encode() + b"\n")
+
+        if since is None:
+            for obj in state.list(cluster, resource, ns):
+                if match(obj):
+                    await send("ADDED", obj)
+        for change in backlog:
+            if match(change.obj):
+                await send(change.type, change.obj)
+        deadline = time.monotonic() + min(timeout, MAX_TIMEOUT)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                change: Change = await asyncio.wait_for(w.queue.get(), min(left, 1.0))
+            except TimeoutError:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    break  # the client went away
+                continue
+            if change.type == "CLOSE":
+                break
+            if match(change.obj):
+                await send(change.type, change.obj)
+        await resp.write_eof()
+        return resp
+    except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        raise
+    finally:
+        state.unwatch(cluster, w)

@@ -1,0 +1,177 @@
+"""Kubernetes objects of every EKS cluster: writes stamp metadata and a resourceVersion, and
+every change is told to the watchers of that cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model.kubeerrors import KubeError, already_exists, not_found
+from ..store.kube import KubeTables
+
+HISTORY = 2000  # change events kept per cluster for watches that resume from a version
+
+KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace", "events": "Event"}
+
+
+def now_rfc3339(at: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at if at is not None else time.time()))
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+@dataclass
+class Change:
+    rv: int
+    resource: str
+    ns: str
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: dict[str, Any]
+
+
+@dataclass
+class Watcher:
+    resource: str
+    ns: str | None
+    queue: asyncio.Queue[Change] = field(default_factory=asyncio.Queue)
+
+
+class KubeState:
+    def __init__(self, tables: KubeTables):
+        self.tables = tables
+        self._history: dict[str, collections.deque[Change]] = {}
+        self._watchers: dict[str, list[Watcher]] = {}
+        self.changed = asyncio.Event()  # wakes the controllers
+        self._since_start = tables.current_rv  # changes before this start are not held
+
+    # ---- reads
+    def get(self, cluster: str, resource: str, ns: str, name: str) -> dict[str, Any]:
+        obj = self.tables.get_object(cluster, resource, ns, name)
+        if obj is None:
+            raise not_found(resource, name)
+        return obj
+
+    def find(self, cluster: str, resource: str, ns: str, name: str) -> dict[str, Any] | None:
+        return self.tables.get_object(cluster, resource, ns, name)
+
+    def list(self, cluster: str, resource: str, ns: str | None = None) -> list[dict[str, Any]]:
+        return self.tables.list_objects(cluster, resource, ns)
+
+    # ---- writes
+    def create(self, cluster: str, resource: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj.setdefault("metadata", {})
+        if self.tables.get_object(cluster, resource, ns, meta["name"]) is not None:
+            raise already_exists(resource, meta["name"])
+        obj["kind"] = KINDS[resource]
+        obj["apiVersion"] = "v1"
+        if ns:
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta.pop("deletionTimestamp", None)
+        meta.pop("deletionGracePeriodSeconds", None)
+        meta.pop("managedFields", None)
+        if resource in ("pods", "namespaces"):
+            meta["generation"] = 1 if resource == "pods" else meta.get("generation", 0) or 0
+            if resource == "namespaces":
+                meta.pop("generation", None)
+        return self._write(cluster, resource, ns, obj, "ADDED")
+
+    def update(self, cluster: str, resource: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return self._write(cluster, resource, ns, obj, "MODIFIED")
+
+    def delete(self, cluster: str, resource: str, ns: str, name: str) -> dict[str, Any] | None:
+        obj = self.tables.get_object(cluster, resource, ns, name)
+        if obj is None:
+            return None
+        self.tables.delete_object(cluster, resource, ns, name)
+        obj["metadata"]["resourceVersion"] = str(self.tables.next_rv())
+        self._tell(cluster, Change(int(obj["metadata"]["resourceVersion"]), resource, ns,
+                                   "DELETED", obj))
+        return obj
+
+    def _write(self, cluster: str, resource: str, ns: str, obj: dict[str, Any],
+               kind: str) -> dict[str, Any]:
+        obj["metadata"]["resourceVersion"] = str(self.tables.next_rv())
+        self.tables.put_object(cluster, resource, ns, obj)
+        self._tell(cluster, Change(int(obj["metadata"]["resourceVersion"]), resource, ns, kind,
+                                   copy.deepcopy(obj)))
+        return obj
+
+    def drop_cluster(self, cluster: str) -> None:
+        self._history.pop(cluster, None)
+        for w in self._watchers.pop(cluster, []):
+            w.queue.put_nowait(Change(0, w.resource, "", "CLOSE", {}))
+
+    # ---- events (the Kubernetes kind)
+    def record_event(self, cluster: str, obj: dict[str, Any], type_: str, reason: str,
+                     message: str, component: str) -> None:
+        """One Event per (object, reason, message); repeats raise its count."""
+        meta = obj["metadata"]
+        ns = meta.get("namespace") or "default"
+        key = uuid.uuid5(uuid.NAMESPACE_OID, f"{meta.get('uid')}/{reason}/{message}").hex[:16]
+        name = f"{meta['name']}.{key}"[:253]
+        stamp = now_rfc3339()
+        existing = self.tables.get_object(cluster, "events", ns, name)
+        if existing:
+            existing["count"] = existing.get("count", 1) + 1
+            existing["lastTimestamp"] = stamp
+            self.update(cluster, "events", ns, existing)
+        else:
+            self.create(cluster, "events", ns, {
+                "metadata": {"name": name},
+                "involvedObject": {"kind": obj.get("kind"), "namespace": meta.get("namespace"),
+                                   "name": meta["name"], "uid": meta.get("uid"),
+                                   "apiVersion": "v1",
+                                   "resourceVersion": meta.get("resourceVersion")},
+                "reason": reason, "message": message, "type": type_,
+                "source": {"component": component}, "reportingComponent": component,
+                "reportingInstance": "", "firstTimestamp": stamp, "lastTimestamp": stamp,
+                "count": 1})
+
+    # ---- watches
+    def _tell(self, cluster: str, change: Change) -> None:
+        hist = self._history.setdefault(cluster, collections.deque(maxlen=HISTORY))
+        hist.append(change)
+        for w in self._watchers.get(cluster, []):
+            if w.resource == change.resource and (w.ns is None or w.ns == change.ns):
+                w.queue.put_nowait(change)
+        self.changed.set()
+
+    def watch(self, cluster: str, resource: str, ns: str | None,
+              since: int | None) -> tuple[Watcher, list[Change]]:
+        """A new watcher plus the changes after `since` it has to see first (410 Gone when
+        those are no longer held)."""
+        w = Watcher(resource, ns)
+        backlog: list[Change] = []
+        if since is not None and since < self.tables.current_rv:
+            hist = self._history.get(cluster) or collections.deque()
+            lost = since < self._since_start or (
+                len(hist) == HISTORY and hist[0].rv > since + 1)
+            if lost:
+                raise KubeError(410, "Expired", f"too old resource version: {since} "
+                                f"({self.tables.current_rv})")
+            backlog = [c for c in hist if c.rv > since and c.resource == resource
+                       and (ns is None or c.ns == ns)]
+        self._watchers.setdefault(cluster, []).append(w)
+        return w, backlog
+
+    def close_watches(self) -> None:
+        """End every open watch (the server is stopping)."""
+        for cluster in list(self._watchers):
+            for w in self._watchers.get(cluster, []):
+                w.queue.put_nowait(Change(0, w.resource, "", "CLOSE", {}))
+
+    def unwatch(self, cluster: str, w: Watcher) -> None:
+        lst = self._watchers.get(cluster, [])
+        if w in lst:
+            lst.remove(w)

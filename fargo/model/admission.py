@@ -1,0 +1,142 @@
+"""Fargate's pod admission, pure: what a matching pod gets (a JSON patch) and what is refused.
+
+Served twice: on fargo's own create path, and as AdmissionReview v1 webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .profiles import PIN_LABEL, choose_profile
+
+SCHEDULER = "fargate-scheduler"
+_GPU_SUFFIX = "/gpu"
+_SUPPORTED_VOLUMES = {"name", "emptyDir", "configMap", "secret", "downwardAPI", "projected",
+                      "persistentVolumeClaim", "nfs", "csi", "ephemeral"}
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def mutation(pod: dict[str, Any], profiles: list[dict[str, Any]],
+             namespace: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the matched profile, the JSON patch making the pod Fargate's); (None, []) if none."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    profile = choose_profile(profiles, namespace, labels)
+    if profile is None:
+        return None, []
+    spec = pod.get("spec") or {}
+    patch: list[dict[str, Any]] = []
+    if spec.get("schedulerName") != SCHEDULER:
+        op = "replace" if "schedulerName" in spec else "add"
+        patch.append({"op": op, "path": "/spec/schedulerName", "value": SCHEDULER})
+    name = profile["fargateProfileName"]
+    if "labels" not in meta:
+        patch.append({"op": "add", "path": "/metadata/labels", "value": {PIN_LABEL: name}})
+    elif labels.get(PIN_LABEL) != name:
+        op = "replace" if PIN_LABEL in labels else "add"
+        patch.append({"op": op, "path": f"/metadata/labels/{_escape(PIN_LABEL)}", "value": name})
+    return profile, patch
+
+
+def unsupported(pod: dict[str, Any]) -> list[str]:
+    """Why Fargate cannot run this pod, grouped the way EKS words it; empty when it can."""
+    spec = pod.get("spec") or {}
+    fields = [f for key, f in (("hostNetwork", "HostNetwork"), ("hostPID", "HostPID"),
+                               ("hostIPC", "HostIPC")) if spec.get(key)]
+    privileged, host_ports, gpus = [], [], []
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        if ((c.get("securityContext") or {}).get("privileged")):
+            privileged.append(c.get("name", "?"))
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                host_ports.append(f"{c.get('name', '?')}:{p['hostPort']}")
+        res = c.get("resources") or {}
+        for key in list(res.get("limits") or {}) + list(res.get("requests") or {}):
+            if key.endswith(_GPU_SUFFIX) and key not in gpus:
+                gpus.append(key)
+    parts = []
+    if fields:
+        parts.append("fields not supported: " + ", ".join(fields))
+    if privileged:
+        parts.append("invalid SecurityContext fields: Privileged (containers: "
+                     + ", ".join(privileged) + ")")
+    if host_ports:
+        parts.append("fields not supported: HostPort (" + ", ".join(host_ports) + ")")
+    bad_volumes = [v.get("name", "?") for v in spec.get("volumes") or []
+                   if set(v) - _SUPPORTED_VOLUMES]
+    if bad_volumes:
+        parts.append("volumes not supported: " + ", ".join(
+            f"{n} is of an unsupported volume Type" for n in bad_volumes))
+    if gpus:
+        parts.append("resources not supported: " + ", ".join(gpus))
+    owners = [o for o in (pod.get("metadata") or {}).get("ownerReferences") or []
+              if o.get("kind") == "DaemonSet"]
+    if owners:
+        parts.append("DaemonSet pods are not supported")
+    return parts
+
+
+def verdict(pod: dict[str, Any], profiles: list[dict[str, Any]],
+            namespace: str) -> str | None:
+    """None when the pod may be created; otherwise the refusal message. Pods no profile
+    matches are not Fargate's to judge."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if choose_profile(profiles, namespace, labels) is None:
+        return None
+    parts = unsupported(pod)
+    return "Pod not supported on Fargate: " + "; ".join(parts) if parts else None
+
+
+def apply_json_patch(doc: Any, patch: list[dict[str, Any]]) -> Any:
+    """RFC 6902 add/remove/replace/test on plain JSON (enough for our own patches and PATCH
+    requests); ValueError on anything it cannot apply."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    for op in patch:
+        if not isinstance(op, dict) or "path" not in op or "op" not in op:
+            raise ValueError("each JSON patch operation needs op and path")
+        path = str(op["path"])
+        if path == "":
+            if op["op"] in ("add", "replace"):
+                doc = copy.deepcopy(op["value"])
+                continue
+            raise ValueError(f"unsupported operation on the root: {op['op']}")
+        keys = [k.replace("~1", "/").replace("~0", "~") for k in path.lstrip("/").split("/")]
+        parent = doc
+        for k in keys[:-1]:
+            parent = parent[int(k)] if isinstance(parent, list) else parent[k]
+        last = keys[-1]
+        kind = op["op"]
+        if isinstance(parent, list):
+            idx = len(parent) if last == "-" else int(last)
+            if kind == "add":
+                parent.insert(idx, copy.deepcopy(op["value"]))
+            elif kind == "remove":
+                parent.pop(idx)
+            elif kind == "replace":
+                parent[idx] = copy.deepcopy(op["value"])
+            elif kind == "test":
+                if parent[idx] != op.get("value"):
+                    raise ValueError(f"test failed at {path}")
+            else:
+                raise ValueError(f"unsupported JSON patch operation {kind!r}")
+        elif isinstance(parent, dict):
+            if kind == "add":
+                parent[last] = copy.deepcopy(op["value"])
+            elif kind == "remove":
+                del parent[last]
+            elif kind == "replace":
+                if last not in parent:
+                    raise ValueError(f"replace of a missing member {path}")
+                parent[last] = copy.deepcopy(op["value"])
+            elif kind == "test":
+                if parent.get(last) != op.get("value"):
+                    raise ValueError(f"test failed at {path}")
+            else:
+                raise ValueError(f"unsupported JSON patch operation {kind!r}")
+        else:
+            raise ValueError(f"path {path} does not lead into an object or array")
+    return doc

@@ -1,0 +1,238 @@
+"""Kubernetes objects as plain JSON: name rules, pod validation and defaults, and the merge
+patches `kubectl apply` sends. No I/O."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from . import quantity
+from .kubeerrors import bad_request, invalid
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+                 "or '-', and must start and end with an alphanumeric character")
+DNS_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                     "characters, '-' or '.', and must start and end with an alphanumeric "
+                     "character")
+
+
+def name_error(name: Any, label: bool = False) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "Required value: name or generateName is required"
+    if label:
+        if len(name) > 63 or not _LABEL.match(name):
+            return f"Invalid value: {name[:80]!r}: {DNS_LABEL_MSG}"
+    elif len(name) > 253 or not _SUBDOMAIN.match(name):
+        return f"Invalid value: {name[:80]!r}: {DNS_SUBDOMAIN_MSG}"
+    return None
+
+
+def _label_errors(labels: Any, field: str) -> list[tuple[str, str]]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [(field, "Invalid value: must be a map of strings")]
+    out = []
+    for k, v in labels.items():
+        key = k.rsplit("/", 1)[-1] if isinstance(k, str) else ""
+        prefix = k.rsplit("/", 1)[0] if isinstance(k, str) and "/" in k else None
+        if not key or len(key) > 63 or not _QUALIFIED.match(key) or (
+                prefix is not None and not _SUBDOMAIN.match(prefix)):
+            out.append((field, f"Invalid value: {str(k)[:80]!r}: name part must consist of "
+                        "alphanumeric characters, '-', '_' or '.'"))
+        if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
+            out.append((f"{field}", f"Invalid value: {str(v)[:80]!r}: a valid label must be an "
+                        "empty string or consist of alphanumeric characters, '-', '_' or '.'"))
+    return out
+
+
+def check_meta(obj: dict[str, Any], kind: str, label_name: bool = False) -> str:
+    """Body-level checks every kind shares; returns the object's name."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise invalid(kind, "", [("metadata.name", "Required value: name or generateName "
+                                  "is required")])
+    name = meta.get("name")
+    err = name_error(name, label_name)
+    errors = [("metadata.name", err)] if err else []
+    errors += _label_errors(meta.get("labels"), "metadata.labels")
+    ann = meta.get("annotations")
+    if ann is not None and (not isinstance(ann, dict)
+                            or not all(isinstance(v, str) for v in ann.values())):
+        errors.append(("metadata.annotations", "Invalid value: must be a map of strings"))
+    if errors:
+        raise invalid(kind, str(name or "")[:253], errors)
+    return name
+
+
+def check_kind(obj: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise bad_request("the body of the request was in an unknown format")
+    if obj.get("kind", kind) != kind:
+        raise bad_request(f"the API version in the data (/{obj.get('apiVersion')}) and kind "
+                          f"{str(obj.get('kind'))[:60]!r} do not match the path: expected {kind}")
+    if obj.get("apiVersion", "v1") != "v1":
+        raise bad_request(f"the API version in the data ({str(obj.get('apiVersion'))[:60]}) "
+                          "does not match the expected API version (v1)")
+    return obj
+
+
+def _container_errors(containers: Any, field: str, seen: set[str],
+                      required: bool) -> list[tuple[str, str]]:
+    if containers is None or containers == []:
+        return [(field, "Required value")] if required else []
+    if not isinstance(containers, list):
+        return [(field, "Invalid value: must be a list")]
+    out = []
+    for i, c in enumerate(containers):
+        at = f"{field}[{i}]"
+        if not isinstance(c, dict):
+            out.append((at, "Invalid value: must be an object"))
+            continue
+        err = name_error(c.get("name"), label=True)
+        if err:
+            out.append((f"{at}.name", err))
+        elif c["name"] in seen:
+            out.append((f"{at}.name", f"Duplicate value: {c['name']!r}"))
+        else:
+            seen.add(c["name"])
+        if not isinstance(c.get("image"), str) or not c["image"].strip():
+            out.append((f"{at}.image", "Required value"))
+        for key in ("command", "args"):
+            v = c.get(key)
+            if v is not None and (not isinstance(v, list)
+                                  or not all(isinstance(a, str) for a in v)):
+                out.append((f"{at}.{key}", "Invalid value: must be a list of strings"))
+        for j, e in enumerate(c.get("env") or []):
+            if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
+                out.append((f"{at}.env[{j}].name", "Required value"))
+            elif e.get("value") is not None and not isinstance(e["value"], str):
+                out.append((f"{at}.env[{j}].value", "Invalid value: must be a string"))
+        res = c.get("resources") or {}
+        if not isinstance(res, dict):
+            out.append((f"{at}.resources", "Invalid value: must be an object"))
+            continue
+        for part in ("requests", "limits"):
+            for k, v in (res.get(part) or {}).items():
+                try:
+                    quantity.parse(v)
+                except ValueError as err:
+                    out.append((f"{at}.resources.{part}[{k}]", f"Invalid value: {err}"))
+    return out
+
+
+def check_pod(pod: dict[str, Any]) -> str:
+    """Validate a Pod body for create; returns its name. Raises 400/422 KubeErrors."""
+    check_kind(pod, "Pod")
+    name = check_meta(pod, "Pod")
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        raise invalid("Pod", name, [("spec.containers", "Required value")])
+    seen: set[str] = set()
+    errors = _container_errors(spec.get("containers"), "spec.containers", seen, True)
+    errors += _container_errors(spec.get("initContainers"), "spec.initContainers", seen, False)
+    policy = spec.get("restartPolicy", "Always")
+    if policy not in RESTART_POLICIES:
+        errors.append(("spec.restartPolicy", f"Unsupported value: {str(policy)[:40]!r}: "
+                       'supported values: "Always", "OnFailure", "Never"'))
+    grace = spec.get("terminationGracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)
+                              or grace < 0):
+        errors.append(("spec.terminationGracePeriodSeconds",
+                       "Invalid value: must be a non-negative integer"))
+    if errors:
+        raise invalid("Pod", name, errors)
+    return name
+
+
+def default_pod(pod: dict[str, Any]) -> None:
+    """The defaults the apiserver fills in, so `-o yaml` shows what runs."""
+    spec = pod["spec"]
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    for c in (spec.get("initContainers") or []) + spec["containers"]:
+        c.setdefault("imagePullPolicy", "Always" if c["image"].endswith(":latest")
+                     or ":" not in c["image"].rsplit("/", 1)[-1] else "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        c.setdefault("resources", {})
+
+
+# ---- patches
+
+# List fields whose items merge by a key under strategic merge patch.
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name",
+              "volumes": "name", "volumeMounts": "mountPath", "ports": "containerPort",
+              "imagePullSecrets": "name", "ownerReferences": "uid", "conditions": "type"}
+
+
+def merge_patch(target: Any, patch: Any, strategic: bool = False) -> Any:
+    """RFC 7386 JSON merge patch; with `strategic`, lists named in MERGE_KEYS merge item by
+    item and the `$patch`/`$setElementOrder`/`$retainKeys` directives are honoured."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if strategic and patch.get("$patch") == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if strategic and key.startswith("$"):
+            continue
+        if strategic and key.startswith("$setElementOrder/"):
+            continue
+        if value is None:
+            out.pop(key, None)
+        elif strategic and key in MERGE_KEYS and isinstance(value, list):
+            out[key] = _merge_list(out.get(key), value, MERGE_KEYS[key])
+        else:
+            out[key] = merge_patch(out.get(key), value, strategic)
+    return out
+
+
+def _merge_list(current: Any, patch: list[Any], key: str) -> list[Any]:
+    items = copy.deepcopy(current) if isinstance(current, list) else []
+    if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
+        return [p for p in copy.deepcopy(patch)
+                if not (isinstance(p, dict) and p.get("$patch") == "replace")]
+    for p in patch:
+        if not isinstance(p, dict) or key not in p:
+            raise ValueError(f"list items need their merge key {key!r}")
+        idx = next((i for i, it in enumerate(items)
+                    if isinstance(it, dict) and it.get(key) == p[key]), None)
+        if p.get("$patch") == "delete":
+            if idx is not None:
+                items.pop(idx)
+        elif idx is None:
+            items.append({k: v for k, v in copy.deepcopy(p).items() if not k.startswith("$")})
+        else:
+            items[idx] = merge_patch(items[idx], p, strategic=True)
+    return items
+
+
+def pod_update_errors(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+    """What an update may not change: the spec (fargo does not restart pods for an image
+    change), the name and namespace."""
+    errors = []
+    if new.get("spec") != old.get("spec"):
+        errors.append(("spec", "Forbidden: pod updates may not change fields other than "
+                       "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                       "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+                       "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it "
+                       "to be set to 1 if it was previously negative); fargo refuses every "
+                       "spec change"))
+    for key in ("name", "namespace", "uid"):
+        if (new.get("metadata") or {}).get(key) != (old.get("metadata") or {}).get(key):
+            errors.append((f"metadata.{key}", "Invalid value: field is immutable"))
+    return errors

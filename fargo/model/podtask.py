@@ -1,0 +1,237 @@
+"""A pod as a task, and a task as a pod's status (pure; FARGATE.md section 7 sizes it)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import quantity
+
+TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def rfc3339(at: float | None) -> str | None:
+    return time.strftime(TIME, time.gmtime(at)) if at else None
+
+
+def _container_def(c: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes container as an ECS-style container definition for the engine: command
+    is the entry point, args the command (Docker's and ECS's words for the same two)."""
+    cdef: dict[str, Any] = {"name": c["name"], "image": c["image"], "essential": False}
+    if c.get("command") is not None:
+        cdef["entryPoint"] = list(c["command"])
+    if c.get("args") is not None:
+        cdef["command"] = list(c["args"])
+    env = [{"name": e["name"], "value": e.get("value") or ""} for e in c.get("env") or []
+           if "valueFrom" not in e]
+    if env:
+        cdef["environment"] = env
+    if c.get("workingDir"):
+        cdef["workingDirectory"] = c["workingDir"]
+    res = c.get("resources") or {}
+    limits, requests = res.get("limits") or {}, res.get("requests") or {}
+    if "memory" in limits:
+        cdef["memory"] = max(quantity.mebibytes(limits["memory"]), 6)
+    if "memory" in requests:
+        cdef["memoryReservation"] = max(quantity.mebibytes(requests["memory"]), 6)
+    cpu = requests.get("cpu", limits.get("cpu"))
+    if cpu is not None:
+        cdef["cpu"] = max(quantity.cpu_units(cpu), 2)
+    sc = c.get("securityContext") or {}
+    if sc.get("runAsUser") is not None:
+        cdef["user"] = str(sc["runAsUser"]) + (
+            f":{sc['runAsGroup']}" if sc.get("runAsGroup") is not None else "")
+    if sc.get("readOnlyRootFilesystem"):
+        cdef["readonlyRootFilesystem"] = True
+    return cdef
+
+
+def pod_plan(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The container plan (init containers one after another, each needing the previous to
+    succeed, then the app containers) and the restart policy the engine honours."""
+    plan: list[dict[str, Any]] = []
+    previous = None
+    inits = spec.get("initContainers") or []
+    for c in inits + spec["containers"]:
+        cdef = _container_def(c)
+        if previous:
+            cdef["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
+        if c in inits:
+            previous = c["name"]
+        plan.append(cdef)
+    policy = {"policy": spec.get("restartPolicy", "Always"), "init": [c["name"] for c in inits]}
+    return plan, policy
+
+
+def _reason(code: int | None, oom: bool) -> str:
+    if oom:
+        return "OOMKilled"
+    return "Completed" if code == 0 else "Error"
+
+
+def _terminated(code: int | None, oom: bool, started: float | None,
+                finished: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"exitCode": 137 if code is None else code,
+                           "reason": _reason(code, oom)}
+    if started:
+        out["startedAt"] = rfc3339(started)
+    if finished:
+        out["finishedAt"] = rfc3339(finished)
+    return out
+
+
+def container_statuses(pod: dict[str, Any], task: dict[str, Any],
+                       init: bool) -> list[dict[str, Any]]:
+    spec = pod["spec"]
+    wanted = spec.get("initContainers") or [] if init else spec["containers"]
+    entries = {c["name"]: c for c in task["containers"]}
+    runs = task["_fargo"].get("runs") or {}
+    initializing = any(entries[c["name"]]["lastStatus"] != "STOPPED"
+                       for c in spec.get("initContainers") or [])
+    out = []
+    for c in wanted:
+        e, run = entries[c["name"]], runs.get(c["name"]) or {}
+        status: dict[str, Any] = {"name": c["name"], "image": c["image"],
+                                  "imageID": "", "restartCount": run.get("restartCount", 0),
+                                  "ready": False, "started": False}
+        if e.get("imageDigest"):
+            status["imageID"] = f"{c['image'].split('@')[0]}@{e['imageDigest']}"
+        if e.get("runtimeId"):
+            status["containerID"] = f"runc://{e['runtimeId']}"
+        oom = bool(run.get("oom")) or "OutOfMemory" in (e.get("reason") or "")
+        if e["lastStatus"] == "RUNNING":
+            status["state"] = {"running": {"startedAt": rfc3339(
+                run.get("startedAt") or task.get("startedAt") or time.time())}}
+            status["ready"] = status["started"] = not init
+        elif e["lastStatus"] == "STOPPED":
+            status["state"] = {"terminated": _terminated(
+                e.get("exitCode"), oom, run.get("startedAt") or task.get("startedAt"),
+                run.get("finishedAt") or task.get("executionStoppedAt"))}
+            if init and e.get("exitCode") == 0:
+                status["ready"] = True
+        elif run.get("restartCount") and task["lastStatus"] != "STOPPED":
+            status["state"] = {"waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off restarting failed container {c['name']}"}}
+        elif task["lastStatus"] == "STOPPED":
+            status["state"] = {"terminated": {"exitCode": 137,
+                                              "reason": "ContainerStatusUnknown"}}
+        else:
+            reason = "PodInitializing" if (initializing and not init) else "ContainerCreating"
+            if e.get("reason", "").startswith("CannotPull"):
+                reason = "ErrImagePull"
+            status["state"] = {"waiting": {"reason": reason}}
+        last = run.get("last")
+        status["lastState"] = {"terminated": _terminated(
+            last.get("exitCode"), bool(last.get("oom")), last.get("startedAt"),
+            last.get("finishedAt"))} if last else {}
+        out.append(status)
+    return out
+
+
+def _condition(kind: str, ok: bool, old: list[dict[str, Any]], now: str,
+               reason: str | None = None) -> dict[str, Any]:
+    value = "True" if ok else "False"
+    prev = next((c for c in old if c.get("type") == kind), None)
+    stamp = prev["lastTransitionTime"] if prev and prev.get("status") == value else now
+    cond = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": stamp}
+    if reason and not ok:
+        cond["reason"] = reason
+    return cond
+
+
+def phase_of(pod: dict[str, Any], task: dict[str, Any]) -> str:
+    if task["lastStatus"] != "STOPPED":  # stopping counts as running until it has stopped
+        started = any(c["lastStatus"] != "PENDING" for c in task["containers"])
+        late = task["lastStatus"] not in ("PROVISIONING", "PENDING", "ACTIVATING")
+        return "Running" if late and started else "Pending"
+    if task.get("stopCode") == "TaskFailedToStart":
+        return "Failed"
+    init = {c["name"] for c in pod["spec"].get("initContainers") or []}
+    apps = [c for c in task["containers"] if c["name"] not in init]
+    return "Succeeded" if all(c.get("exitCode") == 0 for c in apps) else "Failed"
+
+
+def pod_status(pod: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """The pod's status as its task stands now; transition times kept from the old one."""
+    old = pod.get("status") or {}
+    old_conds = old.get("conditions") or []
+    now = rfc3339(time.time()) or ""
+    inits = container_statuses(pod, task, init=True)
+    apps = container_statuses(pod, task, init=False)
+    phase = phase_of(pod, task)
+    initialized = all("terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
+                      for s in inits)
+    ready = phase == "Running" and all(s["ready"] for s in apps)
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": [
+            _condition("PodReadyToStartContainers", task["lastStatus"] not in
+                       ("PROVISIONING",), old_conds, now),
+            _condition("Initialized", initialized, old_conds, now, "ContainersNotInitialized"),
+            _condition("Ready", ready, old_conds, now, "ContainersNotReady"),
+            _condition("ContainersReady", ready, old_conds, now, "ContainersNotReady"),
+            _condition("PodScheduled", True, old_conds, now),
+        ],
+        "qosClass": old.get("qosClass", "BestEffort"),
+        "startTime": old.get("startTime") or rfc3339(task.get("createdAt")),
+        "containerStatuses": apps,
+    }
+    if inits:
+        status["initContainerStatuses"] = inits
+    ip = task["_fargo"]["ip"]
+    if task["lastStatus"] != "PROVISIONING" and task["lastStatus"] != "STOPPED":
+        status.update(podIP=ip, podIPs=[{"ip": ip}], hostIP=ip, hostIPs=[{"ip": ip}])
+    elif old.get("podIP"):
+        status.update({k: old[k] for k in ("podIP", "podIPs", "hostIP", "hostIPs") if k in old})
+    if phase == "Failed" and task.get("stoppedReason"):
+        status["message"] = task["stoppedReason"]
+    return status
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    res = [c.get("resources") or {} for c in spec["containers"]]
+    if not any(r.get("requests") or r.get("limits") for r in res):
+        return "BestEffort"
+    for r in res:
+        lim, req = r.get("limits") or {}, r.get("requests") or {}
+        if not all(k in lim and req.get(k, lim[k]) == lim[k] for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
+def display_status(pod: dict[str, Any]) -> str:
+    """The STATUS column of `kubectl get pods`, worked out as kubectl's printer does."""
+    status = pod.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    inits = status.get("initContainerStatuses") or []
+    initializing = False
+    for i, s in enumerate(inits):
+        state = s.get("state") or {}
+        if "terminated" in state and state["terminated"].get("exitCode") == 0:
+            continue
+        initializing = True
+        if "terminated" in state:
+            t = state["terminated"]
+            reason = "Init:" + (t.get("reason") or f"ExitCode:{t.get('exitCode')}")
+        elif "waiting" in state and state["waiting"].get("reason") not in (
+                None, "PodInitializing"):
+            reason = "Init:" + state["waiting"]["reason"]
+        else:
+            reason = f"Init:{i}/{len(pod['spec'].get('initContainers') or [])}"
+        break
+    if not initializing:
+        running = False
+        for s in reversed(status.get("containerStatuses") or []):
+            state = s.get("state") or {}
+            if "waiting" in state and state["waiting"].get("reason"):
+                reason = state["waiting"]["reason"]
+            elif "terminated" in state:
+                reason = state["terminated"].get("reason") or "Error"
+            elif "running" in state:
+                running = True
+        if reason == "Completed" and running:
+            reason = "Running"
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    return reason

@@ -1,0 +1,23 @@
+"""A pod's restartPolicy inside its sandbox: which exits bring a container back, and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKOFF = 0.5  # seconds before the first re-creation; doubles per restart
+BACKOFF_MAX = 20.0
+
+
+def restart_wanted(policy: dict[str, Any], name: str, code: int | None) -> bool:
+    """Always restarts app containers on any exit; init containers (and OnFailure) only on
+    failure; Never never. A lost exit code counts as a failure."""
+    kind = policy.get("policy", "Always")
+    if kind == "Never":
+        return False
+    if kind == "OnFailure" or name in (policy.get("init") or []):
+        return code != 0
+    return True
+
+
+def backoff(count: int) -> float:
+    return min(BACKOFF * 2 ** max(count - 1, 0), BACKOFF_MAX)

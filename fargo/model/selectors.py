@@ -1,0 +1,88 @@
+"""Label selectors (`a=b,c!=d,e in (f,g),!h`) and field selectors (`spec.nodeName=x`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .kubeerrors import bad_request
+
+Matcher = Callable[[dict[str, Any]], bool]
+_SET = re.compile(r"^\s*([^\s!=()]+)\s+(in|notin)\s+\(([^()]*)\)\s*$")
+_CMP = re.compile(r"^\s*([^\s!=()]+)\s*(==|=|!=)\s*([^\s!=()]*)\s*$")
+_EXISTS = re.compile(r"^\s*(!?)\s*([^\s!=()]+)\s*$")
+
+
+def _split(text: str) -> list[str]:
+    """Commas split requirements except inside a set's parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p for p in parts if p.strip()]
+
+
+def label_selector(text: str | None) -> Callable[[dict[str, str]], bool]:
+    reqs: list[Callable[[dict[str, str]], bool]] = []
+    for part in _split(text or ""):
+        if m := _SET.match(part):
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if op == "in":
+                reqs.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
+            else:
+                reqs.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+        elif m := _CMP.match(part):
+            key, op, value = m.groups()
+            if op == "!=":
+                reqs.append(lambda lb, k=key, v=value: lb.get(k) != v)
+            else:
+                reqs.append(lambda lb, k=key, v=value: lb.get(k) == v)
+        elif m := _EXISTS.match(part):
+            neg, key = m.groups()
+            reqs.append(lambda lb, k=key, n=bool(neg): (k in lb) != n)
+        else:
+            raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}")
+    return lambda labels: all(r(labels) for r in reqs)
+
+
+def _get(obj: dict[str, Any], path: str) -> str:
+    cur: Any = obj
+    for key in path.split("."):
+        cur = cur.get(key) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)
+
+
+def field_selector(text: str | None, allowed: set[str]) -> Matcher:
+    reqs: list[Matcher] = []
+    for part in _split(text or ""):
+        m = _CMP.match(part)
+        if not m:
+            raise bad_request(f"invalid selector: {part.strip()[:100]!r}; can't understand it")
+        key, op, value = m.groups()
+        if key not in allowed:
+            raise bad_request(f'field label not supported: {key[:100]}')
+        if op == "!=":
+            reqs.append(lambda o, k=key, v=value: _get(o, k) != v)
+        else:
+            reqs.append(lambda o, k=key, v=value: _get(o, k) == v)
+    return lambda obj: all(r(obj) for r in reqs)
+
+
+FIELDS = {
+    "pods": {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy",
+             "spec.schedulerName", "spec.serviceAccountName", "status.phase", "status.podIP",
+             "status.nominatedNodeName"},
+    "nodes": {"metadata.name", "spec.unschedulable"},
+    "namespaces": {"metadata.name", "status.phase"},
+    "events": {"metadata.name", "metadata.namespace", "involvedObject.kind",
+               "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+               "involvedObject.apiVersion", "involvedObject.resourceVersion",
+               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
+}

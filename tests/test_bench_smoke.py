@@ -1,0 +1,51 @@
+"""The benchmark still runs: a --quick, fargo-only pass that exercises every figure's code path
+and leaves nothing behind. It checks that the table is there, not what the numbers are."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+FIGURES = [
+    "| 1. start latency | fargo |",
+    "| 1b. fargo start phases |",
+    "| 2. launch rate | fargo |",
+    "| 3. stop latency | fargo |",
+    "| 4. host memory per idle task beyond the workload | fargo |",
+    "| 4. server RSS | fargo |",
+    "| 4. processes per task | fargo |",
+    "| 5. DescribeTasks(",
+    "| 5. ListTasks latency | fargo (raw HTTP) |",
+    "| 5. ListTasks throughput |",
+    "| 6. cold pull",
+]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the benchmark needs root")
+def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-peers", "--out",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = out.read_text()
+    for figure in FIGURES:
+        assert figure in proc.stdout, figure
+        assert figure in report, figure
+    assert "--overcommit" in report
+    # No Python process per task, and a conmon for each.
+    assert re.search(r"\| 4\. processes per task \| fargo \|.*conmon 1.*python 0.*✓ \|", report)
+    # Everything it made is gone: workdir, netns, runc root.
+    workdir = re.search(r"workdir (\S+),", proc.stderr)
+    prefix = re.search(r"prefix (\w+),", proc.stderr)
+    assert workdir and prefix, proc.stderr[-2000:]
+    assert not Path(workdir.group(1)).exists()
+    assert not Path(f"/run/{prefix.group(1)}-runc").exists()
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{prefix.group(1)}-" not in netns
