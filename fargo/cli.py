@@ -25,6 +25,8 @@ def main() -> None:
               help="HTTP port for every API (ECS, EC2, fargo's own).")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path.home() / ".fargo",
               show_default=True, help="Where the SQLite state, images, logs and task files live.")
+@click.option("--kube-port", type=int, default=None,
+              help="HTTPS port of the EKS clusters' Kubernetes APIs (default: --port + 1).")
 @click.option("--region", default="us-east-1", show_default=True,
               help="Region used when a request does not name one.")
 @click.option("--vpc-cidr", default="10.89.0.0/16", show_default=True,
@@ -138,6 +140,11 @@ def kubeconfig(cluster: str, endpoint: str) -> None:
     except botocore.exceptions.EndpointConnectionError:
         click.echo(f"fargo kubeconfig: no fargo server answers at {endpoint}", err=True)
         sys.exit(1)
+    url = f"{endpoint.rstrip('/')}/fargo/v1/eks/{cluster}/token"
+    resp = requests.get(url, headers=_signed_headers(url), timeout=10)
+    if resp.status_code != 200:
+        click.echo(f"fargo kubeconfig: {resp.json().get('message', resp.text)}", err=True)
+        sys.exit(1)
     user = f"fargo-{cluster}"
     cluster_entry: dict[str, object] = {"server": found["endpoint"]}
     ca = (found.get("certificateAuthority") or {}).get("data")
@@ -145,8 +152,7 @@ def kubeconfig(cluster: str, endpoint: str) -> None:
         cluster_entry["certificate-authority-data"] = ca
     doc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
            "clusters": [{"name": cluster, "cluster": cluster_entry}],
-           # The token is not checked yet; the kube face's one auth hook will check it.
-           "users": [{"name": user, "user": {"token": "fargo"}}],
+           "users": [{"name": user, "user": {"token": resp.json()["token"]}}],
            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
            "current-context": cluster}
     click.echo(yaml.safe_dump(doc, sort_keys=False), nl=False)

@@ -14,6 +14,8 @@ class Settings:
     state_dir: Path = field(default_factory=lambda: Path.home() / ".fargo")
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    # HTTPS port of the EKS clusters' Kubernetes APIs (None: port + 1).
+    kube_port: int | None = None
     region: str = "us-east-1"
     vpc_cidr: str = "10.89.0.0/16"
     # Host capacity: None means read it from the machine.

@@ -15,6 +15,7 @@ from .agent.sandbox import raise_nofile_limit
 from .api.app import build_app
 from .api.ec2 import Ec2Face
 from .api.metadata import MetadataService
+from .api.tls import server_tls
 from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
@@ -57,8 +58,11 @@ class Server:
         self.kube_tables = KubeTables(self.store)
         self.kube_state = KubeState(self.kube_tables)
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        # kubectl sends its bearer token only over TLS: the Kubernetes faces get an HTTPS port.
+        self.kube_port = settings.kube_port or settings.port + 1
+        self.tls, ca_data = server_tls(settings.state_dir, [host, "127.0.0.1"])
         self.eks = Eks(self.kube_tables, self.kube_state, self.engine.subnets, self.vpc.id,
-                       f"http://{host}:{settings.port}")
+                       f"https://{host}:{self.kube_port}", ca_data=ca_data)
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
@@ -98,6 +102,8 @@ class Server:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
+        await web.TCPSite(self._runner, self.settings.host, self.kube_port,
+                          ssl_context=self.tls).start()
         cap = self.capacity
         print(f"fargo listening on http://{self.settings.host}:{self.settings.port} "
               f"(state in {self.settings.state_dir})", flush=True)
@@ -105,6 +111,8 @@ class Server:
               f"{cap.mem_total} MiB memory (overcommit x{self.settings.overcommit:g})", flush=True)
         print("default VPC " + self.vpc.id + " " + self.vpc.cidr + ", subnets: "
               + ", ".join(f"{s.id} ({s.zone}, {s.cidr})" for s in self.vpc.subnets), flush=True)
+        print(f"Kubernetes API of EKS clusters on https://{self.settings.host}:{self.kube_port}"
+              f"/eks/CLUSTER (CA in {self.settings.state_dir / 'tls' / 'ca.pem'})", flush=True)
         if self.registry:
             print(f"local registry (ECR) at {self.registry.address}", flush=True)
         if self.settings.auth:

@@ -52,6 +52,7 @@ class FargoServer:
         self.key_id = self.secret = ""
         self.state_dir = state_dir
         self.port = free_port()
+        self.kube_port = free_port()
         self.prefix = "t" + uuid.uuid4().hex[:4]
         self.cidr = f"10.{random.randint(100, 199)}.0.0/16"
         self.extra = extra or []
@@ -63,7 +64,7 @@ class FargoServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "fargo", "server", "--port", str(self.port),
                "--state-dir", str(self.state_dir), "--no-registry", "--prefix", self.prefix,
-               "--vpc-cidr", self.cidr, *self.extra]
+               "--vpc-cidr", self.cidr, "--kube-port", str(self.kube_port), *self.extra]
         out = self.log.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.time() + 30

@@ -65,7 +65,9 @@ def test_cluster_lifecycle_and_errors(eks, fargo, subnets):
     out = eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
                              resourcesVpcConfig={"subnetIds": subnets[:2]})["cluster"]
     assert out["status"] == "ACTIVE" and out["arn"].endswith(f":cluster/{name}")
-    assert out["endpoint"] == f"{fargo.endpoint}/eks/{name}"
+    assert out["endpoint"] == f"https://127.0.0.1:{fargo.kube_port}/eks/{name}"
+    assert "BEGIN CERTIFICATE" in __import__("base64").b64decode(
+        out["certificateAuthority"]["data"]).decode()
     described = eks.describe_cluster(name=name)["cluster"]
     assert described["resourcesVpcConfig"]["subnetIds"] == subnets[:2]
     assert name in eks.list_clusters()["clusters"]

@@ -304,13 +304,51 @@ def test_bad_input_gets_kubernetes_errors(kubeconfig, srv, cluster, busybox_imag
              ("GET", "/api/v1/pods?fieldSelector=spec.foo%3D1", None, 400, "BadRequest"),
              ("GET", "/api/v1/namespaces/apps/pods/x/log", None, 404, "NotFound"),
              ("PATCH", "/api/v1/namespaces/default", b"{}", 415, "UnsupportedMediaType")]
+    import yaml
+
+    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
     for method, path, data, code, reason in cases:
         r = requests.request(method, base + path, data=data, timeout=5,
-                             headers={"Content-Type": "application/json"})
+                             headers={"Content-Type": "application/json",
+                                      "Authorization": f"Bearer {token}"})
         assert r.status_code == code, (method, path, r.text)
         body = r.json()
         assert body["kind"] == "Status" and body["reason"] == reason, body
-    r = requests.get(f"{srv.endpoint}/eks/nosuch/api/v1/pods", timeout=5)
-    assert r.status_code == 404 and r.json()["kind"] == "Status"
+    r = requests.get(f"{srv.endpoint}/eks/nosuch/api/v1/pods", timeout=5,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and r.json()["kind"] == "Status"  # no token of its own
     # Nothing stored was lost on the way.
     assert "apps" in kubectl_run(kubeconfig, "get", "namespaces")
+
+
+def test_kube_api_wants_the_clusters_bearer_token(srv, cluster, kubeconfig, tmp_path):
+    """Without the token `fargo kubeconfig` wrote, kubectl and raw HTTP are refused with 401."""
+    import requests
+    import yaml
+
+    doc = yaml.safe_load(kubeconfig.read_text())
+    token = doc["users"][0]["user"]["token"]
+    assert token.startswith("fargo.") and len(token) > 30
+    doc["users"][0]["user"]["token"] = token[:-4] + "AAAA"
+    forged = tmp_path / "forged"
+    forged.write_text(yaml.safe_dump(doc))
+    out = kubectl(forged, "get", "pods", "-n", "apps")
+    assert out.returncode != 0 and "Unauthorized" in out.stderr
+    import base64
+
+    base = doc["clusters"][0]["cluster"]["server"]
+    assert base.startswith("https://")  # kubectl sends tokens only over TLS
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]))
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": token}):
+        r = requests.get(f"{base}/api/v1/namespaces", headers=headers, timeout=10, verify=ca)
+        assert r.status_code == 401 and r.json()["reason"] == "Unauthorized"
+    r = requests.get(f"{srv.endpoint}/eks/no-such-cluster/api/v1/namespaces",
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 401  # another cluster's token opens nothing, not even a 404
+    ok = requests.get(f"{base}/api/v1/namespaces", headers={"Authorization": f"Bearer {token}"},
+                      timeout=10, verify=ca)
+    assert ok.status_code == 200 and "apps" in ok.text
+    # The token itself is only handed out on a signed request.
+    r = requests.get(f"{srv.endpoint}/fargo/v1/eks/{cluster}/token", timeout=10)
+    assert r.status_code == 403 and "token" not in r.json()

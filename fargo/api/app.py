@@ -12,6 +12,7 @@ from . import awsjson, ec2query
 from . import eks as eks_face
 from .auth import authenticate
 from .kube import admission as kube_admission
+from .kube import auth as kube_auth
 from .kube import routes as kube_routes
 from .logs import task_logs
 
@@ -111,6 +112,7 @@ def build_app(services: dict[str, Any]) -> web.Application:
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
     if "eks" in services:  # EKS's REST face, each cluster's Kubernetes API, the webhooks
         eks_face.add_routes(app)
+        app.router.add_get("/fargo/v1/eks/{cluster}/token", kube_auth.issue_token)
         kube_routes.add_routes(app)
         kube_admission.add_routes(app)
     return app

@@ -39,13 +39,14 @@ def eks_arn(region: str, path: str) -> str:
 
 class Eks:
     def __init__(self, tables: KubeTables, state: KubeState, subnets: Any, vpc_id: str,
-                 endpoint: str, pods: Any = None):
+                 endpoint: str, pods: Any = None, ca_data: str = ""):
         self.tables = tables
         self.state = state
         self.subnets = subnets  # the engine's: id -> Subnet
         self.vpc_id = vpc_id  # EKS here runs in fargo's default VPC
         self.endpoint = endpoint.rstrip("/")
         self.pods = pods  # control/pods.Pods, told when profiles come and go
+        self.ca_data = ca_data  # base64 PEM of the CA behind the HTTPS endpoint
 
     # ---- clusters
     def cluster(self, name: str) -> dict[str, Any]:
@@ -105,7 +106,8 @@ class Eks:
             "logging": p.get("logging") or {"clusterLogging": [
                 {"types": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
                  "enabled": False}]},
-            "status": "ACTIVE", "certificateAuthority": {}, "platformVersion": "eks.1",
+            "status": "ACTIVE", "certificateAuthority": {"data": self.ca_data} if self.ca_data else {},
+            "platformVersion": "eks.1",
             "tags": p.get("tags") or {}, "health": {"issues": []},
             "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
         }

@@ -51,6 +51,16 @@ class Iam:
         self.store.put_key(key.id, key.secret, key.principal, key.token, key.expires, now)
         return key
 
+    def kube_token(self, cluster_key: str, create: bool = True) -> str | None:
+        """The bearer token of one EKS cluster's Kubernetes API. The key carries the cluster's
+        creation time, so a cluster made again under the same name gets a new token."""
+        meta = f"kube-token/{cluster_key}"
+        token = self.store.get_meta(meta)
+        if token is None and create:
+            token = "fargo." + secrets.token_urlsafe(32)
+            self.store.put_meta(meta, token)
+        return token
+
     def lookup(self, key_id: str) -> Key | None:
         k = self.store.get_key(key_id)
         if k is None:
