@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Any
@@ -104,6 +105,8 @@ class Server:
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,
                           ssl_context=self.tls).start()
+        # What start-up built lives as long as the server: keep it out of every collection.
+        gc.freeze()
         cap = self.capacity
         print(f"fargo listening on http://{self.settings.host}:{self.settings.port} "
               f"(state in {self.settings.state_dir})", flush=True)

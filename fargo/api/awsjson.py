@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ..model.errors import ApiError
@@ -46,6 +47,6 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
             result = await result
     except ApiError as err:
         return error_response(err)
-    return web.Response(body=json.dumps(result or {}, default=str).encode(),
+    return web.Response(body=orjson.dumps(result or {}, default=str),
                         content_type="application/x-amz-json-1.1",
                         headers={"x-amzn-RequestId": str(uuid.uuid4())})

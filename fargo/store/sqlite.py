@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
     name TEXT PRIMARY KEY, region TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL);
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS taskdefs (
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, cluster TEXT NOT NULL, family TEXT NOT NULL, started_by TEXT,
     desired TEXT NOT NULL, last TEXT NOT NULL, launch_type TEXT NOT NULL,
-    created REAL NOT NULL, doc TEXT NOT NULL);
+    created REAL NOT NULL, doc TEXT NOT NULL, private TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired);
 CREATE INDEX IF NOT EXISTS tasks_active ON tasks (last);
 CREATE TABLE IF NOT EXISTS tokens (
@@ -121,23 +123,43 @@ class Store:
 
     # tasks
     def put_task(self, doc: dict[str, Any]) -> None:
+        """The task as ECS shows it, and fargo's private `_fargo` part, kept apart so that
+        DescribeTasks can hand out the stored JSON as it is, without parsing it."""
+        public = {k: v for k, v in doc.items() if not k.startswith("_")}
         self._exec(
-            "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?)",
             (doc["taskArn"].rsplit("/", 1)[-1], doc["clusterArn"].rsplit("/", 1)[-1],
              doc["taskDefinitionArn"].split("/")[-1].split(":")[0], doc.get("startedBy"),
              doc["desiredStatus"], doc["lastStatus"], doc.get("launchType", "FARGATE"),
-             doc["createdAt"], json.dumps(doc)))
+             doc["createdAt"], orjson.dumps(public).decode(),
+             orjson.dumps(doc.get("_fargo", {})).decode()))
+
+    @staticmethod
+    def _task(doc: str, private: str) -> dict[str, Any]:
+        task = orjson.loads(doc)
+        task["_fargo"] = orjson.loads(private)
+        return task
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT doc FROM tasks WHERE id=?", (task_id,))
-        return json.loads(rows[0][0]) if rows else None
+        rows = self._rows("SELECT doc, private FROM tasks WHERE id=?", (task_id,))
+        return self._task(*rows[0]) if rows else None
 
     def get_tasks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, doc FROM tasks WHERE id IN ({marks})", tuple(ids))
-        return {r[0]: json.loads(r[1]) for r in rows}
+        rows = self._rows(f"SELECT id, doc, private FROM tasks WHERE id IN ({marks})",
+                          tuple(ids))
+        return {r[0]: self._task(r[1], r[2]) for r in rows}
+
+    def public_tasks(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """id -> (cluster name, the task's public JSON text), unparsed."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT id, cluster, doc FROM tasks WHERE id IN ({marks})",
+                          tuple(ids))
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def list_task_ids(self, cluster: str, *, family: str | None = None,
                       started_by: str | None = None, desired: str | None = None,
@@ -152,8 +174,10 @@ class Store:
         return [r[0] for r in self._rows(sql, tuple(args))]
 
     def active_tasks(self) -> Iterator[dict[str, Any]]:
-        for r in self._rows("SELECT doc FROM tasks WHERE last != 'STOPPED' ORDER BY created"):
-            yield json.loads(r[0])
+        rows = self._rows("SELECT doc, private FROM tasks WHERE last != 'STOPPED' "
+                          "ORDER BY created")
+        for doc, private in rows:
+            yield self._task(doc, private)
 
     def count_tasks(self, cluster: str, last: str | None = None,
                     not_last: str | None = None) -> int:
