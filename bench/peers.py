@@ -134,7 +134,13 @@ class Runc:
         bundle.mkdir(parents=True)
         spec = ContainerSpec(name="app", rootfs=self.rootfs, args=list(IDLE),
                              netns_path=f"/run/netns/{cid}", readonly_rootfs=True)
-        config = build_config(cid, spec)
+        config = build_config(cid, spec, id_base=0)
+        # The floor: plain runc, without the user namespace fargo adds (that needs idmapped
+        # layers, which this bare bundle does not have).
+        linux = config["linux"]
+        linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "user"]
+        linux.pop("uidMappings", None)
+        linux.pop("gidMappings", None)
         # Sized like a 0.25 vCPU / 512 MiB task, in a cgroup parent of our own.
         config["linux"]["cgroupsPath"] = f"/{self.cgroup_parent}/{cid}"
         config["linux"]["resources"]["cpu"] = {"quota": 25_000, "period": 100_000}
