@@ -266,8 +266,34 @@ class TaskEngine:
             self._drivers.pop(tid, None)
 
     async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Network, images and the sandbox's cgroups and storage do not depend on each other:
+        the pulls and the sandbox are set going first and run while the interface is made."""
         tid = task["taskArn"].rsplit("/", 1)[-1]
         priv = task["_fargo"]
+        plan = priv["plan"]
+        try:
+            creds = [self._registry_auth(c) for c in plan]
+        except ApiError as err:
+            return self._fail_start(tid, "ResourceInitializationError: unable to pull secrets "
+                                    f"or registry auth: {err.message}"[:255])
+        pull_started = time.time()
+        pulls = asyncio.gather(
+            *[asyncio.to_thread(self.agent.pull, c["image"], auth)
+              for c, auth in zip(plan, creds, strict=True)], return_exceptions=True)
+        sandbox = asyncio.ensure_future(asyncio.to_thread(
+            self.agent.create_sandbox, tid, int(task["cpu"]), int(task["memory"]),
+            int(task["ephemeralStorage"]["sizeInGiB"])))
+        try:
+            return await self._start_after_network(tid, task, pulls, sandbox, pull_started)
+        finally:
+            # Whatever happened, nothing may still be creating this task's sandbox or pulling
+            # for it when teardown comes: wait for both (their errors are handled below/above).
+            await asyncio.gather(pulls, sandbox, return_exceptions=True)
+
+    async def _start_after_network(self, tid: str, task: dict[str, Any], pulls: Any,
+                                   sandbox: Any, pull_started: float) -> dict[str, Any]:
+        priv = task["_fargo"]
+        plan = priv["plan"]
         subnet = self.subnets[priv["subnet"]]
         try:
             if self.networks:  # into its groups before its interface exists: never unfiltered
@@ -288,17 +314,9 @@ class TaskEngine:
         if task["desiredStatus"] == "STOPPED":
             return task
         self._advance(task, "ACTIVATING")
-        task["pullStartedAt"] = time.time()
+        task["pullStartedAt"] = pull_started  # when the pulls really began
         self._save(task)
-        plan = priv["plan"]
-        try:
-            creds = [self._registry_auth(c) for c in plan]
-        except ApiError as err:
-            return self._fail_start(tid, "ResourceInitializationError: unable to pull secrets "
-                                    f"or registry auth: {err.message}"[:255])
-        results = await asyncio.gather(
-            *[asyncio.to_thread(self.agent.pull, c["image"], auth)
-              for c, auth in zip(plan, creds, strict=True)], return_exceptions=True)
+        results = await pulls
         task = self._fresh(tid)
         task["pullStoppedAt"] = time.time()
         images = {}
@@ -313,9 +331,7 @@ class TaskEngine:
         if task["desiredStatus"] == "STOPPED":
             return task
         try:
-            await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
-                                    int(task["memory"]),
-                                    int(task["ephemeralStorage"]["sizeInGiB"]))
+            await sandbox
             self._images[tid] = images
             ok = await self._start_containers(tid, plan, images)
         except Exception as err:  # noqa: BLE001
