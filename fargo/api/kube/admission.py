@@ -57,7 +57,9 @@ def _answer(uid: str, response: dict[str, Any]) -> web.Response:
                               "response": {"uid": uid, **response}})
 
 
-async def mutate(request: web.Request) -> web.Response:
+async def _judge(request: web.Request, decide: Any) -> web.Response:
+    """Both doors: read the review, find the pod, and answer with what `decide` makes of it
+    (a response dict for a pod, given its profiles and namespace)."""
     try:
         req = _review(await read_body(request))
         profiles = _profiles(request)
@@ -68,34 +70,34 @@ async def mutate(request: web.Request) -> web.Response:
         return _answer(req["uid"], {"allowed": True})
     ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
     try:
-        _, patch = admission.mutation(pod, profiles, ns)
+        return _answer(req["uid"], decide(pod, profiles, ns))
     except (AttributeError, TypeError):
         return status_response(bad_request("the pod in the AdmissionReview is malformed"))
+
+
+def _mutation(pod: dict[str, Any], profiles: Any, ns: str) -> dict[str, Any]:
+    _, patch = admission.mutation(pod, profiles, ns)
     if not patch:
-        return _answer(req["uid"], {"allowed": True})
+        return {"allowed": True}
     encoded = base64.b64encode(json.dumps(patch).encode()).decode()
-    return _answer(req["uid"], {"allowed": True, "patchType": "JSONPatch", "patch": encoded})
+    return {"allowed": True, "patchType": "JSONPatch", "patch": encoded}
+
+
+def _verdict(pod: dict[str, Any], profiles: Any, ns: str) -> dict[str, Any]:
+    refusal = admission.verdict(pod, profiles, ns)
+    if refusal is None:
+        return {"allowed": True}
+    return {"allowed": False, "status": {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": refusal, "reason": "Forbidden", "code": 403}}
+
+
+async def mutate(request: web.Request) -> web.Response:
+    return await _judge(request, _mutation)
 
 
 async def validate(request: web.Request) -> web.Response:
-    try:
-        req = _review(await read_body(request))
-        profiles = _profiles(request)
-    except KubeError as err:
-        return status_response(err)
-    pod = _pod(req)
-    if pod is None:
-        return _answer(req["uid"], {"allowed": True})
-    ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
-    try:
-        refusal = admission.verdict(pod, profiles, ns)
-    except (AttributeError, TypeError):
-        return status_response(bad_request("the pod in the AdmissionReview is malformed"))
-    if refusal is None:
-        return _answer(req["uid"], {"allowed": True})
-    return _answer(req["uid"], {"allowed": False, "status": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": refusal, "reason": "Forbidden", "code": 403}})
+    return await _judge(request, _verdict)
 
 
 def add_routes(app: web.Application) -> None:
