@@ -146,3 +146,40 @@ def test_malformed_reviews_get_status_errors(fargo, cluster):
                       data=json.dumps(review(pod(), "apps")), timeout=5,
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 404 and r.json()["kind"] == "Status"
+
+
+def test_odd_but_legal_reviews(fargo, cluster):
+    """A review whose kind is not an object is about something else; `labels:` left empty
+    (null) in a manifest still gets the whole label map added."""
+    odd = review(pod(), "apps")
+    odd["request"]["kind"] = "Pod"
+    r = call(fargo, cluster, "mutate", odd)
+    assert r.status_code == 200 and r.json()["response"]["allowed"] is True
+    empty = pod()
+    empty["metadata"]["labels"] = None
+    empty["metadata"]["namespace"] = "other"
+    r = call(fargo, cluster, "mutate", review(empty, "other"))
+    assert r.status_code == 200
+    bad_meta = review(pod({"tier": "web"}), "")
+    bad_meta["request"]["object"]["metadata"] = ["not", "a", "map"]
+    r = call(fargo, cluster, "mutate", bad_meta)
+    assert r.status_code in (200, 400) and r.status_code != 500
+
+
+def test_null_labels_get_a_whole_map_in_the_patch():
+    from fargo.model import admission
+
+    profile = {"fargateProfileName": "p1", "status": "ACTIVE",
+               "selectors": [{"namespace": "apps"}]}
+    body = pod()
+    body["metadata"]["labels"] = None
+    _, patch = admission.mutation(body, [profile], "apps")
+    assert {"op": "add", "path": "/metadata/labels",
+            "value": {"eks.amazonaws.com/fargate-profile": "p1"}} in patch
+
+
+def test_backoff_never_overflows():
+    from fargo.model import restarts
+
+    assert restarts.backoff(1) > 0
+    assert restarts.backoff(5000) == restarts.BACKOFF_MAX

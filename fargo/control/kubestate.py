@@ -20,7 +20,8 @@ KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace", "events": "E
 
 
 def now_rfc3339(at: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at if at is not None else time.time()))
+    at = time.time() if at is None else min(max(at, 0.0), 253402300799.0)  # up to year 9999
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:

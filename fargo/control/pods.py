@@ -150,12 +150,15 @@ class Pods:
     def reconcile(self) -> None:
         for cluster in self.tables.list_clusters():
             name = cluster["name"]
-            busy = self._sync_pods(name)
-            self._sync_nodes(name)
-            self._sync_namespaces(name)
-            self.eks.settle(name, busy)
-            profiles = self.tables.list_profiles(name)
-            self.scheduler.schedule(cluster, profiles)
+            try:
+                busy = self._sync_pods(name)
+                self._sync_nodes(name)
+                self._sync_namespaces(name)
+                self.eks.settle(name, busy)
+                profiles = self.tables.list_profiles(name)
+                self.scheduler.schedule(cluster, profiles)
+            except Exception:  # noqa: BLE001 - one cluster's trouble must not stop the others
+                log.exception("reconciling EKS cluster %s", name)
 
     def _sync_pods(self, cluster: str) -> set[str]:
         """Status from tasks; returns the profiles that still hold a live pod."""

@@ -46,6 +46,12 @@ class FargateScheduler:
         self.state.update(cluster, "pods", pod["metadata"]["namespace"], pod)
         self.state.record_event(cluster, pod, "Warning", reason, message, "fargate-scheduler")
 
+    def _later(self, cluster: str, pod: dict[str, Any], message: str) -> None:
+        """Try this pod again in a while (saved, so the loop does not spin on it) and say why."""
+        pod.setdefault("_fargo", {})["retry_at"] = time.time() + RETRY
+        self.state.update(cluster, "pods", pod["metadata"]["namespace"], pod)
+        self.warn_once(cluster, pod, "FailedScheduling", message)
+
     def schedule(self, cluster: dict[str, Any], profiles: list[dict[str, Any]]) -> None:
         name = cluster["name"]
         for pod in self.state.list(name, "pods"):
@@ -57,8 +63,9 @@ class FargateScheduler:
                 continue
             try:
                 self._place(cluster, pod, profiles)
-            except Exception:  # noqa: BLE001 - one pod must not stop the others
+            except Exception as err:  # noqa: BLE001 - one pod must not stop the others
                 log.exception("scheduling pod %s/%s", meta.get("namespace"), meta["name"])
+                self._later(name, pod, f"Pod not scheduled: {str(err)[:200]}")
 
     def _place(self, cluster: dict[str, Any], pod: dict[str, Any],
                profiles: list[dict[str, Any]]) -> None:
@@ -85,16 +92,18 @@ class FargateScheduler:
         td = {"family": f"eks-{cname}", "containerDefinitions": plan,
               "taskDefinitionArn": f"arn:aws:eks:{self.region}:{ACCOUNT}:pod/{cname}/{ns}/"
                                    f"{pod['metadata']['name']}"}
-        task, why = self.engine.run_sized(
-            td=td, cluster_arn=f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/eks.{cname}",
-            region=self.region, cpu=cpu, memory=mem, subnet_ids=profile["subnets"],
-            private={"restart": policy, "pod": {"cluster": cname, "namespace": ns,
-                                                "name": pod["metadata"]["name"],
-                                                "uid": pod["metadata"]["uid"]}},
-            started_by=f"eks:{cname}"[:128])
+        try:
+            task, why = self.engine.run_sized(
+                td=td, cluster_arn=f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/eks.{cname}",
+                region=self.region, cpu=cpu, memory=mem, subnet_ids=profile["subnets"],
+                private={"restart": policy, "pod": {"cluster": cname, "namespace": ns,
+                                                    "name": pod["metadata"]["name"],
+                                                    "uid": pod["metadata"]["uid"]}},
+                started_by=f"eks:{cname}"[:128])
+        except ApiError as err:  # e.g. the profile's subnet was deleted meanwhile
+            task, why = None, err.message
         if task is None:
-            pod.setdefault("_fargo", {})["retry_at"] = time.time() + RETRY
-            self.warn_once(cname, pod, "FailedScheduling", f"Pod not scheduled: {why}")
+            self._later(cname, pod, f"Pod not scheduled: {why}")
             return
         ip = task["_fargo"]["ip"]
         node = node_name(ip, self.region)

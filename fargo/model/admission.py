@@ -32,7 +32,7 @@ def mutation(pod: dict[str, Any], profiles: list[dict[str, Any]],
         op = "replace" if "schedulerName" in spec else "add"
         patch.append({"op": op, "path": "/spec/schedulerName", "value": SCHEDULER})
     name = profile["fargateProfileName"]
-    if "labels" not in meta:
+    if not isinstance(meta.get("labels"), dict):  # absent, or `labels:` left empty (null)
         patch.append({"op": "add", "path": "/metadata/labels", "value": {PIN_LABEL: name}})
     elif labels.get(PIN_LABEL) != name:
         op = "replace" if PIN_LABEL in labels else "add"

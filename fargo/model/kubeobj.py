@@ -21,6 +21,9 @@ DNS_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case 
                      "characters, '-' or '.', and must start and end with an alphanumeric "
                      "character")
 
+# A year: longer grace periods only overflow clocks (the API allows any int64).
+MAX_GRACE = 365 * 24 * 3600
+
 
 def name_error(name: Any, label: bool = False) -> str | None:
     if not isinstance(name, str) or not name:
@@ -143,9 +146,9 @@ def check_pod(pod: dict[str, Any]) -> str:
                        'supported values: "Always", "OnFailure", "Never"'))
     grace = spec.get("terminationGracePeriodSeconds")
     if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)
-                              or grace < 0):
+                              or not 0 <= grace <= MAX_GRACE):
         errors.append(("spec.terminationGracePeriodSeconds",
-                       "Invalid value: must be a non-negative integer"))
+                       f"Invalid value: must be an integer from 0 to {MAX_GRACE}"))
     if errors:
         raise invalid("Pod", name, errors)
     return name

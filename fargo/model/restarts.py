@@ -20,4 +20,5 @@ def restart_wanted(policy: dict[str, Any], name: str, code: int | None) -> bool:
 
 
 def backoff(count: int) -> float:
-    return min(BACKOFF * 2 ** max(count - 1, 0), BACKOFF_MAX)
+    # The exponent is capped: past it the cap applies anyway, and 2**1024 overflows a float.
+    return min(BACKOFF * 2 ** min(max(count - 1, 0), 32), BACKOFF_MAX)

@@ -44,6 +44,8 @@ def _profiles(request: web.Request) -> list[dict[str, Any]]:
 def _pod(req: dict[str, Any]) -> dict[str, Any] | None:
     """The pod under review, or None when the request is about something else."""
     kind = req.get("kind") or {}
+    if not isinstance(kind, dict):
+        return None
     if kind.get("kind") != "Pod" or kind.get("group", "") != "" or req.get("subResource"):
         return None
     if req.get("operation") not in ("CREATE", None):
@@ -68,8 +70,8 @@ async def _judge(request: web.Request, decide: Any) -> web.Response:
     pod = _pod(req)
     if pod is None:
         return _answer(req["uid"], {"allowed": True})
-    ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
     try:
+        ns = req.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
         return _answer(req["uid"], decide(pod, profiles, ns))
     except (AttributeError, TypeError):
         return status_response(bad_request("the pod in the AdmissionReview is malformed"))

@@ -27,7 +27,7 @@ def authorize(request: web.Request, cluster: str) -> None:
     expected = request.app["iam"].kube_token(token_key(doc), create=False) if doc else None
     header = request.headers.get("Authorization", "")
     given = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
-    if not expected or not given or not hmac.compare_digest(given, expected):
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise KubeError(401, "Unauthorized", "Unauthorized")
 
 

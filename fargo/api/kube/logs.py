@@ -15,7 +15,7 @@ def _int(request: web.Request, key: str) -> int | None:
     raw = request.query.get(key)
     if raw is None:
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
         raise bad_request(f"{key} must be an integer: {raw[:40]!r}")
     return int(raw)
 

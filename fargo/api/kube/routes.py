@@ -17,6 +17,7 @@ from ...control.kubestate import public
 from ...model import kubeobj
 from ...model.admission import apply_json_patch
 from ...model.kubeerrors import KubeError, bad_request, method_not_allowed, unknown_path
+from ...model.kubeobj import MAX_GRACE
 from ...model.selectors import FIELDS, field_selector, label_selector
 from . import discovery, openapi, protobuf, tables
 from .auth import authorize
@@ -77,7 +78,7 @@ async def read_body(request: web.Request) -> Any:
     if ctype == protobuf.CONTENT_TYPE:
         try:
             return protobuf.decode(raw)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, TypeError, IndexError) as err:
             raise KubeError(415, "UnsupportedMediaType", str(err)[:300]) from None
     if "json" not in ctype and "yaml" not in ctype:
         # Protobuf and CBOR clients (kubectl) fall back to JSON on 415.
@@ -245,10 +246,10 @@ def _delete_grace(request: web.Request, body: Any) -> int | None:
     if raw is None:
         return None
     try:
-        grace = int(raw)
+        grace = int(raw) if str(raw).lstrip("-").isascii() else int("x")
     except (TypeError, ValueError):
         raise bad_request(f"gracePeriodSeconds must be an integer: {str(raw)[:40]!r}") from None
-    return max(grace, 0)
+    return min(max(grace, 0), MAX_GRACE)
 
 
 async def _delete(request: web.Request, cluster: str, t: Target) -> web.Response:

@@ -21,7 +21,7 @@ def _since(raw: str | None) -> int | None:
     """None: start with the current objects as ADDED (no version, or "0")."""
     if raw in (None, "", "0"):
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise bad_request(f"invalid resourceVersion {raw[:40]!r}")
     return int(raw)
 
@@ -31,7 +31,7 @@ async def watch(request: web.Request, cluster: str, resource: str, ns: str | Non
     state = request.app["kube_state"]
     since = _since(request.query.get("resourceVersion"))
     raw_timeout = request.query.get("timeoutSeconds", "")
-    timeout = float(raw_timeout) if raw_timeout.isdigit() else 1800.0
+    timeout = float(raw_timeout) if raw_timeout.isascii() and raw_timeout.isdigit() else 1800.0
     as_table = tables.wants_table(request.headers.get("Accept", ""))
     include = request.query.get("includeObject")
     w, backlog = state.watch(cluster, resource, ns, since)
