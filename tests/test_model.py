@@ -236,3 +236,26 @@ def test_default_vpc():
     assert [s.cidr for s in v.subnets] == ["10.89.0.0/18", "10.89.64.0/18", "10.89.128.0/18"]
     assert v.subnets[0].gateway == "10.89.0.1"
     assert default_vpc("us-east-1", "10.89.0.0/16") == v
+
+
+@pytest.mark.parametrize("cidr", ["169.254.0.0/16", "127.0.0.0/16", "0.0.0.0/16", "224.0.0.0/16",
+                                  "240.0.0.0/16"])
+def test_vpc_blocks_refuse_reserved_ranges(cidr):
+    from fargo.model.errors import ApiError
+    from fargo.model.vpc import block
+
+    with pytest.raises(ApiError, match="reserved"):
+        block(cidr, "vpc")
+    assert str(block("10.20.0.0/16", "vpc")) == "10.20.0.0/16"
+
+
+def test_image_user_db_must_be_a_regular_file(tmp_path):
+    """An image may ship /etc/passwd as a FIFO or a device: never block or read it."""
+    import os
+
+    from fargo.agent.sandbox import resolve_user
+
+    (tmp_path / "etc").mkdir()
+    os.mkfifo(tmp_path / "etc" / "passwd")
+    os.symlink("/dev/zero", tmp_path / "etc" / "group")
+    assert resolve_user(tmp_path, "")[:2] == (0, 0)  # default root, nothing read

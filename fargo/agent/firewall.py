@@ -133,6 +133,10 @@ def render(table: str, spec: Spec) -> str:
     task_src = "iifname @bridges ip saddr @nets ip saddr != @gateways"
     task_dst = "oifname @bridges ip daddr @nets ip daddr != @gateways"
     out += ["  chain forward {", "    type filter hook forward priority filter; policy accept;",
+            # Network safety, whatever the host's ip_forward says: nothing is routed between
+            # this server's bridges and any other interface, in either direction.
+            "    iifname @bridges oifname != @bridges drop",
+            "    oifname @bridges iifname != @bridges drop",
             "    ct state established,related accept",
             f"    {task_src} jump sg_out", f"    {task_dst} jump sg_in", "  }",
             "  chain input {", "    type filter hook input priority filter; policy accept;",

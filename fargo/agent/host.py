@@ -154,14 +154,16 @@ class HostAgent:
         try:
             self.sandbox.destroy_task(tid)
         finally:
-            base = self.root / "rootfs" / tid
-            if base.exists():
-                for d in base.iterdir():
-                    if d.name != "lost+found":  # the storage filesystem's own
-                        self.images.unmount_rootfs(d)
-                self.storage.unmount(base)
-                _rmtree_quiet(base)
-            self.network.detach(tid)
+            try:
+                base = self.root / "rootfs" / tid
+                if base.exists():
+                    for d in base.iterdir():
+                        if d.name != "lost+found":  # the storage filesystem's own
+                            self.images.unmount_rootfs(d)
+                    self.storage.unmount(base)
+                    _rmtree_quiet(base)
+            finally:
+                self.network.detach(tid)  # the interface goes even if a mount would not
 
 
     def forget(self, tid: str) -> None:

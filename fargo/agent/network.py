@@ -22,6 +22,7 @@ This is also what makes ``attach`` fast: no ``ip`` processes and no pyroute2 for
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -29,6 +30,7 @@ import ipaddress
 import os
 import re
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -145,6 +147,21 @@ def task_mac(task_id: str) -> str:
 def _fill(head: str, key: str) -> str:
     """head + hash of key, using every character an interface name allows."""
     return head + _digest(key)[: IFNAMSIZ - len(head)]
+
+
+_BR_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def ensure_bridge_netfilter() -> None:
+    """Security groups between tasks of one subnet need bridged IPv4 to pass nftables, which
+    takes br_netfilter: load it if it is a module, and refuse to go on without it."""
+    if not os.path.exists(_BR_NF):
+        with contextlib.suppress(OSError):
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False,
+                           timeout=30)
+    if not os.path.exists(_BR_NF):
+        raise NetworkError("br_netfilter is not available: security groups could not filter "
+                           "traffic between tasks of one subnet")
 
 
 # ---------------------------------------------------------------- low-level helpers

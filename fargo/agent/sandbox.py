@@ -33,6 +33,7 @@ import resource
 import select
 import shutil
 import signal as signal_mod
+import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -249,8 +250,15 @@ def _resolve_in_root(root: Path, path: str) -> Path:
 
 
 def _read_db(rootfs: Path, name: str) -> list[list[str]]:
+    """/etc/passwd or /etc/group of an image, read as host root: only a regular file, and only
+    its first MiB (an image may ship a FIFO or a device node there)."""
     try:
-        text = _resolve_in_root(rootfs, f"/etc/{name}").read_text(errors="replace")
+        fd = os.open(_resolve_in_root(rootfs, f"/etc/{name}"),
+                     os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return []
+            text = f.read(1 << 20).decode(errors="replace")
     except OSError:
         return []
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
@@ -506,6 +514,12 @@ class Sandbox:
         cgroups = self._task_cgroups(task_id) or {
             h.key: str(h.mount / h.own / CGROUP_PARENT / task_id) for h in _hierarchies()
         }
+        # Limits are written through cgroup v1 files: on a host without the v1 cpu, memory and
+        # pids hierarchies (cgroup v2 only), refuse rather than run a task unlimited.
+        have = {c for key in cgroups for c in key.split(",")}
+        if not {"cpu", "memory", "pids"} <= have:
+            raise SandboxError("this host has no cgroup v1 cpu, memory and pids hierarchies: "
+                               "task limits cannot be enforced (cgroup v2 is not supported yet)")
         for key, path in cgroups.items():
             if set(key.split(",")) & set(TASK_CONTROLLERS):
                 self._init_cgroup(key, Path(path), cpu_units, memory_mib)

@@ -71,8 +71,8 @@ class TaskStorage:
             return  # a retried start: the task's filesystem is there already
         image = self.root / "tasks" / f"{task_id}.img"
         image.parent.mkdir(parents=True, exist_ok=True)
-        _sparse_copy(self._template(size_gib), image)
         try:
+            _sparse_copy(self._template(size_gib), image)  # inside: a full disk leaves no file
             device, dev_fd = _attach(image)
             try:
                 _mount(device, target)
@@ -84,7 +84,7 @@ class TaskStorage:
                 os.close(dev_fd)
         finally:
             # The loop device holds the file open: it lives exactly as long as the mount.
-            image.unlink()
+            image.unlink(missing_ok=True)
 
     def unmount(self, target: Path) -> None:
         """Drop the task's filesystem (lazily if something still holds it). Idempotent."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..agent.firewall import Group, Spec
+from ..agent.network import ensure_bridge_netfilter
 from ..model import secgroups as sgm
 from ..model import vpc as vpcm
 from ..model.errors import ApiError, InvalidParameterException, ServerException
@@ -70,6 +71,7 @@ class Networks:
 
     # ---- start: converge the kernel on the store
     def start(self) -> None:
+        ensure_bridge_netfilter()
         with self._lock:
             if self.store.get_net("security_groups", self.vpc.default_sg) is None:
                 self._put_group(self.vpc.default_sg, "default", "default VPC security group",

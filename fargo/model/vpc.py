@@ -60,10 +60,17 @@ def block(text: object, what: str) -> ipaddress.IPv4Network:
     except ValueError:
         raise ApiError(f"Value ({str(text)[:60]}) for parameter cidrBlock is invalid. This is "
                        "not a valid CIDR block.", code="InvalidParameterValue") from None
+    code = "InvalidVpc.Range" if what == "vpc" else "InvalidSubnet.Range"
     if not 16 <= net.prefixlen <= 28:
-        code = "InvalidVpc.Range" if what == "vpc" else "InvalidSubnet.Range"
         raise ApiError(f"The CIDR '{net}' is invalid: a {what} needs /16 to /28.", code=code)
+    # A bridge's connected route would capture these for the whole host (loopback, link-local
+    # with the instance metadata address, multicast, reserved, "this network").
+    if any(net.overlaps(ipaddress.IPv4Network(r)) for r in _RESERVED):
+        raise ApiError(f"The CIDR '{net}' is invalid: it overlaps a reserved range.", code=code)
     return net
+
+
+_RESERVED = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
 
 
 def subnet_block(text: object, vpc_cidr: str, others: list[str]) -> str:
