@@ -192,6 +192,16 @@ def test_capabilities_default_set(ecs, fargo, busybox_image, subnet_id):
     eff = int(re.search(r"CapEff:\s+([0-9a-f]+)", out).group(1), 16)
     assert eff & (1 << CAP_SYS_PTRACE) and "TRACED" in out, out
     assert "ADDED" not in out
+    # Dropping works as Docker's --cap-drop: one capability, or ALL of them.
+    out, _ = finished(ecs, fargo, busybox_image, subnet_id, "grep CapEff /proc/self/status",
+                      linuxParameters={"capabilities": {"drop": ["NET_RAW", "chown"]}})
+    eff = int(re.search(r"CapEff:\s+([0-9a-f]+)", out).group(1), 16)
+    assert eff == sum(1 << CAP_BITS[c] for c in DEFAULT_CAPS
+                      if c not in ("CAP_NET_RAW", "CAP_CHOWN")), hex(eff)
+    out, _ = finished(ecs, fargo, busybox_image, subnet_id, "grep CapEff /proc/self/status",
+                      linuxParameters={"capabilities": {"drop": ["ALL"], "add": ["SYS_PTRACE"]}})
+    eff = int(re.search(r"CapEff:\s+([0-9a-f]+)", out).group(1), 16)
+    assert eff == 1 << CAP_SYS_PTRACE, hex(eff)
 
 
 # ---------------------------------------------------------------- limits

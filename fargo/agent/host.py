@@ -104,6 +104,7 @@ class HostAgent:
             stop_signal=config.get("StopSignal") or "SIGTERM",
             readonly_rootfs=bool(cdef.get("readonlyRootFilesystem")),
             extra_caps=list((linux.get("capabilities") or {}).get("add") or []),
+            dropped_caps=list((linux.get("capabilities") or {}).get("drop") or []),
         )
         self._stop_signals[(tid, cdef["name"])] = spec.stop_signal
         self.sandbox.create_container(tid, spec)

@@ -98,6 +98,7 @@ class ContainerSpec:
     nofile: int = 65535
     readonly_rootfs: bool = False
     extra_caps: list[str] = field(default_factory=list)
+    dropped_caps: list[str] = field(default_factory=list)  # "ALL" drops the default set
     # Raw OCI mount objects appended after the defaults (volumes, /etc/hosts binds, ...).
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -349,8 +350,15 @@ def raise_nofile_limit(wanted: int = 65535) -> int:
     return effective_nofile(wanted)
 
 
-def _caps(extra: list[str]) -> list[str]:
-    caps = list(DEFAULT_CAPS)
+def _cap_name(cap: str) -> str:
+    name = cap.upper()
+    return name if name.startswith("CAP_") else "CAP_" + name
+
+
+def _caps(extra: list[str], dropped: list[str] | None = None) -> list[str]:
+    """Docker's rule: the default set, less what is dropped ("ALL": everything), plus adds."""
+    gone = {_cap_name(c) for c in dropped or []}
+    caps = [] if "CAP_ALL" in gone else [c for c in DEFAULT_CAPS if c not in gone]
     for cap in extra:
         name = cap.upper()
         name = name if name.startswith("CAP_") else "CAP_" + name
@@ -420,7 +428,7 @@ def build_config(task_id: str, spec: ContainerSpec, id_base: int,
     env.setdefault("HOME", home)
     if spec.hostname:
         env.setdefault("HOSTNAME", spec.hostname)
-    caps = _caps(spec.extra_caps)
+    caps = _caps(spec.extra_caps, spec.dropped_caps)
     nofile = effective_nofile(spec.nofile)
     network: dict[str, str] = {"type": "network"}
     if spec.netns_path:
