@@ -23,11 +23,11 @@ from fargo.agent.network import (
     NETNS_DIR,
     Attachment,
     HostNetwork,
-    Ipam,
     NetworkError,
     bridge_netfilter,
     task_mac,
 )
+from fargo.model.ipam import Ipam
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
 

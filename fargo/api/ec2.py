@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from ..control.network import Networks
 from ..model.errors import ApiError
+from ..model.ipam import Ipam
 from ..model.names import ACCOUNT
 from ..model.secgroups import Rule, missing, to_permissions, to_rule_shape
 from ..model.vpc import Subnet, Vpc
@@ -81,7 +81,7 @@ class Ec2Face:
         return {"SubnetId": s.id, "VpcId": s.vpc_id, "CidrBlock": s.cidr,
                 "AvailabilityZone": s.zone, "AvailabilityZoneId": s.zone_id,
                 "State": "available",
-                "AvailableIpAddressCount": ipaddress.ip_network(s.cidr).num_addresses - 5,
+                "AvailableIpAddressCount": Ipam.count(s.cidr),
                 "DefaultForAz": False, "MapPublicIpOnLaunch": False, "OwnerId": ACCOUNT,
                 "SubnetArn": f"arn:aws:ec2:{self.vpc.region}:{ACCOUNT}:subnet/{s.id}"}
 

@@ -15,6 +15,7 @@ from typing import Any
 from ..model import lifecycle, restarts
 from ..model import task as taskmodel
 from ..model.errors import ApiError, ConflictException, InvalidParameterException
+from ..model.ipam import Ipam
 from ..model.vpc import Vpc
 from ..store.sqlite import Store
 from .capacity import Capacity
@@ -200,8 +201,6 @@ class TaskEngine:
         return [self.vpc.default_sg]
 
     def _allocate(self, subnets: list[Any]) -> tuple[Any, str | None]:
-        from ..agent.network import Ipam
-
         for subnet in subnets:
             ip = Ipam.pick(subnet.cidr, self._used_ips)
             if ip:

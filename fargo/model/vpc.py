@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .errors import ApiError
+from .ipam import Ipam
 
 ZONES = ("a", "b", "c")
 
@@ -25,7 +26,7 @@ class Subnet:
 
     @property
     def gateway(self) -> str:
-        return str(next(ipaddress.ip_network(self.cidr).hosts()))
+        return Ipam.gateway(self.cidr)
 
 
 @dataclass(frozen=True)
