@@ -59,6 +59,23 @@ class Store:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    @staticmethod
+    def _where(sql: str, *conditions: tuple[str, Any]) -> tuple[str, tuple]:
+        """sql plus ` AND <condition>` for each condition whose value is not None; a
+        condition is written with `?` for its value, e.g. ("family=?", family)."""
+        args = []
+        for clause, value in conditions:
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        return sql, tuple(args)
+
+    def _by_ids(self, columns: str, ids: list[str]) -> list[tuple]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self._rows(f"SELECT {columns} FROM tasks WHERE id IN ({marks})", tuple(ids))
+
     def _exec(self, sql: str, args: tuple = ()) -> None:
         with self._lock:
             self._db.execute(sql, args)
@@ -96,16 +113,11 @@ class Store:
 
     def list_taskdefs(self, family: str | None, status: str | None,
                       descending: bool) -> list[tuple[str, int]]:
-        sql, args = "SELECT family, revision FROM taskdefs WHERE 1=1", []
-        if family:
-            sql += " AND family=?"
-            args.append(family)
-        if status:
-            sql += " AND status=?"
-            args.append(status)
+        sql, args = self._where("SELECT family, revision FROM taskdefs WHERE 1=1",
+                                ("family=?", family or None), ("status=?", status or None))
         order = "DESC" if descending else "ASC"
         sql += f" ORDER BY family {order}, revision {order}"
-        return [(r[0], r[1]) for r in self._rows(sql, tuple(args))]
+        return [(r[0], r[1]) for r in self._rows(sql, args)]
 
     def list_families(self, prefix: str | None, status: str | None) -> list[str]:
         rows = self._rows("SELECT family, MAX(status='ACTIVE') FROM taskdefs GROUP BY family "
@@ -145,33 +157,19 @@ class Store:
         return self._task(*rows[0]) if rows else None
 
     def get_tasks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, doc, private FROM tasks WHERE id IN ({marks})",
-                          tuple(ids))
-        return {r[0]: self._task(r[1], r[2]) for r in rows}
+        return {r[0]: self._task(r[1], r[2]) for r in self._by_ids("id, doc, private", ids)}
 
     def public_tasks(self, ids: list[str]) -> dict[str, tuple[str, str]]:
         """id -> (cluster name, the task's public JSON text), unparsed."""
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, cluster, doc FROM tasks WHERE id IN ({marks})",
-                          tuple(ids))
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: (r[1], r[2]) for r in self._by_ids("id, cluster, doc", ids)}
 
     def list_task_ids(self, cluster: str, *, family: str | None = None,
                       started_by: str | None = None, desired: str | None = None,
                       launch_type: str | None = None) -> list[str]:
-        sql, args = "SELECT id FROM tasks WHERE cluster=?", [cluster]
-        for col, val in (("family", family), ("started_by", started_by), ("desired", desired),
-                         ("launch_type", launch_type)):
-            if val is not None:
-                sql += f" AND {col}=?"
-                args.append(val)
-        sql += " ORDER BY created, id"
-        return [r[0] for r in self._rows(sql, tuple(args))]
+        sql, args = self._where("SELECT id FROM tasks WHERE 1=1", ("cluster=?", cluster),
+                                ("family=?", family), ("started_by=?", started_by),
+                                ("desired=?", desired), ("launch_type=?", launch_type))
+        return [r[0] for r in self._rows(sql + " ORDER BY created, id", args)]
 
     def active_tasks(self) -> Iterator[dict[str, Any]]:
         rows = self._rows("SELECT doc, private FROM tasks WHERE last != 'STOPPED' "
@@ -181,14 +179,9 @@ class Store:
 
     def count_tasks(self, cluster: str, last: str | None = None,
                     not_last: str | None = None) -> int:
-        sql, args = "SELECT COUNT(*) FROM tasks WHERE cluster=?", [cluster]
-        if last:
-            sql += " AND last=?"
-            args.append(last)
-        if not_last:
-            sql += " AND last!=?"
-            args.append(not_last)
-        return self._rows(sql, tuple(args))[0][0]
+        sql, args = self._where("SELECT COUNT(*) FROM tasks WHERE 1=1", ("cluster=?", cluster),
+                                ("last=?", last or None), ("last!=?", not_last or None))
+        return self._rows(sql, args)[0][0]
 
     def stopped_before(self, before: float) -> list[str]:
         """Ids of tasks that reached STOPPED before `before` (epoch seconds)."""
