@@ -57,35 +57,31 @@ def test_replayed_old_signature_refused(fargo, ecs):
     assert name not in cluster_names(ecs)
 
 
-def test_tampered_body_refused(fargo, ecs):
-    """A body changed after signing no longer matches the signature."""
+def swap_body_after_signing(fargo, headers: dict[str, str], name: str) -> requests.Response:
+    """Sign a harmless CreateCluster, then send the same headers with another body."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    name = "tam" + uuid.uuid4().hex[:8]
     req = AWSRequest(method="POST", url=fargo.endpoint + "/", data=create_body("harmless"),
-                     headers=ECS)
+                     headers=headers)
     SigV4Auth(Credentials(fargo.key_id, fargo.secret), "ecs", "us-east-1").add_auth(req)
-    r = requests.post(fargo.endpoint + "/", data=create_body(name),
-                      headers=dict(req.headers.items()), timeout=10)
+    return requests.post(fargo.endpoint + "/", data=create_body(name),
+                         headers=dict(req.headers.items()), timeout=10)
+
+
+def test_tampered_body_refused(fargo, ecs):
+    """A body changed after signing no longer matches the signature."""
+    name = "tam" + uuid.uuid4().hex[:8]
+    r = swap_body_after_signing(fargo, ECS, name)
     assert r.status_code == 400 and r.json()["__type"] == "InvalidSignatureException"
     assert name not in cluster_names(ecs)
 
 
 def test_unsigned_payload_header_cannot_hide_a_new_body(fargo, ecs):
     """The signature covers the body through x-amz-content-sha256: it must match the body."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     name = "pay" + uuid.uuid4().hex[:8]
-    headers = {**ECS, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
-    req = AWSRequest(method="POST", url=fargo.endpoint + "/", data=create_body("harmless"),
-                     headers=headers)
-    SigV4Auth(Credentials(fargo.key_id, fargo.secret), "ecs", "us-east-1").add_auth(req)
-    r = requests.post(fargo.endpoint + "/", data=create_body(name),
-                      headers=dict(req.headers.items()), timeout=10)
+    r = swap_body_after_signing(fargo, {**ECS, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}, name)
     assert r.status_code == 400 and r.json()["__type"] == "InvalidSignatureException"
     assert name not in cluster_names(ecs)
 
