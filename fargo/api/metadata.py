@@ -168,10 +168,8 @@ class MetadataService:
         priv = task["_fargo"]
         if not priv.get("role") or cred_id != priv.get("credentials_id"):
             return _not_found()
-        key = self.iam.lookup(priv.get("role_key", ""))
-        if key is None or (key.expires or 0) < time.time() + 900:
-            # Hand out fresh credentials well before the old ones expire, as Fargate does.
-            key = self.iam.issue_role_credentials(priv["role"])
+        key = self.iam.current_role_credentials(priv["role"], priv.get("role_key"))
+        if key.id != priv.get("role_key"):
             priv["role_key"] = key.id
             self.store.put_task(task)
         return web.json_response({"RoleArn": key.principal, "AccessKeyId": key.id,

@@ -61,6 +61,14 @@ class Iam:
             self.store.put_meta(meta, token)
         return token
 
+    def current_role_credentials(self, role_arn: str, key_id: str | None) -> Key:
+        """The role key a task holds, or a fresh one when it is missing or has less than a
+        quarter of an hour left: handed out well before expiry, as Fargate does."""
+        key = self.lookup(key_id) if key_id else None
+        if key is None or key.principal != role_arn or (key.expires or 0) < time.time() + 900:
+            key = self.issue_role_credentials(role_arn)
+        return key
+
     def lookup(self, key_id: str) -> Key | None:
         k = self.store.get_key(key_id)
         if k is None:
