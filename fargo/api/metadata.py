@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..model.task import task_id_of
+
 log = logging.getLogger("fargo.metadata")
 
 
@@ -25,7 +27,7 @@ def _detail(task: dict[str, Any], name: str) -> str:
 
 
 def container_doc(task: dict[str, Any], c: dict[str, Any], subnet: Any) -> dict[str, Any]:
-    tid = task["taskArn"].rsplit("/", 1)[-1]
+    tid = task_id_of(task)
     family, revision = task["taskDefinitionArn"].rsplit("/", 1)[-1].split(":")
     plan = next(p for p in task["_fargo"]["plan"] if p["name"] == c["name"])
     cpu = int(plan.get("cpu") or 0)

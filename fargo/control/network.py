@@ -18,6 +18,7 @@ from ..agent.network import ensure_bridge_netfilter
 from ..model import secgroups as sgm
 from ..model import vpc as vpcm
 from ..model.errors import ApiError, InvalidParameterException, ServerException
+from ..model.task import task_id_of
 from ..model.vpc import Subnet, Vpc
 
 log = logging.getLogger("fargo.network")
@@ -77,7 +78,7 @@ class Networks:
                 self._put_group(self.vpc.default_sg, "default", "default VPC security group",
                                 self.vpc.id, sgm.default_rules(self.vpc.default_sg, True))
             for task in self.store.active_tasks():
-                tid = task["taskArn"].rsplit("/", 1)[-1]
+                tid = task_id_of(task)
                 priv = task["_fargo"]
                 subnet = self.subnet(priv["subnet"])
                 groups = priv.get("groups") or ([self.default_group(subnet.vpc_id)]

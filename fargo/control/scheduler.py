@@ -13,6 +13,7 @@ from ..model import admission, podsize, podtask
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.profiles import PIN_LABEL
+from ..model.task import task_id_of
 from .kubestate import KubeState, now_rfc3339
 from .tasks import TaskEngine
 
@@ -108,7 +109,7 @@ class FargateScheduler:
         ip = task["_fargo"]["ip"]
         node = node_name(ip, self.region)
         self._make_node(cname, node, task, cpu, mem, profile)
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = task_id_of(task)
         pod.setdefault("metadata", {}).setdefault("annotations", {})
         pod["metadata"]["annotations"]["CapacityProvisioned"] = podsize.capacity_provisioned(
             cpu, mem)
@@ -166,13 +167,13 @@ class FargateScheduler:
                               {"type": "Hostname", "address": node},
                               {"type": "InternalDNS", "address": node}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                "nodeInfo": {"machineID": task["taskArn"].rsplit("/", 1)[-1],
-                             "systemUUID": task["taskArn"].rsplit("/", 1)[-1],
+                "nodeInfo": {"machineID": task_id_of(task),
+                             "systemUUID": task_id_of(task),
                              "bootID": "", "kernelVersion": platform.release(),
                              "osImage": "fargo runc sandbox",
                              "containerRuntimeVersion": "runc://1",
                              "kubeletVersion": "v1.32.0-eks-fargo",
                              "kubeProxyVersion": "v1.32.0-eks-fargo",
                              "operatingSystem": "linux", "architecture": "amd64"}},
-            "_fargo": {"task": task["taskArn"].rsplit("/", 1)[-1]},
+            "_fargo": {"task": task_id_of(task)},
         })

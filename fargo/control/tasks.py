@@ -210,7 +210,7 @@ class TaskEngine:
 
     # ---- the reconciler
     def _spawn(self, task: dict[str, Any], adopt: bool = False) -> None:
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         self._wake[tid] = asyncio.Event()
         self._drivers[tid] = asyncio.create_task(self._drive(tid, adopt))
 
@@ -267,7 +267,7 @@ class TaskEngine:
     async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
         """Network, images and the sandbox's cgroups and storage do not depend on each other:
         the pulls and the sandbox are set going first and run while the interface is made."""
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         priv = task["_fargo"]
         plan = priv["plan"]
         try:
@@ -416,7 +416,7 @@ class TaskEngine:
     def _task_env(self, task: dict[str, Any], name: str) -> dict[str, str]:
         """What Fargate sets in every container (FARGATE.md section 5)."""
         region = task["taskArn"].split(":")[3]
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         uri = f"http://169.254.170.2/v4/{tid}-{name}"
         env = {"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE", "AWS_REGION": region,
                "AWS_DEFAULT_REGION": region, "ECS_CONTAINER_METADATA_URI_V4": uri,
@@ -438,7 +438,7 @@ class TaskEngine:
         ev.clear()
 
     async def _adopt_running(self, task: dict[str, Any]) -> None:
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         if self.hooks:
             try:
                 await self.hooks.network_ready(tid)
@@ -449,7 +449,7 @@ class TaskEngine:
         await self._record_exits(tid)
 
     def _watch_started(self, task: dict[str, Any]) -> None:
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         for c in task["containers"]:
             if c["lastStatus"] == "RUNNING":
                 self._watch.setdefault(tid, set()).add(c["name"])
@@ -513,7 +513,7 @@ class TaskEngine:
             "exitCode": code, "oom": oom, "startedAt": run.get("startedAt"), "finishedAt": now})
         states_entry(task, name)["lastStatus"] = "PENDING"
         task["version"] += 1
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         self._restarts.setdefault(tid, {})[name] = time.monotonic() + delay
         return True
 
@@ -521,7 +521,7 @@ class TaskEngine:
         """After a server restart: containers that were waiting to come back, come back."""
         if not task["_fargo"].get("restart") or task["desiredStatus"] == "STOPPED":
             return
-        tid = task["taskArn"].rsplit("/", 1)[-1]
+        tid = taskmodel.task_id_of(task)
         for name, run in (task["_fargo"].get("runs") or {}).items():
             if run.get("restartCount") and states_entry(task, name)["lastStatus"] == "PENDING":
                 self._restarts.setdefault(tid, {})[name] = time.monotonic()

@@ -14,6 +14,11 @@ from .taskdef import check_environment
 PLATFORM_VERSION = "1.4.0"
 
 
+def task_id_of(task: dict[str, Any]) -> str:
+    """The id at the end of a task's ARN (arn:...:task/CLUSTER/ID)."""
+    return task["taskArn"].rsplit("/", 1)[-1]
+
+
 def private_dns(ip: str, region: str) -> str:
     host = "ip-" + ip.replace(".", "-")
     return f"{host}.ec2.internal" if region == "us-east-1" else f"{host}.{region}.compute.internal"
