@@ -266,6 +266,7 @@ class FargoServer:
     def __init__(self, state_dir: Path, overcommit: float, extra: list[str] | None = None):
         self.state_dir = state_dir
         self.port = free_port()
+        self.kube_port = free_port()  # not port + 1: that one may be taken
         self.prefix = "b" + uuid.uuid4().hex[:4]
         self.cidr = free_cidr16()
         self.overcommit = overcommit
@@ -278,7 +279,8 @@ class FargoServer:
     @property
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "fargo", "server", "--port", str(self.port),
-                "--state-dir", str(self.state_dir), "--no-registry", "--prefix", self.prefix,
+                "--kube-port", str(self.kube_port), "--state-dir", str(self.state_dir),
+                "--no-registry", "--prefix", self.prefix,
                 "--vpc-cidr", self.cidr, "--overcommit", f"{self.overcommit:g}", *self.extra]
 
     def start(self) -> None:
