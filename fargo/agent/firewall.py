@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..model.secgroups import WITH_PORTS, Rule
+from . import nftlib
 
 _SAFE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
@@ -219,7 +220,7 @@ class Firewall:
 
     def _nft(self, text: str) -> None:
         with self._lock:
-            res = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True,
-                                 check=False, timeout=30)
-        if res.returncode != 0:
-            raise FirewallError(f"nft failed: {res.stderr.strip()[:2000]}")
+            try:
+                nftlib.run(text)
+            except nftlib.NftError as err:
+                raise FirewallError(str(err)) from None

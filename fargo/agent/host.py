@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.vpc import Subnet
+from . import userns
 from .firewall import Firewall
 from .images import Image, ImageStore
 from .metadata import open_listener
@@ -85,13 +87,23 @@ class HostAgent:
         """The task's cgroups and user-namespace range, and its ephemeral storage: a
         filesystem of storage_gib at rootfs/<tid>, where its containers' writable layers go."""
         self.sandbox.create_task(tid, cpu, memory)
+        # The range's user namespace, which every idmapped layer mount of the task needs:
+        # made now, while the network is being made, rather than in the first mount.
+        userns.userns_fd(self.sandbox.id_base(tid))
         self.storage.mount(tid, storage_gib, self.root / "rootfs" / tid)
+
+    def prepare_rootfs(self, tid: str, name: str, image: Image) -> Path:
+        """Mount a container's rootfs (its image's layers under a fresh writable layer); done
+        while the task's network is still being made. Already mounted: left as it is."""
+        workdir = self._rootfs_dir(tid, name)
+        if os.path.ismount(workdir / "rootfs"):
+            return workdir / "rootfs"
+        return self.images.mount_rootfs(image, workdir, id_base=self.sandbox.id_base(tid))
 
     def create_container(self, tid: str, cdef: dict[str, Any], image: Image,
                          task_env: dict[str, str]) -> None:
         config = image.config or {}
-        rootfs = self.images.mount_rootfs(image, self._rootfs_dir(tid, cdef["name"]),
-                                          id_base=self.sandbox.id_base(tid))
+        rootfs = self.prepare_rootfs(tid, cdef["name"], image)
         linux = cdef.get("linuxParameters") or {}
         spec = ContainerSpec(
             name=cdef["name"], rootfs=rootfs, args=resolve_command(cdef, config),

@@ -395,7 +395,7 @@ class ImageStore:
         if id_base is not None:
             return self._mount_idmapped(image, workdir, id_base)
         rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
-        if _is_mountpoint(rootfs):
+        if is_mountpoint(rootfs):
             raise RuntimeError(f"{rootfs} is already mounted")
         for d in (rootfs, upper, work):
             d.mkdir(parents=True, exist_ok=True)
@@ -420,7 +420,7 @@ class ImageStore:
 
     def _mount_idmapped(self, image: Image, workdir: Path, id_base: int) -> Path:
         rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
-        if _is_mountpoint(rootfs):
+        if os.path.ismount(rootfs):  # an overlay has a device of its own: a stat, not a scan
             raise RuntimeError(f"{rootfs} is already mounted")
         for d in (rootfs, upper, work):
             d.mkdir(parents=True, exist_ok=True)
@@ -450,7 +450,7 @@ class ImageStore:
         """Unmount workdir/rootfs (lazily if busy) and drop the writable layer. Idempotent."""
         workdir = Path(workdir)
         rootfs = workdir / "rootfs"
-        if _is_mountpoint(rootfs):
+        if is_mountpoint(rootfs):
             _umount(rootfs)
         for name in ("upper", "work"):
             shutil.rmtree(workdir / name, ignore_errors=True)
@@ -737,7 +737,7 @@ def _mountpoints() -> Iterator[str]:
             yield re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw)
 
 
-def _is_mountpoint(path: Path) -> bool:
+def is_mountpoint(path: Path) -> bool:
     target = str(path.resolve()) if path.exists() else str(path.absolute())
     return target in set(_mountpoints())
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from . import nftlib
 from .network import _run_in_thread, _setns
 
 METADATA_IP = "169.254.170.2"
@@ -49,8 +49,7 @@ def open_listener(netns_path: str) -> socket.socket:
             except NetlinkError as err:
                 if err.code != errno.EEXIST:
                     raise
-        subprocess.run(["nft", "-f", "-"], input=_RULES, text=True, check=True,
-                       capture_output=True)
+        nftlib.run(_RULES)  # in this thread, so in the task's netns
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((METADATA_IP, LISTEN_PORT))

@@ -279,15 +279,25 @@ class TaskEngine:
         pulls = asyncio.gather(
             *[asyncio.to_thread(self.agent.pull, c["image"], auth)
               for c, auth in zip(plan, creds, strict=True)], return_exceptions=True)
-        sandbox = asyncio.ensure_future(asyncio.to_thread(
-            self.agent.create_sandbox, tid, int(task["cpu"]), int(task["memory"]),
-            int(task["ephemeralStorage"]["sizeInGiB"])))
+        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, plan, pulls))
         try:
             return await self._start_after_network(tid, task, pulls, sandbox, pull_started)
         finally:
             # Whatever happened, nothing may still be creating this task's sandbox or pulling
             # for it when teardown comes: wait for both (their errors are handled below/above).
             await asyncio.gather(pulls, sandbox, return_exceptions=True)
+
+    async def _prepare_sandbox(self, task: dict[str, Any], plan: list[dict[str, Any]],
+                               pulls: Any) -> None:
+        """The sandbox's cgroups and storage, then each container's rootfs once its image is
+        in: all of it while the network interface is being made."""
+        tid = taskmodel.task_id_of(task)
+        await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
+                                int(task["memory"]), int(task["ephemeralStorage"]["sizeInGiB"]))
+        results = await pulls
+        for c, res in zip(plan, results, strict=True):
+            if not isinstance(res, BaseException):  # a failed pull is reported by the caller
+                await asyncio.to_thread(self.agent.prepare_rootfs, tid, c["name"], res)
 
     async def _start_after_network(self, tid: str, task: dict[str, Any], pulls: Any,
                                    sandbox: Any, pull_started: float) -> dict[str, Any]:
