@@ -49,6 +49,10 @@ def main() -> None:
 @click.option("--stopped-retention", type=float, default=3600.0, show_default=True,
               help="Seconds a STOPPED task stays describable (with its logs) before it is "
               "forgotten.")
+@click.option("--warm-filesystems", "warm_filesystems", type=click.IntRange(0, 64), default=2,
+              show_default=True,
+              help="Fresh 20 GiB task filesystems kept attached and ready, so that a start "
+              "only mounts one (sparse: they take no space until written).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, **kwargs: object) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""

@@ -32,6 +32,8 @@ class Settings:
     auth: bool = True
     # How long STOPPED tasks stay describable (AWS: at least an hour).
     stopped_retention: float = 3600.0
+    # Ephemeral-storage filesystems of the default size made ahead of the tasks that take them.
+    warm_filesystems: int = 2
 
     @property
     def db_path(self) -> Path:

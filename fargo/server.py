@@ -96,6 +96,7 @@ class Server:
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start)
         await self.engine.start()
+        self.agent.storage.warm(self.settings.warm_filesystems)
         self.pods.start()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once
@@ -137,6 +138,7 @@ class Server:
             await self._runner.cleanup()
         if self.registry:
             await asyncio.to_thread(self.registry.stop)
+        self.agent.storage.close()  # the unused warm filesystems detach themselves
         self.store.close()
 
 

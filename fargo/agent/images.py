@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,14 +334,38 @@ class ImageStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._refs_lock = threading.Lock()
+        self._flights: dict[tuple[str, tuple[str, str] | None], Future[Image]] = {}
+        self._flights_lock = threading.Lock()
 
     # -- public API --
 
     def pull(self, ref: str, credentials: tuple[str, str] | None = None) -> Image:
         """Resolve ref against its registry and make sure every layer is extracted locally.
 
-        Names created by import_archive resolve locally and never touch a registry.
-        """
+        Names created by import_archive resolve locally and never touch a registry. Pulls of
+        the same reference with the same credentials that overlap (the tasks of one RunTask
+        with a count) share one resolution: the followers get the leader's result."""
+        key = (ref, credentials)
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[key] = Future()
+        if not leading:
+            return flight.result()
+        try:
+            image = self._pull(ref, credentials)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(image)
+            return image
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+
+    def _pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
         parsed = self._parse(ref)
         entry = self._refs().get(str(parsed))
         if entry and entry.get("source") == "import":
@@ -629,6 +654,8 @@ class ImageStore:
             refs = self._refs()
             if refs.get(name, {}).get("source") == "import" and source == "pull":
                 return  # a local import stays authoritative for its name
+            if refs.get(name) == {"digest": digest, "source": source}:
+                return  # unchanged (a tag pulled again): no rewrite
             refs[name] = {"digest": digest, "source": source}
             # A unique temp name: `fargo image import` may write while the server pulls.
             fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="refs-")

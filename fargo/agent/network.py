@@ -267,6 +267,9 @@ class HostNetwork:
             raise ValueError(f"prefix must match {_PREFIX_RE.pattern}: {prefix!r}")
         self.prefix = prefix
         self._bridge_lock = threading.Lock()  # one creator per bridge name at a time
+        # Bridges this process has converged (name -> ifindex): a task's attach only checks
+        # that the bridge is still the same device instead of converging it again.
+        self._converged: dict[str, int] = {}
         n = IFNAMSIZ - len(prefix)
         self._veth_re = re.compile(rf"^{prefix}v[0-9a-f]{{{n - 1}}}$")
         self._bridge_re = re.compile(rf"^{prefix}br[0-9a-f]{{{n - 2}}}$")
@@ -319,6 +322,7 @@ class HostNetwork:
             # Security groups (agent/firewall.py) filter bridged IPv4 in the inet forward hook:
             # force that on for our bridges, whatever the host's global switch says.
             _write_sysctl(f"/sys/class/net/{name}/bridge/nf_call_iptables", "1")
+            self._converged[name] = idx
         return idx
 
     def _create_bridge(self, ipr: IPRoute, name: str, key: str) -> int:
@@ -349,6 +353,7 @@ class HostNetwork:
 
     def remove_bridge(self, key: str) -> None:
         name = self.bridge_name(key)
+        self._converged.pop(name, None)
         _run_in_thread(lambda: self._with_ipr(lambda ipr: _delete_link(ipr, name)))
 
     # tasks -------------------------------------------------------------------------------
@@ -376,7 +381,10 @@ class HostNetwork:
         try:
             with IPRoute() as host:
                 self._detach(host, att.task_id)  # replace leftovers of an earlier run
-                bridge = self._ensure_bridge(host, key, cidr)
+                name = self.bridge_name(key)
+                bridge = self._converged.get(name)
+                if bridge is None or _index(host, name) != bridge:
+                    bridge = self._ensure_bridge(host, key, cidr)
                 try:
                     self._plumb(host, host_ns, bridge, att)
                 except BaseException:
@@ -461,6 +469,7 @@ class HostNetwork:
         _run_in_thread(lambda: self._with_ipr(self._cleanup))
 
     def _cleanup(self, ipr: IPRoute) -> None:
+        self._converged.clear()
         veths, bridges = self._owned_links(ipr)
         for name in veths + bridges:  # ports first, then the bridges they sat on
             _delete_link(ipr, name)

@@ -44,6 +44,9 @@ _UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 _libc = ctypes.CDLL(None, use_errno=True)
 _lock = threading.Lock()
 _userns_fds: dict[int, int] = {}
+# Slots this process claimed and has not released: a claim skips them without reading their
+# files, so claiming stays cheap with hundreds of tasks running.
+_held: dict[Path, set[int]] = {}
 
 
 class UsernsError(RuntimeError):
@@ -77,7 +80,10 @@ def claim_slot(slots_dir: Path, owner: Path) -> int:
 
 
 def _claim(slots_dir: Path, owner: Path) -> int:
+    held = _held.setdefault(slots_dir, set())
     for slot in range(MAX_SLOTS):
+        if slot in held:  # this process's own live claims: no need to look at their files
+            continue
         path = slots_dir / str(slot)
         for _ in range(2):
             try:
@@ -90,6 +96,7 @@ def _claim(slots_dir: Path, owner: Path) -> int:
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(str(owner))
+            held.add(slot)
             return slot
     raise UsernsError(f"no free user-namespace slot ({MAX_SLOTS} in use)")
 
@@ -108,6 +115,7 @@ def release_slot(slots_dir: Path, slot: int, owner: Path) -> None:
     with contextlib.suppress(OSError):
         if path.read_text() == str(owner):
             path.unlink()
+    _held.get(slots_dir, set()).discard(slot)
 
 
 # ---------------------------------------------------------------- idmapped mounts
