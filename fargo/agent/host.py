@@ -14,7 +14,7 @@ from ..model.vpc import Subnet
 from . import userns
 from .firewall import Firewall
 from .images import Image, ImageStore
-from .metadata import open_listener
+from .metadata import listen_inside, open_listener
 from .network import Attachment, HostNetwork
 from .sandbox import ContainerSpec, Sandbox
 from .storage import DEFAULT_GIB, TaskStorage
@@ -61,6 +61,7 @@ class HostAgent:
         self._checked: dict[tuple[str, str], float] = {}
         self._bridges: set[str] = set()
         self._lock = threading.Lock()
+        self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
 
     def _rootfs_dir(self, tid: str, name: str) -> Path:
         return self.root / "rootfs" / tid / name
@@ -71,11 +72,18 @@ class HostAgent:
             if subnet.id not in self._bridges:
                 self.network.ensure_bridge(subnet.id, subnet.cidr)
                 self._bridges.add(subnet.id)
-        return self.network.attach(tid, subnet.id, subnet.cidr, ip)
+        # The metadata endpoint's socket is opened while the attach is inside the netns.
+        att = self.network.attach(tid, subnet.id, subnet.cidr, ip, inside=listen_inside)
+        with self._lock:
+            self._listeners[tid] = att.made_inside
+        return att
 
     def metadata_listener(self, tid: str) -> socket.socket:
-        """A listening socket for 169.254.170.2 inside the task's own netns."""
-        return open_listener(self.network.netns_path(tid))
+        """A listening socket for 169.254.170.2 inside the task's own netns: the one its
+        attach opened, or (a re-adopted task) a new one."""
+        with self._lock:
+            sock = self._listeners.pop(tid, None)
+        return sock or open_listener(self.network.netns_path(tid))
 
     # images
     def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
@@ -160,6 +168,10 @@ class HostAgent:
 
     def destroy(self, tid: str) -> None:
         """Everything the task held on the host goes; its logs stay."""
+        with self._lock:
+            unused = self._listeners.pop(tid, None)
+        if unused:
+            unused.close()
         for key in [k for k in self._stop_signals if k[0] == tid]:
             self._stop_signals.pop(key, None)
         for key in [k for k in self._checked if k[0] == tid]:

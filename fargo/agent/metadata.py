@@ -43,18 +43,29 @@ def open_listener(netns_path: str) -> socket.socket:
         finally:
             os.close(fd)
         with IPRoute() as ipr:
-            lo = ipr.link_lookup(ifname="lo")[0]
-            try:
-                ipr.addr("add", index=lo, address=METADATA_IP, prefixlen=32)
-            except NetlinkError as err:
-                if err.code != errno.EEXIST:
-                    raise
-        nftlib.run(_RULES)  # in this thread, so in the task's netns
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            return listen_inside(ipr)
+
+    return _run_in_thread(work)
+
+
+def listen_inside(ipr: IPRoute) -> socket.socket:
+    """The endpoint's address, DNAT and listening socket, made by a thread that is inside
+    the task's netns (ipr: a netlink socket of that netns). The network's attach calls this
+    while it is in there anyway."""
+    lo = ipr.link_lookup(ifname="lo")[0]
+    try:
+        ipr.addr("add", index=lo, address=METADATA_IP, prefixlen=32)
+    except NetlinkError as err:
+        if err.code != errno.EEXIST:
+            raise
+    nftlib.run(_RULES)  # in this thread, so in the task's netns
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((METADATA_IP, LISTEN_PORT))
         sock.listen(64)
         sock.setblocking(False)
-        return sock
-
-    return _run_in_thread(work)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

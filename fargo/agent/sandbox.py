@@ -142,14 +142,27 @@ class _Hierarchy:
     own: str  # this process's cgroup relative to the mount
 
 
+_hierarchy_cache: dict[str, list[_Hierarchy]] = {}
+
+
 def _hierarchies() -> list[_Hierarchy]:
     """Every mounted cgroup hierarchy with this process's position in it.
 
     runc resolves a relative cgroupsPath against its own cgroup in each hierarchy, and runc is
-    our grandchild, so we resolve the same way to find the directories runc will use.
+    our grandchild, so we resolve the same way to find the directories runc will use. Kept
+    per position of this process: mountinfo grows with every task's mounts, and the cgroup
+    hierarchies among them do not change while fargo runs.
     """
+    text = Path("/proc/self/cgroup").read_text()
+    cached = _hierarchy_cache.get(text)
+    if cached is None:
+        cached = _hierarchy_cache[text] = _read_hierarchies(text)
+    return list(cached)
+
+
+def _read_hierarchies(text: str) -> list[_Hierarchy]:
     own: dict[str, str] = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+    for line in text.splitlines():
         _, controllers, path = line.split(":", 2)
         own[controllers] = path
     found: list[_Hierarchy] = []
@@ -486,6 +499,7 @@ class Sandbox:
         self.rootfs_dir = Path(rootfs_dir or "/run/fargo-rootfs")
         self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
         self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
+        self._metas: dict[str, dict[str, Any]] = {}  # task.json of the tasks made here
 
     # -- paths
 
@@ -541,6 +555,7 @@ class Sandbox:
             slot = userns.claim_slot(self.slots_dir, task_dir)
         meta |= {"id_slot": slot, "id_base": userns.base_of(slot)}
         _atomic_write(task_dir / "task.json", json.dumps(meta))
+        self._metas[task_id] = meta  # what this process wrote, it need not read back
 
     def id_base(self, task_id: str) -> int:
         """First host uid/gid of the task's range: container id N is host id base+N."""
@@ -567,6 +582,9 @@ class Sandbox:
             _write(path / "pids.max", pids_limit(memory_mib))
 
     def _task_meta(self, task_id: str) -> dict[str, Any]:
+        known = self._metas.get(task_id)
+        if known is not None:
+            return dict(known)
         try:
             return dict(json.loads((self._task_dir(task_id) / "task.json").read_text()))
         except (OSError, ValueError):
@@ -626,6 +644,7 @@ class Sandbox:
                 _unbind(bound)
         shutil.rmtree(task_dir / "sock", ignore_errors=True)
         slot = self._task_meta(task_id).get("id_slot")
+        self._metas.pop(task_id, None)
         with contextlib.suppress(FileNotFoundError):
             (task_dir / "task.json").unlink()
         if isinstance(slot, int):
