@@ -141,6 +141,11 @@ class Runc:
         linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "user"]
         linux.pop("uidMappings", None)
         linux.pop("gidMappings", None)
+        # As lean a /sys as fargo's flat one: without a user namespace a plain bind may leave
+        # the mounts below /sys behind.
+        for mount in config["mounts"]:
+            if mount["destination"] == "/sys" and "rbind" in mount["options"]:
+                mount["options"] = ["bind" if o == "rbind" else o for o in mount["options"]]
         # Sized like a 0.25 vCPU / 512 MiB task, in a cgroup parent of our own.
         config["linux"]["cgroupsPath"] = f"/{self.cgroup_parent}/{cid}"
         config["linux"]["resources"]["cpu"] = {"quota": 25_000, "period": 100_000}

@@ -68,7 +68,9 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
             sb.destroy_task(task_id)
         except Exception as e:  # noqa: BLE001 - keep cleaning the others
             errors.append(e)
+    sb.cleanup()  # and what the sandbox shares between its tasks (the flat /sys)
     assert not errors, errors
+    assert not os.path.ismount(sb.runtime_root.with_name(sb.runtime_root.name + "-sys"))
 
 
 @pytest.fixture
