@@ -12,7 +12,7 @@ from typing import Any
 from .env import IDLE, FargoServer, log
 
 POLL_S = 0.005  # between DescribeTasks polls while waiting for one task's status
-BATCH_POLL_S = 0.02  # ... for many: each poll of 100 tasks costs the shared CPUs a few ms
+BATCH_POLL_S = 0.05  # ... for many: each poll of 100 tasks costs the shared CPUs a few ms
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113"
 
 

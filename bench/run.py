@@ -30,6 +30,7 @@ from .env import (
     tool_version,
 )
 from .fargo_side import (
+    BATCH_POLL_S,
     FargoBench,
     log_phases,
     server_python_children,
@@ -480,7 +481,9 @@ class Bench:
             "first; stop = StopTask until STOPPED / `podman stop -t 10` / `runc kill TERM` "
             "until the process is gone. The workload traps SIGTERM and exits 0.",
             f"Launch rate: fargo gets {o.launch_calls} RunTask calls of count "
-            f"{o.launch_count} back to back, then DescribeTasks polls until all are RUNNING; "
+            f"{o.launch_count} back to back, then DescribeTasks polls (every "
+            f"{BATCH_POLL_S * 1000:g} ms: each poll of 100 tasks costs the two shared cores a few "
+            "ms) until all are RUNNING; "
             "the peers start the same number from 10 parallel workers.",
             "Host memory per idle task beyond the workload = (MemAvailable before the launch − "
             "MemAvailable with all tasks running and settled − Σ memory.usage_in_bytes of each "
