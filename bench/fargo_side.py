@@ -223,7 +223,10 @@ def phase_stamps(task: dict[str, Any]) -> dict[str, float]:
 
     created, pull0, pull1, started = (stamp(k) for k in
                                       ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt"))
-    return {"network": pull0 - created, "image": pull1 - pull0, "containers": started - pull1,
+    # The pulls, the sandbox (cgroups, storage, rootfs mounts) and the network interface are
+    # made side by side between pullStartedAt and pullStoppedAt; before them only the task's
+    # registry credentials are looked up.
+    return {"queued": pull0 - created, "prepare": pull1 - pull0, "containers": started - pull1,
             "server_total": started - created}
 
 

@@ -285,10 +285,10 @@ class Bench:
         if self.fb.phases:
             log_phases(self.fb.phases)
             phases = self.fb.phases
-            for key in ("server_total", "network", "image", "containers"):
+            for key in ("server_total", "queued", "prepare", "containers"):
                 label = {"server_total": "createdAt→startedAt (server stamps)",
-                         "network": "↳ network (createdAt→pullStartedAt)",
-                         "image": "↳ image (pullStartedAt→pullStoppedAt)",
+                         "queued": "↳ to the start of work (createdAt→pullStartedAt)",
+                         "prepare": "↳ network ∥ image ∥ sandbox (pullStartedAt→pullStoppedAt)",
                          "containers": "↳ containers (pullStoppedAt→startedAt)"}[key]
                 self.results.add(Row("1b. fargo start phases", label, "ms",
                                      summary=Summary.of([p[key] * 1000 for p in phases])))
