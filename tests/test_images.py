@@ -203,6 +203,54 @@ def test_missing_tag(store: ImageStore, pushed: tuple[str, str]) -> None:
         store.pull(ref.replace("busybox", "nosuchrepo"))
 
 
+def _pull_in_threads(store: ImageStore, ref: str, n: int) -> list[Image | BaseException]:
+    results: list[Image | BaseException] = []
+
+    def pull() -> None:
+        try:
+            results.append(store.pull(ref))
+        except BaseException as exc:  # the caller looks at what each got
+            results.append(exc)
+
+    threads = [threading.Thread(target=pull) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_overlapping_pulls_share_one_resolution(
+        store: ImageStore, pushed: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks of one RunTask pull the same image at once: one resolution serves them all."""
+    ref, digest = pushed
+    leaders: list[str] = []
+    gate = threading.Event()
+    real = store._pull
+
+    def held(r: str, creds: Any) -> Image:
+        leaders.append(r)
+        gate.wait(10)  # keep the first pull in flight while the others arrive
+        return real(r, creds)
+
+    monkeypatch.setattr(store, "_pull", held)
+    threading.Timer(0.3, gate.set).start()
+    results = _pull_in_threads(store, ref, 4)
+    assert leaders == [ref]
+    assert len(results) == 4
+    assert all(isinstance(r, Image) and r.digest == digest for r in results), results
+    assert store._flights == {}
+    gate.clear()
+    threading.Timer(0.05, gate.set).start()
+    assert store.pull(ref).digest == digest and leaders == [ref, ref]  # later: a pull anew
+
+
+def test_overlapping_failed_pulls_all_fail(store: ImageStore) -> None:
+    results = _pull_in_threads(store, f"127.0.0.1:{free_port()}/busybox:1", 3)
+    assert len(results) == 3 and all(isinstance(r, PullError) for r in results), results
+    assert store._flights == {}
+
+
 def test_unreachable_registry(store: ImageStore) -> None:
     with pytest.raises(PullError, match="unreachable") as info:
         store.pull(f"127.0.0.1:{free_port()}/busybox:1")

@@ -448,3 +448,20 @@ def test_user_namespace_and_pids_limit(sandbox: Sandbox, task: Callable[..., str
     assert pid is not None
     status = Path(f"/proc/{pid}/status").read_text()
     assert f"Uid:\t{base}\t{base}\t{base}\t{base}" in status
+
+
+def test_sys_holds_none_of_the_hosts_mounts(sandbox: Sandbox, task: Callable[..., str],
+                                            rootfs: Path, netns: str) -> None:
+    """A container in a task netns binds sysfs alone: the host's mounts below /sys (its cgroup
+    hierarchies) are not copied in under the container's own cgroup mounts."""
+    task_id = task()
+    sandbox.create_and_start(task_id, spec(rootfs, ["cat", "/proc/self/mountinfo"],
+                                           netns_path=netns))
+    assert wait_exit(sandbox, task_id, "app") == 0
+    points = [line.split()[4] for line in stdout_of(sandbox, task_id, "app")]
+    under_sys = [p for p in points if p == "/sys" or p.startswith("/sys/")]
+    assert under_sys.count("/sys") == 1
+    assert len(under_sys) == len(set(under_sys)), sorted(under_sys)  # nothing mounted twice
+    host_cgroups = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text()
+                    .splitlines() if " - cgroup" in line]
+    assert host_cgroups and all(p.startswith("/sys/fs/cgroup") for p in host_cgroups)

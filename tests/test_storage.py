@@ -1,0 +1,86 @@
+"""Task filesystems on loop devices, the warm ones made ahead, and nftables run in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fargo.agent import nftlib
+from fargo.agent.storage import DEFAULT_GIB, TaskStorage
+
+
+def _loops_of(root: Path) -> list[str]:
+    """Loop devices backed by files of this storage root (deleted ones included)."""
+    out = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True,
+                         text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if str(root) in line]
+
+
+def _wait(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_warm_filesystems_are_taken_and_remade(tmp_path: Path) -> None:
+    storage = TaskStorage(tmp_path / "storage")
+    target = tmp_path / "task"
+    try:
+        storage.warm(1)
+        _wait(lambda: len(storage._ready) == 1)
+        ready_device = storage._ready[0][0]
+        storage.mount("t1", DEFAULT_GIB, target)
+        assert os.path.ismount(target)
+        source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(target)],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        assert source == ready_device  # the start took the warm one...
+        _wait(lambda: len(storage._ready) == 1)  # ...and the next is made behind it
+        assert storage._ready[0][0] != ready_device
+        stat = os.statvfs(target)
+        assert stat.f_blocks * stat.f_frsize > (DEFAULT_GIB - 1) << 30  # the full size
+        (target / "hello").write_text("hi")
+        assert len(_loops_of(tmp_path)) == 2  # the mounted one and the waiting one
+    finally:
+        storage.close()
+        storage.unmount(target)
+    _wait(lambda: not _loops_of(tmp_path))  # unused warm devices detach themselves
+
+
+def test_other_sizes_are_made_on_demand(tmp_path: Path) -> None:
+    storage = TaskStorage(tmp_path / "storage")
+    target = tmp_path / "task"
+    storage.warm(1)
+    try:
+        _wait(lambda: len(storage._ready) == 1)
+        storage.mount("t2", 21, target)
+        stat = os.statvfs(target)
+        assert 20 << 30 < stat.f_blocks * stat.f_frsize <= 21 << 30
+        assert len(storage._ready) == 1  # the default-size one still waits
+    finally:
+        storage.close()
+        storage.unmount(target)
+    _wait(lambda: not _loops_of(tmp_path))
+
+
+def test_nft_in_process_applies_and_reports_errors() -> None:
+    table = f"fargo_t{uuid.uuid4().hex[:8]}"
+    nftlib.run(f"add table inet {table}\nadd set inet {table} s {{ type ipv4_addr; }}\n"
+               f"add element inet {table} s {{ 10.9.9.9 }}\n")
+    try:
+        listed = subprocess.run(["nft", "list", "set", "inet", table, "s"], capture_output=True,
+                                text=True, check=True).stdout
+        assert "10.9.9.9" in listed
+        with pytest.raises(nftlib.NftError, match="No such file or directory"):
+            nftlib.run(f"add element inet {table} nosuchset {{ 10.9.9.9 }}\n")
+        with pytest.raises(nftlib.NftError, match="syntax error"):
+            nftlib.run("this is not nft\n")
+    finally:
+        nftlib.run(f"delete table inet {table}\n")
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert table not in tables
