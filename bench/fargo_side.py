@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from .env import IDLE, FargoServer, log
@@ -133,7 +134,7 @@ class FargoBench:
     def container_pids(self, arns: list[str]) -> list[int]:
         pids = []
         for arn in arns:
-            path = self.server.state_dir / "tasks" / task_id(arn) / "app" / "pid"
+            path = Path(f"/run/{self.server.prefix}-tasks") / task_id(arn) / "app" / "pid"
             try:
                 pids.append(int(path.read_text()))
             except (OSError, ValueError):

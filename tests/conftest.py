@@ -54,6 +54,7 @@ class FargoServer:
         self.port = free_port()
         self.kube_port = free_port()
         self.prefix = "t" + uuid.uuid4().hex[:4]
+        self.run_dir = Path(f"/run/{self.prefix}-tasks")  # the tasks' runtime files (tmpfs)
         self.cidr = f"10.{random.randint(100, 199)}.0.0/16"
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None

@@ -112,6 +112,8 @@ def test_embedded_registry_import_and_retention(tmp_path):
                 break
             time.sleep(0.5)
         assert ecs.describe_tasks(tasks=[t2["taskArn"]])["failures"][0]["reason"] == "MISSING"
-        assert not (srv.state_dir / "tasks" / t2["taskArn"].rsplit("/", 1)[-1]).exists()
+        gone = t2["taskArn"].rsplit("/", 1)[-1]
+        assert not (srv.state_dir / "tasks" / gone).exists()  # its logs
+        assert not (srv.run_dir / gone).exists()  # and its runtime files
     finally:
         srv.purge()

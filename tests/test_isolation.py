@@ -49,7 +49,7 @@ def stop(ecs, task: dict) -> None:
 
 
 def task_dir(fargo, task: dict) -> Path:
-    return fargo.state_dir / "tasks" / task["taskArn"].rsplit("/", 1)[-1]
+    return fargo.run_dir / task["taskArn"].rsplit("/", 1)[-1]
 
 
 def host_pid(fargo, task: dict) -> int:

@@ -465,3 +465,30 @@ def test_sys_holds_none_of_the_hosts_mounts(sandbox: Sandbox, task: Callable[...
     host_cgroups = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text()
                     .splitlines() if " - cgroup" in line]
     assert host_cgroups and all(p.startswith("/sys/fs/cgroup") for p in host_cgroups)
+
+
+def test_runtime_files_apart_from_logs(tmp_path: Path, rootfs: Path) -> None:
+    """With a run_dir (the server's is on /run), bundles, pid and exit files go there and the
+    logs stay under root; forgetting the task removes both, cleanup the emptied run_dir."""
+    sb = Sandbox(tmp_path / "logs", tmp_path / "runc", run_dir=tmp_path / "run")
+    task_id = uuid.uuid4().hex
+    sb.create_task(task_id, 256, 512)
+    try:
+        sb.create_and_start(task_id, spec(rootfs, ["echo", "apart"]))
+        assert wait_exit(sb, task_id, "app") == 0
+        assert stdout_of(sb, task_id, "app") == ["apart"]
+        assert sb.log_path(task_id, "app") == tmp_path / "logs" / task_id / "app" / "container.log"
+        run = tmp_path / "run" / task_id
+        assert (run / "task.json").exists() and (run / "app" / "config.json").exists()
+        assert sb.exit_file(task_id, "app").is_relative_to(run)
+        assert sorted(p.name for p in (tmp_path / "logs" / task_id / "app").iterdir()) == [
+            "container.log"]
+        sb.destroy_task(task_id)
+        assert sb.log_path(task_id, "app").exists() and sb.exit_file(task_id, "app").exists()
+        sb.cleanup()  # a destroyed task's runtime files go; its logs stay
+        assert not (tmp_path / "run").exists() and sb.log_path(task_id, "app").exists()
+        sb.forget_task(task_id)
+        assert not (tmp_path / "logs" / task_id).exists()
+    finally:
+        sb.destroy_task(task_id)
+        sb.cleanup()

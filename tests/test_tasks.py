@@ -121,7 +121,7 @@ def test_sandbox_is_sized_and_env_set(ecs, fargo, busybox_image, subnet_id):
     tid = t["taskArn"].rsplit("/", 1)[-1]
     t = wait_status(ecs, t["taskArn"], "RUNNING")
     # The task's cgroup holds exactly the task's size: 1 vCPU of quota, 2048 MiB of memory.
-    cgroups = json.loads((fargo.state_dir / "tasks" / tid / "task.json").read_text())["cgroups"]
+    cgroups = json.loads((fargo.run_dir / tid / "task.json").read_text())["cgroups"]
     cpu_dir = next(Path(p) for k, p in cgroups.items() if "cpu" in k.split(","))
     mem_dir = next(Path(p) for k, p in cgroups.items() if "memory" in k.split(","))
     quota = int((cpu_dir / "cpu.cfs_quota_us").read_text())
@@ -342,7 +342,7 @@ def test_lost_monitor_stops_the_task(ecs, fargo, busybox_image, subnet_id):
     fam = register(ecs, busybox_image, command=["sleep", "1000"], stopTimeout=1)
     t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING")
     tid = t["taskArn"].rsplit("/", 1)[-1]
-    pid = int((fargo.state_dir / "tasks" / tid / "app" / "conmon.pid").read_text())
+    pid = int((fargo.run_dir / tid / "app" / "conmon.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     t = wait_status(ecs, t["taskArn"], "STOPPED")
     assert t["stopCode"] == "EssentialContainerExited"

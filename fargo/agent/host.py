@@ -55,7 +55,8 @@ class HostAgent:
         self.images = ImageStore(state_dir / "images")
         self.network = HostNetwork(prefix=prefix)
         self.firewall = Firewall(prefix)
-        self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"))
+        self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"),
+                               run_dir=Path(f"/run/{prefix}-tasks"))
         self.storage = TaskStorage(state_dir / "storage")
         self._stop_signals: dict[tuple[str, str], str] = {}
         self._checked: dict[tuple[str, str], float] = {}

@@ -3,21 +3,26 @@
 Each container is monitored by its own conmon process, so containers outlive fargo itself: conmon
 runs `runc create`, streams the container's stdout/stderr into a k8s-file log, records the exit
 code in an exit file, and then exits. Everything the backend needs later (bundles, pid files,
-exit files, the task's cgroup paths) lives on disk under `root`, so a fresh `Sandbox` object
-after a restart sees exactly what the old one left.
+exit files, the task's cgroup paths) lives under `run_dir`, and the logs under `root`, so a
+fresh `Sandbox` object after a restart sees exactly what the old one left. The server keeps
+run_dir on a tmpfs (/run, as podman keeps its runroot): a dozen small files are made and
+removed per container, which on a disk filesystem costs more with every task that came before
+(ext4 without a journal scans the inodes it freed lately on every file it makes), and none of
+them need to outlive a reboot, which ends every task anyway.
 
 Cgroups: like runc, a task's cgroup `fargo/<task_id>` is placed relative to this process's
 own cgroup in every hierarchy (runc, our grandchild, resolves the relative cgroupsPath
 `fargo/<task_id>/<name>` the same way). The resolved directories are recorded in task.json,
 so a restarted process can still read and remove them.
 
-Layout under root/<task_id>/:
+Layout under run_dir/<task_id>/ (run_dir is root unless given):
     task.json                 sizes and the cgroup directory of the task in every hierarchy
     exits/<task_id>.<name>    conmon's exit file (the exit code as text)
     sock/                     conmon's attach-socket symlinks (unused, but conmon insists)
     <name>/config.json        the OCI bundle (rootfs is the caller's, referenced by path)
-    <name>/container.log      k8s-file log; kept when the container or task is deleted
     <name>/spec.json, pid, conmon.pid, started_at, oom_killed, persist/
+and under root/<task_id>/:
+    <name>/container.log      k8s-file log; kept when the container or task is deleted
 """
 
 from __future__ import annotations
@@ -495,8 +500,10 @@ def build_config(task_id: str, spec: ContainerSpec, id_base: int,
 class Sandbox:
     def __init__(self, root: Path, runtime_root: Path | None = None, *,
                  runc: str | None = None, conmon: str | None = None,
-                 slots_dir: Path | None = None, rootfs_dir: Path | None = None) -> None:
+                 slots_dir: Path | None = None, rootfs_dir: Path | None = None,
+                 run_dir: Path | None = None) -> None:
         self.root = Path(root)
+        self.run_dir = Path(run_dir) if run_dir else self.root
         self.runtime_root = Path(runtime_root or "/run/fargo-runc")
         # Host-wide, shared by every server: user-namespace ranges must never overlap.
         self.slots_dir = Path(slots_dir or "/run/fargo-idmap")
@@ -513,7 +520,7 @@ class Sandbox:
     def _task_dir(self, task_id: str) -> Path:
         if not TASK_ID_RE.match(task_id):
             raise SandboxError(f"bad task id {task_id!r}")
-        return self.root / task_id
+        return self.run_dir / task_id
 
     def _ctr_dir(self, task_id: str, name: str) -> Path:
         if not NAME_RE.match(name):
@@ -531,8 +538,11 @@ class Sandbox:
     def exit_file(self, task_id: str, name: str) -> Path:
         return self.wait_exit_paths(task_id) / self.container_id(task_id, name)
 
+    def _log_dir(self, task_id: str, name: str) -> Path:
+        return self.root / self._ctr_dir(task_id, name).relative_to(self.run_dir)
+
     def log_path(self, task_id: str, name: str) -> Path:
-        return self._ctr_dir(task_id, name) / "container.log"
+        return self._log_dir(task_id, name) / "container.log"
 
     # -- tasks
 
@@ -620,8 +630,8 @@ class Sandbox:
 
     def list_tasks(self) -> list[str]:
         found: set[str] = set()
-        if self.root.is_dir():
-            found.update(p.name for p in self.root.iterdir() if (p / "task.json").exists())
+        if self.run_dir.is_dir():
+            found.update(p.name for p in self.run_dir.iterdir() if (p / "task.json").exists())
         if self.runtime_root.is_dir():
             found.update(p.name.split(".", 1)[0] for p in self.runtime_root.iterdir()
                          if "." in p.name)
@@ -675,6 +685,7 @@ class Sandbox:
             _unbind(root)
             raise
         ctr_dir.mkdir(parents=True, exist_ok=True)
+        self._log_dir(task_id, spec.name).mkdir(parents=True, exist_ok=True)
         # A re-created container (same name) must not inherit its predecessor's leftovers.
         shutil.rmtree(ctr_dir / "persist", ignore_errors=True)
         (ctr_dir / "persist").mkdir()
@@ -689,6 +700,7 @@ class Sandbox:
         """Remove what destroy_task kept (logs, exit codes) once nobody will ask for them."""
         self.destroy_task(task_id)
         shutil.rmtree(self._task_dir(task_id), ignore_errors=True)
+        shutil.rmtree(self.root / task_id, ignore_errors=True)
 
     def flat_sysfs(self) -> str:
         """A bind of sysfs alone (none of the mounts below /sys), for containers to bind."""
@@ -704,13 +716,21 @@ class Sandbox:
         return str(path)
 
     def cleanup(self) -> None:
-        """After every task is destroyed: drop the empty runc root and shared cgroup parents."""
+        """After every task is destroyed: drop the flat /sys, destroyed tasks' runtime files
+        (exit codes; their logs stay), the empty runc root and the shared cgroup parents."""
         flat = self.runtime_root.with_name(self.runtime_root.name + "-sys")
         if os.path.ismount(flat):
             _libc.umount2(os.fsencode(flat), _MNT_DETACH)
         with contextlib.suppress(OSError):
             flat.rmdir()
-        for path in [self.runtime_root] + [h.mount / h.own / CGROUP_PARENT for h in _hierarchies()]:
+        spare = []
+        if self.run_dir != self.root:
+            spare = [self.run_dir]
+            for task_dir in self.run_dir.glob("*"):
+                if TASK_ID_RE.match(task_dir.name) and not (task_dir / "task.json").exists():
+                    shutil.rmtree(task_dir, ignore_errors=True)
+        for path in [self.runtime_root, *spare] + [
+                h.mount / h.own / CGROUP_PARENT for h in _hierarchies()]:
             with contextlib.suppress(OSError):
                 path.rmdir()  # only succeeds when empty: another server's tasks stay
 
@@ -745,7 +765,7 @@ class Sandbox:
             "--bundle", str(ctr_dir),
             "--container-pidfile", str(ctr_dir / "pid"),
             "--conmon-pidfile", str(ctr_dir / "conmon.pid"),
-            "--log-path", f"k8s-file:{ctr_dir / 'container.log'}",
+            "--log-path", f"k8s-file:{self.log_path(task_id, name)}",
             "--exit-dir", str(task_dir / "exits"),
             "--persist-dir", str(ctr_dir / "persist"),
             "--socket-dir-path", str(task_dir / "sock"),
