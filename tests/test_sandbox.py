@@ -492,3 +492,24 @@ def test_runtime_files_apart_from_logs(tmp_path: Path, rootfs: Path) -> None:
     finally:
         sb.destroy_task(task_id)
         sb.cleanup()
+
+
+def test_tasks_of_an_older_layout_are_still_found(tmp_path: Path, rootfs: Path) -> None:
+    """A server from before run_dir kept runtime files beside the logs: after the upgrade the
+    new layout still finds those tasks, their exit codes and their logs."""
+    old = Sandbox(tmp_path / "tasks", tmp_path / "runc")
+    task_id = uuid.uuid4().hex
+    old.create_task(task_id, 256, 512)
+    new = Sandbox(tmp_path / "tasks", tmp_path / "runc", run_dir=tmp_path / "run")
+    try:
+        old.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo old; exit 3"]))
+        assert wait_exit(new, task_id, "app") == 3
+        assert task_id in new.list_tasks()
+        assert new.state(task_id, "app").exit_code == 3
+        assert stdout_of(new, task_id, "app") == ["old"]
+        assert new.id_base(task_id) == old.id_base(task_id)
+        new.destroy_task(task_id)
+        assert not (tmp_path / "tasks" / task_id / "task.json").exists()  # slot released
+    finally:
+        new.destroy_task(task_id)
+        new.cleanup()

@@ -43,6 +43,7 @@ from ..model.ipam import Ipam
 
 NETNS_DIR = "/var/run/netns"
 IFNAMSIZ = 15  # usable characters in an interface name
+IFF_UP = 0x1
 TASK_IF = "eth0"
 
 _CLONE_NEWNET = 0x40000000
@@ -386,9 +387,8 @@ class HostNetwork:
         try:
             with IPRoute() as host:
                 self._detach(host, att.task_id)  # replace leftovers of an earlier run
-                name = self.bridge_name(key)
-                bridge = self._converged.get(name)
-                if bridge is None or _index(host, name) != bridge:
+                bridge = self._converged_bridge(host, key)
+                if bridge is None:
                     bridge = self._ensure_bridge(host, key, cidr)
                 try:
                     self._plumb(host, host_ns, bridge, att, inside)
@@ -400,6 +400,24 @@ class HostNetwork:
                     raise
         finally:
             os.close(host_ns)
+
+    def _converged_bridge(self, host: IPRoute, key: str) -> int | None:
+        """The subnet bridge's ifindex if this process converged it and it is still that
+        device, up, and filtering bridged traffic (one netlink lookup and one sysctl read);
+        None when it must be converged again."""
+        name = self.bridge_name(key)
+        idx = self._converged.get(name)
+        if idx is None:
+            return None
+        try:
+            link = host.link("get", ifname=name)[0]
+        except NetlinkError:  # gone
+            return None
+        if link["index"] != idx or not link["flags"] & IFF_UP:
+            return None
+        if _read_sysctl(f"/sys/class/net/{name}/bridge/nf_call_iptables") != "1":
+            return None
+        return idx
 
     def _plumb(self, host: IPRoute, host_ns: int, bridge: int, att: Attachment,
                inside: Callable[[IPRoute], object] | None = None) -> None:

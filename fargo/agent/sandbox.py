@@ -520,7 +520,12 @@ class Sandbox:
     def _task_dir(self, task_id: str) -> Path:
         if not TASK_ID_RE.match(task_id):
             raise SandboxError(f"bad task id {task_id!r}")
-        return self.run_dir / task_id
+        run = self.run_dir / task_id
+        if self.run_dir != self.root and not run.exists():
+            legacy = self.root / task_id
+            if (legacy / "task.json").exists() or (legacy / "exits").is_dir():
+                return legacy  # made by a server from before run_dir: it stays where it is
+        return run
 
     def _ctr_dir(self, task_id: str, name: str) -> Path:
         if not NAME_RE.match(name):
@@ -539,7 +544,9 @@ class Sandbox:
         return self.wait_exit_paths(task_id) / self.container_id(task_id, name)
 
     def _log_dir(self, task_id: str, name: str) -> Path:
-        return self.root / self._ctr_dir(task_id, name).relative_to(self.run_dir)
+        if not TASK_ID_RE.match(task_id) or not NAME_RE.match(name):
+            raise SandboxError(f"bad task id or container name {task_id!r}, {name!r}")
+        return self.root / task_id / name
 
     def log_path(self, task_id: str, name: str) -> Path:
         return self._log_dir(task_id, name) / "container.log"
@@ -630,8 +637,9 @@ class Sandbox:
 
     def list_tasks(self) -> list[str]:
         found: set[str] = set()
-        if self.run_dir.is_dir():
-            found.update(p.name for p in self.run_dir.iterdir() if (p / "task.json").exists())
+        for base in {self.run_dir, self.root}:  # root: tasks of servers from before run_dir
+            if base.is_dir():
+                found.update(p.name for p in base.iterdir() if (p / "task.json").exists())
         if self.runtime_root.is_dir():
             found.update(p.name.split(".", 1)[0] for p in self.runtime_root.iterdir()
                          if "." in p.name)
@@ -712,7 +720,12 @@ class Sandbox:
                     err = ctypes.get_errno()
                     raise SandboxError(f"binding /sys at {path}: {os.strerror(err)}")
                 # Private: nothing mounted here later spreads to other namespaces, or back.
-                _libc.mount(None, os.fsencode(path), None, _MS_PRIVATE, None)
+                # (Where /run is a shared mount, its peers got a copy of the bind as it was
+                # made: one per server start, as with the netns and rootfs binds there.)
+                if _libc.mount(None, os.fsencode(path), None, _MS_PRIVATE, None) != 0:
+                    err = ctypes.get_errno()
+                    _libc.umount2(os.fsencode(path), _MNT_DETACH)
+                    raise SandboxError(f"making {path} private: {os.strerror(err)}")
         return str(path)
 
     def cleanup(self) -> None:

@@ -96,8 +96,9 @@ class TaskStorage:
                 try:
                     made = self._fresh_device("warm", DEFAULT_GIB)
                 except Exception:  # noqa: BLE001 - starts fall back to making their own
-                    log.exception("preparing a task filesystem")
-                    break
+                    log.exception("preparing a task filesystem (retrying in 10 s)")
+                    self._refill.wait(10.0)  # a take or a close wakes it sooner
+                    continue
                 with self._lock:
                     if self._closed:
                         os.close(made[1])
@@ -109,8 +110,8 @@ class TaskStorage:
             return None
         with self._lock:
             made = self._ready.pop() if self._ready else None
-        if made and self._want:
-            self._refill.set()
+        if self._want:
+            self._refill.set()  # also when none was ready: the pool may have failed to fill
         return made
 
     def _fresh_device(self, name: str, size_gib: int) -> tuple[str, int]:
