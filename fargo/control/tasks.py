@@ -646,9 +646,13 @@ class TaskEngine:
         ids = self.store.stopped_before(now - self.retention)
         if ids:
             docs = self.store.get_tasks(ids)
-            self.store.delete_tasks(ids, [d["taskArn"] for d in docs.values()])
+            # Files first: once DescribeTasks says MISSING, the task's logs are gone too.
             for tid in ids:
-                self.agent.forget(tid)
+                try:
+                    self.agent.forget(tid)
+                except Exception:  # noqa: BLE001 - the others are still forgotten
+                    log.exception("forgetting task %s", tid)
+            self.store.delete_tasks(ids, [d["taskArn"] for d in docs.values()])
         return len(ids)
 
     async def _sweep_loop(self) -> None:
