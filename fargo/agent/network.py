@@ -32,6 +32,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -216,8 +217,20 @@ def _read_sysctl(path: str) -> str | None:
 
 
 def _index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """The ifindex of the link called name, None only when there is no such link.
+
+    (pyroute2's link_lookup answers [] for *any* netlink error: a transient one then looked
+    like a missing bridge, and the bridge's own subnet like an overlap.)"""
+    for attempt in range(3):
+        try:
+            return int(ipr.link("get", ifname=name)[0]["index"])
+        except NetlinkError as err:
+            if err.code == errno.ENODEV:
+                return None
+            if attempt == 2:
+                raise NetworkError(f"looking up {name}: {err}") from err
+            time.sleep(0.01)
+    return None
 
 
 def _delete_link(ipr: IPRoute, name: str) -> None:
