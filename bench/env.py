@@ -109,6 +109,16 @@ def meminfo() -> dict[str, int]:
     return out
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy since boot (all cores; idle and iowait left
+    out), from /proc/stat. Its growth over a figure is the figure's CPU cost, whoever spent it
+    (server, runtime, monitors, kernel threads): steadier than wall time on a shared host."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_kib(pid: int, key: str = "VmRSS") -> int:
     try:
         with open(f"/proc/{pid}/status") as f:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from .env import (
     Cleanup,
     FargoServer,
+    busy_cpu_seconds,
     cgroup_usage_bytes,
     log,
     meminfo,
@@ -309,7 +310,9 @@ class Bench:
         base_mem = meminfo()
         base_rss = proc_status_kib(self.server.pid) if system.name == "fargo" and self.server else 0
         log(f"figure 2: {system.name}: {batch} starts")
+        cpu0 = busy_cpu_seconds()
         elapsed, ids = self._launch(system, o.launch_calls, o.launch_count)
+        cpu = busy_cpu_seconds() - cpu0
         if "launch" in figs:
             row = Row("2. launch rate", system.name, "tasks/s", value=batch / elapsed,
                       note=f"{batch} in {elapsed:.2f} s")
@@ -320,6 +323,12 @@ class Bench:
             else:
                 row.note += " (10 parallel workers, one start each at a time)"
             self.results.add(row)
+            self.results.add(Row(
+                "2b. machine CPU per started task", system.name, "ms",
+                value=cpu * 1000 / batch,
+                note=f"busy CPU of all {os.cpu_count()} cores during the launch "
+                     f"({cpu:.1f} s, {cpu / (elapsed * (os.cpu_count() or 1)) * 100:.0f}% "
+                     "of their time), bench client included"))
         try:
             if "density" in figs or "api" in figs:
                 more = o.density - len(ids)
@@ -484,7 +493,10 @@ class Bench:
             f"{o.launch_count} back to back, then DescribeTasks polls (every "
             f"{BATCH_POLL_S * 1000:g} ms: each poll of 100 tasks costs the two shared cores a few "
             "ms) until all are RUNNING; "
-            "the peers start the same number from 10 parallel workers.",
+            "the peers start the same number from 10 parallel workers. 2b divides the "
+            "machine's busy CPU time over the launch (/proc/stat, all cores) by the tasks "
+            "started: what a start costs whoever pays it, and steadier than the rate on a "
+            "shared host.",
             "Host memory per idle task beyond the workload = (MemAvailable before the launch − "
             "MemAvailable with all tasks running and settled − Σ memory.usage_in_bytes of each "
             "container's own memory cgroup) / tasks. It therefore counts the monitor (conmon), "
