@@ -68,6 +68,40 @@ def test_other_sizes_are_made_on_demand(tmp_path: Path) -> None:
     _wait(lambda: not _loops_of(tmp_path))
 
 
+def test_warm_pool_retries_after_a_failure_without_spinning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = TaskStorage(tmp_path / "storage")
+    real = storage._fresh_device
+    attempts: list[str] = []
+    failing = [True]
+
+    def flaky(name: str, size_gib: int) -> tuple[str, int]:
+        if name == "warm":
+            attempts.append(name)
+            if failing[0]:
+                raise OSError("no free loop device (injected)")
+        return real(name, size_gib)
+
+    monkeypatch.setattr(storage, "_fresh_device", flaky)
+    targets = [tmp_path / "t1", tmp_path / "t2"]
+    try:
+        storage.warm(1)
+        _wait(lambda: len(attempts) == 1)
+        storage.mount("t1", DEFAULT_GIB, targets[0])  # none ready: made on the spot
+        assert os.path.ismount(targets[0])
+        _wait(lambda: len(attempts) == 2)  # the take woke the refill: one retry...
+        time.sleep(0.3)
+        assert len(attempts) == 2  # ...and then it waits, it does not spin
+        failing[0] = False
+        storage.mount("t2", DEFAULT_GIB, targets[1])
+        _wait(lambda: len(storage._ready) == 1)  # the pool fills again
+    finally:
+        storage.close()
+        for target in targets:
+            storage.unmount(target)
+    _wait(lambda: not _loops_of(tmp_path))
+
+
 def test_nft_in_process_applies_and_reports_errors() -> None:
     table = f"fargo_t{uuid.uuid4().hex[:8]}"
     nftlib.run(f"add table inet {table}\nadd set inet {table} s {{ type ipv4_addr; }}\n"

@@ -98,6 +98,7 @@ class TaskStorage:
                 except Exception:  # noqa: BLE001 - starts fall back to making their own
                     log.exception("preparing a task filesystem (retrying in 10 s)")
                     self._refill.wait(10.0)  # a take or a close wakes it sooner
+                    self._refill.clear()  # or a take's wake-up would turn this into a spin
                     continue
                 with self._lock:
                     if self._closed:
