@@ -70,7 +70,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
             errors.append(e)
     sb.cleanup()  # and what the sandbox shares between its tasks (the flat /sys)
     assert not errors, errors
-    assert not os.path.ismount(sb.runtime_root.with_name(sb.runtime_root.name + "-sys"))
+    assert not os.path.ismount(sb.flat_sysfs_path)
 
 
 @pytest.fixture

@@ -60,7 +60,6 @@ class HostAgent:
         self.storage = TaskStorage(state_dir / "storage")
         self._stop_signals: dict[tuple[str, str], str] = {}
         self._checked: dict[tuple[str, str], float] = {}
-        self._bridges: set[str] = set()
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
 
@@ -69,11 +68,8 @@ class HostAgent:
 
     # network
     def attach_network(self, tid: str, subnet: Subnet, ip: str) -> Attachment:
-        with self._lock:
-            if subnet.id not in self._bridges:
-                self.network.ensure_bridge(subnet.id, subnet.cidr)
-                self._bridges.add(subnet.id)
-        # The metadata endpoint's socket is opened while the attach is inside the netns.
+        # The attach converges the subnet's bridge when this process has not yet (or it has
+        # changed since); the metadata endpoint's socket is opened while it is in the netns.
         att = self.network.attach(tid, subnet.id, subnet.cidr, ip, inside=listen_inside)
         with self._lock:
             self._listeners[tid] = att.made_inside

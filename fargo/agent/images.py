@@ -420,7 +420,7 @@ class ImageStore:
         if id_base is not None:
             return self._mount_idmapped(image, workdir, id_base)
         rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
-        if is_mountpoint(rootfs):
+        if _is_mountpoint(rootfs):
             raise RuntimeError(f"{rootfs} is already mounted")
         for d in (rootfs, upper, work):
             d.mkdir(parents=True, exist_ok=True)
@@ -475,7 +475,7 @@ class ImageStore:
         """Unmount workdir/rootfs (lazily if busy) and drop the writable layer. Idempotent."""
         workdir = Path(workdir)
         rootfs = workdir / "rootfs"
-        if is_mountpoint(rootfs):
+        if _is_mountpoint(rootfs):
             _umount(rootfs)
         for name in ("upper", "work"):
             shutil.rmtree(workdir / name, ignore_errors=True)
@@ -764,7 +764,7 @@ def _mountpoints() -> Iterator[str]:
             yield re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw)
 
 
-def is_mountpoint(path: Path) -> bool:
+def _is_mountpoint(path: Path) -> bool:
     target = str(path.resolve()) if path.exists() else str(path.absolute())
     return target in set(_mountpoints())
 

@@ -216,14 +216,14 @@ def _read_sysctl(path: str) -> str | None:
         return None
 
 
-def _index(ipr: IPRoute, name: str) -> int | None:
-    """The ifindex of the link called name, None only when there is no such link.
+def _link(ipr: IPRoute, name: str) -> Any | None:
+    """The link called name (its netlink message), None only when there is no such link.
 
     (pyroute2's link_lookup answers [] for *any* netlink error: a transient one then looked
     like a missing bridge, and the bridge's own subnet like an overlap.)"""
     for attempt in range(3):
         try:
-            return int(ipr.link("get", ifname=name)[0]["index"])
+            return ipr.link("get", ifname=name)[0]
         except NetlinkError as err:
             if err.code == errno.ENODEV:
                 return None
@@ -231,6 +231,11 @@ def _index(ipr: IPRoute, name: str) -> int | None:
                 raise NetworkError(f"looking up {name}: {err}") from err
             time.sleep(0.01)
     return None
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    link = _link(ipr, name)
+    return None if link is None else int(link["index"])
 
 
 def _delete_link(ipr: IPRoute, name: str) -> None:
@@ -422,11 +427,8 @@ class HostNetwork:
         idx = self._converged.get(name)
         if idx is None:
             return None
-        try:
-            link = host.link("get", ifname=name)[0]
-        except NetlinkError:  # gone
-            return None
-        if link["index"] != idx or not link["flags"] & IFF_UP:
+        link = _link(host, name)
+        if link is None or link["index"] != idx or not link["flags"] & IFF_UP:
             return None
         if _read_sysctl(f"/sys/class/net/{name}/bridge/nf_call_iptables") != "1":
             return None

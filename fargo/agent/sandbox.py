@@ -517,9 +517,15 @@ class Sandbox:
 
     # -- paths
 
-    def _task_dir(self, task_id: str) -> Path:
+    @staticmethod
+    def _checked(task_id: str, name: str | None = None) -> None:
         if not TASK_ID_RE.match(task_id):
             raise SandboxError(f"bad task id {task_id!r}")
+        if name is not None and not NAME_RE.match(name):
+            raise SandboxError(f"bad container name {name!r}")
+
+    def _task_dir(self, task_id: str) -> Path:
+        self._checked(task_id)
         run = self.run_dir / task_id
         if self.run_dir != self.root and not run.exists():
             legacy = self.root / task_id
@@ -528,8 +534,7 @@ class Sandbox:
         return run
 
     def _ctr_dir(self, task_id: str, name: str) -> Path:
-        if not NAME_RE.match(name):
-            raise SandboxError(f"bad container name {name!r}")
+        self._checked(task_id, name)
         return self._task_dir(task_id) / name
 
     @staticmethod
@@ -544,8 +549,7 @@ class Sandbox:
         return self.wait_exit_paths(task_id) / self.container_id(task_id, name)
 
     def _log_dir(self, task_id: str, name: str) -> Path:
-        if not TASK_ID_RE.match(task_id) or not NAME_RE.match(name):
-            raise SandboxError(f"bad task id or container name {task_id!r}, {name!r}")
+        self._checked(task_id, name)
         return self.root / task_id / name
 
     def log_path(self, task_id: str, name: str) -> Path:
@@ -710,9 +714,13 @@ class Sandbox:
         shutil.rmtree(self._task_dir(task_id), ignore_errors=True)
         shutil.rmtree(self.root / task_id, ignore_errors=True)
 
+    @property
+    def flat_sysfs_path(self) -> Path:
+        return self.runtime_root.with_name(self.runtime_root.name + "-sys")
+
     def flat_sysfs(self) -> str:
         """A bind of sysfs alone (none of the mounts below /sys), for containers to bind."""
-        path = self.runtime_root.with_name(self.runtime_root.name + "-sys")
+        path = self.flat_sysfs_path
         with _FLAT_SYSFS_LOCK:
             if not os.path.ismount(path):
                 path.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -731,7 +739,7 @@ class Sandbox:
     def cleanup(self) -> None:
         """After every task is destroyed: drop the flat /sys, destroyed tasks' runtime files
         (exit codes; their logs stay), the empty runc root and the shared cgroup parents."""
-        flat = self.runtime_root.with_name(self.runtime_root.name + "-sys")
+        flat = self.flat_sysfs_path
         if os.path.ismount(flat):
             _libc.umount2(os.fsencode(flat), _MNT_DETACH)
         with contextlib.suppress(OSError):
