@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
     p.add_argument("--top", type=int, default=45, help="functions to print [45]")
     p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks here")
+    p.add_argument("--gil", action="store_true",
+                   help="only samples holding the GIL: Python's own CPU, without the waits")
     a = p.parse_args(argv)
     if not shutil.which("py-spy"):
         print("bench.profile: needs py-spy (pip install py-spy)", file=sys.stderr)
@@ -98,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.scenario == "describe":
             running = fb.launch(10, 10)[1]
         argv_spy = ["py-spy", "record", "--pid", str(bench.server.pid), "--rate", str(a.rate),
-                    "--format", "raw", "--output", str(raw), "--threads", "--nonblocking"]
+                    "--format", "raw", "--output", str(raw), "--threads", "--nonblocking",
+                    *(["--gil"] if a.gil else [])]
         if a.scenario in IDLE_SCENARIOS:
             argv_spy.append("--idle")
         spy = subprocess.Popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -53,6 +53,10 @@ def main() -> None:
               show_default=True,
               help="Fresh 20 GiB task filesystems kept attached and ready, so that a start "
               "only mounts one (sparse: they take no space until written).")
+@click.option("--start-concurrency", "start_concurrency", type=click.IntRange(1, 1024),
+              default=6, show_default=True,
+              help="Tasks started at once; more wait in PROVISIONING for a turn, so a burst "
+              "starts its first tasks early instead of all of them late.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, **kwargs: object) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""

@@ -34,6 +34,8 @@ class Settings:
     stopped_retention: float = 3600.0
     # Ephemeral-storage filesystems of the default size made ahead of the tasks that take them.
     warm_filesystems: int = 2
+    # Tasks being started at once; the rest wait in PROVISIONING (see control/tasks.py).
+    start_concurrency: int = 6
 
     @property
     def db_path(self) -> Path:

@@ -53,7 +53,8 @@ class Server:
         self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
                                  retention=settings.stopped_retention,
                                  credentials=self.secrets.registry_credentials,
-                                 hooks=self.metadata, networks=self.networks)
+                                 hooks=self.metadata, networks=self.networks,
+                                 start_concurrency=settings.start_concurrency)
         self.ecs = Ecs(self.catalog, self.engine)
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
@@ -93,6 +94,9 @@ class Server:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
+        mounted = await asyncio.to_thread(self.agent.sandbox.prepare_runtime)
+        if mounted:
+            log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start)
         await self.engine.start()

@@ -221,7 +221,10 @@ def test_fork_bomb_stops_at_pids_limit(ecs, fargo, busybox_image, subnet_id):
         "sleep 0 & wait && echo fork ok again")
     t0 = time.time()
     fam = register(ecs, busybox_image, cpu="256", memory="512",
-                   command=["sh", "-c", script + "; echo READY; exec sleep 600"])
+                   # The shell stays pid 1 and keeps reaping: killed orphans that die after
+                   # its last wait are its zombies, and an exec'd sleep would never reap them.
+                   command=["sh", "-c", script + "; echo READY; trap 'exit 0' TERM; "
+                            "while :; do sleep 1 & wait; done"])
     t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING", timeout=60)
     try:
         deadline = time.time() + 120
@@ -242,7 +245,7 @@ def test_fork_bomb_stops_at_pids_limit(ecs, fargo, busybox_image, subnet_id):
         deadline = time.time() + 10
         while int((pids_dir / "pids.current").read_text()) >= 10 and time.time() < deadline:
             time.sleep(0.1)
-        assert int((pids_dir / "pids.current").read_text()) < 10
+        assert int((pids_dir / "pids.current").read_text()) < 10, out
         print(f"\npids limit {limit}: reached {live} in {time.time() - t0:.1f}s")
     finally:
         stop(ecs, t)

@@ -3,10 +3,13 @@ from an image in a real registry."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import botocore.exceptions
@@ -282,6 +285,69 @@ def test_capacity_failures(tmp_path, busybox_image):
         assert "512 CPU units" in srv.log.read_text()
     finally:
         srv.purge()
+
+
+def test_starts_take_turns(tmp_path, busybox_image):
+    """--start-concurrency 1: a burst starts one task after the other, each to its end; the
+    rest wait in PROVISIONING, and one stopped while it waits never starts at all. The
+    runtime dirs of the server are tmpfs mounts of its own, gone after the purge."""
+    srv = FargoServer(tmp_path / "turns", extra=["--start-concurrency", "1"])
+    srv.start()
+    runtime = [Path(f"/run/{srv.prefix}-{d}") for d in ("runc", "tasks", "rootfs")]
+    try:
+        assert all(os.path.ismount(p) for p in runtime)
+        ecs = srv.client()
+        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+        fam = register(ecs, busybox_image, command=["sleep", "600"], stopTimeout=2)
+        out = ecs.run_task(taskDefinition=fam, launchType="FARGATE", count=5, networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [subnet]}})
+        arns = [t["taskArn"] for t in out["tasks"]]
+        ecs.stop_task(task=arns[-1], reason="changed my mind")
+        tasks = [wait_status(ecs, a, "RUNNING") for a in arns[:-1]]
+        last = wait_status(ecs, arns[-1], "STOPPED")
+        assert "pullStartedAt" not in last and "startedAt" not in last  # never began
+        assert last["stopCode"] == "UserInitiated"
+        assert not os.path.exists(f"/run/netns/{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}")
+        tasks.sort(key=lambda t: t["pullStartedAt"])
+        for before, after in zip(tasks, tasks[1:], strict=False):
+            # The next start began only once the one before had its container created.
+            assert after["pullStartedAt"] >= before["startedAt"] - timedelta(milliseconds=10)
+        for arn in arns[:-1]:
+            ecs.stop_task(task=arn)
+        for arn in arns[:-1]:
+            wait_status(ecs, arn, "STOPPED")
+    finally:
+        srv.purge()
+    assert not any(os.path.ismount(p) or p.exists() for p in runtime)
+
+
+def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
+    """A start stuck on a registry that does not answer lets the next task start."""
+    silent = socket.socket()  # accepts connections (the kernel does), never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    srv = FargoServer(tmp_path / "slow", extra=["--start-concurrency", "1"])
+    srv.start()
+    try:
+        ecs = srv.client()
+        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+        stuck = register(ecs, f"127.0.0.1:{silent.getsockname()[1]}/slow:latest",
+                         command=["true"])
+        good = register(ecs, busybox_image, command=["sleep", "600"], stopTimeout=2)
+        slow = run(ecs, stuck, subnet)["taskArn"]
+        t0 = time.time()
+        ok = wait_status(ecs, run(ecs, good, subnet)["taskArn"], "RUNNING", timeout=20)
+        slow_task = ecs.describe_tasks(tasks=[slow])["tasks"][0]
+        assert slow_task["lastStatus"] in ("PENDING", "ACTIVATING"), slow_task["lastStatus"]
+        print(f"\nstarted beside a stuck pull in {time.time() - t0:.1f}s")
+        silent.close()  # the stuck request is reset: the pull fails now, not at its timeout
+        for arn in (slow, ok["taskArn"]):
+            ecs.stop_task(task=arn)
+        for arn in (slow, ok["taskArn"]):
+            wait_status(ecs, arn, "STOPPED", timeout=90)
+    finally:
+        srv.purge()
+        silent.close()
 
 
 def test_tasks_outlive_the_server(tmp_path, busybox_image):

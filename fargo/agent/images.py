@@ -24,7 +24,6 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,19 +408,22 @@ class ImageStore:
         assert image is not None
         return image
 
-    def mount_rootfs(self, image: Image, workdir: Path, id_base: int | None = None) -> Path:
-        """Mount image's layers under a fresh writable layer at workdir/rootfs.
+    def mount_rootfs(self, image: Image, workdir: Path, id_base: int | None = None,
+                     target: Path | None = None) -> Path:
+        """Mount image's layers under a fresh writable layer (workdir/upper) at target
+        (default workdir/rootfs).
 
         With id_base, the rootfs is for a user namespace mapping ids 0..65535 to id_base..:
         the shared layers are seen through idmapped mounts and the writable layer belongs to
         the mapped root, so the container's root owns its files and the host's does not.
         """
         workdir = Path(workdir)
-        if id_base is not None:
-            return self._mount_idmapped(image, workdir, id_base)
-        rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
-        if _is_mountpoint(rootfs):
+        rootfs = Path(target) if target else workdir / "rootfs"
+        if os.path.ismount(rootfs):  # an overlay has a device of its own: a stat, not a scan
             raise RuntimeError(f"{rootfs} is already mounted")
+        if id_base is not None:
+            return self._mount_idmapped(image, workdir, id_base, rootfs)
+        upper, work = workdir / "upper", workdir / "work"
         for d in (rootfs, upper, work):
             d.mkdir(parents=True, exist_ok=True)
         lowers = [p.resolve() for p in reversed(image.layers)] or [self._empty_layer()]
@@ -443,10 +445,8 @@ class ImageStore:
             raise RuntimeError(f"overlay mount failed: {proc.stderr.strip()}")
         return rootfs
 
-    def _mount_idmapped(self, image: Image, workdir: Path, id_base: int) -> Path:
-        rootfs, upper, work = workdir / "rootfs", workdir / "upper", workdir / "work"
-        if os.path.ismount(rootfs):  # an overlay has a device of its own: a stat, not a scan
-            raise RuntimeError(f"{rootfs} is already mounted")
+    def _mount_idmapped(self, image: Image, workdir: Path, id_base: int, rootfs: Path) -> Path:
+        upper, work = workdir / "upper", workdir / "work"
         for d in (rootfs, upper, work):
             d.mkdir(parents=True, exist_ok=True)
         # The overlay's root directory is the upper dir itself: it must be the mapped root's.
@@ -471,11 +471,12 @@ class ImageStore:
                 os.close(fd)
         return rootfs
 
-    def unmount_rootfs(self, workdir: Path) -> None:
-        """Unmount workdir/rootfs (lazily if busy) and drop the writable layer. Idempotent."""
+    def unmount_rootfs(self, workdir: Path, target: Path | None = None) -> None:
+        """Unmount the rootfs at target (default workdir/rootfs; lazily if busy) and drop the
+        writable layer. Idempotent."""
         workdir = Path(workdir)
-        rootfs = workdir / "rootfs"
-        if _is_mountpoint(rootfs):
+        rootfs = Path(target) if target else workdir / "rootfs"
+        if os.path.ismount(rootfs):
             _umount(rootfs)
         for name in ("upper", "work"):
             shutil.rmtree(workdir / name, ignore_errors=True)
@@ -754,19 +755,6 @@ def _inside(root: Path, path: Path) -> Path:
 
 MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mountpoints() -> Iterator[str]:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            # Field 5 is the mount point, with spaces and friends octal-escaped.
-            raw = line.split(" ")[4]
-            yield re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw)
-
-
-def _is_mountpoint(path: Path) -> bool:
-    target = str(path.resolve()) if path.exists() else str(path.absolute())
-    return target in set(_mountpoints())
 
 
 def _umount(path: Path) -> None:

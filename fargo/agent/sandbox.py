@@ -55,6 +55,8 @@ CGROUP_PARENT = "fargo"
 CPU_PERIOD_US = 100_000
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CREATE_TIMEOUT_S = 60.0
+LEGACY_ROOTFS_DIR = "/run/fargo-rootfs"  # shared by the servers of every prefix, before
+RUNTIME_TMPFS_MIB = 256  # runtime files of a few hundred tasks take a few MiB
 # Hierarchies whose task-level directory fargo creates itself (limits and stats live there);
 # runc creates the container-level directories in every hierarchy it knows.
 TASK_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
@@ -509,8 +511,11 @@ class Sandbox:
         self.slots_dir = Path(slots_dir or "/run/fargo-idmap")
         # runc mounts the rootfs from inside the user namespace, as an unprivileged host uid
         # that cannot walk through 0700 directories (/root, pytest's tmp): each rootfs is
-        # bound at <rootfs_dir>/<container id> first, a path anyone may traverse.
-        self.rootfs_dir = Path(rootfs_dir or "/run/fargo-rootfs")
+        # mounted (or else bound) at <rootfs_dir>/<container id>, a path anyone may traverse.
+        self.rootfs_dir = Path(rootfs_dir or LEGACY_ROOTFS_DIR)
+        # Where servers before the per-prefix rootfs_dir bound their tasks' rootfs.
+        self._rootfs_dirs = [self.rootfs_dir, *(
+            [Path(LEGACY_ROOTFS_DIR)] if self.rootfs_dir != Path(LEGACY_ROOTFS_DIR) else [])]
         self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
         self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
         self._metas: dict[str, dict[str, Any]] = {}  # task.json of the tasks made here
@@ -668,9 +673,10 @@ class Sandbox:
         paths.update(h.mount / h.own / CGROUP_PARENT / task_id for h in _hierarchies())
         for path in paths:
             _rmdir_tree(path)
-        if self.rootfs_dir.is_dir():  # binds of containers that never got a runc state
-            for bound in self.rootfs_dir.glob(f"{task_id}.*"):
-                _unbind(bound)
+        for rootfs_dir in self._rootfs_dirs:  # containers that never got a runc state
+            if rootfs_dir.is_dir():
+                for bound in rootfs_dir.glob(f"{task_id}.*"):
+                    _unbind(bound)
         shutil.rmtree(task_dir / "sock", ignore_errors=True)
         slot = self._task_meta(task_id).get("id_slot")
         self._metas.pop(task_id, None)
@@ -689,7 +695,9 @@ class Sandbox:
         if (self.runtime_root / cid).exists():
             raise SandboxError(f"container {spec.name} of task {task_id} already exists")
         self._check_cgroup_base(task_id)
-        root = self._bind_rootfs(cid, Path(spec.rootfs))
+        root = Path(spec.rootfs)
+        if root != self.rootfs_dir / cid:  # mounted elsewhere: bound where runc can reach it
+            root = self._bind_rootfs(cid, root)
         try:
             config = build_config(task_id, spec, self.id_base(task_id), root,
                                   sysfs=self.flat_sysfs() if spec.netns_path else "/sys")
@@ -717,6 +725,33 @@ class Sandbox:
     @property
     def flat_sysfs_path(self) -> Path:
         return self.runtime_root.with_name(self.runtime_root.name + "-sys")
+
+    def rootfs_target(self, task_id: str, name: str) -> Path:
+        """Where a container's rootfs is mounted for runc (prepare_rootfs mounts it there)."""
+        self.rootfs_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        return self.rootfs_dir / self.container_id(task_id, name)
+
+    def prepare_runtime(self) -> list[Path]:
+        """Keep runtime files in memory: a tmpfs of its own on the runc root, the tasks'
+        runtime dir and the rootfs dir, unless one is on a tmpfs already (/run is one on
+        most hosts) or holds files of a server that ran before (left on disk, as they were).
+        Runtime files are small, many and short-lived (runc state, fifos, bundles, mount
+        points); on a disk filesystem each creation costs an inode allocation, which on a
+        journal-less ext4 scans the inodes freed in the last minute. Returns what it mounted."""
+        mounted = []
+        for path in dict.fromkeys([self.runtime_root, self.run_dir, self.rootfs_dir]):
+            if path == self.root:
+                continue  # logs and runtime files together (tests): they stay on disk
+            path.mkdir(mode=0o711, parents=True, exist_ok=True)
+            if _on_tmpfs(path) or any(path.iterdir()):
+                continue
+            options = f"mode=0711,size={RUNTIME_TMPFS_MIB}m".encode()
+            if _libc.mount(b"fargo-run", os.fsencode(path), b"tmpfs",
+                           _MS_NOSUID | _MS_NODEV, options) != 0:
+                err = ctypes.get_errno()
+                raise SandboxError(f"mounting a tmpfs at {path}: {os.strerror(err)}")
+            mounted.append(path)
+        return mounted
 
     def flat_sysfs(self) -> str:
         """A bind of sysfs alone (none of the mounts below /sys), for containers to bind."""
@@ -750,9 +785,11 @@ class Sandbox:
             for task_dir in self.run_dir.glob("*"):
                 if TASK_ID_RE.match(task_dir.name) and not (task_dir / "task.json").exists():
                     shutil.rmtree(task_dir, ignore_errors=True)
-        for path in [self.runtime_root, *spare] + [
+        for path in [self.runtime_root, *spare, self.rootfs_dir] + [
                 h.mount / h.own / CGROUP_PARENT for h in _hierarchies()]:
             with contextlib.suppress(OSError):
+                if os.path.ismount(path) and not any(path.iterdir()):
+                    _libc.umount2(os.fsencode(path), _MNT_DETACH)  # prepare_runtime's tmpfs
                 path.rmdir()  # only succeeds when empty: another server's tasks stay
 
     def monitor_gone(self, task_id: str, name: str) -> bool:
@@ -912,7 +949,8 @@ class Sandbox:
                 self._runc("kill", cid, "KILL")
             _wait_gone(conmon_pid, 2.0)
         self._force_delete(cid)
-        _unbind(self.rootfs_dir / cid)
+        for rootfs_dir in self._rootfs_dirs:
+            _unbind(rootfs_dir / cid)
         _unlink(*(ctr_dir / f for f in _RUN_FILES))
 
     def _force_delete(self, cid: str) -> None:
@@ -1049,7 +1087,20 @@ def _runc_message(stderr: str) -> str:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_TMPFS_MAGIC = 0x01021994
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+
+def _on_tmpfs(path: Path) -> bool:
+    buf = _Statfs()
+    return (_libc.statfs(os.fsencode(path), ctypes.byref(buf)) == 0
+            and buf.f_type == _TMPFS_MAGIC)
+
 _MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x1000, 0x4000, 0x40000, 2
+_MS_NOSUID, _MS_NODEV = 0x2, 0x4
 _FLAT_SYSFS_LOCK = threading.Lock()
 
 

@@ -22,6 +22,7 @@ from .capacity import Capacity
 
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at conmon's exit files
+SLOW_PULL_S = 2.0  # a start waiting longer than this on its pulls lets another start go
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 TOKEN_LIFETIME = 12 * 3600.0  # how long a RunTask clientToken is remembered
 
@@ -30,7 +31,7 @@ class TaskEngine:
     def __init__(self, store: Store, agent: Any, vpc: Vpc, capacity: Capacity,
                  retention: float = 3600.0,
                  credentials: Callable[[str], tuple[str, str]] | None = None,
-                 hooks: Any = None, networks: Any = None):
+                 hooks: Any = None, networks: Any = None, start_concurrency: int = 6):
         self.store = store
         self.agent = agent
         self.vpc = vpc
@@ -52,6 +53,13 @@ class TaskEngine:
         self.credentials = credentials
         # Told when a task's network comes and goes (the metadata endpoint lives there).
         self.hooks = hooks
+        # A few starts at a time, each to its end. Unbounded, a burst of n tasks queued every
+        # task's first steps (network, storage) before any task's next ones on the shared
+        # thread pool: no container was created until all n were half-made, and the server's
+        # work and runc's did not overlap. A start holds its turn until its containers are
+        # created, or until it waits on a dependency's exit.
+        self._start_turns = asyncio.Semaphore(start_concurrency)
+        self._turns: dict[str, bool] = {}  # task id -> holds a turn
 
     # ---- start and stop of the engine itself
     async def start(self) -> None:
@@ -245,7 +253,7 @@ class TaskEngine:
                     self._save(task)
                     self._watch_started(task)
                 else:
-                    task = await self._start(task)
+                    task = await self._start_in_turn(tid)
             if adopt and lifecycle.RANK[task["lastStatus"]] >= lifecycle.RANK["RUNNING"]:
                 # Also when it was already stopping: its containers still need a proper stop.
                 await self._adopt_running(task)
@@ -263,6 +271,32 @@ class TaskEngine:
         finally:
             self._wake.pop(tid, None)
             self._drivers.pop(tid, None)
+
+    async def _start_in_turn(self, tid: str) -> dict[str, Any]:
+        await self._start_turns.acquire()
+        self._turns[tid] = True
+        try:
+            task = self._fresh(tid)  # it may have been stopped while it waited
+            return task if task["desiredStatus"] == "STOPPED" else await self._start(task)
+        finally:
+            self._end_turn(tid)
+
+    def _end_turn(self, tid: str) -> None:
+        if self._turns.pop(tid, False):
+            self._start_turns.release()
+
+    async def _off_turn(self, tid: str, pending: Any) -> Any:
+        """Await pending (a pull), giving up the turn if it takes long: a slow registry must
+        not keep other tasks from starting (a quick one keeps its place in the queue)."""
+        if not pending.done() and self._turns.get(tid):
+            await asyncio.wait([pending], timeout=SLOW_PULL_S)
+        if pending.done() or not self._turns.get(tid):
+            return await pending
+        self._end_turn(tid)
+        result = await pending
+        await self._start_turns.acquire()
+        self._turns[tid] = True
+        return result
 
     async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
         """Network, images and the sandbox's cgroups and storage do not depend on each other:
@@ -325,7 +359,7 @@ class TaskEngine:
         self._advance(task, "ACTIVATING")
         task["pullStartedAt"] = pull_started  # when the pulls really began
         self._save(task)
-        results = await pulls
+        results = await self._off_turn(tid, pulls)
         task = self._fresh(tid)
         task["pullStoppedAt"] = time.time()
         images = {}
@@ -402,7 +436,9 @@ class TaskEngine:
                 self._watch.setdefault(tid, set()).add(name)
                 pending.remove(name)
             if pending and not ready:
-                # Waiting on COMPLETE/SUCCESS dependencies: let exits be recorded meanwhile.
+                # Waiting on COMPLETE/SUCCESS dependencies (maybe for long): another task
+                # may have this one's turn. Let exits be recorded meanwhile.
+                self._end_turn(tid)
                 await self._wait(tid, POLL * 4)
                 await self._record_exits(tid)
                 await self._do_restarts(tid)
