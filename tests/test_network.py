@@ -244,6 +244,21 @@ def test_attach_twice_replaces(net: HostNetwork, cidr: str) -> None:
     net.detach(tid)
 
 
+def test_attach_replaces_a_stray_veth(net: HostNetwork, cidr: str) -> None:
+    """A veth of the task's name without its netns pin (someone ran `ip netns del`): the
+    attach does not look for leftovers then, so it must cope when the name is taken."""
+    tid = uuid.uuid4().hex
+    stray = net.veth_name(tid)
+    _run("ip", "link", "add", stray, "type", "veth", "peer", "name", stray[:-2] + "zz")
+    try:
+        att = net.attach(tid, "subnet-a", cidr, cidr.rsplit(".", 1)[0] + ".205")
+        assert _ping(att.ip)
+        assert _run("ip", "-o", "link").stdout.count(stray[:-2] + "zz") == 0  # its peer went
+    finally:
+        net.detach(tid)
+        subprocess.run(["ip", "link", "del", stray], capture_output=True)
+
+
 def test_detach_removes_everything(net: HostNetwork, cidr: str) -> None:
     tid = uuid.uuid4().hex
     att = net.attach(tid, "subnet-a", cidr, cidr.rsplit(".", 1)[0] + ".210")

@@ -16,7 +16,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from . import nftlib
-from .network import _run_in_thread, _setns
+from .network import LOOPBACK_INDEX, _run_in_thread, _setns
 
 METADATA_IP = "169.254.170.2"
 LISTEN_PORT = 51679  # the ECS agent's own port on EC2 hosts
@@ -52,9 +52,8 @@ def listen_inside(ipr: IPRoute) -> socket.socket:
     """The endpoint's address, DNAT and listening socket, made by a thread that is inside
     the task's netns (ipr: a netlink socket of that netns). The network's attach calls this
     while it is in there anyway."""
-    lo = ipr.link_lookup(ifname="lo")[0]
     try:
-        ipr.addr("add", index=lo, address=METADATA_IP, prefixlen=32)
+        ipr.addr("add", index=LOOPBACK_INDEX, address=METADATA_IP, prefixlen=32)
     except NetlinkError as err:
         if err.code != errno.EEXIST:
             raise

@@ -46,6 +46,7 @@ NETNS_DIR = "/var/run/netns"
 IFNAMSIZ = 15  # usable characters in an interface name
 IFF_UP = 0x1
 TASK_IF = "eth0"
+LOOPBACK_INDEX = 1  # the kernel registers lo first in every netns, always as ifindex 1
 
 _CLONE_NEWNET = 0x40000000
 _MS_BIND = 0x1000
@@ -404,8 +405,11 @@ class HostNetwork:
         host_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             with IPRoute() as host:
-                self._detach(host, att.task_id)  # replace leftovers of an earlier run
-                bridge = self._converged_bridge(host, key)
+                # Replace leftovers of an earlier run. No pin, no veth: the pin is made first
+                # and removed last (and a stray veth is caught by the EEXIST below).
+                if os.path.lexists(att.netns_path):
+                    self._detach(host, att.task_id)
+                bridge = self._converged_bridge(key)
                 if bridge is None:
                     bridge = self._ensure_bridge(host, key, cidr)
                 try:
@@ -419,18 +423,22 @@ class HostNetwork:
         finally:
             os.close(host_ns)
 
-    def _converged_bridge(self, host: IPRoute, key: str) -> int | None:
+    def _converged_bridge(self, key: str) -> int | None:
         """The subnet bridge's ifindex if this process converged it and it is still that
-        device, up, and filtering bridged traffic (one netlink lookup and one sysctl read);
-        None when it must be converged again."""
+        device, up, and filtering bridged traffic (three small sysfs reads: a netlink
+        lookup decodes the whole bridge, ~1 ms of Python); None when it must be converged
+        again. (sysfs shows the links of the netns it was mounted in: the host's, where the
+        bridges are.)"""
         name = self.bridge_name(key)
         idx = self._converged.get(name)
         if idx is None:
             return None
-        link = _link(host, name)
-        if link is None or link["index"] != idx or not link["flags"] & IFF_UP:
+        base = f"/sys/class/net/{name}"
+        if _read_sysctl(f"{base}/ifindex") != str(idx):
+            return None  # gone, or made anew (a new device gets a new index)
+        if not int(_read_sysctl(f"{base}/flags") or "0", 16) & IFF_UP:
             return None
-        if _read_sysctl(f"/sys/class/net/{name}/bridge/nf_call_iptables") != "1":
+        if _read_sysctl(f"{base}/bridge/nf_call_iptables") != "1":
             return None
         return idx
 
@@ -446,10 +454,20 @@ class HostNetwork:
                 # One message: host side enslaved to the bridge, peer born in the task netns as
                 # eth0 with its MAC (no rename, no move). Both stay down until their sysctls
                 # are set, so no IPv6 link-local address ever appears.
-                host.link(
-                    "add", ifname=att.host_veth, kind="veth", master=bridge,
-                    peer={"ifname": TASK_IF, "address": att.mac, "net_ns_fd": task_ns},
-                )
+                def add_veth() -> None:
+                    host.link(
+                        "add", ifname=att.host_veth, kind="veth", master=bridge,
+                        peer={"ifname": TASK_IF, "address": att.mac, "net_ns_fd": task_ns},
+                    )
+
+                try:
+                    add_veth()
+                except NetlinkError as err:
+                    if err.code != errno.EEXIST:
+                        raise
+                    _delete_link(host, att.host_veth)  # a stray one, left without its pin
+                    add_veth()
+                eth0 = socket.if_nametoindex(TASK_IF)  # asked in the task netns, like sysctls
                 _quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
                 # Gratuitous ARP on link up refreshes neighbours that cached this IP's old MAC.
                 _write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_notify", "1")
@@ -468,16 +486,13 @@ class HostNetwork:
                     host.neigh("del", dst=att.ip, ifindex=bridge)  # IP may have had another MAC
                 except NetlinkError:
                     pass
-                self._configure_task_side(task, att)
+                self._configure_task_side(task, att, eth0)
         finally:
             os.close(task_ns)
 
     @staticmethod
-    def _configure_task_side(task: IPRoute, att: Attachment) -> None:
-        task.link("set", index=1, state="up")  # lo is always ifindex 1 in a new netns
-        idx = _index(task, TASK_IF)
-        if idx is None:
-            raise NetworkError(f"{TASK_IF} missing in {att.netns}")
+    def _configure_task_side(task: IPRoute, att: Attachment, idx: int) -> None:
+        task.link("set", index=LOOPBACK_INDEX, state="up")
         task.addr("add", index=idx, address=att.ip, prefixlen=att.prefixlen)
         task.link("set", index=idx, state="up")
         task.route("add", dst="0.0.0.0/0", gateway=att.gateway, oif=idx)
