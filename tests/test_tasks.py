@@ -3,6 +3,7 @@ from an image in a real registry."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -322,7 +323,9 @@ def test_starts_take_turns(tmp_path, busybox_image):
 
 
 def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
-    """A start stuck on a registry that does not answer lets the next task start."""
+    """A start stuck on a registry that does not answer lets the next task start. The two
+    stuck tasks send one request between them (their call shares its pulls, and overlapping
+    pulls of one reference share one resolution)."""
     silent = socket.socket()  # accepts connections (the kernel does), never says a word
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -334,16 +337,27 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
         stuck = register(ecs, f"127.0.0.1:{silent.getsockname()[1]}/slow:latest",
                          command=["true"])
         good = register(ecs, busybox_image, command=["sleep", "600"], stopTimeout=2)
-        slow = run(ecs, stuck, subnet)["taskArn"]
+        out = ecs.run_task(taskDefinition=stuck, launchType="FARGATE", count=2,
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+        slow = [t["taskArn"] for t in out["tasks"]]
         t0 = time.time()
         ok = wait_status(ecs, run(ecs, good, subnet)["taskArn"], "RUNNING", timeout=20)
-        slow_task = ecs.describe_tasks(tasks=[slow])["tasks"][0]
-        assert slow_task["lastStatus"] in ("PENDING", "ACTIVATING"), slow_task["lastStatus"]
         print(f"\nstarted beside a stuck pull in {time.time() - t0:.1f}s")
+        time.sleep(2.5)  # the second stuck task has had its turn by now
+        for task in ecs.describe_tasks(tasks=slow)["tasks"]:
+            assert task["lastStatus"] in ("PROVISIONING", "PENDING", "ACTIVATING"), task
+        silent.setblocking(False)
+        accepted = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                accepted.append(silent.accept()[0])
+        assert len(accepted) == 1, len(accepted)
+        for conn in accepted:
+            conn.close()
         silent.close()  # the stuck request is reset: the pull fails now, not at its timeout
-        for arn in (slow, ok["taskArn"]):
+        for arn in (*slow, ok["taskArn"]):
             ecs.stop_task(task=arn)
-        for arn in (slow, ok["taskArn"]):
+        for arn in (*slow, ok["taskArn"]):
             wait_status(ecs, arn, "STOPPED", timeout=90)
     finally:
         srv.purge()

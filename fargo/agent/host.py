@@ -61,6 +61,7 @@ class HostAgent:
         self.storage = TaskStorage(state_dir / "storage")
         self._stop_signals: dict[tuple[str, str], str] = {}
         self._checked: dict[tuple[str, str], float] = {}
+        self._exit_paths: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
 
@@ -144,7 +145,10 @@ class HostAgent:
     def exited(self, tid: str, name: str) -> bool:
         """Cheap enough to ask every few tens of milliseconds: a stat, and only when that
         finds nothing and a while has passed, a look at whether its conmon still lives."""
-        if self.sandbox.exit_file(tid, name).exists():
+        path = self._exit_paths.get((tid, name))
+        if path is None:  # the path is fixed for the container's life: build it once
+            path = self._exit_paths[(tid, name)] = os.fsencode(self.sandbox.exit_file(tid, name))
+        if os.path.exists(path):
             return True
         now = time.monotonic()
         last = self._checked.get((tid, name), 0.0)
@@ -176,8 +180,9 @@ class HostAgent:
             unused.close()
         for key in [k for k in self._stop_signals if k[0] == tid]:
             self._stop_signals.pop(key, None)
-        for key in [k for k in self._checked if k[0] == tid]:
-            self._checked.pop(key, None)
+        for cache in (self._checked, self._exit_paths):
+            for key in [k for k in cache if k[0] == tid]:
+                cache.pop(key, None)
         try:
             self.sandbox.destroy_task(tid)
         finally:

@@ -60,6 +60,8 @@ class TaskEngine:
         # created, or until it waits on a dependency's exit.
         self._start_turns = asyncio.Semaphore(start_concurrency)
         self._turns: dict[str, bool] = {}  # task id -> holds a turn
+        # task id -> the pulls its RunTask call shares, (image, auth) -> future
+        self._call_pulls: dict[str, dict[Any, Any]] = {}
 
     # ---- start and stop of the engine itself
     async def start(self) -> None:
@@ -132,8 +134,13 @@ class TaskEngine:
         if token:
             self.store.put_token(token, canon, {"arns": [t["taskArn"] for t in tasks],
                                                 "failures": failures}, now)
+        # One call's tasks run one image: each tag is resolved (pulled) once for all of
+        # them, as ECS resolves the tags of a service deployment once.
+        shared: dict[Any, Any] = {}
         for task in tasks:
             self._spawn(task)
+            if len(tasks) > 1:
+                self._call_pulls[taskmodel.task_id_of(task)] = shared
         return {"tasks": [taskmodel.public_view(t) for t in tasks], "failures": failures}
 
     def stop_task(self, task_id: str, reason: str | None,
@@ -271,6 +278,7 @@ class TaskEngine:
         finally:
             self._wake.pop(tid, None)
             self._drivers.pop(tid, None)
+            self._call_pulls.pop(tid, None)  # stopped before its start began
 
     async def _start_in_turn(self, tid: str) -> dict[str, Any]:
         await self._start_turns.acquire()
@@ -310,9 +318,15 @@ class TaskEngine:
             return self._fail_start(tid, "ResourceInitializationError: unable to pull secrets "
                                     f"or registry auth: {err.message}"[:255])
         pull_started = time.time()
-        pulls = asyncio.gather(
-            *[asyncio.to_thread(self.agent.pull, c["image"], auth)
-              for c, auth in zip(plan, creds, strict=True)], return_exceptions=True)
+        shared = self._call_pulls.pop(tid, {})
+        for c, auth in zip(plan, creds, strict=True):
+            if (c["image"], auth) not in shared:
+                shared[c["image"], auth] = asyncio.ensure_future(
+                    asyncio.to_thread(self.agent.pull, c["image"], auth))
+        # Shielded: a task cancelled mid-pull must not cancel its call's other tasks' pull.
+        pulls = asyncio.gather(*[asyncio.shield(shared[c["image"], auth])
+                                 for c, auth in zip(plan, creds, strict=True)],
+                               return_exceptions=True)
         sandbox = asyncio.ensure_future(self._prepare_sandbox(task, plan, pulls))
         try:
             return await self._start_after_network(tid, task, pulls, sandbox, pull_started)
