@@ -40,6 +40,14 @@ def test_warm_filesystems_are_taken_and_remade(tmp_path: Path) -> None:
         source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(target)],
                                 capture_output=True, text=True, check=True).stdout.strip()
         assert source == ready_device  # the start took the warm one...
+        options = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", str(target)],
+                                 capture_output=True, text=True, check=True).stdout
+        # No background work per task filesystem: no jbd2 thread, no inode table zeroing,
+        # no bitmap prefetch (ext4 lists these options when they are in effect).
+        assert {"noinit_itable", "no_prefetch_block_bitmaps"} <= set(options.strip().split(","))
+        features = subprocess.run(["dumpe2fs", "-h", source], capture_output=True,
+                                  text=True).stdout
+        assert "has_journal" not in features and "Filesystem features" in features
         _wait(lambda: len(storage._ready) == 1)  # ...and the next is made behind it
         assert storage._ready[0][0] != ready_device
         stat = os.statvfs(target)
