@@ -6,6 +6,7 @@ Traffic goes only to namespaces these tests create (a random 10.213.X.0/24 on ou
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import random
 import secrets
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
 from fargo.agent.network import (
     NETNS_DIR,
@@ -27,6 +29,7 @@ from fargo.agent.network import (
     bridge_netfilter,
     task_mac,
 )
+from fargo.agent.rtnl import Rtnl
 from fargo.model.ipam import Ipam
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
@@ -257,6 +260,18 @@ def test_attach_replaces_a_stray_veth(net: HostNetwork, cidr: str) -> None:
     finally:
         net.detach(tid)
         subprocess.run(["ip", "link", "del", stray], capture_output=True)
+
+
+def test_rtnl_reports_refusals() -> None:
+    """The attach's plain netlink socket raises the kernel's errno, as pyroute2 does."""
+    with Rtnl() as rtnl:
+        with pytest.raises(NetlinkError) as missing:
+            rtnl.link_up(name="fgnosuchlink0")
+        assert missing.value.code == errno.ENODEV
+        with pytest.raises(NetlinkError) as exists:
+            rtnl.add_address(1, "127.0.0.1", 8)  # lo has it already
+        assert exists.value.code == errno.EEXIST
+        rtnl.link_up(index=1)  # and an accepted request returns quietly
 
 
 def test_detach_removes_everything(net: HostNetwork, cidr: str) -> None:

@@ -12,11 +12,11 @@ import errno
 import os
 import socket
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from . import nftlib
 from .network import LOOPBACK_INDEX, _run_in_thread, _setns
+from .rtnl import Rtnl
 
 METADATA_IP = "169.254.170.2"
 LISTEN_PORT = 51679  # the ECS agent's own port on EC2 hosts
@@ -42,18 +42,18 @@ def open_listener(netns_path: str) -> socket.socket:
             _setns(fd)  # this throwaway thread now lives in the task's netns
         finally:
             os.close(fd)
-        with IPRoute() as ipr:
-            return listen_inside(ipr)
+        with Rtnl() as rtnl:
+            return listen_inside(rtnl)
 
     return _run_in_thread(work)
 
 
-def listen_inside(ipr: IPRoute) -> socket.socket:
+def listen_inside(rtnl: Rtnl) -> socket.socket:
     """The endpoint's address, DNAT and listening socket, made by a thread that is inside
-    the task's netns (ipr: a netlink socket of that netns). The network's attach calls this
+    the task's netns (rtnl: a netlink socket of that netns). The network's attach calls this
     while it is in there anyway."""
     try:
-        ipr.addr("add", index=LOOPBACK_INDEX, address=METADATA_IP, prefixlen=32)
+        rtnl.add_address(LOOPBACK_INDEX, METADATA_IP, 32)
     except NetlinkError as err:
         if err.code != errno.EEXIST:
             raise

@@ -41,6 +41,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.ipam import Ipam
+from .rtnl import Rtnl
 
 NETNS_DIR = "/var/run/netns"
 IFNAMSIZ = 15  # usable characters in an interface name
@@ -381,7 +382,7 @@ class HostNetwork:
 
     def attach(self, task_id: str, key: str, cidr: str, ip: str,
                mac: str | None = None,
-               inside: Callable[[IPRoute], object] | None = None) -> Attachment:
+               inside: Callable[[Rtnl], object] | None = None) -> Attachment:
         """Give task_id a netns with eth0 = ip on the subnet bridge; replaces any leftover.
         inside, if given, runs in the new netns with a netlink socket of it (its result is
         the attachment's `made_inside`), saving a second trip into the namespace."""
@@ -401,24 +402,27 @@ class HostNetwork:
         return att
 
     def _attach(self, att: Attachment, key: str, cidr: str,
-                inside: Callable[[IPRoute], object] | None = None) -> None:
+                inside: Callable[[Rtnl], object] | None = None) -> None:
         host_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
-            with IPRoute() as host:
-                # Replace leftovers of an earlier run. No pin, no veth: the pin is made first
-                # and removed last (and a stray veth is caught by the EEXIST below).
-                if os.path.lexists(att.netns_path):
-                    self._detach(host, att.task_id)
-                bridge = self._converged_bridge(key)
-                if bridge is None:
-                    bridge = self._ensure_bridge(host, key, cidr)
+            bridge = self._converged_bridge(key)
+            # Leftovers of an earlier run are replaced. No pin, no veth: the pin is made first
+            # and removed last (and a stray veth is caught by the EEXIST in _plumb).
+            leftover = os.path.lexists(att.netns_path)
+            if bridge is None or leftover:
+                with IPRoute() as ipr:
+                    if leftover:
+                        self._detach(ipr, att.task_id)
+                    if bridge is None:
+                        bridge = self._ensure_bridge(ipr, key, cidr)
+            with Rtnl() as host:
                 try:
                     self._plumb(host, host_ns, bridge, att, inside)
                 except BaseException:
                     _setns(host_ns)
                     if hasattr(att.made_inside, "close"):
                         att.made_inside.close()
-                    self._detach(host, att.task_id)
+                    self._with_ipr(lambda ipr: self._detach(ipr, att.task_id))
                     raise
         finally:
             os.close(host_ns)
@@ -442,30 +446,27 @@ class HostNetwork:
             return None
         return idx
 
-    def _plumb(self, host: IPRoute, host_ns: int, bridge: int, att: Attachment,
-               inside: Callable[[IPRoute], object] | None = None) -> None:
+    def _plumb(self, host: Rtnl, host_ns: int, bridge: int, att: Attachment,
+               inside: Callable[[Rtnl], object] | None = None) -> None:
         # Until _setns the thread lives in the task netns (so /proc/sys/net is the task's);
         # sockets keep the netns they were opened in: `host` talks to the host, `task` to the
         # task, whichever netns the thread is in.
         _enter_new_netns(att.netns_path)
         task_ns = os.open(att.netns_path, os.O_RDONLY)
         try:
-            with IPRoute() as task:
+            with Rtnl() as task:
                 # One message: host side enslaved to the bridge, peer born in the task netns as
                 # eth0 with its MAC (no rename, no move). Both stay down until their sysctls
                 # are set, so no IPv6 link-local address ever appears.
                 def add_veth() -> None:
-                    host.link(
-                        "add", ifname=att.host_veth, kind="veth", master=bridge,
-                        peer={"ifname": TASK_IF, "address": att.mac, "net_ns_fd": task_ns},
-                    )
+                    host.add_veth(att.host_veth, bridge, TASK_IF, att.mac, task_ns)
 
                 try:
                     add_veth()
                 except NetlinkError as err:
                     if err.code != errno.EEXIST:
                         raise
-                    _delete_link(host, att.host_veth)  # a stray one, left without its pin
+                    host.delete_link(att.host_veth)  # a stray one, left without its pin
                     add_veth()
                 eth0 = socket.if_nametoindex(TASK_IF)  # asked in the task netns, like sysctls
                 _quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
@@ -481,9 +482,9 @@ class HostNetwork:
                 _setns(host_ns)
                 _quiet_ipv6(att.host_veth)
                 # The host end must be up first, or eth0's gratuitous ARP finds no carrier.
-                host.link("set", ifname=att.host_veth, state="up")
+                host.link_up(name=att.host_veth)
                 try:
-                    host.neigh("del", dst=att.ip, ifindex=bridge)  # IP may have had another MAC
+                    host.delete_neighbour(att.ip, bridge)  # the IP may have had another MAC
                 except NetlinkError:
                     pass
                 self._configure_task_side(task, att, eth0)
@@ -491,11 +492,11 @@ class HostNetwork:
             os.close(task_ns)
 
     @staticmethod
-    def _configure_task_side(task: IPRoute, att: Attachment, idx: int) -> None:
-        task.link("set", index=LOOPBACK_INDEX, state="up")
-        task.addr("add", index=idx, address=att.ip, prefixlen=att.prefixlen)
-        task.link("set", index=idx, state="up")
-        task.route("add", dst="0.0.0.0/0", gateway=att.gateway, oif=idx)
+    def _configure_task_side(task: Rtnl, att: Attachment, idx: int) -> None:
+        task.link_up(index=LOOPBACK_INDEX)
+        task.add_address(idx, att.ip, att.prefixlen)
+        task.link_up(index=idx)
+        task.add_default_route(att.gateway, idx)
 
     def detach(self, task_id: str) -> None:
         check_task_id(task_id)
