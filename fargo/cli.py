@@ -55,8 +55,9 @@ def main() -> None:
               "only mounts one (sparse: they take no space until written).")
 @click.option("--start-concurrency", "start_concurrency", type=click.IntRange(1, 1024),
               default=6, show_default=True,
-              help="Tasks started at once; more wait in PROVISIONING for a turn, so a burst "
-              "starts its first tasks early instead of all of them late.")
+              help="Tasks being started at once; more wait in PROVISIONING for a turn, so a "
+              "burst starts its first tasks early instead of all of them late. A start waiting "
+              "over 2 s on a pull, or on a container dependency, lets another one go.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, **kwargs: object) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""

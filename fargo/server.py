@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .agent.host import HostAgent
 from .agent.registry import LocalRegistry
-from .agent.sandbox import raise_nofile_limit
+from .agent.sandbox import SandboxError, raise_nofile_limit
 from .api.app import build_app
 from .api.ec2 import Ec2Face
 from .api.metadata import MetadataService
@@ -94,9 +94,12 @@ class Server:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
-        mounted = await asyncio.to_thread(self.agent.sandbox.prepare_runtime)
-        if mounted:
-            log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
+        try:
+            mounted = await asyncio.to_thread(self.agent.sandbox.prepare_runtime)
+            if mounted:
+                log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
+        except SandboxError as err:  # e.g. mounts refused here: the files stay on disk
+            log.warning("runtime files stay where they are: %s", err)
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start)
         await self.engine.start()

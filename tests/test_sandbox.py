@@ -494,6 +494,23 @@ def test_runtime_files_apart_from_logs(tmp_path: Path, rootfs: Path) -> None:
         sb.cleanup()
 
 
+def test_runtime_files_gone_means_monitor_gone(tmp_path: Path, rootfs: Path) -> None:
+    """After a reboot the runtime tmpfs is empty: a container that nothing of remains (no
+    conmon.pid, no exit file) is reported gone, so its task can be stopped."""
+    sb = Sandbox(tmp_path / "logs", tmp_path / "runc", run_dir=tmp_path / "run")
+    task_id = uuid.uuid4().hex
+    sb.create_task(task_id, 256, 512)
+    try:
+        sb.create_and_start(task_id, spec(rootfs, ["sleep", "60"]))
+        assert not sb.monitor_gone(task_id, "app")  # conmon watches it
+        sb.destroy_task(task_id)  # what a reboot does to the processes...
+        shutil.rmtree(tmp_path / "run" / task_id)  # ...and to a tmpfs
+        assert sb.monitor_gone(task_id, "app")
+    finally:
+        sb.destroy_task(task_id)
+        sb.cleanup()
+
+
 def test_tasks_of_an_older_layout_are_still_found(tmp_path: Path, rootfs: Path) -> None:
     """A server from before run_dir kept runtime files beside the logs: after the upgrade the
     new layout still finds those tasks, their exit codes and their logs."""

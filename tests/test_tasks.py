@@ -310,6 +310,8 @@ def test_starts_take_turns(tmp_path, busybox_image):
         assert last["stopCode"] == "UserInitiated"
         assert not os.path.exists(f"/run/netns/{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}")
         tasks.sort(key=lambda t: t["pullStartedAt"])
+        # StopTask woke it in the queue: it did not wait for a turn to find out.
+        assert last["stoppedAt"] < tasks[-1]["startedAt"]
         for before, after in zip(tasks, tasks[1:], strict=False):
             # The next start began only once the one before had its container created.
             assert after["pullStartedAt"] >= before["startedAt"] - timedelta(milliseconds=10)

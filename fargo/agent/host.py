@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -16,7 +17,7 @@ from .firewall import Firewall
 from .images import Image, ImageStore
 from .metadata import listen_inside, open_listener
 from .network import Attachment, HostNetwork
-from .sandbox import ContainerSpec, Sandbox
+from .sandbox import ContainerSpec, Sandbox, SandboxError
 from .storage import DEFAULT_GIB, TaskStorage
 
 log = logging.getLogger("fargo.agent")
@@ -178,10 +179,11 @@ class HostAgent:
             unused = self._listeners.pop(tid, None)
         if unused:
             unused.close()
-        for key in [k for k in self._stop_signals if k[0] == tid]:
+        for key in [k for k in list(self._stop_signals) if k[0] == tid]:
             self._stop_signals.pop(key, None)
         for cache in (self._checked, self._exit_paths):
-            for key in [k for k in cache if k[0] == tid]:
+            # list(): one copy in C, while the loop thread may be adding keys
+            for key in [k for k in list(cache) if k[0] == tid]:
                 cache.pop(key, None)
         try:
             self.sandbox.destroy_task(tid)
@@ -191,7 +193,12 @@ class HostAgent:
                 if base.exists():
                     for d in base.iterdir():
                         if d.name != "lost+found":  # the storage filesystem's own
-                            self.images.unmount_rootfs(d)
+                            # Also when destroy_task failed half-way: an overlay left mounted
+                            # would pin the task's filesystem and its loop device.
+                            with contextlib.suppress(SandboxError):
+                                self.images.unmount_rootfs(d, target=self.sandbox.rootfs_dir
+                                                           / self.sandbox.container_id(tid, d.name))
+                            self.images.unmount_rootfs(d)  # where older servers mounted it
                     self.storage.unmount(base)
                     _rmtree_quiet(base)
             finally:

@@ -211,10 +211,11 @@ def _quiet_ipv6(ifname: str) -> None:
 
 
 def _read_sysctl(path: str) -> str | None:
+    """None when it cannot be read (missing, or its device going away: ENODEV)."""
     try:
         with open(path) as fh:
             return fh.read().strip()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 
@@ -466,9 +467,13 @@ class HostNetwork:
                 except NetlinkError as err:
                     if err.code != errno.EEXIST:
                         raise
-                    host.delete_link(att.host_veth)  # a stray one, left without its pin
+                    with contextlib.suppress(NetlinkError):  # ENODEV: gone meanwhile
+                        host.delete_link(att.host_veth)  # a stray one, left without its pin
                     add_veth()
-                eth0 = socket.if_nametoindex(TASK_IF)  # asked in the task netns, like sysctls
+                try:
+                    eth0 = socket.if_nametoindex(TASK_IF)  # asked in the task netns
+                except OSError as err:
+                    raise NetworkError(f"{TASK_IF} missing in {att.netns}: {err}") from err
                 _quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
                 # Gratuitous ARP on link up refreshes neighbours that cached this IP's old MAC.
                 _write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_notify", "1")

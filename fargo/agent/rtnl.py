@@ -16,7 +16,7 @@ import socket
 import struct
 from typing import Any
 
-from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import (
     RTM_DELLINK,
@@ -30,7 +30,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-NLMSG_ERROR = 2
+REPLY_TIMEOUT_S = 10.0
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _CHANGE = NLM_F_REQUEST | NLM_F_ACK
@@ -40,7 +40,13 @@ RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 class Rtnl:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        self.sock.bind((0, 0))
+        try:
+            self.sock.bind((0, 0))
+            # The kernel acks at once; a reply that never comes must not hang a start.
+            self.sock.settimeout(REPLY_TIMEOUT_S)
+        except BaseException:
+            self.sock.close()
+            raise
         self._seq = itertools.count(1)
 
     def close(self) -> None:
@@ -65,12 +71,14 @@ class Rtnl:
             offset = 0
             while offset + _HEADER.size <= len(data):
                 length, mtype, _, mseq, _ = _HEADER.unpack_from(data, offset)
-                if mtype == NLMSG_ERROR and mseq == seq:
+                if (mtype == NLMSG_ERROR and mseq == seq
+                        and length >= _HEADER.size + 4 <= len(data) - offset):
                     (code,) = struct.unpack_from("=i", data, offset + _HEADER.size)
                     if code:
                         raise NetlinkError(-code)
                     return
-                offset += max(length, _HEADER.size)  # anything else: not ours, skip it
+                # Anything else is not ours: skip it (messages are 4-byte aligned).
+                offset += (max(length, _HEADER.size) + 3) & ~3
 
     # links
 

@@ -519,6 +519,7 @@ class Sandbox:
         self.runc = runc or shutil.which("runc") or "/usr/sbin/runc"
         self.conmon = conmon or shutil.which("conmon") or "/usr/bin/conmon"
         self._metas: dict[str, dict[str, Any]] = {}  # task.json of the tasks made here
+        self._rootfs_dir_ready = False
 
     # -- paths
 
@@ -728,7 +729,10 @@ class Sandbox:
 
     def rootfs_target(self, task_id: str, name: str) -> Path:
         """Where a container's rootfs is mounted for runc (prepare_rootfs mounts it there)."""
-        self.rootfs_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        if not self._rootfs_dir_ready:
+            self.rootfs_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+            self.rootfs_dir.chmod(0o711)  # traversable by the tasks' unprivileged uids
+            self._rootfs_dir_ready = True
         return self.rootfs_dir / self.container_id(task_id, name)
 
     def prepare_runtime(self) -> list[Path]:
@@ -797,8 +801,13 @@ class Sandbox:
         or the host rebooted): then nobody will ever report this container's end."""
         if self.exit_file(task_id, name).exists():
             return False
-        pid = _read_int(self._ctr_dir(task_id, name) / "conmon.pid")
-        if pid is None or _alive(pid):
+        ctr_dir = self._ctr_dir(task_id, name)
+        pid = _read_int(ctr_dir / "conmon.pid")
+        if pid is None:
+            # Nothing left of the container at all (its runtime files were in a tmpfs that a
+            # reboot emptied): nothing can still be watching it.
+            return not ctr_dir.exists() and not self.exit_file(task_id, name).exists()
+        if _alive(pid):
             return False
         return not self.exit_file(task_id, name).exists()  # it may have just written it
 

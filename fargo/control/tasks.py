@@ -281,13 +281,34 @@ class TaskEngine:
             self._call_pulls.pop(tid, None)  # stopped before its start began
 
     async def _start_in_turn(self, tid: str) -> dict[str, Any]:
-        await self._start_turns.acquire()
-        self._turns[tid] = True
         try:
-            task = self._fresh(tid)  # it may have been stopped while it waited
-            return task if task["desiredStatus"] == "STOPPED" else await self._start(task)
+            if not await self._take_turn(tid):
+                return self._fresh(tid)  # stopped while it waited: it never starts
+            return await self._start(self._fresh(tid))
         finally:
             self._end_turn(tid)
+
+    async def _take_turn(self, tid: str) -> bool:
+        """Wait for a turn; False if the task is stopped meanwhile (StopTask wakes it)."""
+        ev = self._wake.get(tid)
+        while self._fresh(tid)["desiredStatus"] != "STOPPED":
+            if ev is None:
+                await self._start_turns.acquire()
+            else:
+                ev.clear()
+                acquire = asyncio.ensure_future(self._start_turns.acquire())
+                woken = asyncio.ensure_future(ev.wait())
+                try:
+                    await asyncio.wait({acquire, woken}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
+                    if not acquire.done():
+                        acquire.cancel()  # the semaphore passes a turn it was given on
+                if not (acquire.done() and not acquire.cancelled()):
+                    continue
+            self._turns[tid] = True
+            return True
+        return False
 
     def _end_turn(self, tid: str) -> None:
         if self._turns.pop(tid, False):
@@ -297,7 +318,11 @@ class TaskEngine:
         """Await pending (a pull), giving up the turn if it takes long: a slow registry must
         not keep other tasks from starting (a quick one keeps its place in the queue)."""
         if not pending.done() and self._turns.get(tid):
-            await asyncio.wait([pending], timeout=SLOW_PULL_S)
+            try:
+                await asyncio.wait([pending], timeout=SLOW_PULL_S)
+            except asyncio.CancelledError:
+                pending.cancel()  # as `await pending` would have
+                raise
         if pending.done() or not self._turns.get(tid):
             return await pending
         self._end_turn(tid)
@@ -320,6 +345,9 @@ class TaskEngine:
         pull_started = time.time()
         shared = self._call_pulls.pop(tid, {})
         for c, auth in zip(plan, creds, strict=True):
+            done = shared.get((c["image"], auth))
+            if done is not None and done.done() and (done.cancelled() or done.exception()):
+                del shared[c["image"], auth]  # a failed pull is tried again, not passed on
             if (c["image"], auth) not in shared:
                 shared[c["image"], auth] = asyncio.ensure_future(
                     asyncio.to_thread(self.agent.pull, c["image"], auth))
@@ -332,7 +360,9 @@ class TaskEngine:
             return await self._start_after_network(tid, task, pulls, sandbox, pull_started)
         finally:
             # Whatever happened, nothing may still be creating this task's sandbox or pulling
-            # for it when teardown comes: wait for both (their errors are handled below/above).
+            # for it when teardown comes: wait for both (their errors are handled below/above),
+            # without a turn: a start that ended early may still wait on a slow registry.
+            self._end_turn(tid)
             await asyncio.gather(pulls, sandbox, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: dict[str, Any], plan: list[dict[str, Any]],
