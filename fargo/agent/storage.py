@@ -242,7 +242,12 @@ def _mount(device: str, target: Path) -> None:
     # (CPU and I/O per task, for an fsck nobody runs on a filesystem that dies with the task);
     # no_prefetch_block_bitmaps: nor one reading every block bitmap through the loop device
     # after the mount (allocation reads the few it needs when it needs them).
-    if _libc.mount(device.encode(), os.fsencode(target), b"ext4", _MS_NOSUID | _MS_NODEV,
-                   b"discard,noinit_itable,no_prefetch_block_bitmaps") != 0:
+    for options in (b"discard,noinit_itable,no_prefetch_block_bitmaps",
+                    b"discard,noinit_itable"):  # kernels before 5.9 lack the last one
+        if _libc.mount(device.encode(), os.fsencode(target), b"ext4", _MS_NOSUID | _MS_NODEV,
+                       options) == 0:
+            return
         err = ctypes.get_errno()
-        raise StorageError(f"mounting {device} at {target}: {os.strerror(err)}")
+        if err != errno.EINVAL:
+            break
+    raise StorageError(f"mounting {device} at {target}: {os.strerror(err)}")
