@@ -126,3 +126,14 @@ def test_nft_in_process_applies_and_reports_errors() -> None:
         nftlib.run(f"delete table inet {table}\n")
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert table not in tables
+
+
+def test_older_templates_of_a_size_are_replaced(tmp_path: Path) -> None:
+    """A template made with other options (an older server's) is dropped, not kept beside."""
+    templates = tmp_path / "storage" / "templates"
+    templates.mkdir(parents=True)
+    for name in ("20.img", "20-2.img", "21-2.img"):
+        (templates / name).write_bytes(b"old")
+    made = TaskStorage(tmp_path / "storage")._template(DEFAULT_GIB)
+    assert sorted(p.name for p in templates.iterdir()) == sorted([made.name, "21-2.img"])
+    assert made.stat().st_size == DEFAULT_GIB << 30  # sparse, full size

@@ -155,6 +155,10 @@ class TaskStorage:
         with self._lock:
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
+                # Older servers' templates of this size go (tasks hold copies, not these).
+                for old in [*path.parent.glob(f"{size_gib}.img"),
+                            *path.parent.glob(f"{size_gib}-*.img")]:
+                    old.unlink(missing_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.unlink(missing_ok=True)
                 # -m 0: no root reserve, the task gets its whole size. No resize inode (a
