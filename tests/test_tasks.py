@@ -325,9 +325,9 @@ def test_starts_take_turns(tmp_path, busybox_image):
 
 
 def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
-    """A start stuck on a registry that does not answer lets the next task start. The two
-    stuck tasks send one request between them (their call shares its pulls, and overlapping
-    pulls of one reference share one resolution)."""
+    """A start stuck on a registry that does not answer lets the next task start, and stops
+    at once when asked. The two stuck tasks send one request between them (their call shares
+    its pulls, and overlapping pulls of one reference share one resolution)."""
     silent = socket.socket()  # accepts connections (the kernel does), never says a word
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -354,13 +354,17 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
             while True:
                 accepted.append(silent.accept()[0])
         assert len(accepted) == 1, len(accepted)
-        for conn in accepted:
-            conn.close()
-        silent.close()  # the stuck request is reset: the pull fails now, not at its timeout
+        # Stopped while the pull still hangs: they stop now, not at the pull's timeout.
+        t1 = time.time()
         for arn in (*slow, ok["taskArn"]):
             ecs.stop_task(task=arn)
-        for arn in (*slow, ok["taskArn"]):
-            wait_status(ecs, arn, "STOPPED", timeout=90)
+        for arn in slow:
+            stopped = wait_status(ecs, arn, "STOPPED", timeout=20)
+            assert stopped["stopCode"] == "UserInitiated", stopped
+        assert time.time() - t1 < 10
+        wait_status(ecs, ok["taskArn"], "STOPPED", timeout=20)
+        for conn in accepted:
+            conn.close()
     finally:
         srv.purge()
         silent.close()

@@ -314,22 +314,45 @@ class TaskEngine:
         if self._turns.pop(tid, False):
             self._start_turns.release()
 
-    async def _off_turn(self, tid: str, pending: Any) -> Any:
-        """Await pending (a pull), giving up the turn if it takes long: a slow registry must
-        not keep other tasks from starting (a quick one keeps its place in the queue)."""
-        if not pending.done() and self._turns.get(tid):
+    async def _off_turn(self, tid: str, pending: Any) -> Any | None:
+        """pending's result (a pull's), or None when the task is stopped first (StopTask wakes
+        it). The turn is given up if that takes long: a slow registry must not keep other
+        tasks from starting (a quick one keeps its place in the queue)."""
+        try:
+            gave_up = False
+            if self._turns.get(tid) and not await self._until_stopped(tid, pending,
+                                                                        SLOW_PULL_S):
+                self._end_turn(tid)
+                gave_up = True
+            if not await self._until_stopped(tid, pending):
+                return None
+            if gave_up and not await self._take_turn(tid):
+                return None
+        except asyncio.CancelledError:
+            pending.cancel()  # as `await pending` would have
+            raise
+        return pending.result()
+
+    async def _until_stopped(self, tid: str, pending: Any,
+                             timeout: float | None = None) -> bool:
+        """Wait until pending is done, the task is stopped, or timeout: True if it is done."""
+        ev = self._wake.get(tid)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not pending.done() and self._fresh(tid)["desiredStatus"] != "STOPPED":
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            woken = None
+            if ev is not None:
+                ev.clear()
+                woken = asyncio.ensure_future(ev.wait())
             try:
-                await asyncio.wait([pending], timeout=SLOW_PULL_S)
-            except asyncio.CancelledError:
-                pending.cancel()  # as `await pending` would have
-                raise
-        if pending.done() or not self._turns.get(tid):
-            return await pending
-        self._end_turn(tid)
-        result = await pending
-        await self._start_turns.acquire()
-        self._turns[tid] = True
-        return result
+                await asyncio.wait({pending} | ({woken} if woken else set()), timeout=left,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if woken:
+                    woken.cancel()
+        return bool(pending.done())
 
     async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
         """Network, images and the sandbox's cgroups and storage do not depend on each other:
@@ -355,24 +378,37 @@ class TaskEngine:
         pulls = asyncio.gather(*[asyncio.shield(shared[c["image"], auth])
                                  for c, auth in zip(plan, creds, strict=True)],
                                return_exceptions=True)
-        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, plan, pulls))
+        abandon = asyncio.Event()
+        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, plan, pulls, abandon))
         try:
             return await self._start_after_network(tid, task, pulls, sandbox, pull_started)
         finally:
-            # Whatever happened, nothing may still be creating this task's sandbox or pulling
-            # for it when teardown comes: wait for both (their errors are handled below/above),
-            # without a turn: a start that ended early may still wait on a slow registry.
+            # Whatever happened, nothing may still be making this task's sandbox when teardown
+            # comes: wait for that (its errors are handled below/above), without a turn. A
+            # start that ended before its pulls (stopped, failed) does not wait for them: they
+            # go on filling the image store, and no rootfs is mounted from them.
             self._end_turn(tid)
-            await asyncio.gather(pulls, sandbox, return_exceptions=True)
+            if not pulls.done():
+                abandon.set()
+            await asyncio.gather(sandbox, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: dict[str, Any], plan: list[dict[str, Any]],
-                               pulls: Any) -> None:
+                               pulls: Any, abandon: asyncio.Event) -> None:
         """The sandbox's cgroups and storage, then each container's rootfs once its image is
-        in: all of it while the network interface is being made."""
+        in (unless the start is abandoned first): all of it while the network interface is
+        being made."""
         tid = taskmodel.task_id_of(task)
         await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
                                 int(task["memory"]), int(task["ephemeralStorage"]["sizeInGiB"]))
-        results = await pulls
+        if not pulls.done():
+            abandoned = asyncio.ensure_future(abandon.wait())
+            try:
+                await asyncio.wait({pulls, abandoned}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                abandoned.cancel()
+            if not pulls.done():
+                return
+        results = pulls.result()
         for c, res in zip(plan, results, strict=True):
             if not isinstance(res, BaseException):  # a failed pull is reported by the caller
                 await asyncio.to_thread(self.agent.prepare_rootfs, tid, c["name"], res)
@@ -404,6 +440,8 @@ class TaskEngine:
         task["pullStartedAt"] = pull_started  # when the pulls really began
         self._save(task)
         results = await self._off_turn(tid, pulls)
+        if results is None:  # stopped while its images were still coming
+            return self._fresh(tid)
         task = self._fresh(tid)
         task["pullStoppedAt"] = time.time()
         images = {}
