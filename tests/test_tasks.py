@@ -333,6 +333,7 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
     silent.listen(16)
     srv = FargoServer(tmp_path / "slow", extra=["--start-concurrency", "1"])
     srv.start()
+    accepted: list[socket.socket] = []
     try:
         ecs = srv.client()
         subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
@@ -349,7 +350,6 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
         for task in ecs.describe_tasks(tasks=slow)["tasks"]:
             assert task["lastStatus"] in ("PROVISIONING", "PENDING", "ACTIVATING"), task
         silent.setblocking(False)
-        accepted = []
         with contextlib.suppress(BlockingIOError):
             while True:
                 accepted.append(silent.accept()[0])
@@ -363,11 +363,11 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
             assert stopped["stopCode"] == "UserInitiated", stopped
         assert time.time() - t1 < 10
         wait_status(ecs, ok["taskArn"], "STOPPED", timeout=20)
-        for conn in accepted:
-            conn.close()
     finally:
-        srv.purge()
+        for conn in accepted:  # the hung pull fails now: nothing waits for its timeout
+            conn.close()
         silent.close()
+        srv.purge()
 
 
 def test_tasks_outlive_the_server(tmp_path, busybox_image):

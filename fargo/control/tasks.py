@@ -300,6 +300,10 @@ class TaskEngine:
                 woken = asyncio.ensure_future(ev.wait())
                 try:
                     await asyncio.wait({acquire, woken}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    if acquire.done() and not acquire.cancelled():
+                        self._start_turns.release()  # got it just as we were cancelled
+                    raise
                 finally:
                     woken.cancel()
                     if not acquire.done():
@@ -318,19 +322,14 @@ class TaskEngine:
         """pending's result (a pull's), or None when the task is stopped first (StopTask wakes
         it). The turn is given up if that takes long: a slow registry must not keep other
         tasks from starting (a quick one keeps its place in the queue)."""
-        try:
-            gave_up = False
-            if self._turns.get(tid) and not await self._until_stopped(tid, pending,
-                                                                        SLOW_PULL_S):
-                self._end_turn(tid)
-                gave_up = True
-            if not await self._until_stopped(tid, pending):
-                return None
-            if gave_up and not await self._take_turn(tid):
-                return None
-        except asyncio.CancelledError:
-            pending.cancel()  # as `await pending` would have
-            raise
+        gave_up = False
+        if self._turns.get(tid) and not await self._until_stopped(tid, pending, SLOW_PULL_S):
+            self._end_turn(tid)
+            gave_up = True
+        if not await self._until_stopped(tid, pending):
+            return None
+        if gave_up and not await self._take_turn(tid):
+            return None
         return pending.result()
 
     async def _until_stopped(self, tid: str, pending: Any,
@@ -388,8 +387,7 @@ class TaskEngine:
             # start that ended before its pulls (stopped, failed) does not wait for them: they
             # go on filling the image store, and no rootfs is mounted from them.
             self._end_turn(tid)
-            if not pulls.done():
-                abandon.set()
+            abandon.set()  # whatever of it is still to come is not needed any more
             await asyncio.gather(sandbox, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: dict[str, Any], plan: list[dict[str, Any]],
@@ -400,16 +398,17 @@ class TaskEngine:
         tid = taskmodel.task_id_of(task)
         await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
                                 int(task["memory"]), int(task["ephemeralStorage"]["sizeInGiB"]))
-        if not pulls.done():
+        if not pulls.done() and not abandon.is_set():
             abandoned = asyncio.ensure_future(abandon.wait())
             try:
                 await asyncio.wait({pulls, abandoned}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 abandoned.cancel()
-            if not pulls.done():
+        if abandon.is_set() or not pulls.done():
+            return
+        for c, res in zip(plan, pulls.result(), strict=True):
+            if abandon.is_set():
                 return
-        results = pulls.result()
-        for c, res in zip(plan, results, strict=True):
             if not isinstance(res, BaseException):  # a failed pull is reported by the caller
                 await asyncio.to_thread(self.agent.prepare_rootfs, tid, c["name"], res)
 
