@@ -196,8 +196,8 @@ class HostAgent:
                             # Also when destroy_task failed half-way: an overlay left mounted
                             # would pin the task's filesystem and its loop device.
                             with contextlib.suppress(SandboxError):
-                                self.images.unmount_rootfs(d, target=self.sandbox.rootfs_dir
-                                                           / self.sandbox.container_id(tid, d.name))
+                                self.images.unmount_rootfs(
+                                    d, target=self.sandbox.rootfs_target(tid, d.name))
                             self.images.unmount_rootfs(d)  # where older servers mounted it
                     self.storage.unmount(base)
                     _rmtree_quiet(base)

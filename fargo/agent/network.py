@@ -39,13 +39,13 @@ from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
 
 from ..model.ipam import Ipam
 from .rtnl import Rtnl
 
 NETNS_DIR = "/var/run/netns"
 IFNAMSIZ = 15  # usable characters in an interface name
-IFF_UP = 0x1
 TASK_IF = "eth0"
 LOOPBACK_INDEX = 1  # the kernel registers lo first in every netns, always as ifindex 1
 

@@ -696,9 +696,9 @@ class Sandbox:
         if (self.runtime_root / cid).exists():
             raise SandboxError(f"container {spec.name} of task {task_id} already exists")
         self._check_cgroup_base(task_id)
-        root = Path(spec.rootfs)
-        if root != self.rootfs_dir / cid:  # mounted elsewhere: bound where runc can reach it
-            root = self._bind_rootfs(cid, root)
+        root, target = Path(spec.rootfs), self.rootfs_target(task_id, spec.name)
+        if root != target:  # mounted elsewhere: bound where runc can reach it
+            root = self._bind_rootfs(target, root)
         try:
             config = build_config(task_id, spec, self.id_base(task_id), root,
                                   sysfs=self.flat_sysfs() if spec.netns_path else "/sys")
@@ -871,10 +871,8 @@ class Sandbox:
             _unbind(self.rootfs_dir / cid)
             raise SandboxError(f"creating container {name}: {message or 'conmon failed'}")
 
-    def _bind_rootfs(self, cid: str, rootfs: Path) -> Path:
-        self.rootfs_dir.mkdir(mode=0o711, parents=True, exist_ok=True)
-        self.rootfs_dir.chmod(0o711)
-        target = self.rootfs_dir / cid
+    @staticmethod
+    def _bind_rootfs(target: Path, rootfs: Path) -> Path:
         _unbind(target)
         target.mkdir(mode=0o700)
         if _libc.mount(os.fsencode(rootfs.resolve()), os.fsencode(target), None,
@@ -1107,6 +1105,7 @@ def _on_tmpfs(path: Path) -> bool:
     buf = _Statfs()
     return (_libc.statfs(os.fsencode(path), ctypes.byref(buf)) == 0
             and buf.f_type == _TMPFS_MAGIC)
+
 
 _MS_BIND, _MS_REC, _MS_PRIVATE, _MNT_DETACH = 0x1000, 0x4000, 0x40000, 2
 _MS_NOSUID, _MS_NODEV = 0x2, 0x4

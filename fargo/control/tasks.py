@@ -290,29 +290,20 @@ class TaskEngine:
 
     async def _take_turn(self, tid: str) -> bool:
         """Wait for a turn; False if the task is stopped meanwhile (StopTask wakes it)."""
-        ev = self._wake.get(tid)
-        while self._fresh(tid)["desiredStatus"] != "STOPPED":
-            if ev is None:
-                await self._start_turns.acquire()
+        acquire = asyncio.ensure_future(self._start_turns.acquire())
+        try:
+            await self._until_stopped(tid, acquire)
+        except asyncio.CancelledError:
+            if acquire.done() and not acquire.cancelled():
+                self._start_turns.release()  # got it just as we were cancelled
             else:
-                ev.clear()
-                acquire = asyncio.ensure_future(self._start_turns.acquire())
-                woken = asyncio.ensure_future(ev.wait())
-                try:
-                    await asyncio.wait({acquire, woken}, return_when=asyncio.FIRST_COMPLETED)
-                except asyncio.CancelledError:
-                    if acquire.done() and not acquire.cancelled():
-                        self._start_turns.release()  # got it just as we were cancelled
-                    raise
-                finally:
-                    woken.cancel()
-                    if not acquire.done():
-                        acquire.cancel()  # the semaphore passes a turn it was given on
-                if not (acquire.done() and not acquire.cancelled()):
-                    continue
-            self._turns[tid] = True
-            return True
-        return False
+                acquire.cancel()
+            raise
+        if not acquire.done():
+            acquire.cancel()  # stopped: the semaphore passes on a turn it was about to give
+            return False
+        self._turns[tid] = True
+        return True
 
     def _end_turn(self, tid: str) -> None:
         if self._turns.pop(tid, False):
@@ -341,17 +332,12 @@ class TaskEngine:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            woken = None
-            if ev is not None:
+            if ev is None:
+                await asyncio.wait({pending}, timeout=left)
+            else:
                 ev.clear()
-                woken = asyncio.ensure_future(ev.wait())
-            try:
-                await asyncio.wait({pending} | ({woken} if woken else set()), timeout=left,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if woken:
-                    woken.cancel()
-        return bool(pending.done())
+                await _done_or_set(pending, ev, left)
+        return pending.done()
 
     async def _start(self, task: dict[str, Any]) -> dict[str, Any]:
         """Network, images and the sandbox's cgroups and storage do not depend on each other:
@@ -399,11 +385,7 @@ class TaskEngine:
         await asyncio.to_thread(self.agent.create_sandbox, tid, int(task["cpu"]),
                                 int(task["memory"]), int(task["ephemeralStorage"]["sizeInGiB"]))
         if not pulls.done() and not abandon.is_set():
-            abandoned = asyncio.ensure_future(abandon.wait())
-            try:
-                await asyncio.wait({pulls, abandoned}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                abandoned.cancel()
+            await _done_or_set(pulls, abandon)
         if abandon.is_set() or not pulls.done():
             return
         for c, res in zip(plan, pulls.result(), strict=True):
@@ -790,6 +772,16 @@ class TaskEngine:
                         self._poke(tid)
             except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
                 log.exception("watching container exits")
+
+
+async def _done_or_set(pending: Any, event: asyncio.Event, timeout: float | None = None) -> None:
+    """Wait until pending is done or event is set (or timeout), cancelling neither."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({pending, waiter}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 def _note_start(task: dict[str, Any], name: str) -> None:
