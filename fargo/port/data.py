@@ -1,0 +1,98 @@
+"""Plain data that crosses the port: what control asks of a host and what it hears back.
+Nothing here holds a handle to anything: each value could be sent to another process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Image:
+    """A pulled image: what the reference resolved to and what the container needs of it."""
+
+    ref: str  # as the user wrote it
+    digest: str  # the manifest (or index) digest the reference resolved to
+    config: dict[str, Any]  # the image config's "config" object (Entrypoint, Cmd, Env, ...)
+    layers: list[Path] = field(default_factory=list)  # on the host that pulled it, bottom first
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """A task's sandbox: its cgroup size and its ephemeral storage."""
+
+    cpu_units: int
+    memory_mib: int
+    storage_gib: int = 20
+
+
+@dataclass
+class ContainerSpec:
+    """One container, resolved: every ECS or Kubernetes rule has been applied (model/spec.py);
+    the data plane only adds where its rootfs and network namespace are."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    user: str = ""
+    cpu_shares: int | None = None
+    memory_mib: int | None = None
+    memory_reservation_mib: int | None = None
+    stop_signal: str = "SIGTERM"
+    hostname: str | None = None
+    nofile: int = 65535
+    readonly_rootfs: bool = False
+    extra_caps: list[str] = field(default_factory=list)
+    dropped_caps: list[str] = field(default_factory=list)  # "ALL" drops the default set
+    # Raw OCI mount objects appended after the defaults (volumes, /etc/hosts binds, ...).
+    extra_mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    exit_code: int | None  # None: the monitor ended without recording one
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """A task's interface, as made: what the task record reports of it."""
+
+    mac: str
+    gateway: str
+    prefixlen: int
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    memory_usage_bytes: int | None = None
+    cpu_usage_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    """A task's cgroup counters at one moment; None where the host has no such counter."""
+
+    memory_usage_bytes: int | None = None
+    memory_max_usage_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    memory_failcnt: int | None = None
+    oom_kills: int | None = None
+    cpu_usage_ns: int | None = None
+    cpu_quota_us: int | None = None
+    cpu_period_us: int | None = None
+    pids_current: int | None = None
+    containers: dict[str, ContainerStats] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes of a container's log (k8s-file lines) from an offset on."""
+
+    data: bytes
+    next_offset: int
+    exists: bool  # False: the container has written no log file (yet)

@@ -1,0 +1,107 @@
+"""What control may ask of a host's data plane. Three Protocols, each implemented by one
+agent class (and by tests/fakeplane.py without root); arguments and results are port data."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Protocol
+
+from ..model.vpc import Subnet
+from .data import (
+    ContainerExit,
+    ContainerSpec,
+    Image,
+    LogChunk,
+    NetworkAttachment,
+    SandboxSpec,
+    TaskStats,
+)
+from .firewall import FirewallSpec
+
+
+class Images(Protocol):
+    def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
+        """Resolve and fetch an image (PullError when it cannot)."""
+        ...
+
+
+class Runtime(Protocol):
+    """Sandboxes and their containers, named by task id and container name."""
+
+    def prepare(self, warm_filesystems: int) -> list[Path]:
+        """Once at start-up: runtime dirs in memory, warm task filesystems; returns the
+        tmpfs mounts it made."""
+        ...
+
+    def close(self) -> None: ...
+
+    def create_sandbox(self, tid: str, spec: SandboxSpec) -> None: ...
+
+    def prepare_rootfs(self, tid: str, name: str, image: Image) -> None:
+        """Mount a container's rootfs ahead of its creation; already mounted: nothing."""
+        ...
+
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None: ...
+
+    def start_container(self, tid: str, name: str) -> None: ...
+
+    def remove_container(self, tid: str, name: str) -> None:
+        """Delete an ended container and its writable layer (its log stays)."""
+        ...
+
+    def exited(self, tid: str, name: str) -> bool:
+        """Cheap: asked every few tens of milliseconds."""
+        ...
+
+    def result(self, tid: str, name: str) -> ContainerExit: ...
+
+    def signal(self, tid: str, name: str, sig: str | None) -> None:
+        """sig None: the container's own stop signal."""
+        ...
+
+    def stats(self, tid: str) -> TaskStats: ...
+
+    def read_log(self, tid: str, name: str, offset: int, limit: int) -> LogChunk: ...
+
+    def destroy(self, tid: str) -> None:
+        """The task's containers, cgroups and storage go; its logs stay."""
+        ...
+
+    def forget(self, tid: str) -> None:
+        """Drop a long-stopped task's remaining files (its logs)."""
+        ...
+
+
+class Network(Protocol):
+    """Bridges per subnet, one interface per task, and the security groups' rules."""
+
+    def start(self) -> None:
+        """Once at start-up: the host settings bridged filtering needs."""
+        ...
+
+    def ensure_bridge(self, subnet: Subnet) -> None: ...
+
+    def remove_bridge(self, subnet_id: str) -> None: ...
+
+    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment: ...
+
+    def detach(self, tid: str) -> None:
+        """The task's interface and netns go (after its containers)."""
+        ...
+
+    def metadata_listener(self, tid: str) -> socket.socket:
+        """A listening socket on 169.254.170.2:80 inside the task's netns. The one object
+        that crosses the port: it needs the control process on the same host (noted in
+        docs/ARCHITECTURE.md)."""
+        ...
+
+    def apply_firewall(self, spec: FirewallSpec) -> None:
+        """Replace every rule at once (FirewallError when the kernel refuses)."""
+        ...
+
+    def join_groups(self, tid: str, ip: str, groups: list[str]) -> None:
+        """Before the task's interface exists: it is born inside its groups."""
+        ...
+
+    def leave_groups(self, tid: str, ip: str, groups: list[str]) -> None: ...
