@@ -3,6 +3,7 @@ acted on, so reconcilers can pick up from here after any restart."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -55,9 +56,22 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """For the store's other tables (store/kube.py): one statement's rows."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: tuple = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held for several statements that must not interleave."""
+        with self._lock:
+            yield self._db
+
+    _rows = rows
 
     @staticmethod
     def _where(sql: str, *conditions: tuple[str, Any]) -> tuple[str, tuple]:
