@@ -12,7 +12,8 @@ import uuid
 from pathlib import Path
 
 from fargo.agent import userns
-from fargo.agent.sandbox import DEFAULT_CAPS, pids_limit
+from fargo.agent.cgroups import pids_limit
+from fargo.agent.ocispec import DEFAULT_CAPS
 from tests.conftest import http_body, wait_status
 from tests.test_tasks import detail, logs, register, run
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from fargo.agent.cgroups import hierarchies
+from fargo.agent.containerlog import parse_log_line
 from fargo.agent.sandbox import (
     DEFAULT_CAPS,
     ContainerSpec,
     Sandbox,
     SandboxError,
-    _hierarchies,
     effective_nofile,
-    parse_log_line,
     pids_limit,
 )
 
@@ -94,8 +94,13 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
-def spec(rootfs: Path, args: list[str], name: str = "app", **kw: object) -> ContainerSpec:
-    return ContainerSpec(name=name, rootfs=rootfs, args=args, **kw)  # type: ignore[arg-type]
+Created = tuple[ContainerSpec, Path, str | None]
+
+
+def spec(rootfs: Path, args: list[str], name: str = "app", netns_path: str | None = None,
+         **kw: object) -> Created:
+    """What create_container takes after the task id: (spec, rootfs, netns_path)."""
+    return ContainerSpec(name=name, args=args, **kw), rootfs, netns_path  # type: ignore[arg-type]
 
 
 def wait_exit(sb: Sandbox, task_id: str, name: str, timeout: float = 15.0) -> int:
@@ -120,7 +125,7 @@ def stdout_of(sb: Sandbox, task_id: str, name: str) -> list[str]:
 
 
 def task_cgroup(task_id: str, controller: str) -> Path:
-    for h in _hierarchies():
+    for h in hierarchies():
         if h.key == controller:
             return h.mount / h.own / "fargo" / task_id
     raise AssertionError(f"no {controller} hierarchy")
@@ -144,7 +149,7 @@ def test_echo_hello_and_timings(sandbox: Sandbox, task: Callable[..., str],
                                 rootfs: Path) -> None:
     task_id = task()
     t0 = time.perf_counter()
-    sandbox.create_container(task_id, spec(rootfs, ["echo", "hello"]))
+    sandbox.create_container(task_id, *spec(rootfs, ["echo", "hello"]))
     t1 = time.perf_counter()
     created = sandbox.state(task_id, "app")
     assert created.status == "created" and created.pid and created.exit_code is None
@@ -168,7 +173,7 @@ def test_create_start_latency(sandbox: Sandbox, task: Callable[..., str],
     for i in range(10):
         task_id = task()
         t0 = time.perf_counter()
-        sandbox.create_container(task_id, spec(rootfs, ["true"], name=f"c{i}"))
+        sandbox.create_container(task_id, *spec(rootfs, ["true"], name=f"c{i}"))
         t1 = time.perf_counter()
         sandbox.start_container(task_id, f"c{i}")
         t2 = time.perf_counter()
@@ -183,13 +188,13 @@ def test_create_start_latency(sandbox: Sandbox, task: Callable[..., str],
 def test_exit_code_and_stderr(sandbox: Sandbox, task: Callable[..., str],
                               rootfs: Path) -> None:
     task_id = task()
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo out; echo oops >&2; exit 3"]))
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "echo out; echo oops >&2; exit 3"]))
     assert wait_exit(sandbox, task_id, "app") == 3
     streams = {(stream, msg) for _, stream, msg, _ in log_lines(sandbox, task_id, "app")}
     assert streams == {("stdout", "out"), ("stderr", "oops")}
     # A restart under the same name: fresh exit code, the log goes on.
     sandbox.delete_container(task_id, "app")
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo again; exit 4"]))
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "echo again; exit 4"]))
     assert wait_exit(sandbox, task_id, "app") == 4
     assert stdout_of(sandbox, task_id, "app") == ["out", "again"]
 
@@ -197,11 +202,11 @@ def test_exit_code_and_stderr(sandbox: Sandbox, task: Callable[..., str],
 def test_hostname_and_caps(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     script = "hostname; grep CapEff /proc/self/status"
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="plain",
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", script], name="plain",
                                            hostname="ip-10-0-0-5"))
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="ptrace",
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", script], name="ptrace",
                                            extra_caps=["SYS_PTRACE"]))
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", script], name="nobody",
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", script], name="nobody",
                                            user="nobody", extra_caps=["SYS_PTRACE"]))
     sys_ptrace = 1 << 19
     effective = {}
@@ -218,27 +223,27 @@ def test_hostname_and_caps(sandbox: Sandbox, task: Callable[..., str], rootfs: P
 def test_env_cwd_user(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     script = 'echo "$GREETING"; pwd; id -u; id -g; echo "$HOME"'
-    sandbox.create_and_start(task_id, spec(
+    sandbox.create_and_start(task_id, *spec(
         rootfs, ["sh", "-c", script], env={"GREETING": "hi there"}, cwd="/tmp", user="nobody"))
     assert wait_exit(sandbox, task_id, "app") == 0
     assert stdout_of(sandbox, task_id, "app") == ["hi there", "/tmp", "65534", "65534",
                                                   "/nonexistent"]
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "id -u; id -g; id -G"],
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "id -u; id -g; id -G"],
                                            name="numeric", user="1234:50"))
     assert wait_exit(sandbox, task_id, "numeric") == 0
     assert stdout_of(sandbox, task_id, "numeric") == ["1234", "50", "50"]
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "id -u; id -g"],
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "id -u; id -g"],
                                            name="named", user="nobody:staff"))
     assert wait_exit(sandbox, task_id, "named") == 0
     assert stdout_of(sandbox, task_id, "named") == ["65534", "50"]
     with pytest.raises(SandboxError, match="unable to find user"):
-        sandbox.create_container(task_id, spec(rootfs, ["true"], name="bad", user="nosuch"))
+        sandbox.create_container(task_id, *spec(rootfs, ["true"], name="bad", user="nosuch"))
 
 
 def test_nofile_and_readonly_rootfs(sandbox: Sandbox, task: Callable[..., str],
                                     rootfs: Path) -> None:
     task_id = task()
-    sandbox.create_and_start(task_id, spec(
+    sandbox.create_and_start(task_id, *spec(
         rootfs, ["sh", "-c", "ulimit -n; ulimit -Hn; touch /x || echo readonly"],
         readonly_rootfs=True))
     assert wait_exit(sandbox, task_id, "app") == 0
@@ -266,12 +271,12 @@ def test_task_limits_and_oom(sandbox: Sandbox, task: Callable[..., str], rootfs:
                name="hog")
     bystander = spec(rootfs, ["sleep", "1000"], name="bystander", memory_mib=64,
                      memory_reservation_mib=32, cpu_shares=128)
-    sandbox.create_and_start(task_id, bystander)
+    sandbox.create_and_start(task_id, *bystander)
     ctr_memory = memory / "bystander"
     assert int((ctr_memory / "memory.limit_in_bytes").read_text()) == 64 << 20
     assert int((ctr_memory / "memory.soft_limit_in_bytes").read_text()) == 32 << 20
     assert (cpu / "bystander" / "cpu.shares").read_text().strip() == "128"
-    sandbox.create_and_start(task_id, hog)
+    sandbox.create_and_start(task_id, *hog)
     assert wait_exit(sandbox, task_id, "hog") == 137
     assert sandbox.state(task_id, "hog").oom_killed is True
     bystander_state = sandbox.state(task_id, "bystander")
@@ -289,10 +294,10 @@ def test_task_limits_and_oom(sandbox: Sandbox, task: Callable[..., str], rootfs:
 def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
                       netns: str) -> None:
     task_id = task()
-    sandbox.create_and_start(task_id, spec(rootfs, ["nc", "-l", "-p", "8080"], name="server",
+    sandbox.create_and_start(task_id, *spec(rootfs, ["nc", "-l", "-p", "8080"], name="server",
                                            netns_path=netns))
     client = "for i in $(seq 100); do echo ping | nc 127.0.0.1 8080 && exit 0; sleep 0.05; done"
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", client + "; exit 1"],
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", client + "; exit 1"],
                                            name="client", netns_path=netns))
     assert wait_exit(sandbox, task_id, "client") == 0
     assert wait_exit(sandbox, task_id, "server") == 0
@@ -302,8 +307,8 @@ def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
 def test_signals(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     graceful = 'trap "exit 0" TERM; sleep 1000 & wait'
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", graceful], name="graceful"))
-    sandbox.create_and_start(task_id, spec(rootfs, ["sleep", "1000"], name="stubborn"))
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", graceful], name="graceful"))
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sleep", "1000"], name="stubborn"))
     time.sleep(0.2)  # let sh install its trap
     sandbox.signal(task_id, "graceful", "SIGTERM")
     sandbox.signal(task_id, "stubborn", "TERM")
@@ -326,8 +331,8 @@ def test_readoption_after_process_exit(sandbox: Sandbox, task: Callable[..., str
         from fargo.agent.sandbox import ContainerSpec, Sandbox
         sb = Sandbox(Path({str(sandbox.root)!r}), Path({str(sandbox.runtime_root)!r}))
         sb.create_and_start({task_id!r}, ContainerSpec(
-            name="long", rootfs=Path({str(rootfs)!r}),
-            args=["sh", "-c", "echo up; sleep 1000"], env={{}}))
+            name="long", args=["sh", "-c", "echo up; sleep 1000"], env={{}}),
+            rootfs=Path({str(rootfs)!r}))
         print("ready", flush=True)
         import time; time.sleep(1000)
     """)
@@ -353,28 +358,28 @@ def test_create_failure_cleans_up(sandbox: Sandbox, task: Callable[..., str],
                                   rootfs: Path) -> None:
     task_id = task()
     with pytest.raises(SandboxError, match="no-such-binary") as failure:
-        sandbox.create_container(task_id, spec(rootfs, ["/no-such-binary"]))
+        sandbox.create_container(task_id, *spec(rootfs, ["/no-such-binary"]))
     print(f"\n{failure.value}")
     assert not (sandbox.runtime_root / Sandbox.container_id(task_id, "app")).exists()
     assert sandbox.state(task_id, "app").status == "unknown"
     assert sandbox.list_containers(task_id) == []
     with pytest.raises(SandboxError, match="bad container name"):
-        sandbox.create_container(task_id, spec(rootfs, ["true"], name="../x"))
+        sandbox.create_container(task_id, *spec(rootfs, ["true"], name="../x"))
     with pytest.raises(SandboxError, match="does not exist"):
-        sandbox.create_container(uuid.uuid4().hex, spec(rootfs, ["true"]))
+        sandbox.create_container(uuid.uuid4().hex, *spec(rootfs, ["true"]))
 
 
 def test_destroy_task(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
                       netns: str) -> None:
     task_id = task()
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo bye; sleep 1000"],
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "echo bye; sleep 1000"],
                                            name="a", netns_path=netns))
-    sandbox.create_container(task_id, spec(rootfs, ["true"], name="b", netns_path=netns))
+    sandbox.create_container(task_id, *spec(rootfs, ["true"], name="b", netns_path=netns))
     deadline = time.monotonic() + 5
     while "bye" not in sandbox.log_path(task_id, "a").read_text():
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    dirs = [h.mount / h.own / "fargo" / task_id for h in _hierarchies()]
+    dirs = [h.mount / h.own / "fargo" / task_id for h in hierarchies()]
     assert any((d / "a").is_dir() for d in dirs)
     sandbox.destroy_task(task_id)
     assert [d for d in dirs if d.exists()] == []
@@ -395,7 +400,7 @@ def test_capabilities_only_sys_ptrace_addable(sandbox: Sandbox, task: Callable[.
                                               rootfs: Path) -> None:
     task_id = task()
     with pytest.raises(SandboxError, match="only SYS_PTRACE"):
-        sandbox.create_container(task_id, spec(rootfs, ["true"], extra_caps=["SYS_ADMIN"]))
+        sandbox.create_container(task_id, *spec(rootfs, ["true"], extra_caps=["SYS_ADMIN"]))
     assert len(DEFAULT_CAPS) == 14
 
 
@@ -415,8 +420,8 @@ def test_seccomp_profile(sandbox: Sandbox, task: Callable[..., str], probe_rootf
     task_id = task()
     calls = ["clone", "clone_newns", "unshare", "bpf", "keyctl", "userfaultfd",
              "perf_event_open", "clone3", "ptrace"]
-    sandbox.create_and_start(task_id, spec(probe_rootfs, ["probe", *calls]))
-    sandbox.create_and_start(task_id, spec(probe_rootfs, ["probe", "ptrace"], name="tracer",
+    sandbox.create_and_start(task_id, *spec(probe_rootfs, ["probe", *calls]))
+    sandbox.create_and_start(task_id, *spec(probe_rootfs, ["probe", "ptrace"], name="tracer",
                                            extra_caps=["SYS_PTRACE"]))
     assert wait_exit(sandbox, task_id, "app") == 0
     assert wait_exit(sandbox, task_id, "tracer") == 0
@@ -436,7 +441,7 @@ def test_user_namespace_and_pids_limit(sandbox: Sandbox, task: Callable[..., str
     base = sandbox.id_base(task_id)
     other = task()
     assert abs(sandbox.id_base(other) - base) >= 65536  # tasks never share host ids
-    sandbox.create_and_start(task_id, spec(rootfs, ["sh", "-c", "id -u; cat /proc/self/uid_map;"
+    sandbox.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "id -u; cat /proc/self/uid_map;"
                                                     " sleep 5"]))
     deadline = time.monotonic() + 5
     while len(stdout_of(sandbox, task_id, "app")) < 2:
@@ -455,7 +460,7 @@ def test_sys_holds_none_of_the_hosts_mounts(sandbox: Sandbox, task: Callable[...
     """A container in a task netns binds sysfs alone: the host's mounts below /sys (its cgroup
     hierarchies) are not copied in under the container's own cgroup mounts."""
     task_id = task()
-    sandbox.create_and_start(task_id, spec(rootfs, ["cat", "/proc/self/mountinfo"],
+    sandbox.create_and_start(task_id, *spec(rootfs, ["cat", "/proc/self/mountinfo"],
                                            netns_path=netns))
     assert wait_exit(sandbox, task_id, "app") == 0
     points = [line.split()[4] for line in stdout_of(sandbox, task_id, "app")]
@@ -474,7 +479,7 @@ def test_runtime_files_apart_from_logs(tmp_path: Path, rootfs: Path) -> None:
     task_id = uuid.uuid4().hex
     sb.create_task(task_id, 256, 512)
     try:
-        sb.create_and_start(task_id, spec(rootfs, ["echo", "apart"]))
+        sb.create_and_start(task_id, *spec(rootfs, ["echo", "apart"]))
         assert wait_exit(sb, task_id, "app") == 0
         assert stdout_of(sb, task_id, "app") == ["apart"]
         assert sb.log_path(task_id, "app") == tmp_path / "logs" / task_id / "app" / "container.log"
@@ -501,7 +506,7 @@ def test_runtime_files_gone_means_monitor_gone(tmp_path: Path, rootfs: Path) -> 
     task_id = uuid.uuid4().hex
     sb.create_task(task_id, 256, 512)
     try:
-        sb.create_and_start(task_id, spec(rootfs, ["sleep", "60"]))
+        sb.create_and_start(task_id, *spec(rootfs, ["sleep", "60"]))
         assert not sb.monitor_gone(task_id, "app")  # conmon watches it
         sb.destroy_task(task_id)  # what a reboot does to the processes...
         shutil.rmtree(tmp_path / "run" / task_id)  # ...and to a tmpfs
@@ -519,7 +524,7 @@ def test_tasks_of_an_older_layout_are_still_found(tmp_path: Path, rootfs: Path) 
     old.create_task(task_id, 256, 512)
     new = Sandbox(tmp_path / "tasks", tmp_path / "runc", run_dir=tmp_path / "run")
     try:
-        old.create_and_start(task_id, spec(rootfs, ["sh", "-c", "echo old; exit 3"]))
+        old.create_and_start(task_id, *spec(rootfs, ["sh", "-c", "echo old; exit 3"]))
         assert wait_exit(new, task_id, "app") == 3
         assert task_id in new.list_tasks()
         assert new.state(task_id, "app").exit_code == 3

@@ -26,6 +26,9 @@ import threading
 import time
 from pathlib import Path
 
+from ..port.errors import StorageError
+from .libc import MNT_DETACH, MS_NODEV, MS_NOSUID, try_mount, umount2
+
 log = logging.getLogger("fargo.storage")
 DEFAULT_GIB = 20
 MAX_GIB = 200
@@ -34,13 +37,6 @@ _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
 _LO_FLAGS_AUTOCLEAR = 4
 _LO_FLAGS_DIRECT_IO = 16
-_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 0x2, 0x4, 2
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class StorageError(RuntimeError):
-    pass
-
 
 class _LoopInfo64(ctypes.Structure):
     _fields_ = [("lo_device", ctypes.c_uint64), ("lo_inode", ctypes.c_uint64),
@@ -145,9 +141,8 @@ class TaskStorage:
 
     def unmount(self, target: Path) -> None:
         """Drop the task's filesystem (lazily if something still holds it). Idempotent."""
-        if os.path.ismount(target) and _libc.umount2(os.fsencode(target), 0) != 0:
-            if ctypes.get_errno() == errno.EBUSY:
-                _libc.umount2(os.fsencode(target), _MNT_DETACH)
+        if os.path.ismount(target) and umount2(target) == errno.EBUSY:
+            umount2(target, MNT_DETACH)
 
     def _template(self, size_gib: int) -> Path:
         # "-3": made with the options below; templates of older servers are not reused.
@@ -246,12 +241,11 @@ def _mount(device: str, target: Path) -> None:
     # (CPU and I/O per task, for an fsck nobody runs on a filesystem that dies with the task);
     # no_prefetch_block_bitmaps: nor one reading every block bitmap through the loop device
     # after the mount (allocation reads the few it needs when it needs them).
-    for options in (b"discard,noinit_itable,no_prefetch_block_bitmaps",
-                    b"discard,noinit_itable"):  # kernels before 5.9 lack the last one
-        if _libc.mount(device.encode(), os.fsencode(target), b"ext4", _MS_NOSUID | _MS_NODEV,
-                       options) == 0:
+    for options in ("discard,noinit_itable,no_prefetch_block_bitmaps",
+                    "discard,noinit_itable"):  # kernels before 5.9 lack the last one
+        err = try_mount(device, target, "ext4", MS_NOSUID | MS_NODEV, options)
+        if not err:
             return
-        err = ctypes.get_errno()
         if err != errno.EINVAL:
             break
     raise StorageError(f"mounting {device} at {target}: {os.strerror(err)}")

@@ -29,6 +29,9 @@ import threading
 import time
 from pathlib import Path
 
+from ..port.errors import UsernsError
+from .libc import last_errno, libc
+
 FIRST_ID = 1_000_000_000
 RANGE = 65536
 MAX_SLOTS = 4096  # FIRST_ID + MAX_SLOTS * RANGE stays below 2**32 - 1 (the invalid id)
@@ -41,16 +44,11 @@ _AT_EMPTY_PATH = 0x1000
 _MOUNT_ATTR_IDMAP = 0x100000
 _UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _lock = threading.Lock()
 _userns_fds: dict[int, int] = {}
 # Slots this process claimed and has not released: a claim skips them without reading their
 # files, so claiming stays cheap with hundreds of tasks running.
 _held: dict[Path, set[int]] = {}
-
-
-class UsernsError(RuntimeError):
-    pass
 
 
 class _MountAttr(ctypes.Structure):
@@ -166,18 +164,18 @@ def idmapped_tree(path: Path, base: int) -> int:
     Closing the fd unmounts it; a filesystem mounted on top (overlayfs) keeps its own
     reference, so the caller closes it right after that mount.
     """
-    fd = _libc.syscall(_SYS_OPEN_TREE, -100, os.fsencode(path),
-                       _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC)
+    ns_fd = userns_fd(base)  # first: should it fail, no open tree is left behind
+    fd = libc.syscall(_SYS_OPEN_TREE, -100, os.fsencode(path),
+                      _OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC)
     if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
-    attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, userns_fd(base))
-    if _libc.syscall(_SYS_MOUNT_SETATTR, fd, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
-                     ctypes.sizeof(attr)) < 0:
-        err = ctypes.get_errno()
+        raise UsernsError(f"open_tree {path}: {os.strerror(last_errno())}")
+    attr = _MountAttr(_MOUNT_ATTR_IDMAP, 0, 0, ns_fd)
+    if libc.syscall(_SYS_MOUNT_SETATTR, fd, b"", _AT_EMPTY_PATH, ctypes.byref(attr),
+                    ctypes.sizeof(attr)) < 0:
+        err = last_errno()
         os.close(fd)
         if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
             raise UsernsError(f"cannot idmap {path}: {os.strerror(err)} (the filesystem or "
                               "kernel lacks idmapped mounts)")
-        raise OSError(err, f"mount_setattr {path}: {os.strerror(err)}")
-    return fd
+        raise UsernsError(f"mount_setattr {path}: {os.strerror(err)}")
+    return int(fd)

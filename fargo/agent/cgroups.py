@@ -1,0 +1,261 @@
+"""A task's cgroups (v1): where they go, the limits written to them, and the counters read back.
+
+Like runc, a task's cgroup `fargo/<task_id>` is placed relative to this process's own cgroup
+in every hierarchy (runc, our grandchild, resolves the relative cgroupsPath
+`fargo/<task_id>/<name>` the same way). The directories are resolved once, when the task is
+made, and kept by the caller (the sandbox records them in task.json) as a `TaskCgroups`: a
+restarted process still reads and removes the right ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..port.errors import SandboxError
+from .runfiles import read_int
+
+CGROUP_PARENT = "fargo"
+CPU_PERIOD_US = 100_000
+# Hierarchies whose task-level directory fargo creates itself (limits and stats live there);
+# runc creates the container-level directories in every hierarchy it knows.
+TASK_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids")
+# Process (thread) limit of a task: 1024 per GiB of task memory, within [1024, 32768]. A
+# thread costs the kernel ~20 KiB beyond its user memory, so this bounds a fork bomb's
+# kernel memory at well under the task's own size, and no real workload of that size is near.
+PIDS_PER_GIB = 1024
+PIDS_MIN, PIDS_MAX = 1024, 32768
+
+
+def pids_limit(memory_mib: int) -> int:
+    return max(PIDS_MIN, min(PIDS_MAX, memory_mib * PIDS_PER_GIB // 1024))
+
+
+# ---------------------------------------------------------------- hierarchies
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    key: str  # the controller field of /proc/self/cgroup: "memory", "name=systemd", "" (v2)
+    mount: Path
+    own: str  # this process's cgroup relative to the mount
+
+    def task_dir(self, task_id: str) -> Path:
+        return self.mount / self.own / CGROUP_PARENT / task_id
+
+    @property
+    def parent_dir(self) -> Path:
+        return self.mount / self.own / CGROUP_PARENT
+
+
+_hierarchy_cache: dict[str, list[Hierarchy]] = {}
+
+
+def hierarchies() -> list[Hierarchy]:
+    """Every mounted cgroup hierarchy with this process's position in it.
+
+    runc resolves a relative cgroupsPath against its own cgroup in each hierarchy, and runc is
+    our grandchild, so we resolve the same way to find the directories runc will use. Kept
+    per position of this process: mountinfo grows with every task's mounts, and the cgroup
+    hierarchies among them do not change while fargo runs.
+    """
+    text = Path("/proc/self/cgroup").read_text()
+    cached = _hierarchy_cache.get(text)
+    if cached is None:
+        cached = _hierarchy_cache[text] = _read_hierarchies(text)
+    return list(cached)
+
+
+def _read_hierarchies(text: str) -> list[Hierarchy]:
+    own: dict[str, str] = {}
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        own[controllers] = path
+    found: list[Hierarchy] = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fstype, _, options = post.split(" ")[:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        fields = pre.split(" ")
+        mount_root, mount_point = fields[3], fields[4]
+        key = "" if fstype == "cgroup2" else _match_key(options.split(","), own)
+        if key is None or key not in own:
+            continue
+        rel = own[key]
+        if mount_root != "/" and rel.startswith(mount_root):
+            rel = rel[len(mount_root):]
+        found.append(Hierarchy(key, Path(mount_point), rel.lstrip("/")))
+    return found
+
+
+def _match_key(options: list[str], own: dict[str, str]) -> str | None:
+    for key in own:
+        if key and set(key.split(",")) <= set(options):
+            return key
+    return None
+
+
+# ---------------------------------------------------------------- a task's cgroups
+
+
+@dataclass(frozen=True)
+class TaskCgroups:
+    """The task's directory in every hierarchy, by the hierarchy's key ("cpu,cpuacct", ...)."""
+
+    dirs: dict[str, str]
+
+    @classmethod
+    def here(cls, task_id: str) -> TaskCgroups:
+        """Where a task's cgroups go when made from this process."""
+        return cls({h.key: str(h.task_dir(task_id)) for h in hierarchies()})
+
+    def dir(self, controller: str, name: str | None = None) -> Path | None:
+        """The task's (or its container `name`'s) directory of one controller, if any."""
+        for key, path in self.dirs.items():
+            if controller in key.split(","):
+                return Path(path) / name if name else Path(path)
+        return None
+
+    def limit(self, cpu_units: int, memory_mib: int) -> None:
+        """Make the task-level directories and write the task's limits into them."""
+        # Limits are written through cgroup v1 files: on a host without the v1 cpu, memory and
+        # pids hierarchies (cgroup v2 only), refuse rather than run a task unlimited.
+        have = {c for key in self.dirs for c in key.split(",")}
+        if not {"cpu", "memory", "pids"} <= have:
+            raise SandboxError("this host has no cgroup v1 cpu, memory and pids hierarchies: "
+                               "task limits cannot be enforced (cgroup v2 is not supported yet)")
+        for key, path in self.dirs.items():
+            if set(key.split(",")) & set(TASK_CONTROLLERS):
+                _init_cgroup(key.split(","), Path(path), cpu_units, memory_mib)
+
+    def check_base(self, task_id: str) -> None:
+        """runc places a container relative to its own cgroup, inherited from this process.
+        If this process now sits elsewhere (restarted in another cgroup), the container would
+        land outside the task's limits: refuse rather than run it unconstrained."""
+        for h in hierarchies():
+            expected = str(h.task_dir(task_id))
+            if h.key in self.dirs and self.dirs[h.key] != expected:
+                raise SandboxError(
+                    f"task {task_id} cgroup is {self.dirs[h.key]} but a container created from"
+                    f" this process would go under {expected}")
+
+    def remove(self, task_id: str) -> None:
+        """Remove the recorded directories and those this process would use (with children)."""
+        paths = {Path(p) for p in self.dirs.values()}
+        paths.update(h.task_dir(task_id) for h in hierarchies())
+        for path in paths:
+            _rmdir_tree(path)
+
+    def container_oom(self, name: str) -> bool:
+        memory_dir = self.dir("memory", name)
+        return memory_dir is not None and oom_kills(memory_dir) > 0
+
+    def stats(self, containers: Iterable[str]) -> dict[str, Any]:
+        """The task's counters, and each container's memory and CPU use (None: no counter)."""
+        memory = self.dir("memory")
+        cpuacct = self.dir("cpuacct")
+        pids = self.dir("pids")
+        cpu = self.dir("cpu")
+        result: dict[str, Any] = {}
+        if memory is not None:
+            result["memory_usage_bytes"] = read_int(memory / "memory.usage_in_bytes")
+            result["memory_max_usage_bytes"] = read_int(memory / "memory.max_usage_in_bytes")
+            result["memory_limit_bytes"] = read_int(memory / "memory.limit_in_bytes")
+            result["memory_failcnt"] = read_int(memory / "memory.failcnt")
+            result["oom_kills"] = oom_kills(memory)
+        if cpuacct is not None:
+            result["cpu_usage_ns"] = read_int(cpuacct / "cpuacct.usage")
+        if cpu is not None:
+            result["cpu_quota_us"] = read_int(cpu / "cpu.cfs_quota_us")
+            result["cpu_period_us"] = read_int(cpu / "cpu.cfs_period_us")
+        if pids is not None:
+            result["pids_current"] = read_int(pids / "pids.current")
+        result["containers"] = {
+            name: {
+                "memory_usage_bytes": read_int(memory / name / "memory.usage_in_bytes")
+                if memory is not None else None,
+                "cpu_usage_ns": read_int(cpuacct / name / "cpuacct.usage")
+                if cpuacct is not None else None,
+            }
+            for name in containers
+        }
+        return result
+
+
+def remove_parents() -> None:
+    """Drop the shared `fargo` parents once empty (another server's tasks keep them)."""
+    for h in hierarchies():
+        with contextlib.suppress(OSError):
+            h.parent_dir.rmdir()
+
+
+def _init_cgroup(controllers: list[str], path: Path, cpu_units: int, memory_mib: int) -> None:
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    if "cpu" in controllers:  # co-mounted hierarchies look like "cpu,cpuacct"
+        _write(path / "cpu.cfs_period_us", CPU_PERIOD_US)
+        _write(path / "cpu.cfs_quota_us", cpu_units * CPU_PERIOD_US // 1024)
+        _write(path / "cpu.shares", max(2, cpu_units))
+    if "memory" in controllers:
+        if created:
+            # Children must count against the task limit (v1 default may be flat).
+            with contextlib.suppress(OSError):
+                _write(path / "memory.use_hierarchy", 1)
+        _set_memory_limit(path, memory_mib << 20)
+    if "pids" in controllers:
+        _write(path / "pids.max", pids_limit(memory_mib))
+
+
+def _set_memory_limit(path: Path, limit: int) -> None:
+    """Set memory and memory+swap to the same value, in whichever order the kernel accepts
+    (memsw may never be below the memory limit)."""
+    memsw = path / "memory.memsw.limit_in_bytes"
+    files = [path / "memory.limit_in_bytes"] + ([memsw] if memsw.exists() else [])
+    try:
+        for f in files:
+            _write(f, limit)
+    except OSError:
+        for f in reversed(files):
+            _write(f, limit)
+
+
+def _write(path: Path, value: str | int) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def oom_kills(memory_dir: Path) -> int:
+    try:
+        for line in (memory_dir / "memory.oom_control").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _rmdir_tree(path: Path) -> None:
+    """Remove a cgroup directory and its child cgroups (cgroupfs only allows rmdir)."""
+    if not path.is_dir():
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            _rmdir_tree(child)
+    for attempt in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            # Just-exited processes keep a cgroup busy for a moment.
+            if e.errno != errno.EBUSY or attempt == 49:
+                raise
+            time.sleep(0.01)

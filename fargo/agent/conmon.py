@@ -1,0 +1,112 @@
+"""conmon, the monitor each container gets: it runs `runc create`, streams the container's
+stdout and stderr into a k8s-file log, records the exit code in an exit file, then exits.
+
+It is a daemon of its own, so a container outlives the fargo process that made it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..port.data import DEFAULT_PATH
+from ..port.errors import SandboxError
+from .runc import Runc, runc_message
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Where one container's conmon finds its bundle and puts what it records."""
+
+    cid: str
+    bundle: Path  # holds config.json; conmon also makes its fifos and attach socket here
+    log_path: Path
+    exit_dir: Path  # conmon writes <exit_dir>/<cid>, the exit code as text
+    socket_dir: Path
+
+    @property
+    def pid_file(self) -> Path:  # the container's init
+        return self.bundle / "pid"
+
+    @property
+    def conmon_pid_file(self) -> Path:
+        return self.bundle / "conmon.pid"
+
+    @property
+    def persist_dir(self) -> Path:
+        return self.bundle / "persist"
+
+
+def _args(conmon: str, runc: Runc, m: Monitor) -> list[str]:
+    return [
+        conmon,
+        "--cid", m.cid,
+        # cuuid only names the attach-socket symlink; keep it short for sun_path.
+        "--cuuid", hashlib.sha1(m.cid.encode()).hexdigest()[:12],
+        "--name", m.cid,
+        "--runtime", runc.binary,
+        "--runtime-arg", f"--root={runc.root}",
+        "--bundle", str(m.bundle),
+        "--container-pidfile", str(m.pid_file),
+        "--conmon-pidfile", str(m.conmon_pid_file),
+        "--log-path", f"k8s-file:{m.log_path}",
+        "--exit-dir", str(m.exit_dir),
+        "--persist-dir", str(m.persist_dir),
+        "--socket-dir-path", str(m.socket_dir),
+        "--log-level", "error",
+    ]
+
+
+def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float) -> int:
+    """Start conmon and return the container's pid once `runc create` is done.
+
+    conmon forks a daemon and its first process exits at once; the daemon reports the
+    container pid (or runc's error) as JSON on the _OCI_SYNCPIPE fd after `runc create`.
+    A refusal is a SandboxError in runc's (or conmon's) own words.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "_OCI_SYNCPIPE": str(write_fd)}
+        proc = subprocess.Popen(
+            _args(conmon, runc, monitor), env=env, pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True, cwd=monitor.bundle,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        _, err = proc.communicate(timeout=timeout)
+        reply = _read_sync(read_fd, timeout)
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+    pid = reply.get("pid", reply.get("data", -1)) if reply else -1
+    if not isinstance(pid, int) or pid <= 0:
+        message = (reply or {}).get("message") or err.decode(errors="replace")
+        raise SandboxError(runc_message(message) or "conmon failed")
+    return pid
+
+
+def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:
+    """One JSON line from conmon's sync pipe; None if conmon died without a word."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        reply = json.loads(data.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) else None
