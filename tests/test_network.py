@@ -21,16 +21,12 @@ from collections.abc import Iterator
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fargo.agent.network import (
-    NETNS_DIR,
-    Attachment,
-    HostNetwork,
-    NetworkError,
-    bridge_netfilter,
-    task_mac,
-)
+from fargo.agent.bridges import bridge_netfilter
+from fargo.agent.netnames import NETNS_DIR, task_mac
+from fargo.agent.network import Attachment, HostNetwork
 from fargo.agent.rtnl import Rtnl
 from fargo.model.ipam import Ipam
+from fargo.port.errors import InvalidSpec, NetworkError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
 
@@ -143,10 +139,10 @@ def test_names_are_safe_and_derivable() -> None:
     mac = task_mac(tid)
     assert mac == task_mac(tid) and int(mac[:2], 16) & 0b11 == 0b10  # local, unicast
     for bad in ("../etc", "a b", "x;rm", "", "a" * 65):
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidSpec):
             hn.netns_name(bad)
     for bad_prefix in ("", "toolong", "Fg", "f-g"):
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidSpec):
             HostNetwork(bad_prefix)
 
 
@@ -301,11 +297,11 @@ def test_attach_from_inside_event_loop(net: HostNetwork, cidr: str) -> None:
 
 def test_attach_rejects_bad_input(net: HostNetwork, cidr: str) -> None:
     base = cidr.rsplit(".", 1)[0]
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         net.attach("bad/id", "subnet-a", cidr, base + ".50")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         net.attach(uuid.uuid4().hex, "subnet-a", cidr, base + ".1")  # the gateway
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         net.attach(uuid.uuid4().hex, "subnet-a", cidr, base + ".51", mac="01:00:5e:00:00:01")
 
 

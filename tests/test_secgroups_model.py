@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from fargo.agent.firewall import Group, Spec, member_update, render, set_name
+from fargo.agent.firewall import member_update, render, set_name
+from fargo.agent.netnames import Names
 from fargo.api.ec2forms import permissions
+from fargo.api.ec2query import params
+from fargo.control.network import new_id
 from fargo.model import secgroups as sg
 from fargo.model.errors import ApiError
 from fargo.model.vpc import block, subnet_block
+from fargo.port.errors import InvalidSpec
+from fargo.port.firewall import FirewallSpec, GroupRules
 
 
 def _same_vpc(pair: dict) -> str:
@@ -77,25 +82,25 @@ def test_rules_need_a_peer():
 
 
 def test_add_and_remove_are_all_or_nothing():
-    base = sg.default_rules("sg-1", is_default=True)
+    base = sg.default_rules("sg-1", True, new_id)
     assert [(r.egress, r.group, r.cidr) for r in base] == [(False, "sg-1", None),
                                                           (True, None, "0.0.0.0/0")]
     new = rules({"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
                  "IpRanges": [{"CidrIp": "10.0.0.0/8"}]})
-    after, added = sg.add_rules(base, new)
+    after, added = sg.add_rules(base, new, new_id)
     assert len(after) == 3 and added[0].rule_id.startswith("sgr-")
     with pytest.raises(ApiError) as exc:
         sg.add_rules(after, rules({"IpProtocol": "udp", "FromPort": 1, "ToPort": 1,
-                                   "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}) + new)
+                                   "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}) + new, new_id)
     assert exc.value.code == "InvalidPermission.Duplicate"
     with pytest.raises(ApiError) as exc:  # the same rule twice in one request
-        sg.add_rules(base, new + new)
+        sg.add_rules(base, new + new, new_id)
     assert exc.value.code == "InvalidPermission.Duplicate"
     # A description does not make a different rule; revoking finds it without one.
     described = rules({"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
                        "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "x"}]})
     with pytest.raises(ApiError):
-        sg.add_rules(after, described)
+        sg.add_rules(after, described, new_id)
     kept, removed = sg.remove_rules(after, new)
     assert kept == base and removed == added
     with pytest.raises(ApiError) as exc:
@@ -103,14 +108,15 @@ def test_add_and_remove_are_all_or_nothing():
     assert exc.value.code == "InvalidPermission.NotFound"
     # Egress and ingress are different rules.
     assert sg.add_rules(after, rules({"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
-                                      "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}, egress=True))
+                                      "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}, egress=True),
+                        new_id)
 
 
 def test_rule_limit():
     many = [{"IpProtocol": "tcp", "FromPort": p, "ToPort": p,
              "IpRanges": [{"CidrIp": "10.0.0.0/8"}]} for p in range(1, sg.MAX_RULES + 2)]
     with pytest.raises(ApiError) as exc:
-        sg.add_rules([], rules(*many))
+        sg.add_rules([], rules(*many), new_id)
     assert exc.value.code == "RulesPerSecurityGroupLimitExceeded"
 
 
@@ -151,17 +157,19 @@ def test_form_parsing_both_shapes():
             "IpPermissions.1.IpRanges.2.CidrIp": "5.6.7.0/24",
             "IpPermissions.1.Groups.1.GroupId": "sg-2", "IpPermissions.2.IpProtocol": "-1",
             "IpPermissions.2.IpRanges.1.CidrIp": "0.0.0.0/0"}
-    perms = permissions(form)
+    ingress = "AuthorizeSecurityGroupIngress"
+    perms = permissions(params(ingress, form))
     assert [r["CidrIp"] for r in perms[0]["IpRanges"]] == ["1.2.3.0/24", "5.6.7.0/24"]
     assert perms[0]["UserIdGroupPairs"] == [{"GroupId": "sg-2"}]
     assert perms[1]["IpProtocol"] == "-1"
-    legacy = permissions({"IpProtocol": "tcp", "FromPort": "80", "ToPort": "80",
-                          "CidrIp": "10.0.0.0/8"})
+    legacy = permissions(params(ingress, {"IpProtocol": "tcp", "FromPort": "80",
+                                          "ToPort": "80", "CidrIp": "10.0.0.0/8"}))
     assert legacy == [{"IpProtocol": "tcp", "FromPort": "80", "ToPort": "80",
                        "IpRanges": [{"CidrIp": "10.0.0.0/8"}], "UserIdGroupPairs": []}]
-    assert permissions({"SourceSecurityGroupName": "web"})[0]["IpProtocol"] == "-1"
+    assert permissions(params(ingress, {"SourceSecurityGroupName": "web"}))[0][
+        "IpProtocol"] == "-1"
     with pytest.raises(ApiError):
-        permissions({**form, "CidrIp": "10.0.0.0/8"})
+        permissions(params(ingress, {**form, "CidrIp": "10.0.0.0/8"}))
 
 
 def test_render_fails_closed_and_checks_both_ends():
@@ -170,11 +178,12 @@ def test_render_fails_closed_and_checks_both_ends():
                  "UserIdGroupPairs": [{"GroupId": b}]},
                 {"IpProtocol": "icmp", "FromPort": 8, "ToPort": -1,
                  "IpRanges": [{"CidrIp": "10.0.0.0/8"}]})
-    spec = Spec(nets=["10.5.0.0/24"], gateways=["10.5.0.1"], bridges=["tbr0123456789ab"],
-                groups=[Group(a, web), Group(b, sg.default_rules(b, True), admits_host=True)],
-                members={a: {"10.5.0.4"}, b: {"10.5.0.5"}},
-                ports={"tv0123456789abc": "10.5.0.4"})
-    text = render("fargo_t", spec)
+    names = Names("t")
+    spec = FirewallSpec(nets=["10.5.0.0/24"], gateways=["10.5.0.1"], subnets=["subnet-a"],
+                        groups=[GroupRules(a, web),
+                                GroupRules(b, sg.default_rules(b, True, new_id), admits_host=True)],
+                        members={a: {"10.5.0.4"}, b: {"10.5.0.5"}}, tasks={"t-1": "10.5.0.4"})
+    text = render("fargo_t", spec, names)
     assert text.startswith("table inet fargo_t {}\ndelete table inet fargo_t\n")
     assert f"ip daddr @{set_name(a)} ip saddr @{set_name(b)} meta l4proto tcp th dport 8080 " \
         "accept" in text
@@ -185,8 +194,8 @@ def test_render_fails_closed_and_checks_both_ends():
     assert text.count("    drop\n") == 2
     assert ("oifname @bridges ip daddr @nets ip daddr != @gateways "
             f"ip daddr @{set_name(b)} accept") in text
-    assert '"tbr0123456789ab"' in text
-    assert '"tv0123456789abc" . 10.5.0.4' in text
+    assert f'"{names.bridge_name("subnet-a")}"' in text
+    assert f'"{names.veth_name("t-1")}" . 10.5.0.4' in text
 
 
 def test_member_update_is_idempotent_and_refuses_injection():
@@ -194,9 +203,9 @@ def test_member_update_is_idempotent_and_refuses_injection():
     lines = out.splitlines()
     assert lines[0].startswith("add element") and lines[1].startswith("delete element")
     for bad_ip in ("10.5.0.4 } ; flush ruleset", "10.5.0.256"):
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidSpec):
             member_update("fargo_t", bad_ip, ["sg-0a"], "tv0123456789abc", add=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         set_name("sg-1; flush ruleset")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         member_update("fargo_t", "10.5.0.4", ["sg-0a"], 'x" ; flush ruleset', add=True)

@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from tests.conftest import ROOT, FargoServer, wait_status
+from tests.conftest import ROOT, wait_status
 from tests.test_tasks import WEB, detail, register
 
 # busybox 1.35's `wget -T` segfaults, so `timeout` bounds each attempt instead.
@@ -392,33 +392,31 @@ def test_user_vpc_and_subnet_run_tasks(ecs, ec2, busybox_image, subnet_id):
     assert code(exc) == "InvalidSubnetID.NotFound"
 
 
-def test_restart_converges_and_purge_removes_the_table(busybox_image):
-    srv = FargoServer(Path(tempfile.mkdtemp(prefix="fargo-sg-")))
+def test_restart_converges_and_purge_removes_the_table(fargo_servers, busybox_image):
+    srv = fargo_servers(state_dir=Path(tempfile.mkdtemp(prefix="fargo-sg-")))
     table = f"fargo_{srv.prefix}"
+    ec2 = srv.client("ec2")
+    gid = ec2.create_security_group(GroupName="kept", Description="survives")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=gid, IpProtocol="udp", FromPort=5353,
+                                         ToPort=5353, CidrIp="10.1.2.0/24")
+    assert table in nft_tables()
+    srv.kill()
+    # Someone flushed the kernel meanwhile: the next start puts it all back.
+    subprocess.run(["nft", "delete", "table", "inet", table], check=True)
     srv.start()
-    try:
-        ec2 = srv.client("ec2")
-        gid = ec2.create_security_group(GroupName="kept", Description="survives")["GroupId"]
-        ec2.authorize_security_group_ingress(GroupId=gid, IpProtocol="udp", FromPort=5353,
-                                             ToPort=5353, CidrIp="10.1.2.0/24")
-        assert table in nft_tables()
-        srv.kill()
-        # Someone flushed the kernel meanwhile: the next start puts it all back.
-        subprocess.run(["nft", "delete", "table", "inet", table], check=True)
-        srv.start()
-        ruleset = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True,
-                                 text=True, check=True).stdout
-        assert "ip saddr 10.1.2.0/24 udp dport 5353 accept" in ruleset
-    finally:
-        srv.purge()
+    ruleset = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True,
+                             text=True, check=True).stdout
+    assert "ip saddr 10.1.2.0/24 udp dport 5353 accept" in ruleset
+    srv.purge()
     assert table not in nft_tables()
 
 
 def test_purge_cli_removes_the_table_idempotently(tmp_path):
     prefix = "p" + uuid.uuid4().hex[:4]
-    from fargo.agent.firewall import Firewall, Spec
+    from fargo.agent.firewall import Firewall
+    from fargo.port.firewall import FirewallSpec
 
-    Firewall(prefix).apply(Spec(nets=["10.255.255.0/28"], gateways=["10.255.255.1"]))
+    Firewall(prefix).apply(FirewallSpec(nets=["10.255.255.0/28"], gateways=["10.255.255.1"]))
     assert f"fargo_{prefix}" in nft_tables()
     for _ in range(2):
         out = subprocess.run([sys.executable, "-m", "fargo", "purge", "--state-dir",

@@ -4,7 +4,7 @@ Why an ``inet`` table on the forward/input/output hooks, not a ``bridge`` table:
 br_netfilter, IPv4 frames crossing a bridge also pass the IPv4 forward hook, after conntrack has
 seen them, so one family covers all three paths by address, with ``ct state`` for return
 traffic: task -> task (forward), task -> host (input) and host -> task (output). fargo switches
-``nf_call_iptables`` on for its own bridges (``HostNetwork``), so this holds even when the
+``nf_call_iptables`` on for its own bridges (agent/bridges.py), so this holds even when the
 host's global bridge-nf-call-iptables is 0, and the host's setting is left alone.
 
 Layout of ``table inet fargo_<prefix>``:
@@ -29,45 +29,34 @@ import ipaddress
 import re
 import subprocess
 import threading
-from dataclasses import dataclass, field
 
 from ..model.secgroups import WITH_PORTS, Rule
+from ..port.errors import InvalidSpec
+from ..port.firewall import FirewallSpec
 from . import nftlib
+from .netnames import Names
 
 _SAFE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
-class FirewallError(RuntimeError):
-    """nft refused or failed; the message carries its output."""
-
-
-@dataclass
-class Group:
-    id: str
-    rules: list[Rule]
-    admits_host: bool = False  # a VPC's default group lets the host in
-
-
-@dataclass
-class Spec:
-    """Everything the tables hold, built by control/network.py from the store."""
-
-    nets: list[str] = field(default_factory=list)
-    bridges: list[str] = field(default_factory=list)  # this prefix's subnet bridges
-    gateways: list[str] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
-    members: dict[str, set[str]] = field(default_factory=dict)  # group id -> task IPs
-    ports: dict[str, str] = field(default_factory=dict)  # host veth -> the task IP behind it
-
-
 def set_name(group_id: str) -> str:
     if not _SAFE.match(group_id):
-        raise ValueError(f"unsafe group id {group_id!r}")
+        raise InvalidSpec(f"unsafe group id {group_id!r}")
     return "g_" + group_id.replace("-", "_")
 
 
 def _ip(text: str) -> str:
-    return str(ipaddress.IPv4Address(text))  # nothing but an address reaches nft's parser
+    try:  # nothing but an address reaches nft's parser
+        return str(ipaddress.IPv4Address(text))
+    except ValueError as err:
+        raise InvalidSpec(str(err)) from None
+
+
+def _net(text: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError as err:
+        raise InvalidSpec(str(err)) from None
 
 
 def _elements(items: list[str] | set[str]) -> str:
@@ -97,7 +86,7 @@ def _match(rule: Rule) -> str:
 def _peer(rule: Rule, side: str) -> str:
     if rule.group:
         return f"ip {side} @{set_name(rule.group)}"
-    net = ipaddress.IPv4Network(rule.cidr or "0.0.0.0/0")
+    net = _net(rule.cidr or "0.0.0.0/0")
     return "" if net.prefixlen == 0 else f"ip {side} {net}"
 
 
@@ -105,16 +94,18 @@ def _line(*parts: str) -> str:
     return "    " + " ".join(p for p in parts if p)
 
 
-def render(table: str, spec: Spec) -> str:
-    """The whole ruleset as one `nft -f` transaction: (re)create both tables from scratch."""
-    nets = [str(ipaddress.IPv4Network(n)) for n in spec.nets]
+def render(table: str, spec: FirewallSpec, names: Names) -> str:
+    """The whole ruleset as one `nft -f` transaction: (re)create both tables from scratch.
+    names turns the spec's subnet and task ids into this prefix's bridges and veths."""
+    nets = [str(_net(n)) for n in spec.nets]
     gws = [_ip(g) for g in spec.gateways]
+    bridges = [_quoted(names.bridge_name(s)) for s in spec.subnets]
     out = [f"table inet {table} {{}}", f"delete table inet {table}",
            f"table bridge {table} {{}}", f"delete table bridge {table}",
            f"table inet {table} {{",
            f"  set nets {{ type ipv4_addr; flags interval;{_elements(nets)} }}",
            f"  set gateways {{ type ipv4_addr;{_elements(gws)} }}",
-           f"  set bridges {{ type ifname;{_elements([_quoted(b) for b in spec.bridges])} }}"]
+           f"  set bridges {{ type ifname;{_elements(bridges)} }}"]
     for g in spec.groups:
         ips = [_ip(i) for i in spec.members.get(g.id, set())]
         out.append(f"  set {set_name(g.id)} {{ type ipv4_addr;{_elements(ips)} }}")
@@ -149,7 +140,7 @@ def render(table: str, spec: Spec) -> str:
         if g.admits_host:
             out.append(f"    {task_dst} ip daddr @{set_name(g.id)} accept")
     out += [f"    {task_dst} jump sg_in", "  }", "}"]
-    out += render_ports(table, spec.ports)
+    out += render_ports(table, {names.veth_name(tid): ip for tid, ip in spec.tasks.items()})
     return "\n".join(out) + "\n"
 
 
@@ -171,7 +162,7 @@ def _quoted(name: str) -> str:
 
 def _veth(name: str) -> str:
     if not re.match(r"^[a-z0-9]{1,15}$", name):
-        raise ValueError(f"unsafe interface name {name!r}")
+        raise InvalidSpec(f"unsafe interface name {name!r}")
     return name
 
 
@@ -197,16 +188,16 @@ class Firewall:
     """Applies rendered rulesets for one prefix; every call is one nft transaction."""
 
     def __init__(self, prefix: str):
-        if not re.match(r"^[a-z][a-z0-9]{0,15}$", prefix):
-            raise ValueError(f"unsafe prefix {prefix!r}")
+        self.names = Names(prefix)
         self.table = f"fargo_{prefix}"
         self._lock = threading.Lock()  # nft transactions of this process, one at a time
 
-    def apply(self, spec: Spec) -> None:
-        self._nft(render(self.table, spec))
+    def apply(self, spec: FirewallSpec) -> None:
+        self._nft(render(self.table, spec, self.names))
 
-    def member(self, ip: str, groups: list[str], veth: str, add: bool) -> None:
-        self._nft(member_update(self.table, ip, groups, veth, add))
+    def member(self, tid: str, ip: str, groups: list[str], add: bool) -> None:
+        """The task into (or out of) its groups; its veth is named after its id."""
+        self._nft(member_update(self.table, ip, groups, self.names.veth_name(tid), add))
 
     def remove(self) -> None:
         """Both tables gone (purge); fine if they never existed."""
@@ -220,7 +211,4 @@ class Firewall:
 
     def _nft(self, text: str) -> None:
         with self._lock:
-            try:
-                nftlib.run(text)
-            except nftlib.NftError as err:
-                raise FirewallError(str(err)) from None
+            nftlib.run(text)  # NftError is a FirewallError

@@ -9,14 +9,13 @@ task's own programs stay free to listen on port 80 themselves."""
 from __future__ import annotations
 
 import errno
-import os
 import socket
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from . import nftlib
-from .network import LOOPBACK_INDEX, _run_in_thread, _setns
-from .rtnl import Rtnl
+from .netsys import enter_netns, run_in_thread
+from .rtnl import LOOPBACK_INDEX, Rtnl
 
 METADATA_IP = "169.254.170.2"
 LISTEN_PORT = 51679  # the ECS agent's own port on EC2 hosts
@@ -37,15 +36,11 @@ def open_listener(netns_path: str) -> socket.socket:
     Safe to call again (after a restart): the address and rules are replaced, not doubled."""
 
     def work() -> socket.socket:
-        fd = os.open(netns_path, os.O_RDONLY)
-        try:
-            _setns(fd)  # this throwaway thread now lives in the task's netns
-        finally:
-            os.close(fd)
+        enter_netns(netns_path)  # this throwaway thread now lives in the task's netns
         with Rtnl() as rtnl:
             return listen_inside(rtnl)
 
-    return _run_in_thread(work)
+    return run_in_thread(work)
 
 
 def listen_inside(rtnl: Rtnl) -> socket.socket:

@@ -12,8 +12,10 @@ import ctypes.util
 import subprocess
 import threading
 
+from ..port.errors import FirewallError
 
-class NftError(RuntimeError):
+
+class NftError(FirewallError):
     """nft refused or failed; the message carries its error output."""
 
 

@@ -1,4 +1,7 @@
-"""EC2's network calls: VPCs, subnets, zones and security groups (records in control/network)."""
+"""EC2's network calls: VPCs, subnets, zones and security groups (records in control/network).
+
+Each handler takes the request's parameters as ec2query parsed them against the operation's
+shape, calls one control method with named arguments, and renders its records."""
 
 from __future__ import annotations
 
@@ -8,13 +11,42 @@ from ..control.network import Networks
 from ..model.errors import ApiError
 from ..model.ipam import Ipam
 from ..model.names import ACCOUNT
-from ..model.secgroups import Rule, missing, to_permissions, to_rule_shape
-from ..model.vpc import Subnet, Vpc
+from ..model.secgroups import SecurityGroup, missing, to_permissions, to_rule_shape
+from ..model.vpc import Subnet, Vpc, VpcRecord
 from .ec2forms import permissions
-from .ec2query import filters, numbered
+from .ec2query import Handler
+
+Params = dict[str, Any]
+Answer = dict[str, Any]
 
 
-def _match(item: dict[str, Any], flt: dict[str, list[str]], keys: dict[str, str]) -> bool:
+def _text(params: Params, name: str) -> str | None:
+    value = params.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _texts(params: Params, name: str) -> list[str]:
+    return [v for v in params.get(name) or [] if isinstance(v, str)]
+
+
+def _required(params: Params, name: str) -> str:
+    value = _text(params, name)
+    if not value:
+        raise missing(name)
+    return value
+
+
+def _filters(params: Params) -> dict[str, list[str]]:
+    """Filters by name; two filters of one name pool their values."""
+    out: dict[str, list[str]] = {}
+    for flt in params.get("Filters") or []:
+        name = flt.get("Name")
+        if name is not None:
+            out.setdefault(name, []).extend(flt.get("Values") or [])
+    return out
+
+
+def _match(item: Answer, flt: dict[str, list[str]], keys: dict[str, str]) -> bool:
     for name, wanted in flt.items():
         key = keys.get(name)
         if key is None:
@@ -24,8 +56,8 @@ def _match(item: dict[str, Any], flt: dict[str, list[str]], keys: dict[str, str]
     return True
 
 
-def _select(items: list[dict[str, Any]], ids: list[str], id_key: str, missing_code: str,
-            what: str) -> list[dict[str, Any]]:
+def _select(items: list[Answer], ids: list[str], id_key: str, missing_code: str,
+            what: str) -> list[Answer]:
     if not ids:
         return items
     known = {i[id_key] for i in items}
@@ -40,7 +72,7 @@ class Ec2Face:
         self.vpc = vpc
         self.nets = networks
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[str, Handler]:
         return {"DescribeVpcs": self.describe_vpcs, "DescribeSubnets": self.describe_subnets,
                 "DescribeSecurityGroups": self.describe_security_groups,
                 "DescribeAvailabilityZones": self.describe_zones,
@@ -54,30 +86,30 @@ class Ec2Face:
                 "RevokeSecurityGroupEgress": self._rules(egress=True, add=False)}
 
     # ---- VPCs and subnets
-    def _vpc_item(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return {"VpcId": doc["VpcId"], "CidrBlock": doc["CidrBlock"], "State": "available",
-                "IsDefault": doc["IsDefault"], "OwnerId": ACCOUNT, "InstanceTenancy": "default",
+    def _vpc_item(self, vpc: VpcRecord) -> Answer:
+        return {"VpcId": vpc.id, "CidrBlock": vpc.cidr, "State": "available",
+                "IsDefault": vpc.is_default, "OwnerId": ACCOUNT, "InstanceTenancy": "default",
                 "DhcpOptionsId": "dopt-00000000",
                 "CidrBlockAssociationSet": [{
-                    "AssociationId": "vpc-cidr-assoc-" + doc["VpcId"][4:],
-                    "CidrBlock": doc["CidrBlock"], "CidrBlockState": {"State": "associated"}}]}
+                    "AssociationId": "vpc-cidr-assoc-" + vpc.id[4:],
+                    "CidrBlock": vpc.cidr, "CidrBlockState": {"State": "associated"}}]}
 
-    def describe_vpcs(self, form: dict[str, str]) -> dict[str, Any]:
-        items = [self._vpc_item(d) for d in self.nets.vpc_items()]
-        items = _select(items, numbered(form, "VpcId"), "VpcId", "InvalidVpcID.NotFound",
+    def describe_vpcs(self, params: Params) -> Answer:
+        items = [self._vpc_item(v) for v in self.nets.vpc_items()]
+        items = _select(items, _texts(params, "VpcIds"), "VpcId", "InvalidVpcID.NotFound",
                         "vpc ID")
         keys = {"vpc-id": "VpcId", "cidr": "CidrBlock", "state": "State",
                 "is-default": "IsDefault", "cidr-block-association.cidr-block": "CidrBlock"}
-        return {"Vpcs": [i for i in items if _match(i, filters(form), keys)]}
+        return {"Vpcs": [i for i in items if _match(i, _filters(params), keys)]}
 
-    def create_vpc(self, form: dict[str, str]) -> dict[str, Any]:
-        return {"Vpc": self._vpc_item(self.nets.create_vpc(form.get("CidrBlock")))}
+    def create_vpc(self, params: Params) -> Answer:
+        return {"Vpc": self._vpc_item(self.nets.create_vpc(_text(params, "CidrBlock")))}
 
-    def delete_vpc(self, form: dict[str, str]) -> dict[str, Any]:
-        self.nets.delete_vpc(_required(form, "VpcId"))
+    def delete_vpc(self, params: Params) -> Answer:
+        self.nets.delete_vpc(_required(params, "VpcId"))
         return {}
 
-    def _subnet_item(self, s: Subnet) -> dict[str, Any]:
+    def _subnet_item(self, s: Subnet) -> Answer:
         return {"SubnetId": s.id, "VpcId": s.vpc_id, "CidrBlock": s.cidr,
                 "AvailabilityZone": s.zone, "AvailabilityZoneId": s.zone_id,
                 "State": "available",
@@ -85,62 +117,61 @@ class Ec2Face:
                 "DefaultForAz": False, "MapPublicIpOnLaunch": False, "OwnerId": ACCOUNT,
                 "SubnetArn": f"arn:aws:ec2:{self.vpc.region}:{ACCOUNT}:subnet/{s.id}"}
 
-    def describe_subnets(self, form: dict[str, str]) -> dict[str, Any]:
+    def describe_subnets(self, params: Params) -> Answer:
         items = [self._subnet_item(s) for s in self.nets.all_subnets()]
-        items = _select(items, numbered(form, "SubnetId"), "SubnetId",
+        items = _select(items, _texts(params, "SubnetIds"), "SubnetId",
                         "InvalidSubnetID.NotFound", "subnet ID")
         keys = {"vpc-id": "VpcId", "subnet-id": "SubnetId", "availability-zone": "AvailabilityZone",
                 "cidr-block": "CidrBlock", "state": "State", "default-for-az": "DefaultForAz"}
-        return {"Subnets": [i for i in items if _match(i, filters(form), keys)]}
+        return {"Subnets": [i for i in items if _match(i, _filters(params), keys)]}
 
-    def create_subnet(self, form: dict[str, str]) -> dict[str, Any]:
-        subnet = self.nets.create_subnet(form.get("VpcId"), form.get("CidrBlock"),
-                                         form.get("AvailabilityZone"))
+    def create_subnet(self, params: Params) -> Answer:
+        subnet = self.nets.create_subnet(_text(params, "VpcId"), _text(params, "CidrBlock"),
+                                         _text(params, "AvailabilityZone"))
         return {"Subnet": self._subnet_item(subnet)}
 
-    def delete_subnet(self, form: dict[str, str]) -> dict[str, Any]:
-        self.nets.delete_subnet(_required(form, "SubnetId"))
+    def delete_subnet(self, params: Params) -> Answer:
+        self.nets.delete_subnet(_required(params, "SubnetId"))
         return {}
 
     # ---- security groups
-    def _group_item(self, doc: dict[str, Any]) -> dict[str, Any]:
-        rules = [Rule.from_doc(r) for r in doc["rules"]]
-        return {"GroupId": doc["GroupId"], "GroupName": doc["GroupName"],
-                "Description": doc["Description"], "VpcId": doc["VpcId"], "OwnerId": ACCOUNT,
-                "SecurityGroupArn": self._group_arn(doc["GroupId"]),
-                "IpPermissions": to_permissions([r for r in rules if not r.egress]),
-                "IpPermissionsEgress": to_permissions([r for r in rules if r.egress])}
+    def _group_item(self, g: SecurityGroup) -> Answer:
+        return {"GroupId": g.id, "GroupName": g.name, "Description": g.description,
+                "VpcId": g.vpc_id, "OwnerId": ACCOUNT, "SecurityGroupArn": self._group_arn(g.id),
+                "IpPermissions": to_permissions([r for r in g.rules if not r.egress]),
+                "IpPermissionsEgress": to_permissions([r for r in g.rules if r.egress])}
 
     def _group_arn(self, gid: str) -> str:
         return f"arn:aws:ec2:{self.vpc.region}:{ACCOUNT}:security-group/{gid}"
 
-    def describe_security_groups(self, form: dict[str, str]) -> dict[str, Any]:
-        items = [self._group_item(d) for d in self.nets.group_items()]
-        items = _select(items, numbered(form, "GroupId"), "GroupId", "InvalidGroup.NotFound",
+    def describe_security_groups(self, params: Params) -> Answer:
+        items = [self._group_item(g) for g in self.nets.group_items()]
+        items = _select(items, _texts(params, "GroupIds"), "GroupId", "InvalidGroup.NotFound",
                         "security group")
-        names = numbered(form, "GroupName")
+        names = _texts(params, "GroupNames")
         for name in names:  # names are looked up in the default VPC, as EC2 does
             self.nets.group_by_name(name)
         if names:
             items = [i for i in items if i["GroupName"] in names and i["VpcId"] == self.vpc.id]
         keys = {"vpc-id": "VpcId", "group-id": "GroupId", "group-name": "GroupName",
                 "description": "Description"}
-        return {"SecurityGroups": [i for i in items if _match(i, filters(form), keys)]}
+        return {"SecurityGroups": [i for i in items if _match(i, _filters(params), keys)]}
 
-    def create_security_group(self, form: dict[str, str]) -> dict[str, Any]:
-        doc = self.nets.create_group(form.get("GroupName"), form.get("GroupDescription"),
-                                     form.get("VpcId"))
-        return {"GroupId": doc["GroupId"], "SecurityGroupArn": self._group_arn(doc["GroupId"])}
+    def create_security_group(self, params: Params) -> Answer:
+        # The shape's Description travels as GroupDescription.
+        group = self.nets.create_group(_text(params, "GroupName"), _text(params, "Description"),
+                                       _text(params, "VpcId"))
+        return {"GroupId": group.id, "SecurityGroupArn": self._group_arn(group.id)}
 
-    def delete_security_group(self, form: dict[str, str]) -> dict[str, Any]:
-        gid = self.nets.delete_group(form.get("GroupId"), form.get("GroupName"))
+    def delete_security_group(self, params: Params) -> Answer:
+        gid = self.nets.delete_group(_text(params, "GroupId"), _text(params, "GroupName"))
         return {"Return": True, "GroupId": gid}
 
-    def _rules(self, *, egress: bool, add: bool) -> Any:
-        def handler(form: dict[str, str]) -> dict[str, Any]:
+    def _rules(self, *, egress: bool, add: bool) -> Handler:
+        def handler(params: Params) -> Answer:
             gid, touched = self.nets.change_rules(
-                form.get("GroupId"), None if egress else form.get("GroupName"),
-                permissions(form), egress=egress, add=add)
+                _text(params, "GroupId"), None if egress else _text(params, "GroupName"),
+                permissions(params), egress=egress, add=add)
             shapes = [to_rule_shape(r, gid) for r in touched]
             if add:
                 return {"Return": True, "SecurityGroupRules": shapes}
@@ -150,21 +181,15 @@ class Ec2Face:
             return {"Return": True, "RevokedSecurityGroupRules": shapes}
         return handler
 
-    def describe_zones(self, form: dict[str, str]) -> dict[str, Any]:
+    def describe_zones(self, params: Params) -> Answer:
         items = [{"ZoneName": s.zone, "ZoneId": s.zone_id, "State": "available",
                   "RegionName": self.vpc.region, "ZoneType": "availability-zone",
                   "OptInStatus": "opt-in-not-required", "GroupName": self.vpc.region,
                   "NetworkBorderGroup": self.vpc.region, "Messages": []}
                  for s in self.vpc.subnets]
-        names = numbered(form, "ZoneName")
+        names = _texts(params, "ZoneNames")
         if names:
             items = [i for i in items if i["ZoneName"] in names]
         keys = {"zone-name": "ZoneName", "zone-id": "ZoneId", "state": "State",
                 "region-name": "RegionName"}
-        return {"AvailabilityZones": [i for i in items if _match(i, filters(form), keys)]}
-
-
-def _required(form: dict[str, str], name: str) -> str:
-    if not form.get(name):
-        raise missing(name)
-    return form[name]
+        return {"AvailabilityZones": [i for i in items if _match(i, _filters(params), keys)]}

@@ -1,16 +1,17 @@
-"""The EC2 query protocol: form-encoded `Action=...` in, XML out, shaped by botocore's model."""
+"""The EC2 query protocol: form-encoded `Action=...` in, XML out, both read and written by
+botocore's model of the operation."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from botocore.model import Shape
+from botocore.model import ListShape, OperationModel, Shape, StructureShape
 
 from ..model.errors import ApiError
 from . import shapes
@@ -26,47 +27,84 @@ def parse_form(body: bytes) -> dict[str, str]:
             from None
 
 
-_NUMBERED = re.compile(r"^(?P<base>[A-Za-z]+(?:\.\d{1,6}\.[A-Za-z]+)?)\.(?P<n>\d{1,6})$")
+class _Node:
+    """One dotted segment of the form's keys: the value given for it and the keys below."""
+
+    __slots__ = ("value", "children")
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.children: dict[str, _Node] = {}
 
 
-def numbered(form: dict[str, str], prefix: str) -> list[str]:
-    """Values of Prefix.1, Prefix.2, ... in order."""
-    found = []
+def _tree(form: dict[str, str]) -> _Node:
+    root = _Node()
     for key, value in form.items():
-        m = _NUMBERED.match(key)
-        if m and m.group("base") == prefix:
-            found.append((int(m.group("n")), value))
-    return [v for _, v in sorted(found)]
+        node = root
+        for part in key.split("."):
+            node = node.children.setdefault(part, _Node())
+        node.value = value
+    return root
 
 
-def filters(form: dict[str, str]) -> dict[str, list[str]]:
-    """Filter.N.Name / Filter.N.Value.M, grouped in one pass over the form."""
-    names: dict[str, str] = {}
-    values: dict[str, list[tuple[int, str]]] = {}
-    for key, value in form.items():
-        m = _NUMBERED.match(key)
-        if not m:
-            if re.fullmatch(r"Filter\.\d{1,6}\.Name", key):
-                names[key.split(".")[1]] = value
-            continue
-        base = m.group("base")
-        if base.startswith("Filter.") and base.endswith(".Value"):
-            values.setdefault(base.split(".")[1], []).append((int(m.group("n")), value))
-    out: dict[str, list[str]] = {}
-    for n, name in names.items():
-        out.setdefault(name, []).extend(v for _, v in sorted(values.get(n, [])))
-    return out
+def _wire(name: str, member: Shape) -> str:
+    """The member's key on the wire, as botocore's EC2 serializer writes it."""
+    ser = member.serialization
+    if "queryName" in ser:
+        return str(ser["queryName"])
+    if "name" in ser:
+        return str(ser["name"][0].upper() + ser["name"][1:])
+    return name
+
+
+def _value(shape: Shape, node: _Node) -> Any:
+    """The parameter below node, or None when the form gives none. Scalars stay strings:
+    the control methods check and convert them, with EC2's own messages."""
+    if isinstance(shape, StructureShape):
+        out = {}
+        for name, member in shape.members.items():
+            child = node.children.get(_wire(name, member))
+            value = None if child is None else _value(member, child)
+            if value is not None:
+                out[name] = value
+        return out if out or node.children else None
+    if isinstance(shape, ListShape):
+        # EC2 lists are flat: Key.1, Key.2, ... (Key.N.Member for structures), in N order.
+        indexed = sorted((int(k), child) for k, child in node.children.items()
+                         if k.isdigit() and len(k) <= 6)
+        items = [v for _, child in indexed if (v := _value(shape.member, child)) is not None]
+        return items or None
+    if shape.type_name == "map":
+        return None  # no operation fargo serves takes one
+    return node.value
+
+
+def parse_params(op: OperationModel, form: dict[str, str]) -> dict[str, Any]:
+    """The form as the operation's input shape names it (IpPermissions.1.Groups.1.GroupId
+    becomes IpPermissions[0]["UserIdGroupPairs"][0]["GroupId"]); unknown keys are dropped."""
+    if op.input_shape is None:
+        return {}
+    params = _value(op.input_shape, _tree(form))
+    return params if isinstance(params, dict) else {}
+
+
+def params(action: str, form: dict[str, str]) -> dict[str, Any]:
+    op = shapes.operation("ec2", action)
+    if op is None:
+        raise ApiError(f"The action {action[:100]!r} is not valid for this web service.",
+                       code="InvalidAction")
+    return parse_params(op, form)
 
 
 def _xml(shape: Shape, value: Any) -> str:
-    if shape.type_name == "structure":
+    if isinstance(shape, StructureShape):
         parts = []
         for name, member in shape.members.items():
             if name in value and value[name] is not None:
                 tag = member.serialization.get("name", name[0].lower() + name[1:])
                 parts.append(f"<{tag}>{_xml(member, value[name])}</{tag}>")
         return "".join(parts)
-    if shape.type_name == "list":
+    if isinstance(shape, ListShape):
         tag = shape.member.serialization.get("name", "item")
         return "".join(f"<{tag}>{_xml(shape.member, v)}</{tag}>" for v in value)
     if shape.type_name == "boolean":
@@ -96,18 +134,19 @@ def error_response(err: ApiError) -> web.Response:
     return web.Response(text=body, status=err.status, content_type="text/xml")
 
 
-async def dispatch_query(body: bytes,
-                         handlers: dict[str, Callable[[dict[str, str]], dict[str, Any]]]
-                         ) -> web.Response:
+# handler(params): the request's parameters as its input shape names them, answered with
+# an object of its output shape.
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def dispatch_query(body: bytes, handlers: Mapping[str, Handler]) -> web.Response:
     try:
         form = parse_form(body)
         action = form.get("Action", "")
-        if shapes.operation("ec2", action) is None:
-            raise ApiError(f"The action {action[:100]!r} is not valid for this web service.",
-                           code="InvalidAction")
+        request = params(action, form)
         handler = handlers.get(action)
         if handler is None:
             raise ApiError(f"{action} is not supported by fargo yet.", code="InvalidAction")
-        return render(action, handler(form))
+        return render(action, handler(request))
     except ApiError as err:
         return error_response(err)

@@ -2,13 +2,13 @@
 
 Pure rules, no I/O. A rule is one (direction, protocol, port range, peer) fact; EC2's
 IpPermission bundles several peers under one protocol and range, so requests are split into
-rules on the way in and grouped back on the way out."""
+rules on the way in and grouped back on the way out. New ids come from the caller's
+`new_id(kind)` (kind "sgr" for rules)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -31,8 +31,7 @@ def missing(name: str) -> ApiError:
     return ApiError(f"The request must contain the parameter {name}", code="MissingParameter")
 
 
-def new_id(kind: str) -> str:
-    return f"{kind}-{uuid.uuid4().hex[:17]}"
+NewId = Callable[[str], str]  # "sgr" -> "sgr-0123..."
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,29 @@ class Rule:
         proto = "ALL" if self.protocol == "-1" else self.protocol.upper()
         return (f'"peer: {peer}, {proto}, from port: {self.from_port}, to port: {self.to_port}, '
                 'ALLOW"')
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+    description: str
+    vpc_id: str
+    rules: tuple[Rule, ...]
+
+    @property
+    def admits_host(self) -> bool:
+        """A VPC's default group lets the host in."""
+        return self.name == "default"
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"GroupId": self.id, "GroupName": self.name, "Description": self.description,
+                "VpcId": self.vpc_id, "rules": [r.to_doc() for r in self.rules]}
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> SecurityGroup:
+        return SecurityGroup(doc["GroupId"], doc["GroupName"], doc["Description"],
+                             doc["VpcId"], tuple(Rule.from_doc(r) for r in doc["rules"]))
 
 
 # ---------------------------------------------------------------- names
@@ -173,7 +195,8 @@ def parse_permissions(perms: list[dict[str, Any]], egress: bool,
     return rules
 
 
-def add_rules(current: list[Rule], new: list[Rule]) -> tuple[list[Rule], list[Rule]]:
+def add_rules(current: list[Rule], new: list[Rule], new_id: NewId
+              ) -> tuple[list[Rule], list[Rule]]:
     """All or nothing: any rule already there (or given twice) refuses the whole request."""
     seen = {r.key() for r in current}
     added = []
@@ -204,7 +227,7 @@ def remove_rules(current: list[Rule], gone: list[Rule]) -> tuple[list[Rule], lis
     return keep, removed
 
 
-def default_rules(group_id: str, is_default: bool) -> list[Rule]:
+def default_rules(group_id: str, is_default: bool, new_id: NewId) -> list[Rule]:
     """Every group starts with all egress; a VPC's default group also admits its own members."""
     rules = [Rule(True, "-1", None, None, cidr="0.0.0.0/0", rule_id=new_id("sgr"))]
     if is_default:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ApiError
 from .ipam import Ipam
@@ -36,6 +37,38 @@ class Vpc:
     region: str
     subnets: tuple[Subnet, ...]
     default_sg: str
+
+    def record(self) -> VpcRecord:
+        return VpcRecord(self.id, self.cidr, True, self.default_sg)
+
+
+@dataclass(frozen=True)
+class VpcRecord:
+    """A VPC as EC2 lists it: the default one (from the settings) or one a user made."""
+
+    id: str
+    cidr: str
+    is_default: bool
+    default_sg: str
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"VpcId": self.id, "CidrBlock": self.cidr, "IsDefault": self.is_default,
+                "DefaultSg": self.default_sg}
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> VpcRecord:
+        return VpcRecord(doc["VpcId"], doc["CidrBlock"], bool(doc["IsDefault"]),
+                         doc["DefaultSg"])
+
+
+def subnet_to_doc(s: Subnet) -> dict[str, Any]:
+    return {"SubnetId": s.id, "VpcId": s.vpc_id, "CidrBlock": s.cidr, "AvailabilityZone": s.zone,
+            "AvailabilityZoneId": s.zone_id}
+
+
+def subnet_from_doc(doc: dict[str, Any]) -> Subnet:
+    return Subnet(doc["SubnetId"], doc["VpcId"], doc["CidrBlock"], doc["AvailabilityZone"],
+                  doc["AvailabilityZoneId"])
 
 
 def default_vpc(region: str, cidr: str) -> Vpc:

@@ -1,0 +1,50 @@
+"""What one prefix has made on the host, found by its names alone, and its removal."""
+
+from __future__ import annotations
+
+import os
+
+from pyroute2 import IPRoute
+
+from .netnames import NETNS_DIR, Names
+from .netsys import delete_link, link_kind, remove_netns, run_in_thread, with_ipr
+
+
+def netns_names(names: Names) -> list[str]:
+    try:
+        found = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in found if names.netns_re.match(n))
+
+
+def _owned_links(ipr: IPRoute, names: Names) -> tuple[list[str], list[str]]:
+    veths: list[str] = []
+    bridges: list[str] = []
+    for msg in ipr.get_links():
+        name = msg.get_attr("IFLA_IFNAME")
+        kind = link_kind(msg)
+        if kind == "veth" and names.veth_re.match(name):
+            veths.append(name)
+        elif kind == "bridge" and names.bridge_re.match(name):
+            bridges.append(name)
+    return veths, bridges
+
+
+def owned(names: Names) -> dict[str, list[str]]:
+    """What exists for this prefix right now (tests and `fargo server --purge` report it)."""
+    veths, bridges = run_in_thread(lambda: with_ipr(lambda ipr: _owned_links(ipr, names)))
+    return {"veths": veths, "bridges": bridges, "netns": netns_names(names)}
+
+
+def cleanup(names: Names) -> None:
+    """Remove every veth, netns and bridge carrying this prefix."""
+
+    def work(ipr: IPRoute) -> None:
+        veths, bridges = _owned_links(ipr, names)
+        for name in veths + bridges:  # ports first, then the bridges they sat on
+            delete_link(ipr, name)
+        for name in netns_names(names):
+            remove_netns(os.path.join(NETNS_DIR, name))
+
+    run_in_thread(lambda: with_ipr(work))

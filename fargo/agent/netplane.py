@@ -1,0 +1,110 @@
+"""The host's network as control sees it (port/protocols.py's Network): bridges per subnet,
+an interface per task, its metadata listener, and the security groups' tables.
+
+What only the host needs to know stays here: veth and bridge names, netns paths, and the
+listening socket an attach opened inside the task's netns until control asks for it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..model.vpc import Subnet
+from ..port.data import NetworkAttachment
+from ..port.errors import NetworkError
+from ..port.firewall import FirewallSpec
+from .bridges import ensure_bridge_netfilter
+from .firewall import Firewall
+from .metadata import listen_inside, open_listener
+from .network import HostNetwork
+
+if TYPE_CHECKING:
+    from ..port.protocols import Network
+
+T = TypeVar("T")
+
+
+def _kernel(fn: Callable[[], T]) -> T:
+    """The port's errors for what netlink or the filesystem refused (same message)."""
+    try:
+        return fn()
+    except (NetlinkError, OSError) as err:
+        raise NetworkError(str(err)) from err
+
+
+class HostNetworkPlane:
+    def __init__(self, prefix: str = "fg") -> None:
+        self.network = HostNetwork(prefix)
+        self.firewall = Firewall(prefix)
+        self._lock = threading.Lock()
+        self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
+
+    def start(self) -> None:
+        ensure_bridge_netfilter()
+
+    # bridges
+    def ensure_bridge(self, subnet: Subnet) -> None:
+        _kernel(lambda: self.network.ensure_bridge(subnet.id, subnet.cidr))
+
+    def remove_bridge(self, subnet_id: str) -> None:
+        _kernel(lambda: self.network.remove_bridge(subnet_id))
+
+    # task interfaces
+    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment:
+        # The attach converges the subnet's bridge when this process has not yet (or it has
+        # changed since); the metadata endpoint's socket is opened while it is in the netns.
+        att = _kernel(lambda: self.network.attach(tid, subnet.id, subnet.cidr, ip,
+                                                  inside=listen_inside))
+        with self._lock:
+            old = self._listeners.pop(tid, None)
+            self._listeners[tid] = att.made_inside
+        if old is not None:
+            old.close()
+        return NetworkAttachment(mac=att.mac, gateway=att.gateway, prefixlen=att.prefixlen)
+
+    def metadata_listener(self, tid: str) -> socket.socket:
+        """The socket the attach opened, or (a re-adopted task) a new one."""
+        with self._lock:
+            sock = self._listeners.pop(tid, None)
+        return sock or _kernel(lambda: open_listener(self.network.netns_path(tid)))
+
+    def detach(self, tid: str) -> None:
+        with self._lock:
+            unused = self._listeners.pop(tid, None)
+        if unused is not None:
+            unused.close()
+        _kernel(lambda: self.network.detach(tid))
+
+    def netns_path(self, tid: str) -> str:
+        """Where the task's netns is pinned: its containers join it (same host only)."""
+        return self.network.netns_path(tid)
+
+    # security groups
+    def apply_firewall(self, spec: FirewallSpec) -> None:
+        self.firewall.apply(spec)
+
+    def join_groups(self, tid: str, ip: str, groups: list[str]) -> None:
+        self.firewall.member(tid, ip, groups, add=True)
+
+    def leave_groups(self, tid: str, ip: str, groups: list[str]) -> None:
+        self.firewall.member(tid, ip, groups, add=False)
+
+    # housekeeping
+    def cleanup(self) -> None:
+        """Every veth, netns and bridge of this prefix, then its nftables tables (purge)."""
+        with self._lock:
+            unused = list(self._listeners.values())
+            self._listeners.clear()
+        for sock in unused:
+            sock.close()
+        _kernel(self.network.cleanup)
+        self.firewall.remove()
+
+
+if TYPE_CHECKING:  # mypy checks that the plane is the port's Network
+    def _is_network(plane: HostNetworkPlane) -> Network:
+        return plane

@@ -1,0 +1,191 @@
+"""The kernel calls the network's parts share: the netlink thread, netns pins, sysctls and
+link lookups over pyroute2's IPRoute.
+
+All netlink work runs in a fresh short-lived thread:
+- creating a netns means ``unshare(CLONE_NEWNET)``, which switches only the calling thread; a
+  throwaway thread keeps the caller (and any thread pool) in the host namespace;
+- pyroute2's synchronous ``IPRoute`` drives its own asyncio loop and fails inside a thread that
+  already runs one (e.g. an aiohttp handler), so it must not run on the caller's thread.
+This is also what makes the attach fast: no ``ip`` processes and no pyroute2 fork helpers."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..port.errors import NetworkError
+from .libc import MNT_DETACH, MS_BIND, MS_REC, errno_message, libc, mount, try_mount, umount2
+from .netnames import NETNS_DIR
+
+_CLONE_NEWNET = 0x40000000
+_MS_SHARED = 1 << 20
+
+T = TypeVar("T")
+
+
+def run_in_thread(fn: Callable[[], T]) -> T:
+    """Run fn on a fresh thread (see the module docstring); hand back its result or error."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised on the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="fargo-netlink", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def with_ipr(fn: Callable[[IPRoute], T]) -> T:
+    with IPRoute() as ipr:
+        return fn(ipr)
+
+
+def _check(what: str, result: int) -> None:
+    if result != 0:
+        raise NetworkError(errno_message(what))
+
+
+# ---------------------------------------------------------------- netns pins
+
+
+def _prepare_netns_dir() -> None:
+    """Make NETNS_DIR a shared mount like `ip netns add` does, so mounts in it propagate."""
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    if try_mount("none", NETNS_DIR, None, _MS_SHARED | MS_REC) == 0:
+        return
+    # EINVAL: not a mount point yet; bind it onto itself, then share it.
+    mount(NETNS_DIR, NETNS_DIR, "none", MS_BIND | MS_REC, what="bind netns dir",
+          error=NetworkError)
+    mount("none", NETNS_DIR, None, _MS_SHARED | MS_REC, what="share netns dir",
+          error=NetworkError)
+
+
+def enter_new_netns(path: str) -> None:
+    """Move the *calling thread* into a new netns and pin it at path (bind mount)."""
+    if not os.path.ismount(NETNS_DIR):
+        _prepare_netns_dir()
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+    os.close(fd)
+    try:
+        _check("unshare netns", libc.unshare(_CLONE_NEWNET))
+        # /proc/thread-self, not /proc/self: that is the main thread's
+        mount("/proc/thread-self/ns/net", path, "none", MS_BIND, what="mount netns",
+              error=NetworkError)
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def setns(fd: int) -> None:
+    """Move the calling thread into the netns of fd."""
+    _check("setns", libc.setns(fd, _CLONE_NEWNET))
+
+
+def enter_netns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setns(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_netns(path: str) -> None:
+    if not os.path.lexists(path):
+        return
+    err = umount2(path, MNT_DETACH)
+    if err not in (0, errno.EINVAL, errno.ENOENT):
+        raise NetworkError(f"umount netns: {os.strerror(err)}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------- sysctls
+
+
+def write_sysctl(path: str, value: str) -> None:
+    """Best effort: a missing key (e.g. IPv6 disabled in the kernel) is not an error."""
+    try:
+        with open(path, "w") as fh:
+            fh.write(value)
+    except FileNotFoundError:
+        pass
+
+
+def read_sysctl(path: str) -> str | None:
+    """None when it cannot be read (missing, or its device going away: ENODEV)."""
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def quiet_ipv6(ifname: str) -> None:
+    """IPv6 off on a link that is still down: no link-local address, no RS/DAD/MLD chatter.
+    Sysctls under /proc/sys/net belong to the netns of the *calling thread*."""
+    write_sysctl(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")
+
+
+# ---------------------------------------------------------------- links (IPRoute)
+
+
+def link(ipr: IPRoute, name: str) -> Any | None:
+    """The link called name (its netlink message), None only when there is no such link.
+
+    (pyroute2's link_lookup answers [] for *any* netlink error: a transient one then looked
+    like a missing bridge, and the bridge's own subnet like an overlap.)"""
+    for attempt in range(3):
+        try:
+            return ipr.link("get", ifname=name)[0]
+        except NetlinkError as err:
+            if err.code == errno.ENODEV:
+                return None
+            if attempt == 2:
+                raise NetworkError(f"looking up {name}: {err}") from err
+            time.sleep(0.01)
+    return None
+
+
+def index(ipr: IPRoute, name: str) -> int | None:
+    found = link(ipr, name)
+    return None if found is None else int(found["index"])
+
+
+def delete_link(ipr: IPRoute, name: str) -> None:
+    idx = index(ipr, name)
+    if idx is None:
+        return
+    try:
+        ipr.link("del", index=idx)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise
+
+
+def ignore_exists(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+
+
+def link_kind(msg: Any) -> str | None:
+    info = msg.get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info else None
