@@ -23,10 +23,12 @@ from fargo.agent.images import (
     ImageRef,
     ImageStore,
     PullError,
+    RootfsError,
     host_arch,
 )
-from fargo.agent.layers import LayerError, extract_layer
+from fargo.agent.images.layers import LayerError, extract_layer
 from fargo.agent.registry import LocalRegistry, free_port
+from fargo.port.errors import InvalidSpec
 from tests.imagebuild import (
     MEDIA_LAYER_GZIP,
     MEDIA_LAYER_TAR,
@@ -119,7 +121,7 @@ def test_parse_ref(text: str, registry: str, repository: str, reference: str) ->
     ["", "Busybox", "busybox:", "busybox@sha256:abc", "a//b", "-x", "x:tag!", " busybox", "a:b:c"],
 )
 def test_parse_ref_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSpec):
         ImageRef.parse(text)
 
 
@@ -282,7 +284,7 @@ def test_mount_rootfs_independent_layers(
         check=True,
     )
     assert out.stdout == "hello from fargo\nroot\n"
-    with pytest.raises(RuntimeError, match="already mounted"):
+    with pytest.raises(RootfsError, match="already mounted"):
         store.mount_rootfs(image, tmp_path / "a")
 
     store.unmount_rootfs(tmp_path / "a")

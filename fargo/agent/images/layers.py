@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import shutil
 import stat
 import tarfile
 import zlib
 from pathlib import Path
-from typing import IO
+
+from ...port.errors import ImageError
 
 CHUNK = 1 << 20
 
@@ -19,24 +21,24 @@ OPAQUE = ".wh..wh..opq"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-class LayerError(Exception):
+class LayerError(ImageError):
     """A layer archive is unsafe or unreadable."""
 
 
-def _open_layer(path: Path) -> tuple[IO[bytes], str]:
+def _open_layer(path: Path) -> io.BufferedIOBase:
     """Open a layer blob for streaming tar reading; compression is sniffed from magic bytes."""
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb"), "r|"
+        return gzip.open(path, "rb")
     if magic == _ZSTD_MAGIC:
         try:
             import zstandard  # type: ignore[import-not-found]
         except ImportError as exc:
             raise LayerError("zstd-compressed layers need the zstandard module") from exc
-        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-        return reader, "r|"
-    return open(path, "rb"), "r|"
+        reader: io.BufferedIOBase = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+        return reader
+    return open(path, "rb")
 
 
 def _safe_name(name: str) -> str:
@@ -189,9 +191,9 @@ def extract_layer(blob: Path, dest: Path, *, whiteouts: bool = True) -> None:
     With whiteouts, OCI whiteout entries become overlayfs ones: ".wh.NAME" a 0:0 character
     device NAME, ".wh..wh..opq" the trusted.overlay.opaque=y xattr on its directory.
     """
-    stream, mode = _open_layer(blob)
+    stream = _open_layer(blob)
     try:
-        with stream, tarfile.open(fileobj=stream, mode=mode) as tar:
+        with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             Extractor(dest, whiteouts).run(tar)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise LayerError(f"cannot extract layer {blob.name}: {exc}") from exc

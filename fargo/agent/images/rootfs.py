@@ -1,0 +1,111 @@
+"""A container's root filesystem: its image's shared layers, read-only, under a writable
+layer of its own, as one overlay mount; for a task in a user namespace the layers are seen
+through idmapped mounts so the mapped root owns what it reads."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ...port.data import Image
+from ...port.errors import RootfsError
+from .. import userns
+from ..libc import MNT_DETACH, mount, umount2
+from .content import ContentStore
+
+MAX_OPTIONS = 4000  # the kernel takes one page of mount data
+
+
+class RootfsMounter:
+    def __init__(self, content: ContentStore) -> None:
+        self.content = content
+
+    def mount(self, image: Image, workdir: Path, id_base: int | None = None,
+              target: Path | None = None) -> Path:
+        """Mount image's layers under a fresh writable layer (workdir/upper) at target
+        (default workdir/rootfs).
+
+        With id_base, the rootfs is for a user namespace mapping ids 0..65535 to id_base..:
+        the shared layers are seen through idmapped mounts and the writable layer belongs to
+        the mapped root, so the container's root owns its files and the host's does not.
+        """
+        workdir = Path(workdir)
+        rootfs = Path(target) if target else workdir / "rootfs"
+        if os.path.ismount(rootfs):  # an overlay has a device of its own: a stat, not a scan
+            raise RootfsError(f"{rootfs} is already mounted")
+        if id_base is not None:
+            return self._mount_idmapped(image, workdir, id_base, rootfs)
+        upper, work = workdir / "upper", workdir / "work"
+        for d in (rootfs, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        layers_dir = self.content.layers_dir
+        lowers = [p.resolve() for p in reversed(image.layers)] or [self.content.empty_layer()]
+        # Layer dirs are named relative to layers/ (mount runs there) so the option string
+        # stays short.
+        names = [p.name if p.parent == layers_dir.resolve() else str(p) for p in lowers]
+        options = (
+            f"lowerdir={':'.join(names)},upperdir={upper.resolve()},workdir={work.resolve()}"
+        )
+        if len(options) >= MAX_OPTIONS:
+            raise RootfsError(f"too many layers to mount ({len(lowers)})")
+        proc = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(rootfs.resolve())],
+            cwd=layers_dir,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise RootfsError(f"overlay mount failed: {proc.stderr.strip()}")
+        return rootfs
+
+    def _mount_idmapped(self, image: Image, workdir: Path, id_base: int, rootfs: Path) -> Path:
+        upper, work = workdir / "upper", workdir / "work"
+        for d in (rootfs, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
+        # The overlay's root directory is the upper dir itself: it must be the mapped root's.
+        os.chown(upper, id_base, id_base)
+        lowers = [p.resolve() for p in reversed(image.layers)] or [self.content.empty_layer()]
+        fds: list[int] = []
+        try:
+            for layer in lowers:
+                fds.append(userns.idmapped_tree(layer, id_base))
+            # Detached mounts have no path but their fd's: overlayfs resolves that link.
+            names = [f"/proc/{os.getpid()}/fd/{fd}" for fd in fds]
+            options = (f"lowerdir={':'.join(names)},upperdir={upper.resolve()},"
+                       f"workdir={work.resolve()}")
+            if len(options) >= MAX_OPTIONS:
+                raise RootfsError(f"too many layers to mount ({len(lowers)})")
+            mount("overlay", rootfs.resolve(), "overlay", 0, options,
+                  what="overlay mount failed", error=RootfsError)
+        finally:
+            for fd in fds:  # overlayfs holds its own references to the layers
+                os.close(fd)
+        return rootfs
+
+    def unmount(self, workdir: Path, target: Path | None = None) -> None:
+        """Unmount the rootfs at target (default workdir/rootfs; lazily if busy) and drop the
+        writable layer. Idempotent."""
+        workdir = Path(workdir)
+        rootfs = Path(target) if target else workdir / "rootfs"
+        if os.path.ismount(rootfs):
+            _umount(rootfs)
+        for name in ("upper", "work"):
+            shutil.rmtree(workdir / name, ignore_errors=True)
+        # rmdir, never rmtree: should the unmount have failed we must not recurse into a rootfs.
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(rootfs)
+
+
+def _umount(path: Path) -> None:
+    target = path.resolve()
+    err = umount2(target, 0)
+    if err in (0, errno.EINVAL):
+        return  # done, or not mounted after all
+    # Busy (a process still has its cwd there): detach now, the kernel frees it later.
+    err = umount2(target, MNT_DETACH)
+    if err:
+        raise RootfsError(f"umount {path}: {os.strerror(err)}")
