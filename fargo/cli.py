@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import click
 import requests
 
 from .config import DEFAULT_PORT, Settings, default_endpoint
+
+F = TypeVar("F", bound=Callable[..., None])
 
 
 @click.group()
@@ -59,14 +63,22 @@ def main() -> None:
               "burst starts its first tasks early instead of all of them late. A start waiting "
               "over 2 s on a pull, or on a container dependency, lets another one go.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
-def server(verbose: bool, **kwargs: object) -> None:
+def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int | None,
+           region: str, vpc_cidr: str, cpu_units: int | None, memory_mib: int | None,
+           overcommit: float, embedded_registry: bool, registry_port: int, prefix: str,
+           no_auth: bool, stopped_retention: float, warm_filesystems: int,
+           start_concurrency: int) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""
     from .server import serve
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    no_auth = bool(kwargs.pop("no_auth"))
-    settings = Settings(auth=not no_auth, **kwargs)  # type: ignore[arg-type]
+    settings = Settings(
+        state_dir=state_dir, host=host, port=port, kube_port=kube_port, region=region,
+        vpc_cidr=vpc_cidr, cpu_units=cpu_units, memory_mib=memory_mib, overcommit=overcommit,
+        embedded_registry=embedded_registry, registry_port=registry_port, prefix=prefix,
+        auth=not no_auth, stopped_retention=stopped_retention,
+        warm_filesystems=warm_filesystems, start_concurrency=start_concurrency)
     try:
         asyncio.run(serve(settings))
     except (OSError, RuntimeError) as err:  # port taken, registry would not start, ...
@@ -90,7 +102,7 @@ def _signed_headers(url: str) -> dict[str, str]:
     return dict(req.headers.items())
 
 
-def _endpoint_option(f):  # type: ignore[no-untyped-def]
+def _endpoint_option(f: F) -> F:
     return click.option("--endpoint", default=default_endpoint, show_default="$FARGO_ENDPOINT or "
                         f"http://127.0.0.1:{DEFAULT_PORT}", help="fargo server URL.")(f)
 
@@ -175,9 +187,10 @@ def purge(state_dir: Path, prefix: str) -> None:
     """Kill every task on this host and remove its sandbox, mounts, netns and bridges.
 
     Run it with the server stopped; a later start records the tasks as STOPPED."""
-    from .agent.host import HostAgent
+    from .agent.host import HostRuntime
+    from .agent.netplane import HostNetworkPlane
 
-    HostAgent(state_dir, prefix=prefix).purge()
+    HostRuntime(state_dir, HostNetworkPlane(prefix), prefix=prefix).purge()
 
 
 @main.command()

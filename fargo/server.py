@@ -6,16 +6,16 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import Any
 
 from aiohttp import web
 
-from .agent.host import HostAgent
+from .agent.host import HostRuntime
+from .agent.netplane import HostNetworkPlane
+from .agent.ocispec import raise_nofile_limit
 from .agent.registry import LocalRegistry
-from .agent.sandbox import SandboxError, raise_nofile_limit
-from .api.app import build_app
+from .api import metadata as metadata_face
+from .api.app import Faces, build_app
 from .api.ec2 import Ec2Face
-from .api.metadata import MetadataService
 from .api.tls import server_tls
 from .config import Settings
 from .control.capacity import Capacity, host_resources
@@ -24,7 +24,9 @@ from .control.ecs import Ecs
 from .control.eks import Eks
 from .control.iam import Iam
 from .control.kubestate import KubeState
-from .control.network import Networks
+from .control.logs import ContainerLogs
+from .control.metadata import TaskEndpoints
+from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.tasks import TaskEngine
@@ -44,17 +46,21 @@ class Server:
         cpu, mem = host_resources()
         self.capacity = Capacity(settings.cpu_units or cpu, settings.memory_mib or mem,
                                  settings.overcommit)
-        self.agent = HostAgent(settings.state_dir, prefix=settings.prefix)
+        self.network = HostNetworkPlane(prefix=settings.prefix)
+        self.runtime = HostRuntime(settings.state_dir, self.network, prefix=settings.prefix)
         self.catalog = Catalog(self.store)
         self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
-        self.networks = Networks(self.store, self.vpc, self.agent)
-        self.metadata = MetadataService(self.store, self.agent, self.iam, self.networks.subnets)
-        self.engine = TaskEngine(self.store, self.agent, self.vpc, self.capacity,
+        self.networks = Networks(self.store, self.vpc, self.network, self._task_nets)
+        self.endpoints = TaskEndpoints(self.store, self.network, self.runtime, self.iam,
+                                       self.networks.subnets, metadata_face.handler)
+        self.engine = TaskEngine(self.store, runtime=self.runtime, images=self.runtime,
+                                 network=self.network, vpc=self.vpc, capacity=self.capacity,
                                  retention=settings.stopped_retention,
                                  credentials=self.secrets.registry_credentials,
-                                 hooks=self.metadata, networks=self.networks,
+                                 hooks=self.endpoints, networks=self.networks,
                                  start_concurrency=settings.start_concurrency)
+        self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
@@ -63,7 +69,7 @@ class Server:
         # kubectl sends its bearer token only over TLS: the Kubernetes faces get an HTTPS port.
         self.kube_port = settings.kube_port or settings.port + 1
         self.tls, ca_data = server_tls(settings.state_dir, [host, "127.0.0.1"])
-        self.eks = Eks(self.kube_tables, self.kube_state, self.engine.subnets, self.vpc.id,
+        self.eks = Eks(self.kube_tables, self.kube_state, self.networks.subnets, self.vpc.id,
                        f"https://{host}:{self.kube_port}", ca_data=ca_data)
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
@@ -71,12 +77,15 @@ class Server:
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
 
-    def services(self) -> dict[str, Any]:
-        return {"settings": self.settings, "store": self.store, "ecs": self.ecs,
-                "ec2": Ec2Face(self.vpc, self.networks), "secrets": self.secrets, "iam": self.iam,
-                "agent": self.agent, "engine": self.engine, "eks": self.eks,
-                "kube_tables": self.kube_tables, "kube_state": self.kube_state,
-                "pods": self.pods}
+    def _task_nets(self) -> list[TaskNet]:
+        """The active tasks' addresses and groups: what the firewall must hold for them."""
+        return [TaskNet(t.id, t.ip, t.interface.subnet_id, tuple(t.interface.groups))
+                for t in self.store.active_tasks()]
+
+    def faces(self) -> Faces:
+        return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs,
+                     ec2=Ec2Face(self.vpc, self.networks), secrets=self.secrets,
+                     logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods)
 
     async def start(self) -> None:
         try:
@@ -94,20 +103,16 @@ class Server:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
-        try:
-            mounted = await asyncio.to_thread(self.agent.sandbox.prepare_runtime)
-            if mounted:
-                log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
-        except SandboxError as err:  # e.g. mounts refused here: the files stay on disk
-            log.warning("runtime files stay where they are: %s", err)
+        mounted = await asyncio.to_thread(self.runtime.prepare, self.settings.warm_filesystems)
+        if mounted:
+            log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
-        await asyncio.to_thread(self.networks.start)
+        await asyncio.to_thread(self.networks.start, self._task_nets())
         await self.engine.start()
-        self.agent.storage.warm(self.settings.warm_filesystems)
         self.pods.start()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once
-        self._runner = web.AppRunner(build_app(self.services()), access_log=None)
+        self._runner = web.AppRunner(build_app(self.faces()), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -140,12 +145,12 @@ class Server:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
         await self.engine.close()
-        await self.metadata.close_all()
+        await self.endpoints.close_all()
         if self._runner:
             await self._runner.cleanup()
         if self.registry:
             await asyncio.to_thread(self.registry.stop)
-        self.agent.storage.close()  # the unused warm filesystems detach themselves
+        self.runtime.close()
         self.store.close()
 
 

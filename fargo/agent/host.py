@@ -1,61 +1,43 @@
-"""The data plane of one host, as the task reconciler sees it: network, images, sandbox."""
+"""The data plane of one host as the port's Runtime and Images: sandboxes (cgroups, user
+namespace, ephemeral storage), containers under conmon and runc, and the image store. The
+network side is agent/netplane.py; this needs it only for where a task's netns is."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import socket
+import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from ..model.vpc import Subnet
+from ..port.data import (
+    ContainerExit,
+    ContainerSpec,
+    ContainerStats,
+    Image,
+    LogChunk,
+    SandboxSpec,
+    TaskStats,
+)
+from ..port.errors import AgentError, SandboxError
 from . import userns
-from .firewall import Firewall
-from .images import Image, ImageStore
-from .metadata import listen_inside, open_listener
-from .network import Attachment, HostNetwork
-from .sandbox import ContainerSpec, Sandbox, SandboxError
-from .storage import DEFAULT_GIB, TaskStorage
+from .images import ImageStore
+from .netplane import HostNetworkPlane
+from .sandbox import Sandbox
+from .storage import TaskStorage
 
 log = logging.getLogger("fargo.agent")
+_LOG_READ_MAX = 1 << 20  # bytes of log one read_log hands back at most
+MONITOR_CHECK_S = 1.0  # how often a container with no exit file has its conmon looked at
 
 
-def resolve_command(cdef: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """Docker's rule: an entryPoint given in the definition also drops the image's Cmd."""
-    entry = cdef.get("entryPoint")
-    cmd = cdef.get("command")
-    if entry is None:
-        entry = config.get("Entrypoint") or []
-        if cmd is None:
-            cmd = config.get("Cmd") or []
-    args = list(entry) + list(cmd or [])
-    if not args:
-        raise ValueError(f"container {cdef['name']!r}: no command given and the image has none")
-    return args
-
-
-def resolve_env(cdef: dict[str, Any], config: dict[str, Any],
-                task_env: dict[str, str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in config.get("Env") or []:
-        key, _, value = item.partition("=")
-        env[key] = value
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.update(task_env)
-    for item in cdef.get("environment") or []:
-        env[item["name"]] = item.get("value", "")
-    return env
-
-
-class HostAgent:
-    def __init__(self, state_dir: Path, prefix: str = "fg"):
+class HostRuntime:
+    def __init__(self, state_dir: Path, network: HostNetworkPlane, prefix: str = "fg"):
         self.root = state_dir
+        self.network = network
         self.images = ImageStore(state_dir / "images")
-        self.network = HostNetwork(prefix=prefix)
-        self.firewall = Firewall(prefix)
         self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"),
                                run_dir=Path(f"/run/{prefix}-tasks"),
                                rootfs_dir=Path(f"/run/{prefix}-rootfs"))
@@ -64,88 +46,66 @@ class HostAgent:
         self._checked: dict[tuple[str, str], float] = {}
         self._exit_paths: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
-        self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
 
     def _rootfs_dir(self, tid: str, name: str) -> Path:
         return self.root / "rootfs" / tid / name
 
-    # network
-    def attach_network(self, tid: str, subnet: Subnet, ip: str) -> Attachment:
-        # The attach converges the subnet's bridge when this process has not yet (or it has
-        # changed since); the metadata endpoint's socket is opened while it is in the netns.
-        att = self.network.attach(tid, subnet.id, subnet.cidr, ip, inside=listen_inside)
-        with self._lock:
-            self._listeners[tid] = att.made_inside
-        return att
+    # ---- the host as a whole
+    def prepare(self, warm_filesystems: int) -> list[Path]:
+        mounted: list[Path] = []
+        try:
+            mounted = self.sandbox.prepare_runtime()
+        except SandboxError as err:  # e.g. mounts refused here: the files stay on disk
+            log.warning("runtime files stay where they are: %s", err)
+        self.storage.warm(warm_filesystems)
+        return mounted
 
-    def metadata_listener(self, tid: str) -> socket.socket:
-        """A listening socket for 169.254.170.2 inside the task's own netns: the one its
-        attach opened, or (a re-adopted task) a new one."""
-        with self._lock:
-            sock = self._listeners.pop(tid, None)
-        return sock or open_listener(self.network.netns_path(tid))
+    def close(self) -> None:
+        self.storage.close()  # the unused warm filesystems detach themselves
 
-    # images
+    # ---- Images
     def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
         return self.images.pull(ref, credentials)
 
-    # sandbox
-    def create_sandbox(self, tid: str, cpu: int, memory: int,
-                       storage_gib: int = DEFAULT_GIB) -> None:
+    # ---- Runtime
+    def create_sandbox(self, tid: str, spec: SandboxSpec) -> None:
         """The task's cgroups and user-namespace range, and its ephemeral storage: a
-        filesystem of storage_gib at rootfs/<tid>, where its containers' writable layers go."""
-        self.sandbox.create_task(tid, cpu, memory)
+        filesystem at rootfs/<tid>, where its containers' writable layers go."""
+        self.sandbox.create_task(tid, spec.cpu_units, spec.memory_mib)
         # The range's user namespace, which every idmapped layer mount of the task needs:
         # made now, while the network is being made, rather than in the first mount.
         userns.userns_fd(self.sandbox.id_base(tid))
-        self.storage.mount(tid, storage_gib, self.root / "rootfs" / tid)
+        self.storage.mount(tid, spec.storage_gib, self.root / "rootfs" / tid)
 
-    def prepare_rootfs(self, tid: str, name: str, image: Image) -> Path:
-        """Mount a container's rootfs (its image's layers under a fresh writable layer); done
-        while the task's network is still being made. Already mounted: left as it is."""
-        workdir = self._rootfs_dir(tid, name)
+    def prepare_rootfs(self, tid: str, name: str, image: Image) -> None:
+        self._mount_rootfs(tid, name, image)
+
+    def _mount_rootfs(self, tid: str, name: str, image: Image) -> Path:
         # Mounted where runc takes it from, not in the task's storage and bound there: one
         # mount less per container, and every mount makes each runc read of mountinfo longer.
         target = self.sandbox.rootfs_target(tid, name)
         if os.path.ismount(target):
             return target
-        return self.images.mount_rootfs(image, workdir, id_base=self.sandbox.id_base(tid),
-                                        target=target)
+        return self.images.mount_rootfs(image, self._rootfs_dir(tid, name),
+                                        id_base=self.sandbox.id_base(tid), target=target)
 
-    def create_container(self, tid: str, cdef: dict[str, Any], image: Image,
-                         task_env: dict[str, str]) -> None:
-        config = image.config or {}
-        rootfs = self.prepare_rootfs(tid, cdef["name"], image)
-        linux = cdef.get("linuxParameters") or {}
-        spec = ContainerSpec(
-            name=cdef["name"], rootfs=rootfs, args=resolve_command(cdef, config),
-            env=resolve_env(cdef, config, task_env),
-            cwd=cdef.get("workingDirectory") or config.get("WorkingDir") or "/",
-            user=cdef.get("user") or config.get("User") or "",
-            netns_path=self.network.netns_path(tid),
-            cpu_shares=int(cdef["cpu"]) if cdef.get("cpu") else None,
-            memory_mib=cdef.get("memory"), memory_reservation_mib=cdef.get("memoryReservation"),
-            stop_signal=config.get("StopSignal") or "SIGTERM",
-            readonly_rootfs=bool(cdef.get("readonlyRootFilesystem")),
-            extra_caps=list((linux.get("capabilities") or {}).get("add") or []),
-            dropped_caps=list((linux.get("capabilities") or {}).get("drop") or []),
-        )
-        self._stop_signals[(tid, cdef["name"])] = spec.stop_signal
-        self.sandbox.create_container(tid, spec)
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
+        rootfs = self._mount_rootfs(tid, spec.name, image)
+        self._stop_signals[(tid, spec.name)] = spec.stop_signal
+        self.sandbox.create_container(tid, spec, rootfs=rootfs,
+                                      netns_path=self.network.netns_path(tid))
 
     def start_container(self, tid: str, name: str) -> None:
         self.sandbox.start_container(tid, name)
 
     def remove_container(self, tid: str, name: str) -> None:
-        """Delete one ended container and its writable layer, so the same name can be
-        created afresh (a pod's restartPolicy); its log file stays and grows."""
         self.sandbox.delete_container(tid, name)
         self.images.unmount_rootfs(self._rootfs_dir(tid, name))
         self._checked.pop((tid, name), None)
 
     def exited(self, tid: str, name: str) -> bool:
-        """Cheap enough to ask every few tens of milliseconds: a stat, and only when that
-        finds nothing and a while has passed, a look at whether its conmon still lives."""
+        """A stat, and only when that finds nothing and a while has passed, a look at
+        whether its conmon still lives."""
         path = self._exit_paths.get((tid, name))
         if path is None:  # the path is fixed for the container's life: build it once
             path = self._exit_paths[(tid, name)] = os.fsencode(self.sandbox.exit_file(tid, name))
@@ -155,30 +115,45 @@ class HostAgent:
         last = self._checked.get((tid, name), 0.0)
         if last == float("inf"):
             return True  # found gone before: stays gone
-        if now - last < 1.0:
+        if now - last < MONITOR_CHECK_S:
             return False
         gone = self.sandbox.monitor_gone(tid, name)
         self._checked[(tid, name)] = float("inf") if gone else now
         return gone
 
-    def result(self, tid: str, name: str) -> tuple[int | None, bool]:
+    def result(self, tid: str, name: str) -> ContainerExit:
         st = self.sandbox.state(tid, name)
-        return st.exit_code, st.oom_killed
+        return ContainerExit(st.exit_code, st.oom_killed)
 
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         if sig is None:
             sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)
         self.sandbox.signal(tid, name, sig)
 
-    def log_path(self, tid: str, name: str) -> Path:
-        return self.sandbox.log_path(tid, name)
+    def stats(self, tid: str) -> TaskStats:
+        raw = self.sandbox.stats(tid)
+        parts = {name: ContainerStats(c.get("memory_usage_bytes"), c.get("cpu_usage_ns"))
+                 for name, c in (raw.get("containers") or {}).items()}
+        return TaskStats(
+            memory_usage_bytes=raw.get("memory_usage_bytes"),
+            memory_max_usage_bytes=raw.get("memory_max_usage_bytes"),
+            memory_limit_bytes=raw.get("memory_limit_bytes"),
+            memory_failcnt=raw.get("memory_failcnt"), oom_kills=raw.get("oom_kills"),
+            cpu_usage_ns=raw.get("cpu_usage_ns"), cpu_quota_us=raw.get("cpu_quota_us"),
+            cpu_period_us=raw.get("cpu_period_us"), pids_current=raw.get("pids_current"),
+            containers=parts)
+
+    def read_log(self, tid: str, name: str, offset: int, limit: int) -> LogChunk:
+        path = self.sandbox.log_path(tid, name)
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read(max(0, min(limit, _LOG_READ_MAX)))
+        except FileNotFoundError:
+            return LogChunk(b"", offset, False)
+        return LogChunk(data, offset + len(data), True)
 
     def destroy(self, tid: str) -> None:
-        """Everything the task held on the host goes; its logs stay."""
-        with self._lock:
-            unused = self._listeners.pop(tid, None)
-        if unused:
-            unused.close()
         for key in [k for k in list(self._stop_signals) if k[0] == tid]:
             self._stop_signals.pop(key, None)
         for cache in (self._checked, self._exit_paths):
@@ -188,44 +163,36 @@ class HostAgent:
         try:
             self.sandbox.destroy_task(tid)
         finally:
-            try:
-                base = self.root / "rootfs" / tid
-                if base.exists():
-                    for d in base.iterdir():
-                        if d.name != "lost+found":  # the storage filesystem's own
-                            # Also when destroy_task failed half-way: an overlay left mounted
-                            # would pin the task's filesystem and its loop device.
-                            with contextlib.suppress(SandboxError):
-                                self.images.unmount_rootfs(
-                                    d, target=self.sandbox.rootfs_target(tid, d.name))
-                            self.images.unmount_rootfs(d)  # where older servers mounted it
-                    self.storage.unmount(base)
-                    _rmtree_quiet(base)
-            finally:
-                self.network.detach(tid)  # the interface goes even if a mount would not
-
+            base = self.root / "rootfs" / tid
+            if base.exists():
+                for d in base.iterdir():
+                    if d.name != "lost+found":  # the storage filesystem's own
+                        # Also when destroy_task failed half-way: an overlay left mounted
+                        # would pin the task's filesystem and its loop device.
+                        with contextlib.suppress(AgentError):
+                            self.images.unmount_rootfs(
+                                d, target=self.sandbox.rootfs_target(tid, d.name))
+                        self.images.unmount_rootfs(d)  # where older servers mounted it
+                self.storage.unmount(base)
+                shutil.rmtree(base, ignore_errors=True)
 
     def forget(self, tid: str) -> None:
-        """Drop a long-stopped task's remaining files (its logs)."""
         self.sandbox.forget_task(tid)
 
+    # ---- fargo purge
     def purge(self) -> None:
-        """Remove every task sandbox this host holds, then the bridges: a clean slate."""
+        """Remove every task sandbox this host holds, then the networks: a clean slate."""
         tids = set(self.sandbox.list_tasks())
         rootfs = self.root / "rootfs"
         if rootfs.exists():
             tids |= {d.name for d in rootfs.iterdir()}
         for tid in sorted(tids):
             try:
-                self.destroy(tid)
+                try:
+                    self.destroy(tid)
+                finally:
+                    self.network.detach(tid)
             except Exception:  # noqa: BLE001 - purge goes on with the rest
                 log.exception("purging task %s", tid)
-        self.network.cleanup()
-        self.firewall.remove()  # the security groups' nftables tables of this prefix
+        self.network.cleanup()  # bridges and this prefix's nftables tables
         self.sandbox.cleanup()
-
-
-def _rmtree_quiet(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

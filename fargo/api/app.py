@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from ..config import Settings
+from ..control.ecs import Ecs
+from ..control.eks import Eks
+from ..control.iam import Iam
+from ..control.kubestate import KubeState
+from ..control.logs import ContainerLogs
+from ..control.pods import Pods
+from ..control.secrets import Secrets
 from ..model.errors import ApiError
 from . import awsjson, ec2query
+from . import ecs as ecs_face
 from . import eks as eks_face
 from .auth import authenticate
+from .ec2 import Ec2Face
 from .kube import admission as kube_admission
 from .kube import auth as kube_auth
+from .kube import keys as kube_keys
 from .kube import routes as kube_routes
-from .logs import task_logs
+from .logs import LOGS, task_logs
 
 log = logging.getLogger("fargo.api")
-ECS_PREFIX = "AmazonEC2ContainerServiceV20141113"
-
-ECS_ACTIONS = {
-    "CreateCluster": "create_cluster", "DescribeClusters": "describe_clusters",
-    "ListClusters": "list_clusters", "DeleteCluster": "delete_cluster",
-    "RegisterTaskDefinition": "register_task_definition",
-    "DescribeTaskDefinition": "describe_task_definition",
-    "DeregisterTaskDefinition": "deregister_task_definition",
-    "ListTaskDefinitions": "list_task_definitions",
-    "ListTaskDefinitionFamilies": "list_task_definition_families",
-    "RunTask": "run_task", "StopTask": "stop_task", "DescribeTasks": "describe_tasks",
-    "ListTasks": "list_tasks", "TagResource": "tag_resource",
-    "UntagResource": "untag_resource", "ListTagsForResource": "list_tags_for_resource",
-}
-
-
 async def _read_body(request: web.Request) -> bytes:
     """The whole body, or the AWS error for one past the limit (client_max_size enforces it)."""
     try:
@@ -96,21 +92,38 @@ def _error(request: web.Request, err: ApiError) -> web.Response:
     return awsjson.error_response(err)
 
 
-def build_app(services: dict[str, Any]) -> web.Application:
+@dataclass
+class Faces:
+    """The control objects the HTTP faces reach; nothing else goes into the app."""
+
+    settings: Settings
+    iam: Iam
+    ecs: Ecs
+    ec2: Ec2Face
+    secrets: Secrets
+    logs: ContainerLogs
+    eks: Eks | None = None
+    kube_state: KubeState | None = None
+    pods: Pods | None = None
+
+
+def build_app(faces: Faces) -> web.Application:
     app = web.Application(middlewares=[_no_tracebacks],
-                          client_max_size=services["settings"].max_body)
-    for key, value in services.items():
-        app[key] = value
-    ecs = services["ecs"]
+                          client_max_size=faces.settings.max_body)
+    app["settings"] = faces.settings
+    app["iam"] = faces.iam
+    app[LOGS] = faces.logs
     app["json_services"] = {
-        ECS_PREFIX: ("ecs", {action: getattr(ecs, meth) for action, meth in ECS_ACTIONS.items()}),
-        "secretsmanager": ("secretsmanager", services["secrets"].handlers()),
+        ecs_face.PREFIX: ("ecs", ecs_face.handlers(faces.ecs)),
+        "secretsmanager": ("secretsmanager", faces.secrets.handlers()),
     }
-    app["ec2_handlers"] = services["ec2"].handlers()
+    app["ec2_handlers"] = faces.ec2.handlers()
     app.router.add_post("/", root)
     app.router.add_get("/fargo/health", health)
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
-    if "eks" in services:  # EKS's REST face, each cluster's Kubernetes API, the webhooks
+    if faces.eks and faces.kube_state and faces.pods:
+        # EKS's REST face, each cluster's Kubernetes API, the webhooks
+        kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods)
         eks_face.add_routes(app)
         app.router.add_get("/fargo/v1/eks/{cluster}/token", kube_auth.issue_token)
         kube_routes.add_routes(app)

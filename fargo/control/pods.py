@@ -92,9 +92,9 @@ class Pods:
         if grace is None:
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
         tid = (pod.get("_fargo") or {}).get("task")
-        task = self.engine.store.get_task(tid) if tid else None
-        if task is None or task["lastStatus"] == "STOPPED" or grace == 0:
-            if task is not None and task["lastStatus"] != "STOPPED":
+        task = self.engine.get(tid) if tid else None
+        if task is None or task.last_status == "STOPPED" or grace == 0:
+            if task is not None and task.last_status != "STOPPED":
                 self.engine.stop_task(tid, "Pod deleted", grace=0)
             return self.state.delete(cluster, "pods", ns, name) or pod
         if not pod["metadata"].get("deletionTimestamp"):
@@ -120,8 +120,8 @@ class Pods:
     def drop_cluster(self, cluster: str) -> None:
         for pod in self.state.list(cluster, "pods"):
             tid = (pod.get("_fargo") or {}).get("task")
-            task = self.engine.store.get_task(tid) if tid else None
-            if task and task["desiredStatus"] != "STOPPED":
+            task = self.engine.get(tid) if tid else None
+            if task and task.desired_status != "STOPPED":
                 self.engine.stop_task(tid, "EKS cluster deleted", grace=0)
 
     # ---- the loop
@@ -168,14 +168,14 @@ class Pods:
             ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
             priv = pod.get("_fargo") or {}
             tid = priv.get("task")
-            task = self.engine.store.get_task(tid) if tid else None
+            task = self.engine.get(tid) if tid else None
             if task is None:
                 if pod["metadata"].get("deletionTimestamp"):
                     self.state.delete(cluster, "pods", ns, name)
                 continue
             profile = profiles.get(priv.get("profile", ""))
             dirty = False
-            if task["lastStatus"] != "STOPPED":
+            if task.last_status != "STOPPED":
                 busy.add(priv.get("profile", ""))
                 gone = profile is None or profile["status"] == "DELETING"
                 if gone and not priv.get("requeue"):
@@ -189,7 +189,7 @@ class Pods:
             elif priv.get("requeue"):
                 self._requeue(cluster, pod)
                 continue
-            status = podtask.pod_status(pod, task)
+            status = podtask.pod_status(pod, task, time.time())
             status["qosClass"] = (pod.get("status") or {}).get("qosClass", "BestEffort")
             if dirty or status != pod.get("status"):
                 self._events(cluster, pod, status)
@@ -237,8 +237,8 @@ class Pods:
         """A node lives as long as its pod's task."""
         for node in self.state.list(cluster, "nodes"):
             tid = (node.get("_fargo") or {}).get("task")
-            task = self.engine.store.get_task(tid) if tid else None
-            if task is None or task["lastStatus"] == "STOPPED":
+            task = self.engine.get(tid) if tid else None
+            if task is None or task.last_status == "STOPPED":
                 self.state.delete(cluster, "nodes", "", node["metadata"]["name"])
 
     def _sync_namespaces(self, cluster: str) -> None:

@@ -13,7 +13,7 @@ from ..model import admission, podsize, podtask
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.profiles import PIN_LABEL
-from ..model.task import task_id_of
+from ..model.taskrecord import PodRef, Task
 from .kubestate import KubeState, now_rfc3339
 from .tasks import TaskEngine
 
@@ -97,19 +97,19 @@ class FargateScheduler:
             task, why = self.engine.run_sized(
                 td=td, cluster_arn=f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/eks.{cname}",
                 region=self.region, cpu=cpu, memory=mem, subnet_ids=profile["subnets"],
-                private={"restart": policy, "pod": {"cluster": cname, "namespace": ns,
-                                                    "name": pod["metadata"]["name"],
-                                                    "uid": pod["metadata"]["uid"]}},
+                restart=policy, pod=PodRef(cluster=cname, namespace=ns,
+                                           name=pod["metadata"]["name"],
+                                           uid=pod["metadata"]["uid"]),
                 started_by=f"eks:{cname}"[:128])
         except ApiError as err:  # e.g. the profile's subnet was deleted meanwhile
             task, why = None, err.message
         if task is None:
             self._later(cname, pod, f"Pod not scheduled: {why}")
             return
-        ip = task["_fargo"]["ip"]
+        ip = task.ip
         node = node_name(ip, self.region)
         self._make_node(cname, node, task, cpu, mem, profile)
-        tid = task_id_of(task)
+        tid = task.id
         pod.setdefault("metadata", {}).setdefault("annotations", {})
         pod["metadata"]["annotations"]["CapacityProvisioned"] = podsize.capacity_provisioned(
             cpu, mem)
@@ -127,11 +127,9 @@ class FargateScheduler:
                                 f"Successfully assigned {ns}/{pod['metadata']['name']} to "
                                 f"{node}", "fargate-scheduler")
 
-    def _make_node(self, cluster: str, node: str, task: dict[str, Any], cpu: int, mem: int,
+    def _make_node(self, cluster: str, node: str, task: Task, cpu: int, mem: int,
                    profile: dict[str, Any]) -> None:
-        ip, zone = task["_fargo"]["ip"], task["availabilityZone"]
-        eni = next(d["value"] for d in task["attachments"][0]["details"]
-                   if d["name"] == "networkInterfaceId")
+        ip, zone, eni = task.ip, task.availability_zone, task.interface.eni_id
         capacity = {"cpu": _cpu_quantity(cpu), "memory": f"{mem}Mi", "pods": "1",
                     "ephemeral-storage": "20Gi"}
         stamp = now_rfc3339()
@@ -167,13 +165,13 @@ class FargateScheduler:
                               {"type": "Hostname", "address": node},
                               {"type": "InternalDNS", "address": node}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                "nodeInfo": {"machineID": task_id_of(task),
-                             "systemUUID": task_id_of(task),
+                "nodeInfo": {"machineID": task.id,
+                             "systemUUID": task.id,
                              "bootID": "", "kernelVersion": platform.release(),
                              "osImage": "fargo runc sandbox",
                              "containerRuntimeVersion": "runc://1",
                              "kubeletVersion": "v1.32.0-eks-fargo",
                              "kubeProxyVersion": "v1.32.0-eks-fargo",
                              "operatingSystem": "linux", "architecture": "amd64"}},
-            "_fargo": {"task": task_id_of(task)},
+            "_fargo": {"task": task.id},
         })

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from . import quantity
+from .taskrecord import ContainerRun, RestartPolicy, Task
 
 TIME = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -46,7 +47,7 @@ def _container_def(c: dict[str, Any]) -> dict[str, Any]:
     return cdef
 
 
-def pod_plan(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def pod_plan(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], RestartPolicy]:
     """The container plan (init containers one after another, each needing the previous to
     succeed, then the app containers) and the restart policy the engine honours."""
     plan: list[dict[str, Any]] = []
@@ -59,7 +60,7 @@ def pod_plan(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]
         if c in inits:
             previous = c["name"]
         plan.append(cdef)
-    policy = {"policy": spec.get("restartPolicy", "Always"), "init": [c["name"] for c in inits]}
+    policy = RestartPolicy(spec.get("restartPolicy", "Always"), [c["name"] for c in inits])
     return plan, policy
 
 
@@ -80,51 +81,50 @@ def _terminated(code: int | None, oom: bool, started: float | None,
     return out
 
 
-def container_statuses(pod: dict[str, Any], task: dict[str, Any],
-                       init: bool) -> list[dict[str, Any]]:
+def container_statuses(pod: dict[str, Any], task: Task, init: bool,
+                       now: float) -> list[dict[str, Any]]:
     spec = pod["spec"]
     wanted = spec.get("initContainers") or [] if init else spec["containers"]
-    entries = {c["name"]: c for c in task["containers"]}
-    runs = task["_fargo"].get("runs") or {}
-    initializing = any(entries[c["name"]]["lastStatus"] != "STOPPED"
+    entries = {c.name: c for c in task.containers}
+    initializing = any(entries[c["name"]].last_status != "STOPPED"
                        for c in spec.get("initContainers") or [])
     out = []
     for c in wanted:
-        e, run = entries[c["name"]], runs.get(c["name"]) or {}
+        e = entries[c["name"]]
+        run = e.run or ContainerRun()
         status: dict[str, Any] = {"name": c["name"], "image": c["image"],
-                                  "imageID": "", "restartCount": run.get("restartCount", 0),
+                                  "imageID": "", "restartCount": run.restart_count,
                                   "ready": False, "started": False}
-        if e.get("imageDigest"):
-            status["imageID"] = f"{c['image'].split('@')[0]}@{e['imageDigest']}"
-        if e.get("runtimeId"):
-            status["containerID"] = f"runc://{e['runtimeId']}"
-        oom = bool(run.get("oom")) or "OutOfMemory" in (e.get("reason") or "")
-        if e["lastStatus"] == "RUNNING":
+        if e.image_digest:
+            status["imageID"] = f"{c['image'].split('@')[0]}@{e.image_digest}"
+        if e.runtime_id:
+            status["containerID"] = f"runc://{e.runtime_id}"
+        oom = run.oom or "OutOfMemory" in (e.reason or "")
+        if e.last_status == "RUNNING":
             status["state"] = {"running": {"startedAt": rfc3339(
-                run.get("startedAt") or task.get("startedAt") or time.time())}}
+                run.started_at or task.started_at or now)}}
             status["ready"] = status["started"] = not init
-        elif e["lastStatus"] == "STOPPED":
+        elif e.last_status == "STOPPED":
             status["state"] = {"terminated": _terminated(
-                e.get("exitCode"), oom, run.get("startedAt") or task.get("startedAt"),
-                run.get("finishedAt") or task.get("executionStoppedAt"))}
-            if init and e.get("exitCode") == 0:
+                e.exit_code, oom, run.started_at or task.started_at,
+                run.finished_at or task.execution_stopped_at)}
+            if init and e.exit_code == 0:
                 status["ready"] = True
-        elif run.get("restartCount") and task["lastStatus"] != "STOPPED":
+        elif run.restart_count and task.last_status != "STOPPED":
             status["state"] = {"waiting": {
                 "reason": "CrashLoopBackOff",
                 "message": f"back-off restarting failed container {c['name']}"}}
-        elif task["lastStatus"] == "STOPPED":
+        elif task.last_status == "STOPPED":
             status["state"] = {"terminated": {"exitCode": 137,
                                               "reason": "ContainerStatusUnknown"}}
         else:
             reason = "PodInitializing" if (initializing and not init) else "ContainerCreating"
-            if e.get("reason", "").startswith("CannotPull"):
+            if (e.reason or "").startswith("CannotPull"):
                 reason = "ErrImagePull"
             status["state"] = {"waiting": {"reason": reason}}
-        last = run.get("last")
+        last = run.last
         status["lastState"] = {"terminated": _terminated(
-            last.get("exitCode"), bool(last.get("oom")), last.get("startedAt"),
-            last.get("finishedAt"))} if last else {}
+            last.exit_code, last.oom, last.started_at, last.finished_at)} if last else {}
         out.append(status)
     return out
 
@@ -140,25 +140,25 @@ def _condition(kind: str, ok: bool, old: list[dict[str, Any]], now: str,
     return cond
 
 
-def phase_of(pod: dict[str, Any], task: dict[str, Any]) -> str:
-    if task["lastStatus"] != "STOPPED":  # stopping counts as running until it has stopped
-        started = any(c["lastStatus"] != "PENDING" for c in task["containers"])
-        late = task["lastStatus"] not in ("PROVISIONING", "PENDING", "ACTIVATING")
+def phase_of(pod: dict[str, Any], task: Task) -> str:
+    if task.last_status != "STOPPED":  # stopping counts as running until it has stopped
+        started = any(c.last_status != "PENDING" for c in task.containers)
+        late = task.last_status not in ("PROVISIONING", "PENDING", "ACTIVATING")
         return "Running" if late and started else "Pending"
-    if task.get("stopCode") == "TaskFailedToStart":
+    if task.stop_code == "TaskFailedToStart":
         return "Failed"
     init = {c["name"] for c in pod["spec"].get("initContainers") or []}
-    apps = [c for c in task["containers"] if c["name"] not in init]
-    return "Succeeded" if all(c.get("exitCode") == 0 for c in apps) else "Failed"
+    apps = [c for c in task.containers if c.name not in init]
+    return "Succeeded" if all(c.exit_code == 0 for c in apps) else "Failed"
 
 
-def pod_status(pod: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+def pod_status(pod: dict[str, Any], task: Task, now: float) -> dict[str, Any]:
     """The pod's status as its task stands now; transition times kept from the old one."""
     old = pod.get("status") or {}
     old_conds = old.get("conditions") or []
-    now = rfc3339(time.time()) or ""
-    inits = container_statuses(pod, task, init=True)
-    apps = container_statuses(pod, task, init=False)
+    stamp = rfc3339(now) or ""
+    inits = container_statuses(pod, task, init=True, now=now)
+    apps = container_statuses(pod, task, init=False, now=now)
     phase = phase_of(pod, task)
     initialized = all("terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
                       for s in inits)
@@ -166,26 +166,26 @@ def pod_status(pod: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": [
-            _condition("PodReadyToStartContainers", task["lastStatus"] not in
-                       ("PROVISIONING",), old_conds, now),
-            _condition("Initialized", initialized, old_conds, now, "ContainersNotInitialized"),
-            _condition("Ready", ready, old_conds, now, "ContainersNotReady"),
-            _condition("ContainersReady", ready, old_conds, now, "ContainersNotReady"),
-            _condition("PodScheduled", True, old_conds, now),
+            _condition("PodReadyToStartContainers", task.last_status != "PROVISIONING",
+                       old_conds, stamp),
+            _condition("Initialized", initialized, old_conds, stamp, "ContainersNotInitialized"),
+            _condition("Ready", ready, old_conds, stamp, "ContainersNotReady"),
+            _condition("ContainersReady", ready, old_conds, stamp, "ContainersNotReady"),
+            _condition("PodScheduled", True, old_conds, stamp),
         ],
         "qosClass": old.get("qosClass", "BestEffort"),
-        "startTime": old.get("startTime") or rfc3339(task.get("createdAt")),
+        "startTime": old.get("startTime") or rfc3339(task.created_at),
         "containerStatuses": apps,
     }
     if inits:
         status["initContainerStatuses"] = inits
-    ip = task["_fargo"]["ip"]
-    if task["lastStatus"] != "PROVISIONING" and task["lastStatus"] != "STOPPED":
+    ip = task.ip
+    if task.last_status not in ("PROVISIONING", "STOPPED"):
         status.update(podIP=ip, podIPs=[{"ip": ip}], hostIP=ip, hostIPs=[{"ip": ip}])
     elif old.get("podIP"):
         status.update({k: old[k] for k in ("podIP", "podIPs", "hostIP", "hostIPs") if k in old})
-    if phase == "Failed" and task.get("stoppedReason"):
-        status["message"] = task["stoppedReason"]
+    if phase == "Failed" and task.stopped_reason:
+        status["message"] = task.stopped_reason
     return status
 
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from .taskrecord import RestartPolicy
 
 BACKOFF = 0.5  # seconds before the first re-creation; doubles per restart
 BACKOFF_MAX = 20.0
 
 
-def restart_wanted(policy: dict[str, Any], name: str, code: int | None) -> bool:
+def restart_wanted(policy: RestartPolicy, name: str, code: int | None) -> bool:
     """Always restarts app containers on any exit; init containers (and OnFailure) only on
     failure; Never never. A lost exit code counts as a failure."""
-    kind = policy.get("policy", "Always")
-    if kind == "Never":
+    if policy.policy == "Never":
         return False
-    if kind == "OnFailure" or name in (policy.get("init") or []):
+    if policy.policy == "OnFailure" or name in policy.init:
         return code != 0
     return True
 

@@ -1,22 +1,18 @@
-"""Building a task record from a task definition and RunTask's overrides (no I/O)."""
+"""Building a task record from a task definition and RunTask's overrides, and RunTask's own
+argument rules (no I/O: ids and the clock are passed in)."""
 
 from __future__ import annotations
 
 import copy
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ClientException, InvalidParameterException
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
 from .taskdef import check_environment
-
-PLATFORM_VERSION = "1.4.0"
-
-
-def task_id_of(task: dict[str, Any]) -> str:
-    """The id at the end of a task's ARN (arn:...:task/CLUSTER/ID)."""
-    return task["taskArn"].rsplit("/", 1)[-1]
+from .taskrecord import Container, Interface, Task
+from .vpc import Subnet
 
 
 def private_dns(ip: str, region: str) -> str:
@@ -66,95 +62,81 @@ def container_plan(td: dict[str, Any], overrides: dict[str, Any]) -> list[dict[s
     return plan
 
 
+@dataclass(frozen=True)
+class TaskIds:
+    """The fresh identifiers a new task needs; made by the caller, so these rules stay pure."""
+
+    task_id: str
+    attachment_id: str
+    eni_id: str
+    credentials_id: str
+    container_ids: tuple[str, ...]
+
+
 def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, memory: int,
-             overrides: dict[str, Any], subnet: Any, ip: str, group: str | None,
-             started_by: str | None, now: float,
-             capacity_provider: str | None) -> dict[str, Any]:
-    """A task record in PROVISIONING, shaped as ECS's Task, plus private `_fargo` details."""
-    task_id = uuid.uuid4().hex
+             overrides: dict[str, Any], subnet: Subnet, ip: str, groups: list[str],
+             group: str | None, started_by: str | None, now: float,
+             capacity_provider: str | None, ids: TaskIds) -> Task:
+    """A task record in PROVISIONING."""
     cluster_name = cluster_arn.rsplit("/", 1)[-1]
-    task_arn = arn(region, "task", f"{cluster_name}/{task_id}")
-    attachment_id = str(uuid.uuid4())
-    eni = "eni-" + uuid.uuid4().hex[:17]
+    path = f"{cluster_name}/{ids.task_id}"
     plan = container_plan(td, overrides)
-    containers = []
-    for c in plan:
-        entry: dict[str, Any] = {
-            "containerArn": arn(region, "container", f"{cluster_name}/{task_id}/{uuid.uuid4()}"),
-            "taskArn": task_arn, "name": c["name"], "image": c["image"],
-            "lastStatus": "PENDING", "networkBindings": [],
-            "networkInterfaces": [{"attachmentId": attachment_id, "privateIpv4Address": ip}],
-            "healthStatus": "UNKNOWN", "cpu": str(c.get("cpu") or 0),
-        }
-        if c.get("memory"):
-            entry["memory"] = str(c["memory"])
-        if c.get("memoryReservation"):
-            entry["memoryReservation"] = str(c["memoryReservation"])
-        containers.append(entry)
-    storage = (td.get("ephemeralStorage") or {}).get("sizeInGiB", 20)
-    task: dict[str, Any] = {
-        "taskArn": task_arn, "clusterArn": cluster_arn,
-        "taskDefinitionArn": td["taskDefinitionArn"],
-        "overrides": {"containerOverrides": overrides.get("containerOverrides") or [],
-                      "inferenceAcceleratorOverrides": [],
-                      **{k: overrides[k] for k in ("cpu", "memory", "taskRoleArn",
-                                                   "executionRoleArn") if overrides.get(k)}},
-        "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING",
-        "cpu": str(cpu), "memory": str(memory), "containers": containers,
-        "version": 1, "createdAt": now, "group": group or f"family:{td['family']}",
-        "launchType": "FARGATE", "platformVersion": PLATFORM_VERSION, "platformFamily": "Linux",
-        "availabilityZone": subnet.zone, "connectivity": "CONNECTED", "connectivityAt": now,
-        "ephemeralStorage": {"sizeInGiB": storage},
-        "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
-        "attachments": [{
-            "id": attachment_id, "type": "ElasticNetworkInterface", "status": "PRECREATED",
-            "details": [
-                {"name": "subnetId", "value": subnet.id},
-                {"name": "networkInterfaceId", "value": eni},
-                {"name": "privateDnsName", "value": private_dns(ip, region)},
-                {"name": "privateIPv4Address", "value": ip},
-            ],
-        }],
-        "_fargo": {"ip": ip, "subnet": subnet.id, "plan": plan,
-                   # The role its containers' credentials endpoint speaks for, if any.
-                   "role": overrides.get("taskRoleArn") or td.get("taskRoleArn"),
-                   "credentials_id": str(uuid.uuid4())},
-    }
-    if started_by:
-        task["startedBy"] = started_by
-    if capacity_provider:
-        task["capacityProviderName"] = capacity_provider
-    return task
+    containers = [
+        Container(name=c["name"], arn=arn(region, "container", f"{path}/{cid}"),
+                  image=c["image"], cpu=int(c.get("cpu") or 0),
+                  memory=c.get("memory") or None,
+                  memory_reservation=c.get("memoryReservation") or None)
+        for c, cid in zip(plan, ids.container_ids, strict=True)]
+    return Task(
+        id=ids.task_id, arn=arn(region, "task", path), cluster_arn=cluster_arn,
+        task_definition_arn=td["taskDefinitionArn"], family=td["family"], region=region,
+        cpu=cpu, memory=memory, created_at=now, availability_zone=subnet.zone,
+        interface=Interface(attachment_id=ids.attachment_id, eni_id=ids.eni_id,
+                            subnet_id=subnet.id, ip=ip, private_dns=private_dns(ip, region),
+                            groups=list(groups)),
+        containers=containers, plan=plan, overrides=overrides,
+        storage_gib=(td.get("ephemeralStorage") or {}).get("sizeInGiB", 20),
+        group=group or f"family:{td['family']}", started_by=started_by,
+        capacity_provider=capacity_provider,
+        role=overrides.get("taskRoleArn") or td.get("taskRoleArn"),
+        credentials_id=ids.credentials_id)
 
 
-def set_attachment(task: dict[str, Any], status: str, mac: str | None = None) -> None:
-    att = task["attachments"][0]
-    att["status"] = status
-    if mac and not any(d["name"] == "macAddress" for d in att["details"]):
-        att["details"].insert(2, {"name": "macAddress", "value": mac})
+@dataclass(frozen=True)
+class RunTaskRequest:
+    """RunTask's arguments as fargo honours them (checked against botocore's shape first)."""
+
+    task_definition: str
+    cluster: str | None = None
+    count: int | None = None
+    launch_type: str | None = None
+    capacity_providers: tuple[str, ...] | None = None  # the strategy's providers, if given
+    overrides: dict[str, Any] = field(default_factory=dict)  # ECS JSON, checked by the rules
+    network_given: bool = False  # an awsvpcConfiguration was sent
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    group: str | None = None
+    started_by: str | None = None
+    client_token: str | None = None
+    fingerprint: str = ""  # the whole request but its token: a reused token must match it
+    tags: tuple[dict[str, str], ...] = ()
 
 
-def public_view(task: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in task.items() if not k.startswith("_")}
-
-
-def check_launch(req: dict[str, Any]) -> str | None:
+def check_launch(launch_type: str | None, providers: tuple[str, ...] | None) -> str | None:
     """RunTask's launchType / capacityProviderStrategy; returns the capacity provider used."""
-    strategy = req.get("capacityProviderStrategy")
-    if strategy and req.get("launchType"):
+    if providers and launch_type:
         raise InvalidParameterException(
             "Specifying both a launch type and capacity provider strategy is not supported. "
             "Remove one and try again.")
-    if strategy:
-        providers = {s.get("capacityProvider") for s in strategy}
-        if providers - {"FARGATE"}:
-            bad = sorted(str(p) for p in providers - {"FARGATE"})
+    if providers:
+        if set(providers) - {"FARGATE"}:
+            bad = sorted(str(p) for p in set(providers) - {"FARGATE"})
             raise InvalidParameterException(
                 f"Capacity provider {bad[0][:255]} is not supported here; use FARGATE.")
         return "FARGATE"
-    if req.get("launchType", "FARGATE") != "FARGATE":
+    if (launch_type or "FARGATE") != "FARGATE":
         raise InvalidParameterException(
-            f"Launch type {str(req['launchType'])[:32]} is not supported: fargo runs FARGATE tasks.")
+            f"Launch type {str(launch_type)[:32]} is not supported: fargo runs FARGATE tasks.")
     return None
 
 
@@ -162,14 +144,15 @@ def check_launch(req: dict[str, Any]) -> str | None:
 _LIMITS = {"startedBy": 128, "group": 255, "clientToken": 64, "reason": 255}
 
 
-def check_lengths(req: dict[str, Any]) -> None:
-    for field, limit in _LIMITS.items():
-        value = req.get(field)
+def check_lengths(values: dict[str, str | None]) -> None:
+    """values: wire name -> the string given (None: not given)."""
+    for name, value in values.items():
+        limit = _LIMITS[name]
         if value is not None and len(value) > limit:
-            raise InvalidParameterException(f"{field} can be at most {limit} characters.")
+            raise InvalidParameterException(f"{name} can be at most {limit} characters.")
 
 
-def check_count(count: Any) -> int:
+def check_count(count: int | None) -> int:
     if count is None:
         return 1
     if not 1 <= int(count) <= 10:

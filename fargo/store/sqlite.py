@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
+
+from ..model.taskrecord import Task
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -19,12 +21,12 @@ CREATE TABLE IF NOT EXISTS clusters (
 CREATE TABLE IF NOT EXISTS taskdefs (
     family TEXT NOT NULL, revision INTEGER NOT NULL, status TEXT NOT NULL,
     registered REAL NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (family, revision));
-CREATE TABLE IF NOT EXISTS tasks (
+CREATE TABLE IF NOT EXISTS task_records (
     id TEXT PRIMARY KEY, cluster TEXT NOT NULL, family TEXT NOT NULL, started_by TEXT,
     desired TEXT NOT NULL, last TEXT NOT NULL, launch_type TEXT NOT NULL,
-    created REAL NOT NULL, doc TEXT NOT NULL, private TEXT NOT NULL DEFAULT '{}');
-CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired);
-CREATE INDEX IF NOT EXISTS tasks_active ON tasks (last);
+    created REAL NOT NULL, stopped REAL, record BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS task_records_by_cluster ON task_records (cluster, desired);
+CREATE INDEX IF NOT EXISTS task_records_active ON task_records (last);
 CREATE TABLE IF NOT EXISTS tokens (
     token TEXT PRIMARY KEY, request TEXT NOT NULL, arns TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (arn TEXT PRIMARY KEY, tags TEXT NOT NULL);
@@ -84,12 +86,6 @@ class Store:
                 args.append(value)
         return sql, tuple(args)
 
-    def _by_ids(self, columns: str, ids: list[str]) -> list[tuple]:
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        return self._rows(f"SELECT {columns} FROM tasks WHERE id IN ({marks})", tuple(ids))
-
     def _exec(self, sql: str, args: tuple = ()) -> None:
         with self._lock:
             self._db.execute(sql, args)
@@ -147,65 +143,56 @@ class Store:
             out.append(family)
         return out
 
-    # tasks
-    def put_task(self, doc: dict[str, Any]) -> None:
-        """The task as ECS shows it, and fargo's private `_fargo` part, kept apart so that
-        DescribeTasks can hand out the stored JSON as it is, without parsing it."""
-        public = {k: v for k, v in doc.items() if not k.startswith("_")}
+    # tasks: the record as it is, plus the columns the listings filter on
+    def put_task(self, task: Task) -> None:
         self._exec(
-            "INSERT OR REPLACE INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (doc["taskArn"].rsplit("/", 1)[-1], doc["clusterArn"].rsplit("/", 1)[-1],
-             doc["taskDefinitionArn"].split("/")[-1].split(":")[0], doc.get("startedBy"),
-             doc["desiredStatus"], doc["lastStatus"], doc.get("launchType", "FARGATE"),
-             doc["createdAt"], orjson.dumps(public).decode(),
-             orjson.dumps(doc.get("_fargo", {})).decode()))
+            "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (task.id, task.cluster_arn.rsplit("/", 1)[-1], task.family, task.started_by,
+             task.desired_status, task.last_status, task.launch_type, task.created_at,
+             task.stopped_at, _encode(task)))
 
-    @staticmethod
-    def _task(doc: str, private: str) -> dict[str, Any]:
-        task = orjson.loads(doc)
-        task["_fargo"] = orjson.loads(private)
-        return task
+    def get_task(self, task_id: str) -> Task | None:
+        rows = self._rows("SELECT record FROM task_records WHERE id=?", (task_id,))
+        return _decode(rows[0][0]) if rows else None
 
-    def get_task(self, task_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT doc, private FROM tasks WHERE id=?", (task_id,))
-        return self._task(*rows[0]) if rows else None
-
-    def get_tasks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return {r[0]: self._task(r[1], r[2]) for r in self._by_ids("id, doc, private", ids)}
-
-    def public_tasks(self, ids: list[str]) -> dict[str, tuple[str, str]]:
-        """id -> (cluster name, the task's public JSON text), unparsed."""
-        return {r[0]: (r[1], r[2]) for r in self._by_ids("id, cluster, doc", ids)}
+    def get_tasks(self, ids: list[str]) -> dict[str, Task]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT id, record FROM task_records WHERE id IN ({marks})",
+                          tuple(ids))
+        return {r[0]: _decode(r[1]) for r in rows}
 
     def list_task_ids(self, cluster: str, *, family: str | None = None,
                       started_by: str | None = None, desired: str | None = None,
                       launch_type: str | None = None) -> list[str]:
-        sql, args = self._where("SELECT id FROM tasks WHERE 1=1", ("cluster=?", cluster),
-                                ("family=?", family), ("started_by=?", started_by),
-                                ("desired=?", desired), ("launch_type=?", launch_type))
+        sql, args = self._where("SELECT id FROM task_records WHERE 1=1",
+                                ("cluster=?", cluster), ("family=?", family),
+                                ("started_by=?", started_by), ("desired=?", desired),
+                                ("launch_type=?", launch_type))
         return [r[0] for r in self._rows(sql + " ORDER BY created, id", args)]
 
-    def active_tasks(self) -> Iterator[dict[str, Any]]:
-        rows = self._rows("SELECT doc, private FROM tasks WHERE last != 'STOPPED' "
+    def active_tasks(self) -> list[Task]:
+        rows = self._rows("SELECT record FROM task_records WHERE last != 'STOPPED' "
                           "ORDER BY created")
-        for doc, private in rows:
-            yield self._task(doc, private)
+        return [_decode(r[0]) for r in rows]
 
     def count_tasks(self, cluster: str, last: str | None = None,
                     not_last: str | None = None) -> int:
-        sql, args = self._where("SELECT COUNT(*) FROM tasks WHERE 1=1", ("cluster=?", cluster),
-                                ("last=?", last or None), ("last!=?", not_last or None))
-        return self._rows(sql, args)[0][0]
+        sql, args = self._where("SELECT COUNT(*) FROM task_records WHERE 1=1",
+                                ("cluster=?", cluster), ("last=?", last or None),
+                                ("last!=?", not_last or None))
+        return int(self._rows(sql, args)[0][0])
 
     def stopped_before(self, before: float) -> list[str]:
         """Ids of tasks that reached STOPPED before `before` (epoch seconds)."""
-        rows = self._rows("SELECT id, doc FROM tasks WHERE last='STOPPED' AND created < ?",
+        rows = self._rows("SELECT id FROM task_records WHERE last='STOPPED' AND stopped < ?",
                           (before,))
-        return [tid for tid, doc in rows if json.loads(doc).get("stoppedAt", 0) < before]
+        return [r[0] for r in rows]
 
     def delete_tasks(self, ids: list[str], arns: list[str]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM tasks WHERE id=?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM task_records WHERE id=?", [(i,) for i in ids])
             self._db.executemany("DELETE FROM tags WHERE arn=?", [(a,) for a in arns])
 
     # idempotency tokens
@@ -295,3 +282,15 @@ class Store:
     def delete_net(self, table: str, obj_id: str) -> None:
         assert table in _NET_TABLES
         self._exec(f"DELETE FROM {table} WHERE id=?", (obj_id,))
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Task)
+
+
+def _encode(task: Task) -> bytes:
+    return _encoder.encode(task)
+
+
+def _decode(data: bytes | str) -> Task:
+    return _decoder.decode(data)

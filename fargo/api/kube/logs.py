@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
+from ...control.kubestate import KubeState
 from ...model.kubeerrors import KubeError, bad_request
-from ..logs import parse_line
+from ..logs import LOGS, parse_line
 
 
 def _int(request: web.Request, key: str) -> int | None:
@@ -28,9 +28,9 @@ def _format(line: str, stamps: bool) -> str | None:
     return f"{ts + ' ' if stamps else ''}{msg}{'' if partial else chr(10)}"
 
 
-async def pod_logs(request: web.Request, cluster: str, ns: str, name: str) -> web.StreamResponse:
-    app = request.app
-    pod = app["kube_state"].get(cluster, "pods", ns, name)
+async def pod_logs(request: web.Request, state: KubeState, cluster: str, ns: str,
+                   name: str) -> web.StreamResponse:
+    pod = state.get(cluster, "pods", ns, name)
     names = [c["name"] for c in pod["spec"]["containers"]]
     inits = [c["name"] for c in pod["spec"].get("initContainers") or []]
     wanted = request.query.get("container")
@@ -48,15 +48,12 @@ async def pod_logs(request: web.Request, cluster: str, ns: str, name: str) -> we
     follow = request.query.get("follow") in ("true", "1")
     stamps = request.query.get("timestamps") in ("true", "1")
     tid = (pod.get("_fargo") or {}).get("task")
-    path = app["agent"].log_path(tid, wanted) if tid else None
-    if path is None or not path.exists():
+    logs = request.app[LOGS]
+    cursor = logs.cursor(tid, wanted) if tid else None
+    lines = cursor.lines() if cursor else []
+    if cursor is None or not cursor.exists:
         raise KubeError(400, "BadRequest", f'container "{wanted}" in pod "{name}" is waiting '
                         "to start: ContainerCreating")
-    store = app["store"]
-
-    def done() -> bool:
-        task = store.get_task(tid)
-        return task is None or task["lastStatus"] == "STOPPED"
 
     resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await resp.prepare(request)
@@ -72,36 +69,21 @@ async def pod_logs(request: web.Request, cluster: str, ns: str, name: str) -> we
             sent += len(data)
         return limit is None or sent < limit
 
-    with path.open("r", encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
-        pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-        if tail is not None:
-            lines = lines[-tail:] if tail > 0 else []
-        for line in lines:
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()  # the client went away
+
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    for line in lines:
+        text = _format(line, stamps)
+        if text is not None and not await out(text):
+            return await _finish(resp)
+    if follow:
+        async for line in logs.follow(cursor, follow=True, gone=gone):
             text = _format(line, stamps)
             if text is not None and not await out(text):
-                return await _finish(resp)
-        while follow:
-            chunk = f.readline()
-            if chunk:
-                pending += chunk
-                if pending.endswith("\n"):
-                    text = _format(pending, stamps)
-                    pending = ""
-                    if text is not None and not await out(text):
-                        break
-                continue
-            if done():
-                for line in f.readlines():  # what came after the last look
-                    text = _format(pending + line, stamps)
-                    pending = ""
-                    if text is not None and not await out(text):
-                        break
                 break
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                break  # the client went away
-            await asyncio.sleep(0.1)
     return await _finish(resp)
 
 

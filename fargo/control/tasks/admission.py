@@ -1,0 +1,130 @@
+"""RunTask's admission: the rules checked, idempotency by clientToken, and for each task a
+place (capacity, subnet, address) and a record written before anything is started."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ...model import task as taskmodel
+from ...model.errors import ConflictException
+from ...model.task import RunTaskRequest, TaskIds
+from ...model.taskrecord import PodRef, RestartPolicy, Task
+from .book import TaskBook
+from .placement import CAPACITY_REASON, Placement
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One task RunTask could not place, in ECS's Failure terms."""
+
+    arn: str
+    reason: str
+    detail: str
+
+
+@dataclass
+class Admitted:
+    tasks: list[Task]
+    failures: list[Failure]
+    fresh: bool  # False: a repeated clientToken, nothing new was made
+
+
+def fresh_ids(containers: int) -> TaskIds:
+    return TaskIds(task_id=uuid.uuid4().hex, attachment_id=str(uuid.uuid4()),
+                   eni_id="eni-" + uuid.uuid4().hex[:17], credentials_id=str(uuid.uuid4()),
+                   container_ids=tuple(str(uuid.uuid4()) for _ in range(containers)))
+
+
+class Admission:
+    def __init__(self, book: TaskBook, placement: Placement,
+                 ids: Callable[[int], TaskIds] = fresh_ids,
+                 clock: Callable[[], float] = time.time):
+        self.book = book
+        self.placement = placement
+        self.ids = ids
+        self.clock = clock
+
+    def run_task(self, *, td: dict[str, Any], cluster_arn: str, region: str,
+                 req: RunTaskRequest) -> Admitted:
+        provider = taskmodel.check_launch(req.launch_type, req.capacity_providers)
+        taskmodel.check_lengths({"startedBy": req.started_by, "group": req.group,
+                                 "clientToken": req.client_token})
+        taskmodel.require_fargate(td)
+        count = taskmodel.check_count(req.count)
+        cpu, mem = taskmodel.apply_overrides(td, req.overrides)
+        conf = {"subnets": list(req.subnets), "securityGroups": list(req.security_groups)}
+        subnets = self.placement.subnets_of(conf if req.network_given else None)
+        groups = self.placement.groups_of(conf, subnets)
+        store = self.book.store
+        if req.client_token:
+            seen = store.get_token(req.client_token)
+            if seen:
+                if seen[0] != req.fingerprint:
+                    raise ConflictException(
+                        "The clientToken was already used with different parameters.")
+                arns, earlier = seen[1]["arns"], seen[1]["failures"]
+                found = store.get_tasks([a.rsplit("/", 1)[-1] for a in arns])
+                return Admitted(list(found.values()), [Failure(**f) for f in earlier], False)
+        tasks: list[Task] = []
+        failures: list[Failure] = []
+        now = self.clock()
+        for _ in range(count):
+            if not self.placement.fits(cpu, mem):
+                failures.append(Failure(td["taskDefinitionArn"], CAPACITY_REASON,
+                                        self.placement.capacity.describe()))
+                continue
+            subnet, ip = self.placement.allocate(subnets)
+            if ip is None:
+                failures.append(Failure(td["taskDefinitionArn"], "RESOURCE:ENI",
+                                        "No free private IP address in the given subnets"))
+                continue
+            try:
+                task = taskmodel.new_task(
+                    td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=mem,
+                    overrides=req.overrides, subnet=subnet, ip=ip, groups=groups,
+                    group=req.group, started_by=req.started_by, now=now,
+                    capacity_provider=provider,
+                    ids=self.ids(len(td["containerDefinitions"])))
+            except BaseException:
+                self.placement.give_back_ip(ip)  # nothing holds it yet
+                raise
+            self.placement.hold(task)
+            store.put_task(task)
+            tasks.append(task)
+        if req.client_token:
+            store.put_token(req.client_token, req.fingerprint,
+                            {"arns": [t.arn for t in tasks],
+                             "failures": [asdict(f) for f in failures]}, now)
+        return Admitted(tasks, failures, True)
+
+    def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
+                  memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
+                  pod: PodRef | None, started_by: str | None) -> tuple[Task | None, str | None]:
+        """A task of exactly this size from a ready plan (a pod's): the task, or why not."""
+        conf = {"subnets": subnet_ids}
+        subnets = self.placement.subnets_of(conf)
+        groups = self.placement.groups_of(conf, subnets)
+        if not self.placement.fits(cpu, memory):
+            return None, ("Capacity is unavailable at this time: "
+                          + self.placement.capacity.describe())
+        subnet, ip = self.placement.allocate(subnets)
+        if ip is None:
+            return None, "No free private IP address in the given subnets"
+        try:
+            task = taskmodel.new_task(
+                td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
+                overrides={}, subnet=subnet, ip=ip, groups=groups, group=None,
+                started_by=started_by, now=self.clock(), capacity_provider=None,
+                ids=self.ids(len(td["containerDefinitions"])))
+        except BaseException:
+            self.placement.give_back_ip(ip)
+            raise
+        task.restart = restart
+        task.pod = pod
+        self.placement.hold(task)
+        self.book.store.put_task(task)
+        return task, None

@@ -1,0 +1,220 @@
+"""The task reconciler: drives each task from PROVISIONING to STOPPED against the data plane.
+
+Every transition is written to the store before the next step acts, so a restarted server
+re-adopts tasks from the store plus what the runtime still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from ...model import lifecycle
+from ...model.errors import InvalidParameterException
+from ...model.task import RunTaskRequest, check_lengths
+from ...model.taskrecord import PodRef, RestartPolicy, Task
+from ...model.vpc import Vpc
+from ...port.protocols import Images, Network, Runtime
+from ...store.sqlite import Store
+from ..capacity import Capacity
+from ..network import Networks
+from .admission import Admission, Admitted
+from .book import TaskBook
+from .containers import Containers
+from .placement import Placement
+from .pulls import SharedPulls
+from .restarts import RestartClock
+from .retention import Retention
+from .starter import Credentials, NetworkHooks, Starter, registry_auth
+from .turns import StartTurns
+
+log = logging.getLogger("fargo.tasks")
+POLL = 0.05  # seconds between looks at the containers' exit files
+IDLE = 5.0  # a running task's driver looks again at least this often
+
+
+class TaskEngine:
+    def __init__(self, store: Store, *, runtime: Runtime, images: Images, network: Network,
+                 vpc: Vpc, capacity: Capacity, retention: float = 3600.0,
+                 credentials: Credentials | None = None, hooks: NetworkHooks | None = None,
+                 networks: Networks | None = None, start_concurrency: int = 6):
+        self.store = store
+        self.runtime = runtime
+        self.network = network
+        self.networks = networks
+        self.hooks = hooks
+        self.book = TaskBook(store)
+        self.placement = Placement(vpc, capacity, networks)
+        self.admission = Admission(self.book, self.placement)
+        self.pulls = SharedPulls(images)
+        self.restarts = RestartClock()
+        self.turns = StartTurns(self.book, start_concurrency)
+        self.containers = Containers(self.book, runtime, self.pulls, self.restarts,
+                                     lambda cdef: registry_auth(credentials, cdef))
+        self.starter = Starter(self.book, self.turns, self.pulls, runtime, network, networks,
+                               self.placement.subnets, self.containers, hooks, credentials)
+        self.retention = Retention(store, runtime, retention)
+        self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def subnets(self) -> object:
+        return self.placement.subnets
+
+    # ---- start and stop of the engine itself
+    async def start(self) -> None:
+        for task in self.store.active_tasks():
+            self.placement.adopt(task)
+            self._spawn(task.id, adopt=True)
+        self._loops = [asyncio.create_task(self._watch_exits()),
+                       asyncio.create_task(self.retention.loop())]
+
+    async def close(self) -> None:
+        """Leave tasks running (they outlive the server); stop only our coroutines."""
+        for t in [*self._loops, *self._drivers.values()]:
+            t.cancel()
+        await asyncio.gather(*self._drivers.values(), return_exceptions=True)
+
+    # ---- operations
+    def run_task(self, *, td: dict[str, Any], cluster_arn: str, region: str,
+                 req: RunTaskRequest) -> Admitted:
+        admitted = self.admission.run_task(td=td, cluster_arn=cluster_arn, region=region,
+                                           req=req)
+        if admitted.fresh:
+            self.pulls.share_call([t.id for t in admitted.tasks])
+            for task in admitted.tasks:
+                self._spawn(task.id)
+        return admitted
+
+    def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
+                  memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
+                  pod: PodRef | None, started_by: str | None) -> tuple[Task | None, str | None]:
+        task, why = self.admission.run_sized(
+            td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
+            subnet_ids=subnet_ids, restart=restart, pod=pod, started_by=started_by)
+        if task is not None:
+            self._spawn(task.id)
+        return task, why
+
+    def get(self, tid: str) -> Task | None:
+        return self.store.get_task(tid)
+
+    def stop_task(self, task_id: str, reason: str | None, code: str = "UserInitiated",
+                  grace: float | None = None) -> Task:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise InvalidParameterException("The referenced task was not found.")
+        check_lengths({"reason": reason})
+        if grace is not None and not task.stopping:
+            # A pod's terminationGracePeriodSeconds: every container's stop timeout.
+            task.stop_timeout = grace
+            self.store.put_task(task)
+        if lifecycle.request_stop(task, code, reason or "Task stopped by user", time.time()):
+            self.store.put_task(task)
+            self.book.poke(task_id)
+        return task
+
+    def sweep(self, now: float | None = None) -> int:
+        return self.retention.sweep(now)
+
+    # ---- the reconciler
+    def _spawn(self, tid: str, adopt: bool = False) -> None:
+        self.book.track(tid)
+        self._drivers[tid] = asyncio.create_task(self._drive(tid, adopt))
+
+    async def _drive(self, tid: str, adopt: bool) -> None:
+        try:
+            task = self.book.fresh(tid)
+            if not lifecycle.running_or_later(task):
+                if adopt:
+                    # Half-made sandboxes cannot be trusted after a crash: fail the start,
+                    # but stop what did start properly.
+                    lifecycle.request_stop(task, "TaskFailedToStart",
+                                           "ResourceInitializationError: the server restarted "
+                                           "while the task was starting", time.time())
+                    self.book.save(task)
+                    self.containers.watch_started(task)
+                else:
+                    task = await self.starter.start_in_turn(tid)
+            if adopt and lifecycle.running_or_later(task):
+                # Also when it was already stopping: its containers still need a proper stop.
+                await self._adopt_running(task)
+            if task.last_status == "RUNNING":
+                await self._run(tid)
+            await self._teardown(tid)
+        except Exception:  # a bug must not leave the task half-way forever
+            log.exception("task %s failed in the reconciler", tid)
+            task = self.book.fresh(tid)
+            lifecycle.request_stop(task, "TaskFailedToStart",
+                                   "ResourceInitializationError: internal error in fargo",
+                                   time.time())
+            self.book.save(task)
+            await self._teardown(tid)
+        finally:
+            self.book.untrack(tid)
+            self._drivers.pop(tid, None)
+            self.pulls.done_with(tid)  # stopped before its start began
+
+    async def _adopt_running(self, task: Task) -> None:
+        if self.hooks:
+            try:
+                await self.hooks.network_ready(task.id)
+            except Exception:  # noqa: BLE001 - the task runs on without its endpoint
+                log.exception("task %s: reopening the metadata endpoint", task.id)
+        self.containers.watch_started(task)
+        self.restarts.resume(task)
+        await self.containers.record_exits(task.id)
+
+    async def _run(self, tid: str) -> None:
+        while True:
+            await self.containers.record_exits(tid)
+            await self.containers.restart_due(tid)
+            if self.book.stopping(tid):
+                return
+            await self.book.wait(tid, self.restarts.next_in(tid, IDLE))
+
+    async def _teardown(self, tid: str) -> None:
+        """Best effort at every step: whatever fails is logged, and the task still reaches
+        STOPPED with its IP and capacity given back."""
+        task = self.book.fresh(tid)
+        self.book.advance(task, "DEACTIVATING")
+        self.book.advance(task, "STOPPING")
+        await _attempt(tid, "stopping containers", self.containers.stop_all(tid))
+        task = self.book.fresh(tid)
+        self.book.advance(task, "DEPROVISIONING")
+        if self.hooks:
+            await _attempt(tid, "closing the metadata endpoint", self.hooks.network_gone(tid))
+        await _attempt(tid, "removing the sandbox",
+                       asyncio.to_thread(self.runtime.destroy, tid))
+        # The interface goes even if the sandbox would not.
+        await _attempt(tid, "removing the interface", asyncio.to_thread(self.network.detach, tid))
+        if self.networks:  # after the interface is gone, so it never lives unfiltered
+            await _attempt(tid, "leaving its security groups",
+                           asyncio.to_thread(self.networks.task_down, tid))
+        task = self.book.fresh(tid)
+        task.interface.status = "DELETED"
+        for c in task.containers:
+            c.last_status = "STOPPED"
+        self.book.advance(task, "STOPPED")
+        self.placement.release(task)
+        self.containers.forget(tid)
+
+    async def _watch_exits(self) -> None:
+        """One loop for the whole host: notice exits and wake the tasks they belong to."""
+        while True:
+            await asyncio.sleep(POLL)
+            try:
+                for tid, names in list(self.containers.watch.items()):
+                    if any(self.runtime.exited(tid, n) for n in list(names)):
+                        self.book.poke(tid)
+            except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
+                log.exception("watching container exits")
+
+
+async def _attempt(tid: str, what: str, step: Awaitable[object]) -> None:
+    try:
+        await step
+    except Exception:  # noqa: BLE001 - teardown goes on; the log says what was left
+        log.exception("task %s: %s failed", tid, what)

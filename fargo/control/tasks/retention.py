@@ -1,0 +1,45 @@
+"""How long stopped tasks are remembered: AWS shows a stopped task for about an hour, then it
+is MISSING; its logs and files go with it. RunTask's clientTokens are kept for 12 hours."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ...port.protocols import Runtime
+from ...store.sqlite import Store
+
+log = logging.getLogger("fargo.tasks")
+TOKEN_LIFETIME = 12 * 3600.0
+
+
+class Retention:
+    def __init__(self, store: Store, runtime: Runtime, retention: float):
+        self.store = store
+        self.runtime = runtime
+        self.retention = retention
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget tasks stopped longer ago than the retention; returns how many."""
+        now = now or time.time()
+        self.store.drop_tokens(now - TOKEN_LIFETIME)
+        ids = self.store.stopped_before(now - self.retention)
+        if ids:
+            tasks = self.store.get_tasks(ids)
+            # Files first: once DescribeTasks says MISSING, the task's logs are gone too.
+            for tid in ids:
+                try:
+                    self.runtime.forget(tid)
+                except Exception:  # noqa: BLE001 - the others are still forgotten
+                    log.exception("forgetting task %s", tid)
+            self.store.delete_tasks(ids, [t.arn for t in tasks.values()])
+        return len(ids)
+
+    async def loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(self.retention / 4, 1.0)))
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception:  # noqa: BLE001 - try again next round
+                log.exception("sweeping stopped tasks")
