@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -28,6 +29,7 @@ from fargo.agent.images import (
 )
 from fargo.agent.images.layers import LayerError, extract_layer
 from fargo.agent.registry import LocalRegistry, free_port
+from fargo.control.tasks.pulls import SharedPulls
 from fargo.port.errors import InvalidSpec
 from tests.imagebuild import (
     MEDIA_LAYER_GZIP,
@@ -205,21 +207,19 @@ def test_missing_tag(store: ImageStore, pushed: tuple[str, str]) -> None:
         store.pull(ref.replace("busybox", "nosuchrepo"))
 
 
-def _pull_in_threads(store: ImageStore, ref: str, n: int) -> list[Image | BaseException]:
-    results: list[Image | BaseException] = []
+def _shared_pulls_at_once(store: ImageStore, ref: str, n: int) -> list[Any]:
+    """n tasks of one RunTask call pull ref at the same time, through the engine's sharing."""
 
-    def pull() -> None:
-        try:
-            results.append(store.pull(ref))
-        except BaseException as exc:  # the caller looks at what each got
-            results.append(exc)
+    async def run() -> list[Any]:
+        pulls = SharedPulls(store)
+        tids = [f"t{i}" for i in range(n)]
+        pulls.share_call(tids)
+        futs = [pulls.pull(t, ref, None) for t in tids]
+        out = await asyncio.gather(*futs, return_exceptions=True)
+        assert pulls._inflight == {}  # nothing left in flight once all are done
+        return out
 
-    threads = [threading.Thread(target=pull) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+    return asyncio.run(run())
 
 
 def test_overlapping_pulls_share_one_resolution(
@@ -237,20 +237,18 @@ def test_overlapping_pulls_share_one_resolution(
 
     monkeypatch.setattr(store, "_pull", held)
     threading.Timer(0.3, gate.set).start()
-    results = _pull_in_threads(store, ref, 4)
+    results = _shared_pulls_at_once(store, ref, 4)
     assert leaders == [ref]
     assert len(results) == 4
     assert all(isinstance(r, Image) and r.digest == digest for r in results), results
-    assert store._flights == {}
     gate.clear()
     threading.Timer(0.05, gate.set).start()
     assert store.pull(ref).digest == digest and leaders == [ref, ref]  # later: a pull anew
 
 
 def test_overlapping_failed_pulls_all_fail(store: ImageStore) -> None:
-    results = _pull_in_threads(store, f"127.0.0.1:{free_port()}/busybox:1", 3)
+    results = _shared_pulls_at_once(store, f"127.0.0.1:{free_port()}/busybox:1", 3)
     assert len(results) == 3 and all(isinstance(r, PullError) for r in results), results
-    assert store._flights == {}
 
 
 def test_unreachable_registry(store: ImageStore) -> None:

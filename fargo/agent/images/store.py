@@ -1,12 +1,11 @@
-"""The images of one host as the agent uses them: pull (overlapping pulls of one reference
-share one resolution), resolve locally, import an archive, mount and unmount a rootfs."""
+"""The images of one host as the agent uses them: pull, resolve locally, import an archive,
+mount and unmount a rootfs."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -30,36 +29,16 @@ class ImageStore:
         self._downloads_lock = threading.Lock()
         self._auth = AuthCache()
         self._rootfs = RootfsMounter(self.content)
-        self._flights: dict[tuple[str, Credentials | None], Future[Image]] = {}
-        self._flights_lock = threading.Lock()
 
     # -- public API --
 
     def pull(self, ref: str, credentials: Credentials | None = None) -> Image:
         """Resolve ref against its registry and make sure every layer is extracted locally.
 
-        Names created by import_archive resolve locally and never touch a registry. Pulls of
-        the same reference with the same credentials that overlap (the tasks of one RunTask
-        with a count) share one resolution: the followers get the leader's result."""
-        key = (ref, credentials)
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            leading = flight is None
-            if flight is None:
-                flight = self._flights[key] = Future()
-        if not leading:
-            return flight.result()
-        try:
-            image = self._pull(ref, credentials)
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        else:
-            flight.set_result(image)
-            return image
-        finally:
-            with self._flights_lock:
-                self._flights.pop(key, None)
+        Names created by import_archive resolve locally and never touch a registry. Pulls
+        that overlap are merged above this, by the task engine (control/tasks/pulls.py): the
+        one place that de-duplicates them."""
+        return self._pull(ref, credentials)
 
     def resolve(self, ref: str) -> Image | None:
         """The locally known image for ref (imported or pulled before), without any network."""
