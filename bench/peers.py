@@ -128,13 +128,14 @@ class Runc:
         cleanup.push("runc containers", self.remove_all)
 
     def _bundle(self, cid: str) -> Path:
-        from fargo.agent.sandbox import ContainerSpec, build_config
+        from fargo.agent.ocispec import build_config
+        from fargo.port.data import ContainerSpec
 
         bundle = self.workdir / cid
         bundle.mkdir(parents=True)
-        spec = ContainerSpec(name="app", rootfs=self.rootfs, args=list(IDLE),
-                             netns_path=f"/run/netns/{cid}", readonly_rootfs=True)
-        config = build_config(cid, spec, id_base=0)
+        spec = ContainerSpec(name="app", args=list(IDLE), readonly_rootfs=True)
+        config = build_config(cid, spec, 0, self.rootfs.resolve(),
+                              netns_path=f"/run/netns/{cid}")
         # The floor: plain runc, without the user namespace fargo adds (that needs idmapped
         # layers, which this bare bundle does not have).
         linux = config["linux"]
