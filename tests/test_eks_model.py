@@ -9,6 +9,7 @@ from fargo.model import admission, kubeobj, podsize, podtask, profiles, quantity
 from fargo.model.errors import ApiError
 from fargo.model.kubeerrors import KubeError
 from fargo.model.selectors import FIELDS, field_selector, label_selector
+from fargo.model.taskrecord import Container, ContainerRun, Interface, RestartPolicy, Task
 
 
 def prof(name, *selectors, status="ACTIVE"):
@@ -194,29 +195,33 @@ def test_plan_and_restart_rules():
     assert plan[2]["dependsOn"] == [{"containerName": "i2", "condition": "SUCCESS"}]
     assert plan[2]["entryPoint"] == ["sh"] and plan[2]["command"] == ["-c", "x"]
     assert plan[2]["memory"] == 64 and plan[2]["environment"] == [{"name": "A", "value": "1"}]
-    assert policy == {"policy": "OnFailure", "init": ["i1", "i2"]}
-    assert restarts.restart_wanted({"policy": "Always", "init": []}, "app", 0)
-    assert not restarts.restart_wanted({"policy": "OnFailure", "init": []}, "app", 0)
-    assert restarts.restart_wanted({"policy": "OnFailure", "init": []}, "app", 2)
-    assert not restarts.restart_wanted({"policy": "Never", "init": []}, "app", 2)
-    assert not restarts.restart_wanted({"policy": "Always", "init": ["i"]}, "i", 0)
+    assert policy == RestartPolicy("OnFailure", ["i1", "i2"])
+    assert restarts.restart_wanted(RestartPolicy("Always", []), "app", 0)
+    assert not restarts.restart_wanted(RestartPolicy("OnFailure", []), "app", 0)
+    assert restarts.restart_wanted(RestartPolicy("OnFailure", []), "app", 2)
+    assert not restarts.restart_wanted(RestartPolicy("Never", []), "app", 2)
+    assert not restarts.restart_wanted(RestartPolicy("Always", ["i"]), "i", 0)
     assert restarts.backoff(1) < restarts.backoff(3) <= restarts.BACKOFF_MAX
 
 
 def test_pod_status_from_task():
     p = pod()
-    task = {"lastStatus": "STOPPED", "desiredStatus": "STOPPED", "stopCode":
-            "EssentialContainerExited", "createdAt": 1.0, "startedAt": 2.0,
-            "containers": [{"name": "app", "lastStatus": "STOPPED", "exitCode": 137,
-                            "reason": "OutOfMemoryError: Container killed due to memory usage"}],
-            "_fargo": {"ip": "10.0.0.5", "runs": {"app": {"restartCount": 2, "oom": True}}}}
-    st = podtask.pod_status(p, task)
+    app = Container("app", "arn:c", "busybox", last_status="STOPPED", exit_code=137,
+                    reason="OutOfMemoryError: Container killed due to memory usage",
+                    run=ContainerRun(restart_count=2, oom=True))
+    task = Task(id="t", arn="arn:t", cluster_arn="arn:c", task_definition_arn="arn:td:1",
+                family="f", region="us-east-1", cpu=256, memory=512, created_at=1.0,
+                availability_zone="us-east-1a", containers=[app], plan=[],
+                interface=Interface("att", "eni-1", "subnet-1", "10.0.0.5", "ip-10-0-0-5"),
+                last_status="STOPPED", desired_status="STOPPED",
+                stop_code="EssentialContainerExited", started_at=2.0)
+    st = podtask.pod_status(p, task, 3.0)
     assert st["phase"] == "Failed"
     cs = st["containerStatuses"][0]
     assert cs["state"]["terminated"]["reason"] == "OOMKilled" and cs["restartCount"] == 2
-    task["containers"][0].update(lastStatus="RUNNING", exitCode=None)
-    task.update(lastStatus="RUNNING", desiredStatus="RUNNING")
-    st = podtask.pod_status(p, task)
+    app.last_status, app.exit_code = "RUNNING", None
+    task.last_status, task.desired_status = "RUNNING", "RUNNING"
+    st = podtask.pod_status(p, task, 3.0)
     assert st["phase"] == "Running" and st["podIP"] == "10.0.0.5"
     assert "running" in st["containerStatuses"][0]["state"]
     assert podtask.display_status({**p, "status": st}) == "Running"
