@@ -1,4 +1,9 @@
-"""Shared fixtures: a real registry with the busybox test image, and a real fargo server."""
+"""Shared fixtures: a real registry with the busybox test image, and real fargo servers: the
+session's own (`fargo`), and any more a test asks of the `fargo_servers` factory.
+
+Tests that need no root, no server and no network carry the `pure` marker and run alone with
+`python3 -m pytest -m pure -q`: whole modules are listed in PURE_MODULES below, single tests
+elsewhere take `@pytest.mark.pure`."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 import boto3
 import pytest
@@ -21,6 +27,12 @@ from fargo.agent.registry import LocalRegistry
 from tests.imagebuild import build_busybox_oci, push_layout
 
 ROOT = Path(__file__).resolve().parent.parent
+PURE_MODULES = {"test_model", "test_eks_model", "test_secgroups_model", "test_fakeplane"}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.path.stem in PURE_MODULES:
+        item.add_marker(pytest.mark.pure)
 
 
 def free_port() -> int:
@@ -58,10 +70,12 @@ class FargoServer:
         self.cidr = f"10.{random.randint(100, 199)}.0.0/16"
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
+        self.purged = False  # since its last start
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = state_dir / "server.log"
 
     def start(self) -> None:
+        self.purged = False
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "fargo", "server", "--port", str(self.port),
                "--state-dir", str(self.state_dir), "--no-registry", "--prefix", self.prefix,
@@ -117,6 +131,7 @@ class FargoServer:
 
     def purge(self) -> None:
         """Remove every container, mount, netns and bridge this server's tasks left behind."""
+        self.purged = True
         self.kill(signal.SIGTERM)
         subprocess.run([sys.executable, "-m", "fargo", "purge", "--state-dir",
                         str(self.state_dir), "--prefix", self.prefix], check=False, cwd=ROOT)
@@ -126,12 +141,47 @@ class FargoServer:
                             aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
 
 
+class FargoServers:
+    """The one way tests get a server: `servers("--cpu", "512", name="small")` starts one with
+    those flags, its state in base/name; each is purged when the owner closes the factory,
+    unless the test purged it itself (to check what a purge leaves)."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.made: list[FargoServer] = []
+
+    def __call__(self, *extra: str, name: str = "fargo", state_dir: Path | None = None,
+                 start: bool = True) -> FargoServer:
+        srv = FargoServer(state_dir or self.base / name, list(extra))
+        self.made.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    def close(self) -> None:
+        for srv in reversed(self.made):
+            if not srv.purged:
+                srv.purge()
+
+    def __enter__(self) -> FargoServers:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+@pytest.fixture
+def fargo_servers(tmp_path) -> Iterator[FargoServers]:
+    """Extra servers for one test, purged after it."""
+    with FargoServers(tmp_path) as servers:
+        yield servers
+
+
 @pytest.fixture(scope="session")
 def fargo(tmp_path_factory) -> Iterator[FargoServer]:
-    srv = FargoServer(tmp_path_factory.mktemp("fargo-state"))
-    srv.start()
-    yield srv
-    srv.purge()
+    with FargoServers(tmp_path_factory.mktemp("fargo-state")) as servers:
+        yield servers(state_dir=servers.base)
 
 
 @pytest.fixture(scope="session")

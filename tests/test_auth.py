@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 import requests
 
-from tests.conftest import ROOT, FargoServer
+from tests.conftest import ROOT
 
 ECS = {"Content-Type": "application/x-amz-json-1.1",
        "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.CreateCluster"}
@@ -125,19 +125,16 @@ def test_credentials_command_and_logs_need_a_key(fargo, tmp_path):
     assert denied.returncode == 1 and "signature" in denied.stderr.lower()
 
 
-def test_no_auth_switch_is_loud(tmp_path):
-    srv = FargoServer(tmp_path / "open", extra=["--no-auth"])
-    srv.start()
-    try:
-        assert "WARNING: --no-auth" in srv.log.read_text()
-        r = srv.post(json.dumps({}), {**ECS, "X-Amz-Target":
-                                      "AmazonEC2ContainerServiceV20141113.ListClusters"},
-                     sign=False)
-        assert r.status_code == 200
-    finally:
-        srv.purge()
+def test_no_auth_switch_is_loud(fargo_servers):
+    srv = fargo_servers("--no-auth", name="open")
+    assert "WARNING: --no-auth" in srv.log.read_text()
+    r = srv.post(json.dumps({}), {**ECS, "X-Amz-Target":
+                                  "AmazonEC2ContainerServiceV20141113.ListClusters"},
+                 sign=False)
+    assert r.status_code == 200
 
 
+@pytest.mark.pure
 def test_binds_loopback_by_default():
     from fargo.config import Settings
 

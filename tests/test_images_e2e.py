@@ -8,9 +8,7 @@ import sys
 import time
 import uuid
 
-import requests
-
-from tests.conftest import ROOT, FargoServer, free_port, wait_status
+from tests.conftest import ROOT, free_port, http_body, wait_status
 from tests.imagebuild import build_busybox_oci, push_layout, save_archive
 from tests.test_tasks import WEB, detail, logs, register, run
 
@@ -71,49 +69,45 @@ def test_logs_follow_until_the_task_stops(ecs, fargo, busybox_image, subnet_id):
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
-def test_embedded_registry_import_and_retention(tmp_path):
+def test_embedded_registry_import_and_retention(tmp_path, fargo_servers):
     """A server with its own registry (the local ECR) and a short retention for stopped tasks."""
     rport = free_port()
-    srv = FargoServer(tmp_path / "ecr", extra=["--stopped-retention", "2"])
-    srv.extra += ["--registry", "--registry-port", str(rport)]
-    srv.start()
-    try:
-        assert f"local registry (ECR) at 127.0.0.1:{rport}" in srv.log.read_text()
-        ecs = srv.client()
-        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-        layout = build_busybox_oci(tmp_path / "layout")
-        push_layout(layout, f"127.0.0.1:{rport}", "mine/web:v1")
-        fam = register(ecs, f"127.0.0.1:{rport}/mine/web:v1", command=WEB)
-        t = wait_status(ecs, run(ecs, fam, subnet)["taskArn"], "RUNNING")
-        ip = detail(t, "privateIPv4Address")
-        assert requests.get(f"http://{ip}:8080/", timeout=5).text == "hello from fargo\n"
-        ecs.stop_task(task=t["taskArn"])
-        wait_status(ecs, t["taskArn"], "STOPPED")
+    srv = fargo_servers("--stopped-retention", "2", "--registry", "--registry-port", str(rport),
+                        name="ecr")
+    assert f"local registry (ECR) at 127.0.0.1:{rport}" in srv.log.read_text()
+    ecs = srv.client()
+    subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    layout = build_busybox_oci(tmp_path / "layout")
+    push_layout(layout, f"127.0.0.1:{rport}", "mine/web:v1")
+    fam = register(ecs, f"127.0.0.1:{rport}/mine/web:v1", command=WEB)
+    t = wait_status(ecs, run(ecs, fam, subnet)["taskArn"], "RUNNING")
+    ip = detail(t, "privateIPv4Address")
+    assert http_body(f"http://{ip}:8080/") == "hello from fargo\n"  # httpd may still be binding
+    ecs.stop_task(task=t["taskArn"])
+    wait_status(ecs, t["taskArn"], "STOPPED")
 
-        # An archive imported with `fargo image import` runs with no registry involved.
-        archive = save_archive(layout, tmp_path / "web.tar", "web:offline", docker=True)
-        out = subprocess.run([sys.executable, "-m", "fargo", "image", "import", str(archive),
-                              "offline/web:1", "--state-dir", str(srv.state_dir)],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT)
-        assert out.returncode == 0, out.stderr
-        assert "sha256:" in out.stdout
-        fam2 = register(ecs, "offline/web:1", command=["echo", "imported ok"])
-        t2 = wait_status(ecs, run(ecs, fam2, subnet)["taskArn"], "STOPPED")
-        assert t2["containers"][0]["exitCode"] == 0, t2
-        bad = subprocess.run([sys.executable, "-m", "fargo", "image", "import", str(srv.log),
-                              "x:1", "--state-dir", str(srv.state_dir)],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT)
-        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    # An archive imported with `fargo image import` runs with no registry involved.
+    archive = save_archive(layout, tmp_path / "web.tar", "web:offline", docker=True)
+    out = subprocess.run([sys.executable, "-m", "fargo", "image", "import", str(archive),
+                          "offline/web:1", "--state-dir", str(srv.state_dir)],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "sha256:" in out.stdout
+    fam2 = register(ecs, "offline/web:1", command=["echo", "imported ok"])
+    t2 = wait_status(ecs, run(ecs, fam2, subnet)["taskArn"], "STOPPED")
+    assert t2["containers"][0]["exitCode"] == 0, t2
+    bad = subprocess.run([sys.executable, "-m", "fargo", "image", "import", str(srv.log),
+                          "x:1", "--state-dir", str(srv.state_dir)],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
-        # Past the retention, stopped tasks are forgotten with their logs.
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if not ecs.describe_tasks(tasks=[t2["taskArn"]])["tasks"]:
-                break
-            time.sleep(0.5)
-        assert ecs.describe_tasks(tasks=[t2["taskArn"]])["failures"][0]["reason"] == "MISSING"
-        gone = t2["taskArn"].rsplit("/", 1)[-1]
-        assert not (srv.state_dir / "tasks" / gone).exists()  # its logs
-        assert not (srv.run_dir / gone).exists()  # and its runtime files
-    finally:
-        srv.purge()
+    # Past the retention, stopped tasks are forgotten with their logs.
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if not ecs.describe_tasks(tasks=[t2["taskArn"]])["tasks"]:
+            break
+        time.sleep(0.5)
+    assert ecs.describe_tasks(tasks=[t2["taskArn"]])["failures"][0]["reason"] == "MISSING"
+    gone = t2["taskArn"].rsplit("/", 1)[-1]
+    assert not (srv.state_dir / "tasks" / gone).exists()  # its logs
+    assert not (srv.run_dir / gone).exists()  # and its runtime files

@@ -16,7 +16,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from tests.conftest import ROOT, FargoServer
+from tests.conftest import ROOT, FargoServer, FargoServers
 
 KUBECTL = "/usr/bin/kubectl"
 ROLE = "arn:aws:iam::000000000000:role/pods"
@@ -26,10 +26,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory) -> Iterator[FargoServer]:
     # Its own server: a 2 vCPU pod must fit beside whatever else the suite runs.
-    s = FargoServer(tmp_path_factory.mktemp("kube-state"), extra=["--overcommit", "8"])
-    s.start()
-    yield s
-    s.purge()
+    with FargoServers(tmp_path_factory.mktemp("kube-state")) as servers:
+        yield servers("--overcommit", "8")
 
 
 @pytest.fixture(scope="module")

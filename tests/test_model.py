@@ -8,6 +8,7 @@ from fargo.model import lifecycle, sizes, taskdef
 from fargo.model.errors import ClientException, InvalidParameterException
 from fargo.model.names import cluster_name_from, family_revision, task_id_from
 from fargo.model.task import apply_overrides, check_count, check_launch, container_plan
+from fargo.model.taskrecord import Interface, Task
 from fargo.model.vpc import default_vpc
 
 
@@ -182,13 +183,13 @@ def test_refs():
 
 
 def test_run_task_arguments():
-    assert check_launch({"launchType": "FARGATE"}) is None
-    assert check_launch({"capacityProviderStrategy": [{"capacityProvider": "FARGATE"}]}) == "FARGATE"
+    # launchType, and the capacityProvider of each capacityProviderStrategy item
+    assert check_launch("FARGATE", None) is None
+    assert check_launch(None, ("FARGATE",)) == "FARGATE"
     with pytest.raises(InvalidParameterException):
-        check_launch({"launchType": "FARGATE",
-                      "capacityProviderStrategy": [{"capacityProvider": "FARGATE"}]})
+        check_launch("FARGATE", ("FARGATE",))
     with pytest.raises(InvalidParameterException):
-        check_launch({"launchType": "EC2"})
+        check_launch("EC2", None)
     for bad in (0, 11):
         with pytest.raises(InvalidParameterException):
             check_count(bad)
@@ -211,24 +212,32 @@ def test_overrides():
         apply_overrides(d, {"cpu": "256", "memory": "4096"})
 
 
+def _task(**fields) -> Task:
+    iface = Interface("att", "eni-1", "subnet-1", "10.0.0.5", "ip-10-0-0-5.ec2.internal")
+    return Task(id="t", arn="arn:t", cluster_arn="arn:c", task_definition_arn="arn:td",
+                family="f", region="us-east-1", cpu=256, memory=512, created_at=0.0,
+                availability_zone="us-east-1a", interface=iface, containers=[], plan=[],
+                **fields)
+
+
 def test_lifecycle_moves_forward_only():
-    t = {"lastStatus": "PROVISIONING", "desiredStatus": "RUNNING", "version": 1}
+    t = _task(last_status="PROVISIONING", desired_status="RUNNING", version=1)
     assert lifecycle.advance(t, "RUNNING", 5.0)
-    assert t["startedAt"] == 5.0 and t["version"] == 2
+    assert t.started_at == 5.0 and t.version == 2
     assert not lifecycle.advance(t, "PENDING", 6.0)
     assert lifecycle.request_stop(t, "UserInitiated", "bye", 7.0)
     assert not lifecycle.request_stop(t, "EssentialContainerExited", "x", 8.0)
-    assert t["stopCode"] == "UserInitiated"
+    assert t.stop_code == "UserInitiated"
     lifecycle.advance(t, "STOPPED", 9.0)
-    assert t["stoppedAt"] == 9.0 and t["desiredStatus"] == "STOPPED"
+    assert t.stopped_at == 9.0 and t.desired_status == "STOPPED"
 
 
 def test_execution_stopped_when_containers_have_stopped():
-    t = {"lastStatus": "RUNNING", "desiredStatus": "STOPPED", "version": 3}
+    t = _task(last_status="RUNNING", desired_status="STOPPED", version=3)
     lifecycle.advance(t, "STOPPING", 1.0)
-    assert "executionStoppedAt" not in t  # SIGTERM only just went out
+    assert t.execution_stopped_at is None  # SIGTERM only just went out
     lifecycle.advance(t, "DEPROVISIONING", 2.0)
-    assert t["executionStoppedAt"] == 2.0
+    assert t.execution_stopped_at == 2.0
 
 
 def test_default_vpc():

@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from tests.conftest import ROOT, FargoServer, http_body, wait_status
+from tests.conftest import ROOT, http_body, wait_status
 
 
 def register(ecs, image: str, *, cpu: str = "256", memory: str = "512", family: str | None = None,
@@ -269,70 +269,62 @@ def test_run_task_arguments_and_idempotency(ecs, busybox_image, subnet_id):
         wait_status(ecs, arn, "STOPPED")
 
 
-def test_capacity_failures(tmp_path, busybox_image):
-    srv = FargoServer(tmp_path / "small", extra=["--cpu", "512", "--memory", "1024"])
-    srv.start()
-    try:
-        ecs = srv.client()
-        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-        fam = register(ecs, busybox_image, cpu="512", memory="1024", command=["sleep", "60"],
-                       stopTimeout=0)
-        out = ecs.run_task(taskDefinition=fam, count=2, launchType="FARGATE",
-                           networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
-        assert len(out["tasks"]) == 1 and len(out["failures"]) == 1
-        assert "Capacity is unavailable" in out["failures"][0]["reason"]
-        ecs.stop_task(task=out["tasks"][0]["taskArn"])
-        wait_status(ecs, out["tasks"][0]["taskArn"], "STOPPED")
-        assert "512 CPU units" in srv.log.read_text()
-    finally:
-        srv.purge()
+def test_capacity_failures(fargo_servers, busybox_image):
+    srv = fargo_servers("--cpu", "512", "--memory", "1024", name="small")
+    ecs = srv.client()
+    subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    fam = register(ecs, busybox_image, cpu="512", memory="1024", command=["sleep", "60"],
+                   stopTimeout=0)
+    out = ecs.run_task(taskDefinition=fam, count=2, launchType="FARGATE",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+    assert len(out["tasks"]) == 1 and len(out["failures"]) == 1
+    assert "Capacity is unavailable" in out["failures"][0]["reason"]
+    ecs.stop_task(task=out["tasks"][0]["taskArn"])
+    wait_status(ecs, out["tasks"][0]["taskArn"], "STOPPED")
+    assert "512 CPU units" in srv.log.read_text()
 
 
-def test_starts_take_turns(tmp_path, busybox_image):
+def test_starts_take_turns(fargo_servers, busybox_image):
     """--start-concurrency 1: a burst starts one task after the other, each to its end; the
     rest wait in PROVISIONING, and one stopped while it waits never starts at all. The
     runtime dirs of the server are tmpfs mounts of its own, gone after the purge."""
-    srv = FargoServer(tmp_path / "turns", extra=["--start-concurrency", "1"])
-    srv.start()
+    srv = fargo_servers("--start-concurrency", "1", name="turns")
     runtime = [Path(f"/run/{srv.prefix}-{d}") for d in ("runc", "tasks", "rootfs")]
-    try:
-        assert all(os.path.ismount(p) for p in runtime)
-        ecs = srv.client()
-        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-        fam = register(ecs, busybox_image, command=["sleep", "600"], stopTimeout=2)
-        out = ecs.run_task(taskDefinition=fam, launchType="FARGATE", count=5, networkConfiguration={
-            "awsvpcConfiguration": {"subnets": [subnet]}})
-        arns = [t["taskArn"] for t in out["tasks"]]
-        ecs.stop_task(task=arns[-1], reason="changed my mind")
-        tasks = [wait_status(ecs, a, "RUNNING") for a in arns[:-1]]
-        last = wait_status(ecs, arns[-1], "STOPPED")
-        assert "pullStartedAt" not in last and "startedAt" not in last  # never began
-        assert last["stopCode"] == "UserInitiated"
-        assert not os.path.exists(f"/run/netns/{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}")
-        tasks.sort(key=lambda t: t["pullStartedAt"])
-        # StopTask woke it in the queue: it did not wait for a turn to find out.
-        assert last["stoppedAt"] < tasks[-1]["startedAt"]
-        for before, after in zip(tasks, tasks[1:], strict=False):
-            # The next start began only once the one before had its container created.
-            assert after["pullStartedAt"] >= before["startedAt"] - timedelta(milliseconds=10)
-        for arn in arns[:-1]:
-            ecs.stop_task(task=arn)
-        for arn in arns[:-1]:
-            wait_status(ecs, arn, "STOPPED")
-    finally:
-        srv.purge()
+    assert all(os.path.ismount(p) for p in runtime)
+    ecs = srv.client()
+    subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    fam = register(ecs, busybox_image, command=["sleep", "600"], stopTimeout=2)
+    out = ecs.run_task(taskDefinition=fam, launchType="FARGATE", count=5, networkConfiguration={
+        "awsvpcConfiguration": {"subnets": [subnet]}})
+    arns = [t["taskArn"] for t in out["tasks"]]
+    ecs.stop_task(task=arns[-1], reason="changed my mind")
+    tasks = [wait_status(ecs, a, "RUNNING") for a in arns[:-1]]
+    last = wait_status(ecs, arns[-1], "STOPPED")
+    assert "pullStartedAt" not in last and "startedAt" not in last  # never began
+    assert last["stopCode"] == "UserInitiated"
+    assert not os.path.exists(f"/run/netns/{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}")
+    tasks.sort(key=lambda t: t["pullStartedAt"])
+    # StopTask woke it in the queue: it did not wait for a turn to find out.
+    assert last["stoppedAt"] < tasks[-1]["startedAt"]
+    for before, after in zip(tasks, tasks[1:], strict=False):
+        # The next start began only once the one before had its container created.
+        assert after["pullStartedAt"] >= before["startedAt"] - timedelta(milliseconds=10)
+    for arn in arns[:-1]:
+        ecs.stop_task(task=arn)
+    for arn in arns[:-1]:
+        wait_status(ecs, arn, "STOPPED")
+    srv.purge()
     assert not any(os.path.ismount(p) or p.exists() for p in runtime)
 
 
-def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
+def test_slow_pull_gives_up_its_turn(fargo_servers, busybox_image):
     """A start stuck on a registry that does not answer lets the next task start, and stops
     at once when asked. The two stuck tasks send one request between them (their call shares
     its pulls, and overlapping pulls of one reference share one resolution)."""
     silent = socket.socket()  # accepts connections (the kernel does), never says a word
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
-    srv = FargoServer(tmp_path / "slow", extra=["--start-concurrency", "1"])
-    srv.start()
+    srv = fargo_servers("--start-concurrency", "1", name="slow")  # purged after the finally
     accepted: list[socket.socket] = []
     try:
         ecs = srv.client()
@@ -367,42 +359,37 @@ def test_slow_pull_gives_up_its_turn(tmp_path, busybox_image):
         for conn in accepted:  # the hung pull fails now: nothing waits for its timeout
             conn.close()
         silent.close()
-        srv.purge()
 
 
-def test_tasks_outlive_the_server(tmp_path, busybox_image):
-    srv = FargoServer(tmp_path / "restart")
+def test_tasks_outlive_the_server(fargo_servers, busybox_image):
+    srv = fargo_servers(name="restart")
+    ecs = srv.client()
+    subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    web = register(ecs, busybox_image, command=WEB)
+    quick = register(ecs, busybox_image, command=["sh", "-c", "sleep 1; exit 7"])
+    stubborn = register(ecs, busybox_image, command=["sleep", "1000"], stopTimeout=2)
+    a = wait_status(ecs, run(ecs, web, subnet)["taskArn"], "RUNNING")
+    b = wait_status(ecs, run(ecs, quick, subnet)["taskArn"], "RUNNING")
+    c = wait_status(ecs, run(ecs, stubborn, subnet)["taskArn"], "RUNNING")
+    ecs.stop_task(task=c["taskArn"])  # c ignores SIGTERM: its stop takes stopTimeout
+    wait_status(ecs, c["taskArn"], "STOPPING")
+    srv.kill()  # SIGKILL: no chance to tidy up
+    ip = detail(a, "privateIPv4Address")
+    assert requests.get(f"http://{ip}:8080/", timeout=2).ok  # still serving, no server
+    time.sleep(1.5)  # b's container exits while nobody watches
     srv.start()
-    try:
-        ecs = srv.client()
-        subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-        web = register(ecs, busybox_image, command=WEB)
-        quick = register(ecs, busybox_image, command=["sh", "-c", "sleep 1; exit 7"])
-        stubborn = register(ecs, busybox_image, command=["sleep", "1000"], stopTimeout=2)
-        a = wait_status(ecs, run(ecs, web, subnet)["taskArn"], "RUNNING")
-        b = wait_status(ecs, run(ecs, quick, subnet)["taskArn"], "RUNNING")
-        c = wait_status(ecs, run(ecs, stubborn, subnet)["taskArn"], "RUNNING")
-        ecs.stop_task(task=c["taskArn"])  # c ignores SIGTERM: its stop takes stopTimeout
-        wait_status(ecs, c["taskArn"], "STOPPING")
-        srv.kill()  # SIGKILL: no chance to tidy up
-        ip = detail(a, "privateIPv4Address")
-        assert requests.get(f"http://{ip}:8080/", timeout=2).ok  # still serving, no server
-        time.sleep(1.5)  # b's container exits while nobody watches
-        srv.start()
-        b = wait_status(ecs, b["taskArn"], "STOPPED")
-        assert b["containers"][0]["exitCode"] == 7
-        # The stop that was under way when the server died is finished properly.
-        c = wait_status(ecs, c["taskArn"], "STOPPED")
-        assert c["containers"][0]["exitCode"] == 137 and c["stopCode"] == "UserInitiated"
-        assert b["stopCode"] == "EssentialContainerExited"
-        a = ecs.describe_tasks(tasks=[a["taskArn"]])["tasks"][0]
-        assert a["lastStatus"] == "RUNNING"
-        ecs.stop_task(task=a["taskArn"])
-        wait_status(ecs, a["taskArn"], "STOPPED")
-        # The state survived in SQLite: the definitions are still there.
-        assert ecs.describe_task_definition(taskDefinition=web)["taskDefinition"]["revision"] == 1
-    finally:
-        srv.purge()
+    b = wait_status(ecs, b["taskArn"], "STOPPED")
+    assert b["containers"][0]["exitCode"] == 7
+    # The stop that was under way when the server died is finished properly.
+    c = wait_status(ecs, c["taskArn"], "STOPPED")
+    assert c["containers"][0]["exitCode"] == 137 and c["stopCode"] == "UserInitiated"
+    assert b["stopCode"] == "EssentialContainerExited"
+    a = ecs.describe_tasks(tasks=[a["taskArn"]])["tasks"][0]
+    assert a["lastStatus"] == "RUNNING"
+    ecs.stop_task(task=a["taskArn"])
+    wait_status(ecs, a["taskArn"], "STOPPED")
+    # The state survived in SQLite: the definitions are still there.
+    assert ecs.describe_task_definition(taskDefinition=web)["taskDefinition"]["revision"] == 1
 
 
 def test_cluster_with_tasks_cannot_be_deleted(ecs, busybox_image, subnet_id):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -13,7 +13,10 @@ from aiohttp import web
 from ..model.errors import ApiError
 from . import shapes
 
-Handler = Callable[[dict[str, Any], str], Any]
+# A request's parameters and its answer: JSON objects of the service's shapes.
+JsonObject = dict[str, Any]
+# handler(params, region); the ECS engine's are plain calls, a face may also await.
+Handler = Callable[[JsonObject, str], JsonObject | Awaitable[JsonObject]]
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -24,7 +27,7 @@ def error_response(err: ApiError) -> web.Response:
 
 
 async def dispatch_json(request: web.Request, body: bytes, service_name: str, prefix: str,
-                        handlers: dict[str, Callable[..., Awaitable[Any] | Any]]) -> web.Response:
+                        handlers: Mapping[str, Handler]) -> web.Response:
     target = request.headers.get("X-Amz-Target", "")
     action = target[len(prefix) + 1:] if target.startswith(prefix + ".") else ""
     try:
@@ -42,9 +45,8 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         if handler is None:
             raise ApiError(f"{action} is not supported by fargo yet.",
                            code="UnsupportedFeatureException")
-        result = handler(params, request.app["settings"].region)
-        if isinstance(result, Awaitable):
-            result = await result
+        answer = handler(params, request.app["settings"].region)
+        result = await answer if isinstance(answer, Awaitable) else answer
     except ApiError as err:
         return error_response(err)
     return web.Response(body=orjson.dumps(result or {}, default=str),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
@@ -27,10 +26,12 @@ def operation(service_name: str, action: str) -> OperationModel | None:
     return model.operation_model(action)
 
 
-def validate(op: OperationModel, params: Any, type_error: str, missing_error: str) -> None:
+def validate(op: OperationModel, params: object, type_error: str, missing_error: str) -> None:
     """Raise the service's own error type naming every bad parameter."""
     if not isinstance(params, dict):
         raise ApiError("The request body must be a JSON object.", code=type_error)
+    if op.input_shape is None:  # an operation that takes nothing
+        return
     report = ParamValidator().validate(params, op.input_shape)
     if not report.has_errors():
         return

@@ -7,9 +7,10 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 _QTY = re.compile(r"^([+]?[0-9]{1,15}(?:\.[0-9]{0,9})?|[+]?\.[0-9]{1,9})"
                   r"(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]{1,2}|E[0-9]{1,2})?$")
-_FACTOR = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-           "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-           "Pi": 2**50, "Ei": 2**60}
+_FACTOR: dict[str | None, int | Decimal] = {
+    None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "Pi": 2**50, "Ei": 2**60}
 
 
 def parse(value: object) -> Decimal:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import ClientException
 from .names import check_name
@@ -20,11 +20,11 @@ MAX_STOP_TIMEOUT = 120
 DEFAULT_STOP_TIMEOUT = 30
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     raise ClientException(msg)
 
 
-def _present(value: Any) -> bool:
+def _present(value: object) -> bool:
     return value not in (None, False, [], {}, "")
 
 
@@ -111,7 +111,7 @@ def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_environment(env: Any, container: str) -> None:
+def check_environment(env: list[dict[str, Any]] | None, container: str) -> None:
     """Each variable needs a name (a KeyValuePair's members are optional in the model)."""
     for item in env or []:
         name = item.get("name")

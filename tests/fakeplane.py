@@ -1,0 +1,438 @@
+"""An in-memory data plane: Images, Runtime and Network of fargo/port/protocols.py without
+root, runc or netns, so control/ can be unit-tested in milliseconds.
+
+Containers "run" until a test ends them (`plane.runtime.exit(tid, name, code)`) or a signal
+does; pulls answer from images added with `plane.images.add(ref, config)`. Every call is
+recorded in order across the three parts (`plane.calls`), and any method can be made to fail
+(`plane.fail("start_container", SandboxError("boom"), tid=tid)`). Thread-safe: control calls
+the data plane from worker threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import signal as signals
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fargo.model.vpc import Subnet
+from fargo.port.data import (
+    ContainerExit,
+    ContainerSpec,
+    Image,
+    LogChunk,
+    NetworkAttachment,
+    SandboxSpec,
+    TaskStats,
+)
+from fargo.port.errors import ContainerGone, NetworkError, PullError, SandboxError
+from fargo.port.firewall import FirewallSpec
+
+
+@dataclass(frozen=True)
+class Call:
+    part: str  # "images", "runtime" or "network"
+    method: str
+    args: tuple[object, ...]
+
+
+@dataclass
+class _Failure:
+    method: str
+    error: Exception
+    tid: str | None  # None: whatever the call's task
+    times: int | None  # None: every call from now on
+
+
+class _Log:
+    """The call record and the injected failures that the three parts share."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.calls: list[Call] = []
+        self.failures: list[_Failure] = []
+
+    def enter(self, part: str, method: str, *args: object) -> None:
+        """Record a call, then raise the first failure injected for it, if any."""
+        with self.lock:
+            self.calls.append(Call(part, method, args))
+            tid = args[0] if args and isinstance(args[0], str) else None
+            for f in self.failures:
+                if f.method == method and f.tid in (None, tid):
+                    if f.times is not None:
+                        f.times -= 1
+                        if f.times <= 0:
+                            self.failures.remove(f)
+                    raise f.error
+
+
+class FakeImages:
+    def __init__(self, log: _Log):
+        self._log = log
+        self.known: dict[str, Image] = {}
+        self._credentials: dict[str, tuple[str, str]] = {}
+        self._held: dict[str, threading.Event] = {}
+
+    def add(self, ref: str, config: dict[str, Any] | None = None, *,
+            credentials: tuple[str, str] | None = None) -> Image:
+        """Make `ref` pullable; with credentials, only by whoever gives them."""
+        digest = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+        image = Image(ref=ref, digest=digest, config=dict(config or {}))
+        with self._log.lock:
+            self.known[ref] = image
+            if credentials:
+                self._credentials[ref] = credentials
+        return image
+
+    def hold(self, ref: str) -> None:
+        """Pulls of ref hang (like a registry that never answers) until release(ref)."""
+        with self._log.lock:
+            self._held.setdefault(ref, threading.Event())
+
+    def release(self, ref: str) -> None:
+        with self._log.lock:
+            gate = self._held.pop(ref, None)
+        if gate:
+            gate.set()
+
+    def release_all(self) -> None:
+        with self._log.lock:
+            gates, self._held = list(self._held.values()), {}
+        for gate in gates:
+            gate.set()
+
+    def pull(self, ref: str, credentials: tuple[str, str] | None) -> Image:
+        self._log.enter("images", "pull", ref, credentials)
+        with self._log.lock:
+            gate = self._held.get(ref)
+        if gate:
+            gate.wait()
+        with self._log.lock:
+            image = self.known.get(ref)
+            wanted = self._credentials.get(ref)
+        if image is None:
+            raise PullError(f"failed to pull {ref}: not found")
+        if wanted is not None and credentials != wanted:
+            raise PullError(f"pull access denied for {ref}: unauthorized")
+        return image
+
+
+@dataclass
+class FakeContainer:
+    spec: ContainerSpec
+    image: Image
+    state: str = "created"  # created -> running -> exited
+    exit: ContainerExit | None = None
+    signals: list[str] = field(default_factory=list)  # as received, resolved
+    ignored: set[str] = field(default_factory=set)  # signals it shrugs off (never SIGKILL)
+    delay: float | None = None  # its own signal delay (None: the runtime's)
+
+
+@dataclass
+class FakeSandbox:
+    spec: SandboxSpec
+    containers: dict[str, FakeContainer] = field(default_factory=dict)
+    rootfs: set[str] = field(default_factory=set)  # names with a prepared rootfs
+    stats: TaskStats = field(default_factory=TaskStats)
+
+
+def _signal_name(sig: str) -> str:
+    sig = sig.upper()
+    return sig if sig.startswith("SIG") else "SIG" + sig
+
+
+class FakeRuntime:
+    def __init__(self, log: _Log):
+        self._log = log
+        self.sandboxes: dict[str, FakeSandbox] = {}
+        self.logs: dict[tuple[str, str], bytearray] = {}  # outlive destroy, as on a host
+        self.signal_delay = 0.0  # seconds from a catchable signal to the exit it causes
+        self.prepared: int | None = None  # warm_filesystems of prepare(), once called
+        self.closed = False
+        self._timers: list[threading.Timer] = []
+
+    # what tests drive
+    def container(self, tid: str, name: str) -> FakeContainer:
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            if box is None or name not in box.containers:
+                raise ContainerGone(f"no container {name} in task {tid}")
+            return box.containers[name]
+
+    def running(self, tid: str) -> list[str]:
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            return [n for n, c in box.containers.items() if c.state == "running"] if box else []
+
+    def exit(self, tid: str, name: str, code: int | None, oom: bool = False) -> None:
+        """The container's process ends now with `code` (None: no code was recorded)."""
+        with self._log.lock:
+            c = self.container(tid, name)
+            if c.state != "exited":
+                c.state = "exited"
+                c.exit = ContainerExit(code, oom)
+
+    def write_log(self, tid: str, name: str, data: bytes) -> None:
+        with self._log.lock:
+            self.logs.setdefault((tid, name), bytearray()).extend(data)
+
+    def set_stats(self, tid: str, stats: TaskStats) -> None:
+        with self._log.lock:
+            self._sandbox(tid).stats = stats
+
+    # Runtime
+    def prepare(self, warm_filesystems: int) -> list[Path]:
+        self._log.enter("runtime", "prepare", warm_filesystems)
+        self.prepared = warm_filesystems
+        return []
+
+    def close(self) -> None:
+        self._log.enter("runtime", "close")
+        self.closed = True
+        with self._log.lock:
+            timers, self._timers = self._timers, []
+        for t in timers:
+            t.cancel()
+
+    def create_sandbox(self, tid: str, spec: SandboxSpec) -> None:
+        self._log.enter("runtime", "create_sandbox", tid, spec)
+        with self._log.lock:
+            if tid in self.sandboxes:
+                raise SandboxError(f"task {tid} already has a sandbox")
+            self.sandboxes[tid] = FakeSandbox(spec)
+
+    def prepare_rootfs(self, tid: str, name: str, image: Image) -> None:
+        self._log.enter("runtime", "prepare_rootfs", tid, name, image)
+        with self._log.lock:
+            self._sandbox(tid).rootfs.add(name)
+
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
+        self._log.enter("runtime", "create_container", tid, spec, image)
+        with self._log.lock:
+            box = self._sandbox(tid)
+            if spec.name in box.containers:
+                raise SandboxError(f"container {spec.name} of task {tid} already exists")
+            box.rootfs.add(spec.name)
+            box.containers[spec.name] = FakeContainer(spec, image)
+
+    def start_container(self, tid: str, name: str) -> None:
+        self._log.enter("runtime", "start_container", tid, name)
+        with self._log.lock:
+            c = self.container(tid, name)
+            if c.state != "created":
+                raise SandboxError(f"container {name} of task {tid} is {c.state}")
+            c.state = "running"
+
+    def remove_container(self, tid: str, name: str) -> None:
+        self._log.enter("runtime", "remove_container", tid, name)
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            c = box.containers.get(name) if box else None
+            if c is None or box is None:
+                return
+            if c.state == "running":
+                raise SandboxError(f"container {name} of task {tid} is still running")
+            del box.containers[name]
+            box.rootfs.discard(name)
+
+    def exited(self, tid: str, name: str) -> bool:
+        # Not recorded: control asks this every few tens of milliseconds.
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            c = box.containers.get(name) if box else None
+            return c is None or c.state == "exited"  # unknown to the runtime: gone
+
+    def result(self, tid: str, name: str) -> ContainerExit:
+        self._log.enter("runtime", "result", tid, name)
+        with self._log.lock:
+            return self.container(tid, name).exit or ContainerExit(None)
+
+    def signal(self, tid: str, name: str, sig: str | None) -> None:
+        self._log.enter("runtime", "signal", tid, name, sig)
+        with self._log.lock:
+            c = self.container(tid, name)
+            resolved = _signal_name(sig or c.spec.stop_signal)
+            c.signals.append(resolved)
+            if c.state != "running" or resolved in c.ignored - {"SIGKILL"}:
+                return
+            code = 128 + signals.Signals[resolved].value
+            delay = 0.0 if resolved == "SIGKILL" else (
+                self.signal_delay if c.delay is None else c.delay)
+            if delay <= 0:
+                self.exit(tid, name, code)
+                return
+            timer = threading.Timer(delay, self._exit_if_same, (tid, name, c, code))
+            timer.daemon = True
+            self._timers.append(timer)
+        timer.start()
+
+    def _exit_if_same(self, tid: str, name: str, c: FakeContainer, code: int) -> None:
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            if box and box.containers.get(name) is c:  # not removed and made anew meanwhile
+                self.exit(tid, name, code)
+
+    def stats(self, tid: str) -> TaskStats:
+        self._log.enter("runtime", "stats", tid)
+        with self._log.lock:
+            return self._sandbox(tid).stats
+
+    def read_log(self, tid: str, name: str, offset: int, limit: int) -> LogChunk:
+        self._log.enter("runtime", "read_log", tid, name, offset, limit)
+        with self._log.lock:
+            data = self.logs.get((tid, name))
+            if data is None:
+                return LogChunk(b"", offset, exists=False)
+            chunk = bytes(data[offset:offset + limit])
+            return LogChunk(chunk, offset + len(chunk), exists=True)
+
+    def destroy(self, tid: str) -> None:
+        self._log.enter("runtime", "destroy", tid)
+        with self._log.lock:
+            self.sandboxes.pop(tid, None)
+
+    def forget(self, tid: str) -> None:
+        self._log.enter("runtime", "forget", tid)
+        with self._log.lock:
+            for key in [k for k in self.logs if k[0] == tid]:
+                del self.logs[key]
+
+    def _sandbox(self, tid: str) -> FakeSandbox:
+        box = self.sandboxes.get(tid)
+        if box is None:
+            raise ContainerGone(f"task {tid} has no sandbox")
+        return box
+
+
+@dataclass
+class FakeAttachment:
+    subnet: Subnet
+    ip: str
+    made: NetworkAttachment
+
+
+class FakeNetwork:
+    def __init__(self, log: _Log):
+        self._log = log
+        self.started = False
+        self.bridges: dict[str, Subnet] = {}
+        self.attached: dict[str, FakeAttachment] = {}
+        self.firewall: FirewallSpec | None = None  # the last spec applied
+        self.groups: dict[str, set[str]] = {}  # task id -> the groups it has joined
+        self._listeners: list[socket.socket] = []
+
+    def start(self) -> None:
+        self._log.enter("network", "start")
+        self.started = True
+
+    def ensure_bridge(self, subnet: Subnet) -> None:
+        self._log.enter("network", "ensure_bridge", subnet)
+        with self._log.lock:
+            self.bridges[subnet.id] = subnet
+
+    def remove_bridge(self, subnet_id: str) -> None:
+        self._log.enter("network", "remove_bridge", subnet_id)
+        with self._log.lock:
+            self.bridges.pop(subnet_id, None)
+
+    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment:
+        self._log.enter("network", "attach", tid, subnet, ip)
+        net = ipaddress.ip_network(subnet.cidr)
+        if ipaddress.ip_address(ip) not in net:
+            raise NetworkError(f"{ip} is not in subnet {subnet.cidr}")
+        octets = ipaddress.ip_address(ip).packed
+        made = NetworkAttachment(mac="02:42:" + ":".join(f"{b:02x}" for b in octets),
+                                 gateway=subnet.gateway, prefixlen=net.prefixlen)
+        with self._log.lock:
+            self.bridges[subnet.id] = subnet  # the attach converges the bridge, as the host's
+            self.attached[tid] = FakeAttachment(subnet, ip, made)  # a second attach replaces
+        return made
+
+    def detach(self, tid: str) -> None:
+        self._log.enter("network", "detach", tid)
+        with self._log.lock:
+            self.attached.pop(tid, None)
+
+    def metadata_listener(self, tid: str) -> socket.socket:
+        """A listening socket on a free loopback port (a host's is 169.254.170.2:80 in the
+        task's netns)."""
+        self._log.enter("network", "metadata_listener", tid)
+        with self._log.lock:
+            if tid not in self.attached:
+                raise NetworkError(f"task {tid} has no network namespace")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        with self._log.lock:
+            self._listeners.append(sock)
+        return sock
+
+    def apply_firewall(self, spec: FirewallSpec) -> None:
+        self._log.enter("network", "apply_firewall", spec)
+        with self._log.lock:
+            self.firewall = dataclasses.replace(
+                spec, members={g: set(ips) for g, ips in spec.members.items()})
+
+    def join_groups(self, tid: str, ip: str, groups: list[str]) -> None:
+        self._log.enter("network", "join_groups", tid, ip, groups)
+        with self._log.lock:
+            self.groups.setdefault(tid, set()).update(groups)
+
+    def leave_groups(self, tid: str, ip: str, groups: list[str]) -> None:
+        self._log.enter("network", "leave_groups", tid, ip, groups)
+        with self._log.lock:
+            left = self.groups.get(tid, set()) - set(groups)
+            if left:
+                self.groups[tid] = left
+            else:
+                self.groups.pop(tid, None)
+
+    def close(self) -> None:
+        """Not in the Protocol: closes the listeners the fake handed out."""
+        with self._log.lock:
+            listeners, self._listeners = self._listeners, []
+        for sock in listeners:
+            sock.close()
+
+
+class FakePlane:
+    """One host's data plane: `images`, `runtime` and `network`, sharing a call record."""
+
+    def __init__(self) -> None:
+        self._log = _Log()
+        self.images = FakeImages(self._log)
+        self.runtime = FakeRuntime(self._log)
+        self.network = FakeNetwork(self._log)
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._log.lock:
+            return list(self._log.calls)
+
+    def methods(self, part: str | None = None) -> list[str]:
+        """The methods called so far, in order (of one part, or of all)."""
+        return [c.method for c in self.calls if part in (None, c.part)]
+
+    def calls_to(self, method: str) -> list[tuple[object, ...]]:
+        return [c.args for c in self.calls if c.method == method]
+
+    def fail(self, method: str, error: Exception, *, tid: str | None = None,
+             times: int | None = 1) -> None:
+        """The next `times` calls of `method` (for task `tid`, or any; for pull, tid is the
+        reference) raise `error` after being recorded; times=None: every call until cleared."""
+        with self._log.lock:
+            self._log.failures.append(_Failure(method, error, tid, times))
+
+    def clear_failures(self) -> None:
+        with self._log.lock:
+            self._log.failures.clear()
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.network.close()
+        self.images.release_all()
+
