@@ -20,6 +20,7 @@ from ..model.errors import ApiError
 from . import awsjson, ec2query
 from . import ecs as ecs_face
 from . import eks as eks_face
+from . import secrets as secrets_face
 from .auth import authenticate
 from .ec2 import Ec2Face
 from .kube import admission as kube_admission
@@ -115,7 +116,7 @@ def build_app(faces: Faces) -> web.Application:
     app[LOGS] = faces.logs
     app["json_services"] = {
         ecs_face.PREFIX: ("ecs", ecs_face.handlers(faces.ecs)),
-        "secretsmanager": ("secretsmanager", faces.secrets.handlers()),
+        "secretsmanager": (secrets_face.SERVICE, secrets_face.handlers(faces.secrets)),
     }
     app["ec2_handlers"] = faces.ec2.handlers()
     app.router.add_post("/", root)

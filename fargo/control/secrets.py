@@ -8,7 +8,6 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,10 +128,3 @@ class Secrets:
         except (ValueError, KeyError, TypeError):
             raise _invalid("The secret does not hold JSON with 'username' and "
                            "'password'.") from None
-
-    def handlers(self) -> Mapping[str, Callable[..., object]]:
-        """Shim until api/app.py takes api.secrets.handlers(secrets): then delete it (control
-        must not import api)."""
-        from ..api import secrets as face
-
-        return face.handlers(self)
