@@ -43,7 +43,8 @@ class Pods:
         kubeobj.check_pod(pod)
         namespace = self.state.get(cluster, "namespaces", "", ns)
         if (namespace.get("status") or {}).get("phase") == "Terminating":
-            raise KubeError(403, "Forbidden", f'pods "{meta["name"]}" is forbidden: unable to '
+            raise KubeError(403, "Forbidden", f'pods "{pod["metadata"]["name"]}" is forbidden: '
+                            "unable to "
                             f"create new content in namespace {ns} because it is being "
                             "terminated")
         pod["status"] = {}
@@ -95,13 +96,13 @@ class Pods:
         task = self.engine.get(tid) if tid else None
         if task is None or task.last_status == "STOPPED" or grace == 0:
             if task is not None and task.last_status != "STOPPED":
-                self.engine.stop_task(tid, "Pod deleted", grace=0)
+                self.engine.stop_task(task.id, "Pod deleted", grace=0)
             return self.state.delete(cluster, "pods", ns, name) or pod
         if not pod["metadata"].get("deletionTimestamp"):
             pod["metadata"]["deletionTimestamp"] = now_rfc3339(time.time() + grace)
             pod["metadata"]["deletionGracePeriodSeconds"] = grace
             pod = self.state.update(cluster, "pods", ns, pod)
-            self.engine.stop_task(tid, "Pod deleted", grace=grace)
+            self.engine.stop_task(task.id, "Pod deleted", grace=grace)
             self.state.record_event(cluster, pod, "Normal", "Killing",
                                     "Stopping containers", "kubelet")
         return pod
@@ -122,7 +123,7 @@ class Pods:
             tid = (pod.get("_fargo") or {}).get("task")
             task = self.engine.get(tid) if tid else None
             if task and task.desired_status != "STOPPED":
-                self.engine.stop_task(tid, "EKS cluster deleted", grace=0)
+                self.engine.stop_task(task.id, "EKS cluster deleted", grace=0)
 
     # ---- the loop
     def start(self) -> None:
@@ -180,7 +181,7 @@ class Pods:
                 gone = profile is None or profile["status"] == "DELETING"
                 if gone and not priv.get("requeue"):
                     # Its profile is going: stop it; once stopped it waits Pending again.
-                    self.engine.stop_task(tid, "Fargate profile deleted", grace=pod["spec"].get(
+                    self.engine.stop_task(task.id, "Fargate profile deleted", grace=pod["spec"].get(
                         "terminationGracePeriodSeconds", 30))
                     priv["requeue"] = dirty = True
             elif pod["metadata"].get("deletionTimestamp"):
