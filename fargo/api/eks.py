@@ -1,33 +1,92 @@
-"""EKS's REST-JSON face (botocore's `eks` model): clusters and Fargate profiles."""
+"""EKS's REST-JSON face (botocore's `eks` model): clusters and Fargate profiles. Each
+operation: the request checked against its input shape, a call of control/eks.py with named
+arguments, the response rendered (and paged) here."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from botocore.model import OperationModel
 
+from ..control.eks import ClusterVpc, Eks
 from ..model.errors import ApiError
+from ..model.profiles import InvalidParameter
 from . import shapes
 from .auth import authenticate
 
-# (method, route) -> (operation, handler name on control/eks.Eks)
-ROUTES = {
-    ("POST", "/clusters"): ("CreateCluster", "create_cluster"),
-    ("GET", "/clusters"): ("ListClusters", "list_clusters"),
-    ("GET", "/clusters/{name}"): ("DescribeCluster", "describe_cluster"),
-    ("DELETE", "/clusters/{name}"): ("DeleteCluster", "delete_cluster"),
-    ("POST", "/clusters/{name}/fargate-profiles"): ("CreateFargateProfile",
-                                                    "create_fargate_profile"),
-    ("GET", "/clusters/{name}/fargate-profiles"): ("ListFargateProfiles",
-                                                   "list_fargate_profiles"),
+EKS = web.AppKey("eks", Eks)
+
+Params = dict[str, Any]  # a request checked against the operation's input shape
+# (control, params, region) -> the response body
+Call = Callable[[Eks, Params, str], dict[str, Any]]
+
+
+def _create_cluster(eks: Eks, p: Params, region: str) -> dict[str, Any]:
+    vpc = p["resourcesVpcConfig"]
+    return {"cluster": eks.create_cluster(
+        name=p["name"], role_arn=p["roleArn"], region=region,
+        vpc=ClusterVpc(subnet_ids=list(vpc.get("subnetIds") or []),
+                       security_group_ids=list(vpc.get("securityGroupIds") or []),
+                       endpoint_public_access=vpc.get("endpointPublicAccess", True),
+                       endpoint_private_access=vpc.get("endpointPrivateAccess", False)),
+        version=p.get("version"), logging=p.get("logging"), tags=p.get("tags"),
+        client_request_token=p.get("clientRequestToken"))}
+
+
+def _create_profile(eks: Eks, p: Params, region: str) -> dict[str, Any]:
+    return {"fargateProfile": eks.create_fargate_profile(
+        cluster=p["clusterName"], name=p["fargateProfileName"],
+        pod_execution_role_arn=p["podExecutionRoleArn"], region=region,
+        selectors=p.get("selectors"), subnets=p.get("subnets"), tags=p.get("tags"))}
+
+
+def _page(items: list[str], p: Params, key: str) -> dict[str, Any]:
+    """One page of a List operation: nextToken is the index of the page's first item."""
+    start = 0
+    token = p.get("nextToken")
+    if token:
+        if not re.fullmatch(r"[0-9]{1,9}", token) or int(token) > len(items):
+            raise InvalidParameter("The nextToken is not valid.")
+        start = int(token)
+    size = p.get("maxResults") or 100
+    if not 1 <= size <= 100:
+        raise InvalidParameter("maxResults must be between 1 and 100.")
+    out: dict[str, Any] = {key: items[start:start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out
+
+
+# (method, route) -> (operation, what it calls and renders)
+ROUTES: dict[tuple[str, str], tuple[str, Call]] = {
+    ("POST", "/clusters"): ("CreateCluster", _create_cluster),
+    ("GET", "/clusters"): ("ListClusters", lambda eks, p, region: _page(
+        eks.list_clusters(), p, "clusters")),
+    ("GET", "/clusters/{name}"): ("DescribeCluster", lambda eks, p, region: {
+        "cluster": eks.describe_cluster(p["name"])}),
+    ("DELETE", "/clusters/{name}"): ("DeleteCluster", lambda eks, p, region: {
+        "cluster": eks.delete_cluster(p["name"])}),
+    ("POST", "/clusters/{name}/fargate-profiles"): ("CreateFargateProfile", _create_profile),
+    ("GET", "/clusters/{name}/fargate-profiles"): (
+        "ListFargateProfiles", lambda eks, p, region: _page(
+            eks.list_fargate_profiles(p["clusterName"]), p, "fargateProfileNames")),
     ("GET", "/clusters/{name}/fargate-profiles/{fargateProfileName}"): (
-        "DescribeFargateProfile", "describe_fargate_profile"),
+        "DescribeFargateProfile", lambda eks, p, region: {
+            "fargateProfile": eks.describe_fargate_profile(p["clusterName"],
+                                                           p["fargateProfileName"])}),
     ("DELETE", "/clusters/{name}/fargate-profiles/{fargateProfileName}"): (
-        "DeleteFargateProfile", "delete_fargate_profile"),
+        "DeleteFargateProfile", lambda eks, p, region: {
+            "fargateProfile": eks.delete_fargate_profile(p["clusterName"],
+                                                         p["fargateProfileName"])}),
 }
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -37,7 +96,7 @@ def error_response(err: ApiError) -> web.Response:
                                       "x-amzn-RequestId": str(uuid.uuid4())})
 
 
-def _params(request: web.Request, op: Any, body: bytes) -> dict[str, Any]:
+def _params(request: web.Request, op: OperationModel, body: bytes) -> dict[str, Any]:
     """URI labels, query string and JSON body merged into the operation's input shape."""
     params: dict[str, Any] = {}
     if body.strip():
@@ -65,9 +124,9 @@ def _params(request: web.Request, op: Any, body: bytes) -> dict[str, Any]:
     return params
 
 
-def _handler(op_name: str, method_name: str) -> Any:
+def _handler(op_name: str, call: Call) -> Handler:
     async def handle(request: web.Request) -> web.Response:
-        eks = request.app["eks"]
+        eks = request.app[EKS]
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -80,7 +139,7 @@ def _handler(op_name: str, method_name: str) -> Any:
             params = _params(request, op, body)
             shapes.validate(op, params, "InvalidParameterException",
                             "InvalidParameterException")
-            result = getattr(eks, method_name)(params, request.app["settings"].region)
+            result = call(eks, params, request.app["settings"].region)
         except ApiError as err:
             return error_response(err)
         return web.Response(body=json.dumps(result, default=str).encode(),
@@ -90,5 +149,5 @@ def _handler(op_name: str, method_name: str) -> Any:
 
 
 def add_routes(app: web.Application) -> None:
-    for (method, path), (op, meth) in ROUTES.items():
-        app.router.add_route(method, path, _handler(op, meth))
+    for (method, path), (op, call) in ROUTES.items():
+        app.router.add_route(method, path, _handler(op, call))

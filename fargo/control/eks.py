@@ -1,22 +1,28 @@
-"""EKS clusters and Fargate profiles (FARGATE.md section 6) over the store. Requests arrive
-checked against botocore's `eks` model; the rules live in model/profiles.py."""
+"""EKS clusters and Fargate profiles (FARGATE.md section 6) over the store. api/eks.py checks
+requests against botocore's `eks` model and calls these with named arguments; the rules live
+in model/profiles.py. Clusters and profiles are kept as the documents EKS describes them by."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from ..model import kubeobj
 from ..model import profiles as rules
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
+from ..model.vpc import Subnet
 from ..store.kube import KubeTables
 from .kubestate import KubeState
 
 MAX_PROFILES = 10
 PROFILE_SETTLE = 0.3  # seconds a new profile spends CREATING
 K8S_VERSION = "1.32"
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class ResourceNotFound(ApiError):
@@ -33,13 +39,29 @@ class ResourceLimitExceeded(ApiError):
     code = "ResourceLimitExceededException"
 
 
+@dataclass(frozen=True)
+class ClusterVpc:
+    """CreateCluster's resourcesVpcConfig, as far as fargo uses it."""
+    subnet_ids: list[str]
+    security_group_ids: list[str]
+    endpoint_public_access: bool = True
+    endpoint_private_access: bool = False
+
+
 def eks_arn(region: str, path: str) -> str:
     return f"arn:aws:eks:{region}:{ACCOUNT}:{path}"
 
 
+class ClusterPods(Protocol):
+    """What a cluster's deletion tells the pods' controller (control/pods.py)."""
+
+    def drop_cluster(self, cluster: str) -> None: ...
+
+
 class Eks:
-    def __init__(self, tables: KubeTables, state: KubeState, subnets: Any, vpc_id: str,
-                 endpoint: str, pods: Any = None, ca_data: str = ""):
+    def __init__(self, tables: KubeTables, state: KubeState, subnets: Mapping[str, Subnet],
+                 vpc_id: str, endpoint: str, pods: ClusterPods | None = None,
+                 ca_data: str = ""):
         self.tables = tables
         self.state = state
         self.subnets = subnets  # the engine's: id -> Subnet
@@ -55,7 +77,7 @@ class Eks:
             raise ResourceNotFound(f"No cluster found for name: {name[:100]}.")
         return doc
 
-    def _check_subnets(self, ids: list[str], what: str) -> list[Any]:
+    def _check_subnets(self, ids: list[str], what: str) -> list[Subnet]:
         found = []
         for sid in ids:
             subnet = self.subnets.get(sid)
@@ -74,61 +96,60 @@ class Eks:
             raise rules.InvalidParameter("Subnets must all be in the same VPC.")
         return found
 
-    def create_cluster(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        name = rules.check_name(p["name"], "clusterName")
+    def create_cluster(self, *, name: str, role_arn: str, vpc: ClusterVpc, region: str,
+                       version: str | None = None, logging: dict[str, Any] | None = None,
+                       tags: dict[str, str] | None = None,
+                       client_request_token: str | None = None) -> dict[str, Any]:
+        name = rules.check_name(name, "clusterName")
         if not re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9\-_]*", name):
             raise rules.InvalidParameter("Cluster name is invalid.")
         if self.tables.get_cluster(name) is not None:
             raise ResourceInUse(f"Cluster already exists with name: {name}")
-        vpc = p["resourcesVpcConfig"]
-        ids = list(vpc.get("subnetIds") or [])
+        ids = list(vpc.subnet_ids)
         if not ids:
             raise rules.InvalidParameter("Subnets must be provided in resourcesVpcConfig.")
         found = self._check_subnets(ids, "clusters")
         if len({s.zone for s in found}) < 2:
             raise rules.InvalidParameter("Subnets specified must be in at least two different "
                                          "AZs")
-        version = p.get("version") or K8S_VERSION
+        version = version or K8S_VERSION
         if version != K8S_VERSION:
             raise rules.InvalidParameter(f"unsupported Kubernetes version {version[:20]}: "
                                          f"fargo serves {K8S_VERSION}")
         doc = {
             "name": name, "arn": eks_arn(region, f"cluster/{name}"), "createdAt": time.time(),
             "version": version, "endpoint": f"{self.endpoint}/eks/{name}",
-            "roleArn": p["roleArn"],
+            "roleArn": role_arn,
             "resourcesVpcConfig": {
-                "subnetIds": ids, "securityGroupIds": list(vpc.get("securityGroupIds") or []),
+                "subnetIds": ids, "securityGroupIds": list(vpc.security_group_ids),
                 "vpcId": found[0].vpc_id,
-                "endpointPublicAccess": vpc.get("endpointPublicAccess", True),
-                "endpointPrivateAccess": vpc.get("endpointPrivateAccess", False),
+                "endpointPublicAccess": vpc.endpoint_public_access,
+                "endpointPrivateAccess": vpc.endpoint_private_access,
                 "publicAccessCidrs": ["0.0.0.0/0"]},
             "kubernetesNetworkConfig": {"serviceIpv4Cidr": "172.20.0.0/16", "ipFamily": "ipv4"},
-            "logging": p.get("logging") or {"clusterLogging": [
+            "logging": logging or {"clusterLogging": [
                 {"types": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
                  "enabled": False}]},
             "status": "ACTIVE", "certificateAuthority": {"data": self.ca_data} if self.ca_data else {},
             "platformVersion": "eks.1",
-            "tags": p.get("tags") or {}, "health": {"issues": []},
+            "tags": tags or {}, "health": {"issues": []},
             "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
         }
-        if p.get("clientRequestToken"):
-            doc["clientRequestToken"] = p["clientRequestToken"]
+        if client_request_token:
+            doc["clientRequestToken"] = client_request_token
         self.tables.put_cluster(doc)
-        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self.state.create(name, "namespaces", "", {
-                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
-                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
-        return {"cluster": doc}
+        for ns in DEFAULT_NAMESPACES:
+            self.state.create(name, "namespaces", "", kubeobj.namespace(ns))
+        return doc
 
-    def describe_cluster(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        return {"cluster": self.cluster(_cluster_name(p))}
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        return self.cluster(name)
 
-    def list_clusters(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        names = [c["name"] for c in self.tables.list_clusters()]
-        return _page(names, p, "clusters")
+    def list_clusters(self) -> list[str]:
+        return [c["name"] for c in self.tables.list_clusters()]
 
-    def delete_cluster(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        doc = self.cluster(_cluster_name(p))
+    def delete_cluster(self, name: str) -> dict[str, Any]:
+        doc = self.cluster(name)
         if self.tables.list_profiles(doc["name"]):
             raise ResourceInUse(f"Cluster has Fargate profiles attached: delete them before "
                                 f"cluster {doc['name']}.")
@@ -137,43 +158,60 @@ class Eks:
         self.tables.delete_cluster(doc["name"])
         self.state.drop_cluster(doc["name"])
         doc["status"] = "DELETING"
-        return {"cluster": doc}
+        return doc
+
+    # ---- what the Kubernetes face asks about a cluster
+    def exists(self, name: str) -> bool:
+        return self.tables.get_cluster(name) is not None
+
+    def token_key(self, name: str) -> str | None:
+        """What the cluster's bearer token is filed under in IAM: a cluster made again under
+        the same name gets a new token. None for a cluster that does not exist."""
+        doc = self.tables.get_cluster(name)
+        return f"{doc['name']}/{doc['createdAt']}" if doc else None
+
+    def profiles(self, cluster: str) -> list[dict[str, Any]]:
+        """The cluster's Fargate profiles, by name."""
+        return self.tables.list_profiles(cluster)
 
     # ---- Fargate profiles
-    def create_fargate_profile(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        cluster = self.cluster(_cluster_name(p))
-        name = rules.check_name(p["fargateProfileName"], "fargateProfileName")
-        selectors = rules.check_selectors(p.get("selectors"))
-        ids = list(p.get("subnets") or cluster["resourcesVpcConfig"]["subnetIds"])
+    def create_fargate_profile(self, *, cluster: str, name: str, pod_execution_role_arn: str,
+                               region: str, selectors: list[dict[str, Any]] | None = None,
+                               subnets: list[str] | None = None,
+                               tags: dict[str, str] | None = None) -> dict[str, Any]:
+        doc = self.cluster(cluster)
+        cname = doc["name"]
+        name = rules.check_name(name, "fargateProfileName")
+        checked = rules.check_selectors(selectors)
+        ids = list(subnets or doc["resourcesVpcConfig"]["subnetIds"])
         self._check_subnets(ids, "Fargate pods")
-        existing = self.tables.list_profiles(cluster["name"])
+        existing = self.tables.list_profiles(cname)
         if any(x["fargateProfileName"] == name for x in existing):
             raise ResourceInUse(f"A Fargate Profile already exists with this name in this "
                                 f"cluster: {name}.")
         deleting = [x["fargateProfileName"] for x in existing if x["status"] == "DELETING"]
         if deleting:
             raise ResourceInUse(f"Cannot create Fargate profile {name} because cluster "
-                                f"{cluster['name']} currently has Fargate profile "
+                                f"{cname} currently has Fargate profile "
                                 f"{deleting[0]} in status DELETING")
         if len(existing) >= MAX_PROFILES:
-            raise ResourceLimitExceeded(f"Cluster {cluster['name']} already has the maximum of "
+            raise ResourceLimitExceeded(f"Cluster {cname} already has the maximum of "
                                         f"{MAX_PROFILES} Fargate profiles.")
-        doc = {
+        profile = {
             "fargateProfileName": name,
-            "fargateProfileArn": eks_arn(region, f"fargateprofile/{cluster['name']}/{name}/"
+            "fargateProfileArn": eks_arn(region, f"fargateprofile/{cname}/{name}/"
                                          f"{uuid.uuid4()}"),
-            "clusterName": cluster["name"], "createdAt": time.time(),
-            "podExecutionRoleArn": p["podExecutionRoleArn"], "subnets": ids,
-            "selectors": selectors, "status": "CREATING", "tags": p.get("tags") or {},
+            "clusterName": cname, "createdAt": time.time(),
+            "podExecutionRoleArn": pod_execution_role_arn, "subnets": ids,
+            "selectors": checked, "status": "CREATING", "tags": tags or {},
             "health": {"issues": []},
         }
-        self.tables.put_profile(cluster["name"], doc)
+        self.tables.put_profile(cname, profile)
         self.state.changed.set()
-        return {"fargateProfile": doc}
+        return profile
 
-    def describe_fargate_profile(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        cluster = self.cluster(_cluster_name(p))
-        return {"fargateProfile": self._profile(cluster["name"], p["fargateProfileName"])}
+    def describe_fargate_profile(self, cluster: str, name: str) -> dict[str, Any]:
+        return self._profile(self.cluster(cluster)["name"], name)
 
     def _profile(self, cluster: str, name: str) -> dict[str, Any]:
         doc = self.tables.get_profile(cluster, name)
@@ -181,25 +219,24 @@ class Eks:
             raise ResourceNotFound(f"No Fargate Profile found with name: {name[:100]}.")
         return doc
 
-    def list_fargate_profiles(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        cluster = self.cluster(_cluster_name(p))
-        names = [x["fargateProfileName"] for x in self.tables.list_profiles(cluster["name"])]
-        return _page(names, p, "fargateProfileNames")
+    def list_fargate_profiles(self, cluster: str) -> list[str]:
+        cname = self.cluster(cluster)["name"]
+        return [x["fargateProfileName"] for x in self.tables.list_profiles(cname)]
 
-    def delete_fargate_profile(self, p: dict[str, Any], region: str) -> dict[str, Any]:
-        cluster = self.cluster(_cluster_name(p))
-        doc = self._profile(cluster["name"], p["fargateProfileName"])
+    def delete_fargate_profile(self, cluster: str, name: str) -> dict[str, Any]:
+        cname = self.cluster(cluster)["name"]
+        doc = self._profile(cname, name)
         if doc["status"] == "DELETING":
-            return {"fargateProfile": doc}
-        others = [x["fargateProfileName"] for x in self.tables.list_profiles(cluster["name"])
+            return doc
+        others = [x["fargateProfileName"] for x in self.tables.list_profiles(cname)
                   if x["status"] == "DELETING"]
         if others:
             raise ResourceInUse(f"Cannot delete Fargate profile {doc['fargateProfileName']} "
                                 f"while Fargate profile {others[0]} is DELETING")
         doc["status"] = "DELETING"
-        self.tables.put_profile(cluster["name"], doc)
+        self.tables.put_profile(cname, doc)
         self.state.changed.set()
-        return {"fargateProfile": doc}
+        return doc
 
     # ---- the profiles' own lifecycle, advanced by the controller loop
     def settle(self, cluster: str, busy: set[str]) -> None:
@@ -215,23 +252,3 @@ class Eks:
                 self.tables.delete_profile(cluster, doc["fargateProfileName"])
                 self.state.changed.set()
 
-
-def _cluster_name(p: dict[str, Any]) -> str:
-    """The cluster a request names in its URI (`clusterName` in profile operations)."""
-    return p.get("clusterName") or p.get("name") or ""
-
-
-def _page(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:
-    start = 0
-    token = p.get("nextToken")
-    if token:
-        if not re.fullmatch(r"[0-9]{1,9}", token) or int(token) > len(items):
-            raise rules.InvalidParameter("The nextToken is not valid.")
-        start = int(token)
-    size = p.get("maxResults") or 100
-    if not 1 <= size <= 100:
-        raise rules.InvalidParameter("maxResults must be between 1 and 100.")
-    out: dict[str, Any] = {key: items[start:start + size]}
-    if start + size < len(items):
-        out["nextToken"] = str(start + size)
-    return out

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import kubeobj
 from ..model.kubeerrors import KubeError, already_exists, not_found
 from ..store.kube import KubeTables
 
@@ -35,6 +36,9 @@ class Change:
     ns: str
     type: str  # ADDED, MODIFIED, DELETED
     obj: dict[str, Any]
+
+
+Changes = list[Change]  # named out here: inside KubeState, `list` is a method
 
 
 @dataclass
@@ -64,6 +68,11 @@ class KubeState:
 
     def list(self, cluster: str, resource: str, ns: str | None = None) -> list[dict[str, Any]]:
         return self.tables.list_objects(cluster, resource, ns)
+
+    @property
+    def current_rv(self) -> int:
+        """The resourceVersion of the latest write (a list's own version)."""
+        return self.tables.current_rv
 
     # ---- writes
     def create(self, cluster: str, resource: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +117,15 @@ class KubeState:
                                    copy.deepcopy(obj)))
         return obj
 
+    # ---- namespaces (their deletion, which takes their pods along, is control/pods.py's)
+    def create_namespace(self, cluster: str, body: Any) -> dict[str, Any]:
+        return self.create(cluster, "namespaces", "", kubeobj.new_namespace(body))
+
+    def replace_namespace(self, cluster: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
+        old = self.get(cluster, "namespaces", "", name)
+        merged = kubeobj.replaced_namespace(old, new, name)
+        return self.update(cluster, "namespaces", "", merged) if merged != old else old
+
     def drop_cluster(self, cluster: str) -> None:
         self._history.pop(cluster, None)
         for w in self._watchers.pop(cluster, []):
@@ -149,11 +167,11 @@ class KubeState:
         self.changed.set()
 
     def watch(self, cluster: str, resource: str, ns: str | None,
-              since: int | None) -> tuple[Watcher, list[Change]]:
+              since: int | None) -> tuple[Watcher, Changes]:
         """A new watcher plus the changes after `since` it has to see first (410 Gone when
         those are no longer held)."""
         w = Watcher(resource, ns)
-        backlog: list[Change] = []
+        backlog: Changes = []
         if since is not None and since < self.tables.current_rv:
             hist = self._history.get(cluster) or collections.deque()
             lost = since < self._since_start or (

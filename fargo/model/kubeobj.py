@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from . import quantity
-from .kubeerrors import bad_request, invalid
+from .kubeerrors import KubeError, bad_request, invalid
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -71,7 +71,7 @@ def check_meta(obj: dict[str, Any], kind: str, label_name: bool = False) -> str:
         errors.append(("metadata.annotations", "Invalid value: must be a map of strings"))
     if errors:
         raise invalid(kind, str(name or "")[:253], errors)
-    return name
+    return str(name)  # name_error passed it: a string
 
 
 def check_kind(obj: Any, kind: str) -> dict[str, Any]:
@@ -84,6 +84,48 @@ def check_kind(obj: Any, kind: str) -> dict[str, Any]:
         raise bad_request(f"the API version in the data ({str(obj.get('apiVersion'))[:60]}) "
                           "does not match the expected API version (v1)")
     return obj
+
+
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace(name: str, labels: dict[str, str] | None = None,
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Namespace as it is made: its name is also a label, as the apiserver sets it."""
+    meta: dict[str, Any] = {"name": name, "labels": {**(labels or {}), NAME_LABEL: name}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"}}
+
+
+def new_namespace(body: Any) -> dict[str, Any]:
+    """The Namespace a create request asks for, checked: only name, labels and annotations
+    are taken from it."""
+    check_kind(body, "Namespace")
+    name = check_meta(body, "Namespace", label_name=True)
+    meta = body["metadata"]
+    return namespace(name, meta.get("labels"), meta.get("annotations"))
+
+
+def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> dict[str, Any]:
+    """`old` with the labels and annotations of `new` (an update changes nothing else; the
+    name may not change)."""
+    check_kind(new, "Namespace")
+    if (new.get("metadata") or {}).get("name", name) != name:
+        raise KubeError(422, "Invalid", f'Namespace "{name}" is invalid: metadata.name: '
+                        "Invalid value: field is immutable")
+    new.setdefault("metadata", {})["name"] = name
+    check_meta(new, "Namespace", label_name=True)
+    merged = dict(old)
+    merged["metadata"] = dict(old["metadata"])
+    for key in ("labels", "annotations"):
+        if new["metadata"].get(key):
+            merged["metadata"][key] = new["metadata"][key]
+        else:
+            merged["metadata"].pop(key, None)
+    merged["metadata"].setdefault("labels", {})[NAME_LABEL] = name
+    return merged
 
 
 def _container_errors(containers: Any, field: str, seen: set[str],

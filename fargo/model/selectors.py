@@ -29,24 +29,33 @@ def _split(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def label_selector(text: str | None) -> Callable[[dict[str, str]], bool]:
-    reqs: list[Callable[[dict[str, str]], bool]] = []
+LabelTest = Callable[[dict[str, str]], bool]
+
+
+def _label_in(key: str, values: set[str], inside: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) in values) == inside
+
+
+def _label_is(key: str, value: str, equal: bool) -> LabelTest:
+    return lambda labels: (labels.get(key) == value) == equal
+
+
+def _label_set(key: str, present: bool) -> LabelTest:
+    return lambda labels: (key in labels) == present
+
+
+def label_selector(text: str | None) -> LabelTest:
+    reqs: list[LabelTest] = []
     for part in _split(text or ""):
         if m := _SET.match(part):
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            if op == "in":
-                reqs.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
-            else:
-                reqs.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+            reqs.append(_label_in(key, values, op == "in"))
         elif m := _CMP.match(part):
             key, op, value = m.groups()
-            if op == "!=":
-                reqs.append(lambda lb, k=key, v=value: lb.get(k) != v)
-            else:
-                reqs.append(lambda lb, k=key, v=value: lb.get(k) == v)
+            reqs.append(_label_is(key, value, op != "!="))
         elif m := _EXISTS.match(part):
             neg, key = m.groups()
-            reqs.append(lambda lb, k=key, n=bool(neg): (k in lb) != n)
+            reqs.append(_label_set(key, not neg))
         else:
             raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}")
     return lambda labels: all(r(labels) for r in reqs)
@@ -68,11 +77,12 @@ def field_selector(text: str | None, allowed: set[str]) -> Matcher:
         key, op, value = m.groups()
         if key not in allowed:
             raise bad_request(f'field label not supported: {key[:100]}')
-        if op == "!=":
-            reqs.append(lambda o, k=key, v=value: _get(o, k) != v)
-        else:
-            reqs.append(lambda o, k=key, v=value: _get(o, k) == v)
+        reqs.append(_field_is(key, value, op != "!="))
     return lambda obj: all(r(obj) for r in reqs)
+
+
+def _field_is(path: str, value: str, equal: bool) -> Matcher:
+    return lambda obj: (_get(obj, path) == value) == equal
 
 
 FIELDS = {

@@ -24,46 +24,46 @@ CREATE TABLE IF NOT EXISTS kube_objects (
 class KubeTables:
     def __init__(self, store: Store):
         self.store = store
-        with store._lock:
-            store._db.executescript(_SCHEMA)
-        rows = store._rows("SELECT MAX(rv) FROM kube_objects")
+        with store.locked() as db:
+            db.executescript(_SCHEMA)
+        rows = store.rows("SELECT MAX(rv) FROM kube_objects")
         saved = int(store.get_meta("kube_rv") or 0)
         self._rv = max(saved, rows[0][0] or 0)
 
     # EKS clusters and profiles
     def put_cluster(self, doc: dict[str, Any]) -> None:
-        self.store._exec("INSERT OR REPLACE INTO eks_clusters VALUES (?,?)",
-                         (doc["name"], json.dumps(doc)))
+        self.store.execute("INSERT OR REPLACE INTO eks_clusters VALUES (?,?)",
+                           (doc["name"], json.dumps(doc)))
 
     def get_cluster(self, name: str) -> dict[str, Any] | None:
-        rows = self.store._rows("SELECT doc FROM eks_clusters WHERE name=?", (name,))
+        rows = self.store.rows("SELECT doc FROM eks_clusters WHERE name=?", (name,))
         return json.loads(rows[0][0]) if rows else None
 
     def list_clusters(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in
-                self.store._rows("SELECT doc FROM eks_clusters ORDER BY name")]
+                self.store.rows("SELECT doc FROM eks_clusters ORDER BY name")]
 
     def delete_cluster(self, name: str) -> None:
-        with self.store._lock:
+        with self.store.locked() as db:
             for table in ("eks_profiles", "kube_objects"):
-                self.store._db.execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
-            self.store._db.execute("DELETE FROM eks_clusters WHERE name=?", (name,))
+                db.execute(f"DELETE FROM {table} WHERE cluster=?", (name,))
+            db.execute("DELETE FROM eks_clusters WHERE name=?", (name,))
 
     def put_profile(self, cluster: str, doc: dict[str, Any]) -> None:
-        self.store._exec("INSERT OR REPLACE INTO eks_profiles VALUES (?,?,?)",
-                         (cluster, doc["fargateProfileName"], json.dumps(doc)))
+        self.store.execute("INSERT OR REPLACE INTO eks_profiles VALUES (?,?,?)",
+                           (cluster, doc["fargateProfileName"], json.dumps(doc)))
 
     def get_profile(self, cluster: str, name: str) -> dict[str, Any] | None:
-        rows = self.store._rows("SELECT doc FROM eks_profiles WHERE cluster=? AND name=?",
-                                (cluster, name))
+        rows = self.store.rows("SELECT doc FROM eks_profiles WHERE cluster=? AND name=?",
+                               (cluster, name))
         return json.loads(rows[0][0]) if rows else None
 
     def list_profiles(self, cluster: str) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self.store._rows(
+        return [json.loads(r[0]) for r in self.store.rows(
             "SELECT doc FROM eks_profiles WHERE cluster=? ORDER BY name", (cluster,))]
 
     def delete_profile(self, cluster: str, name: str) -> None:
-        self.store._exec("DELETE FROM eks_profiles WHERE cluster=? AND name=?", (cluster, name))
+        self.store.execute("DELETE FROM eks_profiles WHERE cluster=? AND name=?", (cluster, name))
 
     # Kubernetes objects
     def next_rv(self) -> int:
@@ -77,13 +77,13 @@ class KubeTables:
 
     def put_object(self, cluster: str, resource: str, ns: str, doc: dict[str, Any]) -> None:
         rv = int(doc["metadata"]["resourceVersion"])
-        self.store._exec("INSERT OR REPLACE INTO kube_objects VALUES (?,?,?,?,?,?)",
-                         (cluster, resource, ns, doc["metadata"]["name"], rv, json.dumps(doc)))
+        self.store.execute("INSERT OR REPLACE INTO kube_objects VALUES (?,?,?,?,?,?)",
+                           (cluster, resource, ns, doc["metadata"]["name"], rv, json.dumps(doc)))
 
     def get_object(self, cluster: str, resource: str, ns: str,
                    name: str) -> dict[str, Any] | None:
-        rows = self.store._rows("SELECT doc FROM kube_objects WHERE cluster=? AND resource=? "
-                                "AND ns=? AND name=?", (cluster, resource, ns, name))
+        rows = self.store.rows("SELECT doc FROM kube_objects WHERE cluster=? AND resource=? "
+                               "AND ns=? AND name=?", (cluster, resource, ns, name))
         return json.loads(rows[0][0]) if rows else None
 
     def list_objects(self, cluster: str | None, resource: str,
@@ -96,8 +96,8 @@ class KubeTables:
             sql += " AND ns=?"
             args.append(ns)
         sql += " ORDER BY ns, name"
-        return [json.loads(r[0]) for r in self.store._rows(sql, tuple(args))]
+        return [json.loads(r[0]) for r in self.store.rows(sql, tuple(args))]
 
     def delete_object(self, cluster: str, resource: str, ns: str, name: str) -> None:
-        self.store._exec("DELETE FROM kube_objects WHERE cluster=? AND resource=? AND ns=? "
-                         "AND name=?", (cluster, resource, ns, name))
+        self.store.execute("DELETE FROM kube_objects WHERE cluster=? AND resource=? AND ns=? "
+                           "AND name=?", (cluster, resource, ns, name))

@@ -12,7 +12,8 @@ from aiohttp import web
 
 from ...model import admission
 from ...model.kubeerrors import KubeError, bad_request
-from .routes import read_body, status_response
+from .keys import EKS
+from .wire import read_body, status_response
 
 
 def _review(body: Any) -> dict[str, Any]:
@@ -28,17 +29,17 @@ def _review(body: Any) -> dict[str, Any]:
 
 
 def _profiles(request: web.Request) -> list[dict[str, Any]]:
-    tables = request.app["kube_tables"]
+    eks = request.app[EKS]
     name = request.query.get("cluster")
     if name is None:
-        clusters = tables.list_clusters()
+        clusters = eks.list_clusters()
         if len(clusters) != 1:
             raise bad_request("name the EKS cluster whose Fargate profiles apply: "
                               "?cluster=NAME")
-        name = clusters[0]["name"]
-    if tables.get_cluster(name) is None:
+        name = clusters[0]
+    if not eks.exists(name):
         raise KubeError(404, "NotFound", f'EKS cluster "{name[:100]}" not found')
-    return tables.list_profiles(name)
+    return eks.profiles(name)
 
 
 def _pod(req: dict[str, Any]) -> dict[str, Any] | None:

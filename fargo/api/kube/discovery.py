@@ -1,21 +1,18 @@
-"""Discovery documents: /version, /api, /apis, /api/v1 (legacy and aggregated v2 forms)."""
+"""Discovery documents: /version, /api, /apis, /api/v1 (legacy and aggregated v2 forms),
+all read off the route table in resources.py (only the core group has kinds so far)."""
 
 from __future__ import annotations
 
 import platform
 from typing import Any
 
-AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-ALL_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+from .resources import RESOURCES, Resource
 
-# name, singular, kind, namespaced, verbs, short names, subresources
-RESOURCES: list[tuple[str, str, str, bool, list[str], list[str], list[str]]] = [
-    ("namespaces", "namespace", "Namespace", False,
-     ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"], []),
-    ("nodes", "node", "Node", False, ["get", "list", "watch"], ["no"], []),
-    ("pods", "pod", "Pod", True, ALL_VERBS, ["po"], ["log", "status"]),
-    ("events", "event", "Event", True, ["get", "list", "watch"], ["ev"], []),
-]
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def _core() -> list[Resource]:
+    return [r for r in RESOURCES if r.group == "" and r.version == "v1"]
 
 
 def version() -> dict[str, Any]:
@@ -37,28 +34,29 @@ def api_groups() -> dict[str, Any]:
 
 def resource_list() -> dict[str, Any]:
     out = []
-    for name, singular, kind, namespaced, verbs, short, subs in RESOURCES:
-        out.append({"name": name, "singularName": singular, "namespaced": namespaced,
-                    "kind": kind, "verbs": verbs, "shortNames": short,
-                    **({"categories": ["all"]} if name == "pods" else {})})
-        for sub in subs:
-            out.append({"name": f"{name}/{sub}", "singularName": "", "namespaced": namespaced,
-                        "kind": kind, "verbs": ["get"]})
+    for r in _core():
+        out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                    "kind": r.kind, "verbs": r.verbs, "shortNames": list(r.short),
+                    **({"categories": list(r.categories)} if r.categories else {})})
+        for sub in r.subresources:
+            out.append({"name": f"{r.plural}/{sub}", "singularName": "",
+                        "namespaced": r.namespaced, "kind": r.kind, "verbs": ["get"]})
     return {"kind": "APIResourceList", "groupVersion": "v1", "resources": out}
 
 
 def aggregated_core() -> dict[str, Any]:
     resources = []
-    for name, singular, kind, namespaced, verbs, short, subs in RESOURCES:
+    for r in _core():
+        kind = {"group": "", "version": "v1", "kind": r.kind}
         entry: dict[str, Any] = {
-            "resource": name, "responseKind": {"group": "", "version": "v1", "kind": kind},
-            "scope": "Namespaced" if namespaced else "Cluster", "singularResource": singular,
-            "verbs": verbs, "shortNames": short}
-        if name == "pods":
-            entry["categories"] = ["all"]
-        if subs:
-            entry["subresources"] = [{"subresource": s, "responseKind": {
-                "group": "", "version": "v1", "kind": kind}, "verbs": ["get"]} for s in subs]
+            "resource": r.plural, "responseKind": kind,
+            "scope": "Namespaced" if r.namespaced else "Cluster",
+            "singularResource": r.singular, "verbs": r.verbs, "shortNames": list(r.short)}
+        if r.categories:
+            entry["categories"] = list(r.categories)
+        if r.subresources:
+            entry["subresources"] = [{"subresource": sub, "responseKind": dict(kind),
+                                      "verbs": ["get"]} for sub in r.subresources]
         resources.append(entry)
     return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
             "metadata": {}, "items": [{"metadata": {"creationTimestamp": None}, "versions": [

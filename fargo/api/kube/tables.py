@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import calendar
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ...model.podtask import display_status
@@ -64,38 +66,42 @@ def _event_row(ev: dict[str, Any]) -> list[Any]:
             f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}", ev.get("message", "")]
 
 
-COLUMNS: dict[str, list[Column]] = {
-    "pods": [("Name", "string", 0, "name"), ("Ready", "string", 0, "ready containers"),
-             ("Status", "string", 0, "status"), ("Restarts", "string", 0, "restarts"),
-             ("Age", "string", 0, "age"), ("IP", "string", 1, "pod IP"),
-             ("Node", "string", 1, "node"), ("Nominated Node", "string", 1, "nominated node"),
-             ("Readiness Gates", "string", 1, "readiness gates")],
-    "nodes": [("Name", "string", 0, "name"), ("Status", "string", 0, "status"),
-              ("Roles", "string", 0, "roles"), ("Age", "string", 0, "age"),
-              ("Version", "string", 0, "kubelet version"),
-              ("Internal-IP", "string", 1, "internal IP"),
-              ("External-IP", "string", 1, "external IP"), ("OS-Image", "string", 1, "OS"),
-              ("Kernel-Version", "string", 1, "kernel"),
-              ("Container-Runtime", "string", 1, "runtime")],
-    "namespaces": [("Name", "string", 0, "name"), ("Status", "string", 0, "phase"),
-                   ("Age", "string", 0, "age")],
-    "events": [("Last Seen", "string", 0, "last seen"), ("Type", "string", 0, "type"),
-               ("Reason", "string", 0, "reason"), ("Object", "string", 0, "object"),
-               ("Message", "string", 0, "message")],
-}
-ROWS = {"pods": _pod_row, "nodes": _node_row, "namespaces": _ns_row, "events": _event_row}
+@dataclass(frozen=True)
+class Printer:
+    """How a kind prints: its columns and the cells of one object's row."""
+    columns: list[Column]
+    row: Callable[[dict[str, Any]], list[Any]]
+
+
+PODS = Printer([("Name", "string", 0, "name"), ("Ready", "string", 0, "ready containers"),
+                ("Status", "string", 0, "status"), ("Restarts", "string", 0, "restarts"),
+                ("Age", "string", 0, "age"), ("IP", "string", 1, "pod IP"),
+                ("Node", "string", 1, "node"), ("Nominated Node", "string", 1, "nominated node"),
+                ("Readiness Gates", "string", 1, "readiness gates")], _pod_row)
+NODES = Printer([("Name", "string", 0, "name"), ("Status", "string", 0, "status"),
+                 ("Roles", "string", 0, "roles"), ("Age", "string", 0, "age"),
+                 ("Version", "string", 0, "kubelet version"),
+                 ("Internal-IP", "string", 1, "internal IP"),
+                 ("External-IP", "string", 1, "external IP"), ("OS-Image", "string", 1, "OS"),
+                 ("Kernel-Version", "string", 1, "kernel"),
+                 ("Container-Runtime", "string", 1, "runtime")], _node_row)
+NAMESPACES = Printer([("Name", "string", 0, "name"), ("Status", "string", 0, "phase"),
+                      ("Age", "string", 0, "age")], _ns_row)
+EVENTS = Printer([("Last Seen", "string", 0, "last seen"), ("Type", "string", 0, "type"),
+                  ("Reason", "string", 0, "reason"), ("Object", "string", 0, "object"),
+                  ("Message", "string", 0, "message")], _event_row)
 
 
 def wants_table(accept: str) -> bool:
     return "as=Table" in accept.replace(" ", "")
 
 
-def table(resource: str, objs: list[dict[str, Any]], rv: str,
+def table(printer: Printer, objs: list[dict[str, Any]], rv: str,
           include: str | None) -> dict[str, Any]:
     """include: 'Object', 'None', or (default) 'Metadata' as the apiserver reads it."""
     rows = []
     for obj in objs:
-        row: dict[str, Any] = {"cells": ROWS[resource](obj)}
+        row: dict[str, Any] = {"cells": printer.row(obj)}
         if include == "Object":
             row["object"] = obj
         elif include != "None":
@@ -105,5 +111,5 @@ def table(resource: str, objs: list[dict[str, Any]], rv: str,
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
             "columnDefinitions": [{"name": n, "type": t, "format": "name" if n == "Name" else "",
                                    "description": d, "priority": p}
-                                  for n, t, p, d in COLUMNS[resource]],
+                                  for n, t, p, d in printer.columns],
             "rows": rows}

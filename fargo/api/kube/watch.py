@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ...control.kubestate import Change, public
+from ...control.kubestate import Change, KubeState, public
 from ...model.kubeerrors import bad_request
 from . import tables
+from .resources import Resource
 
 MAX_TIMEOUT = 3600.0
 
@@ -26,9 +27,9 @@ def _since(raw: str | None) -> int | None:
     return int(raw)
 
 
-async def watch(request: web.Request, cluster: str, resource: str, ns: str | None,
-                match: Callable[[dict[str, Any]], bool]) -> web.StreamResponse:
-    state = request.app["kube_state"]
+async def watch(request: web.Request, state: KubeState, cluster: str, res: Resource,
+                ns: str | None, match: Callable[[dict[str, Any]], bool]) -> web.StreamResponse:
+    resource = res.plural
     since = _since(request.query.get("resourceVersion"))
     raw_timeout = request.query.get("timeoutSeconds", "")
     timeout = float(raw_timeout) if raw_timeout.isascii() and raw_timeout.isdigit() else 1800.0
@@ -43,7 +44,7 @@ async def watch(request: web.Request, cluster: str, resource: str, ns: str | Non
         async def send(kind: str, obj: dict[str, Any]) -> None:
             view = public(obj)
             if as_table:
-                view = tables.table(resource, [view], view["metadata"]["resourceVersion"],
+                view = tables.table(res.printer, [view], view["metadata"]["resourceVersion"],
                                     include)
             await resp.write(json.dumps({"type": kind, "object": view}).encode() + b"\n")
 
@@ -51,9 +52,9 @@ async def watch(request: web.Request, cluster: str, resource: str, ns: str | Non
             for obj in state.list(cluster, resource, ns):
                 if match(obj):
                     await send("ADDED", obj)
-        for change in backlog:
-            if match(change.obj):
-                await send(change.type, change.obj)
+        for past in backlog:
+            if match(past.obj):
+                await send(past.type, past.obj)
         deadline = time.monotonic() + min(timeout, MAX_TIMEOUT)
         while True:
             left = deadline - time.monotonic()

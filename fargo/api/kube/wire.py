@@ -1,0 +1,98 @@
+"""What the Kubernetes face reads and writes besides objects' meaning: bodies in JSON, YAML or
+protobuf, DeleteOptions, the three patch types, and every failure as a `kind: Status`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from ...model import kubeobj
+from ...model.admission import apply_json_patch
+from ...model.kubeerrors import KubeError, bad_request
+from ...model.kubeobj import MAX_GRACE
+from . import protobuf
+
+
+def status_response(err: KubeError) -> web.Response:
+    return web.json_response(err.status(), status=err.code)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status,
+                        content_type="application/json")
+
+
+async def read_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise KubeError(413, "RequestEntityTooLarge", "the request body is too large") from None
+    if not raw.strip():
+        raise bad_request("the request body is empty")
+    ctype = request.content_type
+    if ctype == protobuf.CONTENT_TYPE:
+        try:
+            return protobuf.decode(raw)
+        except (ValueError, UnicodeDecodeError, TypeError, IndexError) as err:
+            raise KubeError(415, "UnsupportedMediaType", str(err)[:300]) from None
+    if "json" not in ctype and "yaml" not in ctype:
+        # Protobuf and CBOR clients (kubectl) fall back to JSON on 415.
+        raise KubeError(415, "UnsupportedMediaType", f"the body of the request was in an "
+                        f"unknown format - accepted media types include: application/json, "
+                        f"application/yaml (got {ctype[:80]})")
+    try:
+        if "yaml" in request.content_type:
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError, RecursionError, UnicodeDecodeError) as err:
+        raise bad_request(f"the body of the request could not be decoded: "
+                          f"{str(err)[:200]}") from None
+
+
+async def delete_grace(request: web.Request) -> int | None:
+    """The grace period a DELETE asks for, from its query or its DeleteOptions body (None:
+    the object's own)."""
+    body: Any = None
+    if request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                raise bad_request("the DeleteOptions body could not be decoded") from None
+    grace = request.query.get("gracePeriodSeconds")
+    if grace is None and isinstance(body, dict):
+        grace = body.get("gracePeriodSeconds")
+    if grace is None:
+        return None
+    try:
+        seconds = int(grace) if str(grace).lstrip("-").isascii() else int("x")
+    except (TypeError, ValueError):
+        raise bad_request(f"gracePeriodSeconds must be an integer: {str(grace)[:40]!r}") from None
+    return min(max(seconds, 0), MAX_GRACE)
+
+
+def patched(ctype: str, old: dict[str, Any], patch: Any) -> Any:
+    """`old` with a PATCH body applied, by the patch type its Content-Type names."""
+    try:
+        if ctype == "application/json-patch+json":
+            if not isinstance(patch, list):
+                raise bad_request("a JSON patch must be a list of operations")
+            return apply_json_patch(old, patch)
+        if ctype == "application/merge-patch+json":
+            return kubeobj.merge_patch(old, patch)
+        if ctype == "application/strategic-merge-patch+json":
+            return kubeobj.merge_patch(old, patch, strategic=True)
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        raise KubeError(422, "Invalid", f"the patch could not be applied: {str(err)[:200]}"
+                        ) from None
+    if ctype == "application/apply-patch+yaml":
+        raise KubeError(415, "UnsupportedMediaType", "server-side apply is not supported by "
+                        "fargo yet: use client-side `kubectl apply`")
+    raise KubeError(415, "UnsupportedMediaType", f"the body of the request was in an unknown "
+                    f"format - accepted media types include: application/json-patch+json, "
+                    f"application/merge-patch+json, application/strategic-merge-patch+json "
+                    f"(got {ctype[:60]})")
