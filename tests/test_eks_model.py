@@ -225,3 +225,45 @@ def test_pod_status_from_task():
     assert st["phase"] == "Running" and st["podIP"] == "10.0.0.5"
     assert "running" in st["containerStatuses"][0]["state"]
     assert podtask.display_status({**p, "status": st}) == "Running"
+
+
+def test_namespace_documents():
+    ns = kubeobj.new_namespace({"metadata": {"name": "apps", "labels": {"team": "a"},
+                                             "annotations": {"note": "x"}}})
+    assert ns["metadata"] == {"name": "apps", "annotations": {"note": "x"},
+                              "labels": {"team": "a", "kubernetes.io/metadata.name": "apps"}}
+    assert ns["spec"] == {"finalizers": ["kubernetes"]} and ns["status"] == {"phase": "Active"}
+    with pytest.raises(KubeError) as err:
+        kubeobj.new_namespace({"metadata": {"name": "Bad_Name"}})
+    assert err.value.code == 422
+    merged = kubeobj.replaced_namespace(ns, {"metadata": {"labels": {"b": "2"}}}, "apps")
+    assert merged["metadata"]["labels"] == {"b": "2", "kubernetes.io/metadata.name": "apps"}
+    assert "annotations" not in merged["metadata"] and merged["spec"] == ns["spec"]
+    with pytest.raises(KubeError) as err:
+        kubeobj.replaced_namespace(ns, {"metadata": {"name": "other"}}, "apps")
+    assert err.value.code == 422 and "immutable" in err.value.message
+
+
+def test_kube_route_table():
+    from fargo.api.kube import discovery, verbs
+    from fargo.api.kube.routes import parse_target
+
+    t = parse_target("", "v1", ["namespaces", "apps", "pods", "web", "log"])
+    assert (t.res.plural, t.ns, t.name, t.sub) == ("pods", "apps", "web", "log")
+    t = parse_target("", "v1", ["namespaces", "apps", "status"])
+    assert (t.res.plural, t.ns, t.name, t.sub) == ("namespaces", None, "apps", "status")
+    assert parse_target("", "v1", ["pods"]).name is None  # every namespace's pods
+    for segs in (["pods", "web"], ["bogus"], ["namespaces", "a", "pods", "p", "log", "x"]):
+        with pytest.raises(KubeError) as err:
+            parse_target("", "v1", segs)
+        assert err.value.code == 404
+    with pytest.raises(KubeError) as err:
+        verbs.verb(parse_target("", "v1", ["namespaces", "a", "pods", "p", "status"]), "PUT")
+    assert err.value.code == 405
+    for segs in (["nodes", "n", "log"], ["namespaces", "apps", "nodes"]):
+        with pytest.raises(KubeError) as err:  # no such subresource
+            verbs.verb(parse_target("", "v1", segs), "GET")
+        assert err.value.code == 404
+    listed = {r["name"]: r["verbs"] for r in discovery.resource_list()["resources"]}
+    assert listed["nodes"] == ["get", "list", "watch"] and listed["pods/log"] == ["get"]
+    assert listed["namespaces"] == ["create", "delete", "get", "list", "patch", "update", "watch"]
