@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,9 @@ from typing import Any
 import msgspec
 
 from ..model.taskrecord import Task
+from .legacy import task_from_row
+
+log = logging.getLogger("fargo.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -54,6 +58,27 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._upgrade_tasks()
+
+    def _upgrade_tasks(self) -> None:
+        """Rows of the `tasks` table older servers wrote become task records, once."""
+        if not self._rows("SELECT name FROM sqlite_master WHERE type='table' AND name='tasks'"):
+            return
+        unread = 0
+        with self._lock:
+            self._db.execute("BEGIN")
+            for doc, private in self._db.execute("SELECT doc, private FROM tasks").fetchall():
+                try:
+                    self.put_task(task_from_row(doc, private))
+                except (KeyError, TypeError, ValueError):
+                    unread += 1
+            # Kept under another name when some could not be read: nothing is thrown away.
+            self._db.execute("ALTER TABLE tasks RENAME TO tasks_unread" if unread
+                             else "DROP TABLE tasks")
+            self._db.execute("COMMIT")
+        if unread:
+            log.warning("%d task rows of an older server could not be read; they are kept "
+                        "in the table tasks_unread", unread)
 
     def close(self) -> None:
         self._db.close()
