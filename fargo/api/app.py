@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from . import eks as eks_face
 from . import secrets as secrets_face
 from .auth import authenticate
 from .ec2 import Ec2Face
+from .errors import HttpError
+from .keys import IAM, SETTINGS
 from .kube import admission as kube_admission
 from .kube import auth as kube_auth
 from .kube import keys as kube_keys
@@ -35,7 +38,7 @@ async def _read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app["settings"].max_body
+        limit = request.app[SETTINGS].max_body
         raise ApiError(f"The request body is larger than {limit} bytes.",
                        code="SerializationException") from None
 
@@ -50,10 +53,10 @@ async def root(request: web.Request) -> web.Response:
     if is_json:
         target = request.headers["X-Amz-Target"]
         prefix = target.split(".", 1)[0]
-        if prefix not in request.app["json_services"]:
+        if prefix not in request.app[JSON_SERVICES]:
             return awsjson.error_response(ApiError(f"Unknown operation {target[:200]!r}.",
                                                    code="UnknownOperationException"))
-        service, handlers = request.app["json_services"][prefix]
+        service, handlers = request.app[JSON_SERVICES][prefix]
         try:
             authenticate(request, body, service, "json")
         except ApiError as err:
@@ -63,7 +66,7 @@ async def root(request: web.Request) -> web.Response:
         authenticate(request, body, "ec2", "ec2")
     except ApiError as err:
         return ec2query.error_response(err)
-    return await ec2query.dispatch_query(body, request.app["ec2_handlers"])
+    return await ec2query.dispatch_query(body, request.app[EC2_HANDLERS])
 
 
 async def health(request: web.Request) -> web.Response:
@@ -77,13 +80,12 @@ async def _no_tracebacks(request: web.Request, handler: Any) -> web.StreamRespon
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _error(request, ApiError(exc.reason or "Bad request", code="ClientException",
-                                            status=exc.status))
+            return _error(request, HttpError(exc.reason or "Bad request", "ClientException",
+                                             exc.status))
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(request, ApiError("Internal error in fargo.", code="ServerException",
-                                        status=500))
+        return _error(request, ApiError("Internal error in fargo.", code="ServerException"))
 
 
 def _error(request: web.Request, err: ApiError) -> web.Response:
@@ -91,6 +93,11 @@ def _error(request: web.Request, err: ApiError) -> web.Response:
     if request.method == "POST" and request.path == "/" and "X-Amz-Target" not in request.headers:
         return ec2query.error_response(err)
     return awsjson.error_response(err)
+
+
+JsonService = tuple[str, dict[str, awsjson.Handler]]  # (botocore service name, handlers)
+JSON_SERVICES = web.AppKey("json_services", dict[str, JsonService])
+EC2_HANDLERS = web.AppKey("ec2_handlers", Mapping[str, ec2query.Handler])
 
 
 @dataclass
@@ -111,14 +118,14 @@ class Faces:
 def build_app(faces: Faces) -> web.Application:
     app = web.Application(middlewares=[_no_tracebacks],
                           client_max_size=faces.settings.max_body)
-    app["settings"] = faces.settings
-    app["iam"] = faces.iam
+    app[SETTINGS] = faces.settings
+    app[IAM] = faces.iam
     app[LOGS] = faces.logs
-    app["json_services"] = {
+    app[JSON_SERVICES] = {
         ecs_face.PREFIX: ("ecs", ecs_face.handlers(faces.ecs)),
         "secretsmanager": (secrets_face.SERVICE, secrets_face.handlers(faces.secrets)),
     }
-    app["ec2_handlers"] = faces.ec2.handlers()
+    app[EC2_HANDLERS] = faces.ec2.handlers()
     app.router.add_post("/", root)
     app.router.add_get("/fargo/health", health)
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..model.errors import ApiError
+from .errors import HttpError
+from .keys import IAM, SETTINGS
 from .sigv4 import AuthError, Caller, verify
 
 # AWS JSON protocols (ECS, Secrets Manager) name these failures so, with HTTP 400.
@@ -39,15 +40,15 @@ TABLES = {"json": _JSON_CODES, "ec2": _EC2_CODES, "rest": _REST_CODES}
 
 def authenticate(request: web.Request, body: bytes, service: str, style: str) -> Caller | None:
     """Return the signer, None when the server runs with --no-auth; raise ApiError otherwise."""
-    if not request.app["settings"].auth:
+    if not request.app[SETTINGS].auth:
         return None
     try:
         caller = verify(method=request.method, host=request.host, raw_path=request.raw_path,
                         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                        service=service, region=request.app["settings"].region,
-                        iam=request.app["iam"])
+                        service=service, region=request.app[SETTINGS].region,
+                        iam=request.app[IAM])
     except AuthError as err:
         code, status = TABLES[style][err.kind]
-        raise ApiError(err.message, code=code, status=status) from None
+        raise HttpError(err.message, code, status) from None
     request["caller"] = caller
     return caller

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from ..model.errors import ApiError
 from . import shapes
+from .errors import http_status
+from .keys import SETTINGS
 
 # A request's parameters and its answer: JSON objects of the service's shapes.
 JsonObject = dict[str, Any]
@@ -21,7 +23,7 @@ Handler = Callable[[JsonObject, str], JsonObject | Awaitable[JsonObject]]
 
 def error_response(err: ApiError) -> web.Response:
     body = {"__type": err.code, "message": err.message}
-    return web.json_response(body, status=err.status,
+    return web.json_response(body, status=http_status(err),
                              content_type="application/x-amz-json-1.1",
                              headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
@@ -45,7 +47,7 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         if handler is None:
             raise ApiError(f"{action} is not supported by fargo yet.",
                            code="UnsupportedFeatureException")
-        answer = handler(params, request.app["settings"].region)
+        answer = handler(params, request.app[SETTINGS].region)
         result = await answer if isinstance(answer, Awaitable) else answer
     except ApiError as err:
         return error_response(err)

@@ -15,6 +15,7 @@ from botocore.model import ListShape, OperationModel, Shape, StructureShape
 
 from ..model.errors import ApiError
 from . import shapes
+from .errors import http_status
 
 XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
@@ -131,7 +132,7 @@ def error_response(err: ApiError) -> web.Response:
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
             f"<Code>{escape(err.code)}</Code><Message>{escape(message)}</Message>"
             f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>")
-    return web.Response(text=body, status=err.status, content_type="text/xml")
+    return web.Response(text=body, status=http_status(err), content_type="text/xml")
 
 
 # handler(params): the request's parameters as its input shape names them, answered with

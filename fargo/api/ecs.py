@@ -4,7 +4,6 @@ shape, become named arguments of control/ecs.py; its results are rendered here."
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from ..control.tasks.admission import Failure
 from ..model.errors import InvalidParameterException
 from ..model.task import RunTaskRequest
 from ..model.taskrecord import Task
+from . import paging
 from .ecs_render import task_json
 
 PREFIX = "AmazonEC2ContainerServiceV20141113"
@@ -53,20 +53,8 @@ def run_task_request(p: Params) -> RunTaskRequest:
 
 
 def page(items: list[str], p: Params, key: str) -> dict[str, Any]:
-    """nextToken is the index of the next item, as an opaque string."""
-    start = 0
-    token = p.get("nextToken")
-    if token:
-        if not re.fullmatch(r"[0-9]{1,9}", token) or int(token) > len(items):
-            raise InvalidParameterException("Invalid nextToken.")
-        start = int(token)
-    size = p.get("maxResults", 100)
-    if not 1 <= size <= 100:
-        raise InvalidParameterException("maxResults must be between 1 and 100.")
-    out: dict[str, Any] = {key: items[start:start + size]}
-    if start + size < len(items):
-        out["nextToken"] = str(start + size)
-    return out
+    return paging.page(items, p.get("nextToken"), p.get("maxResults", 100), key,
+                       invalid=InvalidParameterException, bad_token="Invalid nextToken.")
 
 
 def handlers(ecs: Ecs) -> dict[str, Handler]:

@@ -16,8 +16,10 @@ from botocore.model import OperationModel
 from ..control.eks import ClusterVpc, Eks
 from ..model.errors import ApiError
 from ..model.profiles import InvalidParameter
-from . import shapes
+from . import paging, shapes
 from .auth import authenticate
+from .errors import http_status
+from .keys import SETTINGS
 
 EKS = web.AppKey("eks", Eks)
 
@@ -46,20 +48,8 @@ def _create_profile(eks: Eks, p: Params, region: str) -> dict[str, Any]:
 
 
 def _page(items: list[str], p: Params, key: str) -> dict[str, Any]:
-    """One page of a List operation: nextToken is the index of the page's first item."""
-    start = 0
-    token = p.get("nextToken")
-    if token:
-        if not re.fullmatch(r"[0-9]{1,9}", token) or int(token) > len(items):
-            raise InvalidParameter("The nextToken is not valid.")
-        start = int(token)
-    size = p.get("maxResults") or 100
-    if not 1 <= size <= 100:
-        raise InvalidParameter("maxResults must be between 1 and 100.")
-    out: dict[str, Any] = {key: items[start:start + size]}
-    if start + size < len(items):
-        out["nextToken"] = str(start + size)
-    return out
+    return paging.page(items, p.get("nextToken"), p.get("maxResults") or 100, key,
+                       invalid=InvalidParameter, bad_token="The nextToken is not valid.")
 
 
 # (method, route) -> (operation, what it calls and renders)
@@ -91,7 +81,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 def error_response(err: ApiError) -> web.Response:
     """REST-JSON errors: the code in x-amzn-ErrorType, the message in the body."""
-    return web.json_response({"message": err.message}, status=err.status,
+    return web.json_response({"message": err.message}, status=http_status(err, "eks"),
                              headers={"x-amzn-ErrorType": err.code,
                                       "x-amzn-RequestId": str(uuid.uuid4())})
 
@@ -139,7 +129,7 @@ def _handler(op_name: str, call: Call) -> Handler:
             params = _params(request, op, body)
             shapes.validate(op, params, "InvalidParameterException",
                             "InvalidParameterException")
-            result = call(eks, params, request.app["settings"].region)
+            result = call(eks, params, request.app[SETTINGS].region)
         except ApiError as err:
             return error_response(err)
         return web.Response(body=json.dumps(result, default=str).encode(),

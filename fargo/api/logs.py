@@ -11,6 +11,7 @@ from ..model.errors import ApiError, InvalidParameterException
 from ..model.names import task_id_from
 from .auth import authenticate
 from .awsjson import error_response
+from .errors import HttpError
 
 LOGS = web.AppKey("logs", ContainerLogs)
 
@@ -33,8 +34,8 @@ async def task_logs(request: web.Request) -> web.StreamResponse:
         return error_response(err)
     task = logs.task(tid)
     if task is None:
-        return error_response(InvalidParameterException("The referenced task was not found.",
-                                                        status=404))
+        return error_response(HttpError("The referenced task was not found.",
+                                        "InvalidParameterException", 404))
     names = [c.name for c in task.containers]
     wanted = request.query.get("container")
     if wanted and wanted not in names:

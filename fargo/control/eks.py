@@ -27,12 +27,10 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 class ResourceNotFound(ApiError):
     code = "ResourceNotFoundException"
-    status = 404
 
 
 class ResourceInUse(ApiError):
     code = "ResourceInUseException"
-    status = 409
 
 
 class ResourceLimitExceeded(ApiError):

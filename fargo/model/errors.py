@@ -4,18 +4,16 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    """An error with an AWS error code (the `__type` of JSON protocols) and an HTTP status."""
+    """An error with an AWS error code (the `__type` of JSON protocols); its HTTP status is
+    the face's business (api/errors.py)."""
 
     code = "ClientException"
-    status = 400
 
-    def __init__(self, message: str, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
-        if status:
-            self.status = status
 
 
 class ClientException(ApiError):
@@ -40,4 +38,3 @@ class ResourceNotFoundException(ApiError):
 
 class ServerException(ApiError):
     code = "ServerException"
-    status = 500
