@@ -103,12 +103,13 @@ class Server:
             self.registry = LocalRegistry(self.settings.state_dir / "registry",
                                           port=self.settings.registry_port)
             await asyncio.to_thread(self.registry.start)
-        mounted = await asyncio.to_thread(self.runtime.prepare, self.settings.warm_filesystems)
+        mounted = await asyncio.to_thread(self.runtime.prepare)
         if mounted:
             log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start, self._task_nets())
         await self.engine.start()
+        self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once

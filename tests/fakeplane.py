@@ -151,7 +151,8 @@ class FakeRuntime:
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.logs: dict[tuple[str, str], bytearray] = {}  # outlive destroy, as on a host
         self.signal_delay = 0.0  # seconds from a catchable signal to the exit it causes
-        self.prepared: int | None = None  # warm_filesystems of prepare(), once called
+        self.prepared = False  # prepare() was called
+        self.warmed: int | None = None  # the count warm() was given
         self.closed = False
         self._timers: list[threading.Timer] = []
 
@@ -185,10 +186,14 @@ class FakeRuntime:
             self._sandbox(tid).stats = stats
 
     # Runtime
-    def prepare(self, warm_filesystems: int) -> list[Path]:
-        self._log.enter("runtime", "prepare", warm_filesystems)
-        self.prepared = warm_filesystems
+    def prepare(self) -> list[Path]:
+        self._log.enter("runtime", "prepare")
+        self.prepared = True
         return []
+
+    def warm(self, count: int) -> None:
+        self._log.enter("runtime", "warm", count)
+        self.warmed = count
 
     def close(self) -> None:
         self._log.enter("runtime", "close")

@@ -51,14 +51,15 @@ class HostRuntime:
         return self.root / "rootfs" / tid / name
 
     # ---- the host as a whole
-    def prepare(self, warm_filesystems: int) -> list[Path]:
-        mounted: list[Path] = []
+    def prepare(self) -> list[Path]:
         try:
-            mounted = self.sandbox.prepare_runtime()
+            return self.sandbox.prepare_runtime()
         except SandboxError as err:  # e.g. mounts refused here: the files stay on disk
             log.warning("runtime files stay where they are: %s", err)
-        self.storage.warm(warm_filesystems)
-        return mounted
+            return []
+
+    def warm(self, count: int) -> None:
+        self.storage.warm(count)
 
     def close(self) -> None:
         self.storage.close()  # the unused warm filesystems detach themselves

@@ -76,7 +76,8 @@ class Ecs:
         tasks: list[tuple[Task, Tags | None]] = []
         for tid, ref in ids.items():
             task = found.get(tid)
-            if task is None or task.cluster_arn != cluster["clusterArn"]:
+            # By name, as ListTasks finds them: a task outlives its cluster's re-creation.
+            if task is None or task.cluster_arn.rsplit("/", 1)[-1] != cluster["clusterName"]:
                 failures.append(Failure(ref, "MISSING", ""))
             else:
                 tasks.append((task, self.store.get_tags(task.arn) if include_tags else None))

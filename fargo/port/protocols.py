@@ -29,9 +29,13 @@ class Images(Protocol):
 class Runtime(Protocol):
     """Sandboxes and their containers, named by task id and container name."""
 
-    def prepare(self, warm_filesystems: int) -> list[Path]:
-        """Once at start-up: runtime dirs in memory, warm task filesystems; returns the
+    def prepare(self) -> list[Path]:
+        """Once at start-up, before tasks are adopted: runtime dirs in memory; returns the
         tmpfs mounts it made."""
+        ...
+
+    def warm(self, count: int) -> None:
+        """Once tasks are adopted: keep `count` task filesystems ready ahead of new tasks."""
         ...
 
     def close(self) -> None: ...

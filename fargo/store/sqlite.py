@@ -64,21 +64,27 @@ class Store:
         """Rows of the `tasks` table older servers wrote become task records, once."""
         if not self._rows("SELECT name FROM sqlite_master WHERE type='table' AND name='tasks'"):
             return
-        unread = 0
+        unread: list[str] = []
         with self._lock:
             self._db.execute("BEGIN")
-            for doc, private in self._db.execute("SELECT doc, private FROM tasks").fetchall():
-                try:
-                    self.put_task(task_from_row(doc, private))
-                except (KeyError, TypeError, ValueError):
-                    unread += 1
-            # Kept under another name when some could not be read: nothing is thrown away.
-            self._db.execute("ALTER TABLE tasks RENAME TO tasks_unread" if unread
-                             else "DROP TABLE tasks")
+            try:
+                for tid, doc, private in self._db.execute(
+                        "SELECT id, doc, private FROM tasks").fetchall():
+                    try:
+                        self.put_task(task_from_row(doc, private))
+                    except Exception:  # noqa: BLE001 - one bad row must not stop the rest
+                        unread.append(tid)
+                # Kept under another name when some could not be read: nothing is lost.
+                self._db.execute("ALTER TABLE tasks RENAME TO tasks_unread" if unread
+                                 else "DROP TABLE tasks")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._db.execute("COMMIT")
         if unread:
-            log.warning("%d task rows of an older server could not be read; they are kept "
-                        "in the table tasks_unread", unread)
+            log.warning("task rows of an older server that could not be read are kept in the "
+                        "table tasks_unread (fargo purge removes what they left running): %s",
+                        ", ".join(unread))
 
     def close(self) -> None:
         self._db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -50,7 +51,7 @@ async def pod_logs(request: web.Request, state: KubeState, cluster: str, ns: str
     tid = (pod.get("_fargo") or {}).get("task")
     logs = request.app[LOGS]
     cursor = logs.cursor(tid, wanted) if tid else None
-    lines = cursor.lines() if cursor else []
+    lines = await asyncio.to_thread(cursor.all_lines) if cursor else []
     if cursor is None or not cursor.exists:
         raise KubeError(400, "BadRequest", f'container "{wanted}" in pod "{name}" is waiting '
                         "to start: ContainerCreating")

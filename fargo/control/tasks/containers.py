@@ -143,7 +143,9 @@ class Containers:
             try:
                 image = (self._images.get(tid) or {}).get(name)
                 if image is None:  # the server restarted since the pull
-                    image = await self.pulls.pull(tid, cdef["image"], self.auth(cdef))
+                    # Shielded: the pull may be shared with other tasks' starts.
+                    image = await asyncio.shield(
+                        self.pulls.pull(tid, cdef["image"], self.auth(cdef)))
                     self._images.setdefault(tid, {})[name] = image
                 await asyncio.to_thread(self.runtime.remove_container, tid, name)
                 await self._create_and_start(task, cdef, image)

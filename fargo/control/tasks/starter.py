@@ -116,11 +116,11 @@ class Starter:
         eni = task.interface
         subnet = self.subnets.get(eni.subnet_id)
         try:
+            if subnet is None:  # deleted since RunTask: nothing of the network is made
+                raise ApiError(f"subnet {eni.subnet_id} is unknown")
             if self.networks:  # into its groups before its interface exists: never unfiltered
                 await asyncio.to_thread(self.networks.task_up, tid, eni.ip, eni.groups,
                                         eni.subnet_id)
-            if subnet is None:
-                raise ApiError(f"subnet {eni.subnet_id} is unknown")
             att = await asyncio.to_thread(self.network.attach, tid, subnet, eni.ip)
         except Exception as err:  # noqa: BLE001 - any failure here is a failed start
             return self.book.fail_start(tid, f"ResourceInitializationError: {err}")
