@@ -256,6 +256,13 @@ class FakeRuntime:
         with self._log.lock:
             return self.container(tid, name).exit or ContainerExit(None)
 
+    def started(self, tid: str, name: str) -> bool:
+        self._log.enter("runtime", "started", tid, name)
+        with self._log.lock:
+            box = self.sandboxes.get(tid)
+            c = box.containers.get(name) if box else None
+            return c is not None and c.state != "created"
+
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         self._log.enter("runtime", "signal", tid, name, sig)
         with self._log.lock:

@@ -218,7 +218,7 @@ def test_a_data_plane_failure_fails_the_start_with_its_message(store: Store,
     run(body)
 
 
-def test_a_restarted_engine_adopts_running_tasks_and_fails_half_made_ones(
+def test_a_restarted_engine_adopts_running_tasks_and_redoes_half_made_starts(
         store: Store, plane: FakePlane) -> None:
     td = taskdef(store)
 
@@ -236,11 +236,11 @@ def test_a_restarted_engine_adopts_running_tasks_and_fails_half_made_ones(
         plane.images.release("busybox")
         second = engine(store, plane)
         await second.start()
-        half_t = await status(second, half.id, "STOPPED")
-        assert half_t.stop_code == "TaskFailedToStart"
-        assert "restarted while the task was starting" in half_t.stopped_reason
+        redone = await status(second, half.id, "RUNNING")  # its start was made again
+        assert redone.desired_status == "RUNNING" and redone.interface.status == "ATTACHED"
+        assert (half.id,) in plane.calls_to("destroy")  # what the first try left went first
         assert second.get(running.id).last_status == "RUNNING"  # adopted, not restarted
-        assert len(plane.calls_to("create_container")) == 1
+        assert [a[0] for a in plane.calls_to("create_container")] == [running.id, half.id]
         plane.runtime.exit(running.id, "app", 0)  # its exit is still noticed
         done = await status(second, running.id, "STOPPED")
         assert done.stop_code == "EssentialContainerExited"
@@ -272,5 +272,30 @@ def test_a_pods_container_comes_back_by_its_restart_policy(store: Store,
         eng.stop_task(task.id, "Pod deleted", grace=0)
         await status(eng, task.id, "STOPPED")
         await eng.close()
+
+    run(body)
+
+
+def test_a_start_whose_containers_began_is_not_run_twice(store: Store,
+                                                        plane: FakePlane) -> None:
+    td = taskdef(store, containers=[
+        {"name": "init", "image": "busybox", "essential": False},
+        {"name": "app", "image": "busybox",
+         "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}]}])
+
+    async def body() -> None:
+        first = engine(store, plane)
+        await first.start()
+        [task] = first.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
+        await until(lambda: plane.runtime.running(task.id) == ["init"])  # app waits on it
+        await first.close()  # the server dies while the task is ACTIVATING
+        assert first.get(task.id).last_status == "ACTIVATING"
+        second = engine(store, plane)
+        await second.start()
+        done = await status(second, task.id, "STOPPED")
+        assert done.stop_code == "TaskFailedToStart"
+        assert "a start is not run twice" in done.stopped_reason
+        assert len(plane.calls_to("create_container")) == 1  # init ran once, app never
+        await second.close()
 
     run(body)

@@ -126,6 +126,11 @@ class HostRuntime:
         st = self.sandbox.state(tid, name)
         return ContainerExit(st.exit_code, st.oom_killed)
 
+    def started(self, tid: str, name: str) -> bool:
+        if name not in self.sandbox.list_containers(tid):
+            return False
+        return self.sandbox.state(tid, name).status not in ("created", "unknown")
+
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         if sig is None:
             sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)

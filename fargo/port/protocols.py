@@ -60,6 +60,11 @@ class Runtime(Protocol):
 
     def result(self, tid: str, name: str) -> ContainerExit: ...
 
+    def started(self, tid: str, name: str) -> bool:
+        """Whether the container's process may have run (it is not merely created): a start
+        the server did not live to record must not be run twice."""
+        ...
+
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         """sig None: the container's own stop signal."""
         ...

@@ -33,6 +33,8 @@ from .turns import StartTurns
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at the containers' exit files
 IDLE = 5.0  # a running task's driver looks again at least this often
+REDO_REFUSED = ("ResourceInitializationError: the server restarted after the task's "
+                "containers had begun to start; a start is not run twice")
 
 
 class TaskEngine:
@@ -128,15 +130,17 @@ class TaskEngine:
         try:
             task = self.book.fresh(tid)
             if not lifecycle.running_or_later(task):
-                if adopt:
-                    # Half-made sandboxes cannot be trusted after a crash: fail the start,
-                    # but stop what did start properly.
-                    lifecycle.request_stop(task, "TaskFailedToStart",
-                                           "ResourceInitializationError: the server restarted "
-                                           "while the task was starting", time.time())
+                if adopt and not await self._can_redo_start(task):
+                    # Its containers may have begun: a start is never run twice. Stop what
+                    # did start properly.
+                    lifecycle.request_stop(task, "TaskFailedToStart", REDO_REFUSED, time.time())
                     self.book.save(task)
                     self.containers.watch_started(task)
+                elif adopt and task.stopping:
+                    self.containers.watch_started(task)  # stopped while it started: tear down
                 else:
+                    if adopt:  # desired RUNNING is a promise: what the crash left is redone
+                        await self._clear_half_start(tid)
                     task = await self.starter.start_in_turn(tid)
             if adopt and lifecycle.running_or_later(task):
                 # Also when it was already stopping: its containers still need a proper stop.
@@ -156,6 +160,27 @@ class TaskEngine:
             self.book.untrack(tid)
             self._drivers.pop(tid, None)
             self.pulls.done_with(tid)  # stopped before its start began
+
+    async def _can_redo_start(self, task: Task) -> bool:
+        """A start cut short by a crash can be made again if none of its containers ran."""
+        if any(c.last_status != "PENDING" for c in task.containers):
+            return False
+        started = await asyncio.to_thread(
+            lambda: [self.runtime.started(task.id, c.name) for c in task.containers])
+        return not any(started)
+
+    async def _clear_half_start(self, tid: str) -> None:
+        """Whatever a start made before the crash goes (each step is idempotent), so the
+        start runs again from the beginning on a clean host."""
+        await asyncio.to_thread(self.runtime.destroy, tid)
+        await asyncio.to_thread(self.network.detach, tid)
+        task = self.book.fresh(tid)
+        task.interface.status, task.interface.mac = "PRECREATED", None
+        task.pull_started_at = task.pull_stopped_at = None
+        for c in task.containers:
+            c.image_digest = c.reason = None
+        task.bump()
+        self.book.save(task)
 
     async def _adopt_running(self, task: Task) -> None:
         if self.hooks:
