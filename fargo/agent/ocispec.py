@@ -32,6 +32,7 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 CAP_SYS_RESOURCE = 24
+NEUTRAL_HOSTNAME = "localhost"  # a container's name when its spec gives none
 
 
 # ---------------------------------------------------------------- capabilities
@@ -190,8 +191,10 @@ def build_config(task_id: str, spec: ContainerSpec, id_base: int, rootfs: Path,
         "linux": {
             "cgroupsPath": f"{CGROUP_PARENT}/{task_id}/{spec.name}",
             "resources": resources(spec),
+            # A cgroup namespace of its own: /proc/self/cgroup and the cgroup mounts show
+            # the container's cgroup as the root, not the host's hierarchy above it.
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-                           {"type": "mount"}, {"type": "user"}, network],
+                           {"type": "mount"}, {"type": "user"}, {"type": "cgroup"}, network],
             "uidMappings": userns.mappings(id_base),
             "gidMappings": userns.mappings(id_base),
             "maskedPaths": MASKED_PATHS + (SYSFS_NET_MASKS if netns_path else []),
@@ -199,6 +202,6 @@ def build_config(task_id: str, spec: ContainerSpec, id_base: int, rootfs: Path,
             "seccomp": seccomp.profile(caps),
         },
     }
-    if spec.hostname:
-        config["hostname"] = spec.hostname
+    # A new UTS namespace starts with the host's name: never let that show through.
+    config["hostname"] = spec.hostname or NEUTRAL_HOSTNAME
     return config

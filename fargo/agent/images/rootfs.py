@@ -8,7 +8,6 @@ import contextlib
 import errno
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from ...port.data import Image
@@ -37,46 +36,25 @@ class RootfsMounter:
         rootfs = Path(target) if target else workdir / "rootfs"
         if os.path.ismount(rootfs):  # an overlay has a device of its own: a stat, not a scan
             raise RootfsError(f"{rootfs} is already mounted")
+        upper, work = workdir / "upper", workdir / "work"
+        for d in (rootfs, upper, work):
+            d.mkdir(parents=True, exist_ok=True)
         if id_base is not None:
-            return self._mount_idmapped(image, workdir, id_base, rootfs)
-        upper, work = workdir / "upper", workdir / "work"
-        for d in (rootfs, upper, work):
-            d.mkdir(parents=True, exist_ok=True)
-        layers_dir = self.content.layers_dir
-        lowers = [p.resolve() for p in reversed(image.layers)] or [self.content.empty_layer()]
-        # Layer dirs are named relative to layers/ (mount runs there) so the option string
-        # stays short.
-        names = [p.name if p.parent == layers_dir.resolve() else str(p) for p in lowers]
-        options = (
-            f"lowerdir={':'.join(names)},upperdir={upper.resolve()},workdir={work.resolve()}"
-        )
-        if len(options) >= MAX_OPTIONS:
-            raise RootfsError(f"too many layers to mount ({len(lowers)})")
-        proc = subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", options, str(rootfs.resolve())],
-            cwd=layers_dir,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise RootfsError(f"overlay mount failed: {proc.stderr.strip()}")
-        return rootfs
-
-    def _mount_idmapped(self, image: Image, workdir: Path, id_base: int, rootfs: Path) -> Path:
-        upper, work = workdir / "upper", workdir / "work"
-        for d in (rootfs, upper, work):
-            d.mkdir(parents=True, exist_ok=True)
-        # The overlay's root directory is the upper dir itself: it must be the mapped root's.
-        os.chown(upper, id_base, id_base)
+            # The overlay's root directory is the upper dir itself: it must be the mapped root's.
+            os.chown(upper, id_base, id_base)
         lowers = [p.resolve() for p in reversed(image.layers)] or [self.content.empty_layer()]
         fds: list[int] = []
         try:
             for layer in lowers:
-                fds.append(userns.idmapped_tree(layer, id_base))
-            # Detached mounts have no path but their fd's: overlayfs resolves that link.
-            names = [f"/proc/{os.getpid()}/fd/{fd}" for fd in fds]
-            options = (f"lowerdir={':'.join(names)},upperdir={upper.resolve()},"
-                       f"workdir={work.resolve()}")
+                fds.append(userns.idmapped_tree(layer, id_base) if id_base is not None
+                           else _path_fd(layer))
+            up, wk = _path_fd(upper), _path_fd(work)
+            fds += [up, wk]
+            # Every layer is named by an fd of ours: overlayfs resolves the link at mount time
+            # and shows the names as given, so a container reading its mountinfo sees
+            # /proc/self/fd/N and nothing of the host's paths (state dir, server pid).
+            options = (f"lowerdir={':'.join(_fd_name(fd) for fd in fds[:len(lowers)])},"
+                       f"upperdir={_fd_name(up)},workdir={_fd_name(wk)}")
             if len(options) >= MAX_OPTIONS:
                 raise RootfsError(f"too many layers to mount ({len(lowers)})")
             mount("overlay", rootfs.resolve(), "overlay", 0, options,
@@ -98,6 +76,14 @@ class RootfsMounter:
         # rmdir, never rmtree: should the unmount have failed we must not recurse into a rootfs.
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(rootfs)
+
+
+def _path_fd(path: Path) -> int:
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _fd_name(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
 
 
 def _umount(path: Path) -> None:
