@@ -14,6 +14,7 @@ import click
 import requests
 
 from .config import DEFAULT_PORT, Settings, default_endpoint
+from .port.errors import AgentError
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -81,7 +82,7 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
         warm_filesystems=warm_filesystems, start_concurrency=start_concurrency)
     try:
         asyncio.run(serve(settings))
-    except (OSError, RuntimeError) as err:  # port taken, registry would not start, ...
+    except (OSError, RuntimeError, AgentError) as err:  # port taken, registry did not start
         click.echo(f"fargo server: {err}", err=True)
         sys.exit(1)
 
@@ -184,12 +185,16 @@ def kubeconfig(cluster: str, endpoint: str) -> None:
               show_default=True, help="The server's state dir.")
 @click.option("--prefix", default="fg", show_default=True, help="The server's --prefix.")
 def purge(state_dir: Path, prefix: str) -> None:
-    """Kill every task on this host and remove its sandbox, mounts, netns and bridges.
+    """Kill every task on this host and remove its sandbox, mounts, netns and bridges, and
+    end the embedded registry a killed server left running.
 
     Run it with the server stopped; a later start records the tasks as STOPPED."""
     from .agent.host import HostRuntime
     from .agent.netplane import HostNetworkPlane
+    from .agent.registry import LocalRegistry
 
+    for pid in LocalRegistry(state_dir / "registry").end_left_over():
+        click.echo(f"ended the embedded registry (pid {pid})")
     HostRuntime(state_dir, HostNetworkPlane(prefix), prefix=prefix).purge()
 
 
