@@ -10,7 +10,7 @@ from typing import Any
 from ..control.ecs import Ecs
 from ..control.tasks.admission import Failure
 from ..model.errors import InvalidParameterException
-from ..model.task import RunTaskRequest
+from ..model.task import RunTaskRequest, check_run_task_params
 from ..model.taskrecord import Task
 from . import paging
 from .ecs_render import task_json
@@ -35,6 +35,7 @@ def _task_with_tags(task: Task, tags: list[dict[str, str]] | None) -> Any:
 
 
 def run_task_request(p: Params) -> RunTaskRequest:
+    check_run_task_params(p)  # nothing given is silently dropped below
     conf = (p.get("networkConfiguration") or {}).get("awsvpcConfiguration")
     strategy = p.get("capacityProviderStrategy")
     return RunTaskRequest(

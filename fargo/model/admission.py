@@ -13,6 +13,35 @@ _GPU_SUFFIX = "/gpu"
 _SUPPORTED_VOLUMES = {"name", "emptyDir", "configMap", "secret", "downwardAPI", "projected",
                       "persistentVolumeClaim", "nfs", "csi", "ephemeral"}
 
+# What fargo runs of a pod: members it honours, those Fargate's rules refuse above, and the
+# apiserver's defaults (with the values that ask for nothing more than fargo does). Any other
+# member given a value is refused by name: never admitted and then ignored. None: any value.
+Known = dict[str, tuple[Any, ...] | None]
+_SPEC_KNOWN: Known = {
+    "containers": None, "initContainers": None, "restartPolicy": None,
+    "terminationGracePeriodSeconds": None, "schedulerName": None, "nodeName": None,
+    "hostNetwork": None, "hostPID": None, "hostIPC": None, "tolerations": None,
+    "hostUsers": None,  # every task has a user namespace of its own anyway
+    "volumes": None, "securityContext": None,  # looked into below
+    "dnsPolicy": ("ClusterFirst", "Default"), "serviceAccountName": ("default",),
+    "serviceAccount": ("default",), "enableServiceLinks": (True, False),
+    "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
+    "automountServiceAccountToken": (False,), "os": ({"name": "linux"},),
+}
+_CONTAINER_KNOWN: Known = {
+    "name": None, "image": None, "command": None, "args": None, "workingDir": None,
+    "env": None, "ports": None, "resources": None, "securityContext": None,
+    "imagePullPolicy": ("Always", "IfNotPresent"),
+    "terminationMessagePath": ("/dev/termination-log",),
+    "terminationMessagePolicy": ("File",),
+}
+_SECURITY_KNOWN: Known = {
+    "runAsUser": None, "runAsGroup": None, "readOnlyRootFilesystem": None, "privileged": None,
+    "allowPrivilegeEscalation": (False,),  # no_new_privs is always set
+}
+_PORT_KNOWN: Known = {"containerPort": None, "name": None, "protocol": None, "hostPort": None}
+_RESOURCES_RUN = ("cpu", "memory")
+
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
@@ -40,11 +69,57 @@ def mutation(pod: dict[str, Any], profiles: list[dict[str, Any]],
     return profile, patch
 
 
-def unsupported(pod: dict[str, Any]) -> list[str]:
-    """Why Fargate cannot run this pod, grouped the way EKS words it; empty when it can."""
+def _given(value: Any) -> bool:
+    return value not in (None, False, [], {}, "")
+
+
+def _not_run(obj: Any, known: Known, at: str) -> list[str]:
+    """The members of obj that are given a value fargo does not run, as field paths."""
+    if not isinstance(obj, dict):
+        return []
+    return [f"{at}.{k}" for k, v in obj.items() if _given(v) and (
+        k not in known or (known[k] is not None and v not in (known[k] or ())))]
+
+
+def unimplemented(pod: dict[str, Any]) -> list[str]:
+    """The fields of a pod (as field paths) that fargo would have to ignore to run it."""
+    spec = pod.get("spec") or {}
+    out = _not_run(spec, _SPEC_KNOWN, "spec")
+    if _given(spec.get("volumes")):  # of the types Fargate takes: none is mounted here yet
+        out.append("spec.volumes")
+    # fargo applies a container's own securityContext only.
+    out += _not_run(spec.get("securityContext"), {}, "spec.securityContext")
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            if isinstance(c, dict):
+                out += _container_unimplemented(c, f"spec.{group}[{i}]")
+    return list(dict.fromkeys(out))
+
+
+def _container_unimplemented(c: dict[str, Any], at: str) -> list[str]:
+    out = _not_run(c, _CONTAINER_KNOWN, at)
+    if any(isinstance(e, dict) and "valueFrom" in e for e in c.get("env") or []):
+        out.append(f"{at}.env.valueFrom")
+    out += _not_run(c.get("securityContext"), _SECURITY_KNOWN, f"{at}.securityContext")
+    for p in c.get("ports") or []:
+        out += _not_run(p, _PORT_KNOWN, f"{at}.ports")
+    res = c.get("resources") or {}
+    if isinstance(res, dict):
+        out += _not_run(res, {"requests": None, "limits": None}, f"{at}.resources")
+        for part in ("requests", "limits"):
+            out += [f"{at}.resources.{part}.{k}" for k in res.get(part) or {}
+                    if k not in _RESOURCES_RUN and not k.endswith(_GPU_SUFFIX)]
+    return out
+
+
+def unsupported(pod: dict[str, Any], fargo_runs: bool = True) -> list[str]:
+    """Why Fargate cannot run this pod, grouped the way EKS words it; empty when it can.
+    With fargo_runs (fargo itself is to run it), also what fargo does not implement."""
     spec = pod.get("spec") or {}
     fields = [f for key, f in (("hostNetwork", "HostNetwork"), ("hostPID", "HostPID"),
                                ("hostIPC", "HostIPC")) if spec.get(key)]
+    if fargo_runs:
+        fields += unimplemented(pod)
     privileged, host_ports, gpus = [], [], []
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         if ((c.get("securityContext") or {}).get("privileged")):
@@ -79,13 +154,13 @@ def unsupported(pod: dict[str, Any]) -> list[str]:
 
 
 def verdict(pod: dict[str, Any], profiles: list[dict[str, Any]],
-            namespace: str) -> str | None:
+            namespace: str, fargo_runs: bool = True) -> str | None:
     """None when the pod may be created; otherwise the refusal message. Pods no profile
     matches are not Fargate's to judge."""
     labels = (pod.get("metadata") or {}).get("labels") or {}
     if choose_profile(profiles, namespace, labels) is None:
         return None
-    parts = unsupported(pod)
+    parts = unsupported(pod, fargo_runs)
     return "Pod not supported on Fargate: " + "; ".join(parts) if parts else None
 
 

@@ -10,7 +10,13 @@ from typing import Any
 from .errors import ClientException, InvalidParameterException
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
-from .taskdef import check_environment
+from .taskdef import (
+    check_environment,
+    check_implemented,
+    check_mount_sources,
+    present,
+    unknown_given,
+)
 from .taskrecord import Container, Interface, Task
 from .vpc import Subnet
 
@@ -165,3 +171,58 @@ def require_fargate(td: dict[str, Any]) -> None:
         raise ClientException("Task definition does not support launch_type FARGATE.")
     if td["status"] != "ACTIVE":
         raise ClientException("TaskDefinition is inactive")
+    # A definition an older fargo stored with what this one refuses is not run without it.
+    check_mount_sources(td)
+    check_implemented(td)
+
+
+# RunTask's members (botocore's ecs shapes) that fargo honours; any other given a value is
+# refused by name rather than ignored.
+_RUN_TASK_KNOWN = frozenset({
+    "capacityProviderStrategy", "cluster", "count", "group", "launchType",
+    "networkConfiguration", "overrides", "startedBy", "tags", "taskDefinition", "clientToken",
+    "platformVersion",
+})
+_EC2_ONLY = ("placementConstraints", "placementStrategy")
+_AWSVPC_KNOWN = frozenset({"subnets", "securityGroups", "assignPublicIp"})
+_OVERRIDES_KNOWN = frozenset({"containerOverrides", "cpu", "memory", "taskRoleArn",
+                              "executionRoleArn"})
+_CONTAINER_OVERRIDE_KNOWN = frozenset({"name", "command", "environment", "cpu", "memory",
+                                       "memoryReservation"})
+PLATFORM_VERSIONS = ("LATEST", "1.4.0")  # fargo behaves as Fargate's platform 1.4.0
+
+
+def _not_honoured(member: str) -> InvalidParameterException:
+    return InvalidParameterException(f"The '{member}' parameter is not supported by fargo.")
+
+
+def check_run_task_params(p: dict[str, Any]) -> None:
+    """Refuse RunTask members fargo would otherwise accept and not act on."""
+    for name in _EC2_ONLY:
+        if present(p.get(name)):
+            raise InvalidParameterException(
+                f"The '{name}' parameter is not supported on Fargate.")
+    version = p.get("platformVersion")
+    if version is not None and version not in PLATFORM_VERSIONS:
+        raise InvalidParameterException(
+            f"Platform version {str(version)[:32]} is not supported by fargo; use LATEST "
+            "or 1.4.0.")
+    if p.get("propagateTags") == "NONE":  # what fargo does anyway
+        p = {k: v for k, v in p.items() if k != "propagateTags"}
+    member = unknown_given(p, _RUN_TASK_KNOWN | set(_EC2_ONLY))
+    if member:
+        raise _not_honoured(member)
+    vpc = (p.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+    member = unknown_given(vpc, _AWSVPC_KNOWN)
+    if member:
+        raise _not_honoured(f"awsvpcConfiguration.{member}")
+    if vpc.get("assignPublicIp") == "ENABLED":  # tasks here have private addresses only
+        raise _not_honoured("awsvpcConfiguration.assignPublicIp")
+    overrides = p.get("overrides") or {}
+    member = unknown_given(overrides, _OVERRIDES_KNOWN)
+    if member:
+        raise _not_honoured(f"overrides.{member}")
+    for co in overrides.get("containerOverrides") or []:
+        member = unknown_given(co, _CONTAINER_OVERRIDE_KNOWN)
+        if member:
+            raise _not_honoured(f"containerOverrides.{member}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, NoReturn
 
 from .errors import ClientException
@@ -19,12 +20,38 @@ _ALLOWED_CAPS = {"SYS_PTRACE"}
 MAX_STOP_TIMEOUT = 120
 DEFAULT_STOP_TIMEOUT = 30
 
+# The members of RegisterTaskDefinition's input (botocore's ecs shapes) that fargo knows: it
+# runs them as ECS does, or Fargate's own rules above refuse them. A member not named here
+# that is given a value is refused by name: never stored and then ignored. (The task
+# definition as stored also carries what registration adds.)
+_TASKDEF_KNOWN = frozenset({
+    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions",
+    "volumes", "placementConstraints", "requiresCompatibilities", "cpu", "memory", "tags",
+    "ipcMode", "ephemeralStorage", "runtimePlatform",
+    "taskDefinitionArn", "revision", "status", "compatibilities", "requiresAttributes",
+    "registeredAt", "registeredBy", "deregisteredAt", "deleteRequestedAt",
+})
+_CONTAINER_KNOWN = frozenset({
+    "name", "image", "repositoryCredentials", "cpu", "memory", "memoryReservation",
+    "portMappings", "essential", "entryPoint", "command", "environment", "dependsOn",
+    "stopTimeout", "user", "workingDirectory", "readonlyRootFilesystem", "linuxParameters",
+    "resourceRequirements",
+    # Images are resolved at each start: a digest is never pinned, either way.
+    "versionConsistency",
+    *_CONTAINER_FORBIDDEN,
+})
+_LINUX_KNOWN = frozenset({"capabilities", *_LINUX_FORBIDDEN})
+# name and appProtocol only configure Service Connect, which nothing here offers to use.
+_PORT_KNOWN = frozenset({"containerPort", "hostPort", "protocol", "name", "appProtocol"})
+_VOLUME_KNOWN = frozenset({"name", "host", "dockerVolumeConfiguration"})
+_HOST_ARCH = {"x86_64": "X86_64", "aarch64": "ARM64"}.get(os.uname().machine)
+
 
 def _fail(msg: str) -> NoReturn:
     raise ClientException(msg)
 
 
-def _present(value: object) -> bool:
+def present(value: object) -> bool:
     return value not in (None, False, [], {}, "")
 
 
@@ -36,23 +63,23 @@ def check_fargate(td: dict[str, Any]) -> None:
         _fail("Fargate requires that 'cpu' be defined at the task level.")
     if "memory" not in td:
         _fail("Fargate requires that 'memory' be defined at the task level.")
-    if _present(td.get("ipcMode")):
+    if present(td.get("ipcMode")):
         _fail("The 'ipcMode' parameter is not supported on Fargate.")
     if td.get("pidMode") not in (None, "task"):
         _fail("Fargate only supports pidMode 'task'.")
-    if _present(td.get("placementConstraints")):
+    if present(td.get("placementConstraints")):
         _fail("The 'placementConstraints' parameter is not supported on Fargate.")
     for vol in td.get("volumes") or []:
-        if _present(vol.get("dockerVolumeConfiguration")):
+        if present(vol.get("dockerVolumeConfiguration")):
             _fail(f"Volume '{vol.get('name')}': 'dockerVolumeConfiguration' is not supported on Fargate.")
-        if _present((vol.get("host") or {}).get("sourcePath")):
+        if present((vol.get("host") or {}).get("sourcePath")):
             _fail(f"Volume '{vol.get('name')}': host 'sourcePath' is not supported on Fargate.")
     cpu, mem = int(td["cpu"]), int(td["memory"])
     used_cpu = used_mem = 0
     for c in td["containerDefinitions"]:
         name = c["name"]
         for field in _CONTAINER_FORBIDDEN:
-            if _present(c.get(field)):
+            if present(c.get(field)):
                 _fail(f"Container '{name}': the '{field}' parameter is not supported on Fargate.")
         linux = c.get("linuxParameters") or {}
         for field in _LINUX_FORBIDDEN:
@@ -77,6 +104,67 @@ def check_fargate(td: dict[str, Any]) -> None:
     if used_mem > mem:
         _fail(f"Invalid 'memory' setting for task: containers ask for {used_mem} MiB, "
               f"more than the task's {mem}.")
+
+
+def _not_run(field: str, container: str | None = None) -> NoReturn:
+    where = f"Container '{container}': the" if container else "The"
+    _fail(f"{where} '{field}' parameter is not supported by fargo.")
+
+
+def unknown_given(obj: dict[str, Any], known: frozenset[str]) -> str | None:
+    """The first member of obj that fargo does not know and that is given a value."""
+    return next((k for k, v in obj.items() if k not in known and present(v)), None)
+
+
+def check_mount_sources(td: dict[str, Any]) -> None:
+    """AWS's own rule: every mountPoint names a volume the definition declares."""
+    declared = {v.get("name") for v in td.get("volumes") or []}
+    for c in td.get("containerDefinitions") or []:
+        for mp in c.get("mountPoints") or []:
+            if mp.get("sourceVolume") not in declared:
+                _fail(f"Unknown volume '{str(mp.get('sourceVolume'))[:255]}'.")
+
+
+def check_implemented(td: dict[str, Any]) -> None:
+    """Refuse, naming it, a member fargo would otherwise keep but not act on."""
+    field = unknown_given(td, _TASKDEF_KNOWN)
+    if field:
+        _not_run(field)
+    if td.get("pidMode") == "task":  # one pid namespace per container here, not per task
+        _not_run("pidMode")
+    platform = td.get("runtimePlatform") or {}
+    if platform.get("operatingSystemFamily") not in (None, "LINUX"):
+        _not_run("runtimePlatform.operatingSystemFamily")
+    if platform.get("cpuArchitecture") not in (None, _HOST_ARCH):
+        _fail(f"The 'runtimePlatform.cpuArchitecture' {platform['cpuArchitecture']} is not "
+              f"supported by fargo on this host ({_HOST_ARCH or 'unknown'}).")
+    for vol in td.get("volumes") or []:
+        field = unknown_given(vol, _VOLUME_KNOWN)
+        if field:
+            _fail(f"Volume '{str(vol.get('name'))[:255]}': the '{field}' parameter is not "
+                  "supported by fargo.")
+    for c in td.get("containerDefinitions") or []:
+        _check_container_implemented(c)
+
+
+def _check_container_implemented(c: dict[str, Any]) -> None:
+    name = str(c.get("name"))[:255]
+    given = dict(c)
+    if not (given.get("restartPolicy") or {}).get("enabled"):
+        given.pop("restartPolicy", None)  # a policy turned off asks for nothing
+    field = unknown_given(given, _CONTAINER_KNOWN)
+    if field:
+        _not_run(field, name)
+    field = unknown_given(c.get("linuxParameters") or {}, _LINUX_KNOWN)
+    if field:
+        _not_run(f"linuxParameters.{field}", name)
+    for pm in c.get("portMappings") or []:
+        field = unknown_given(pm, _PORT_KNOWN)
+        if field:
+            _not_run(f"portMappings.{field}", name)
+    for req in c.get("resourceRequirements") or []:
+        if req.get("type") != "GPU":  # GPUs: Fargate's own refusal
+            _not_run("resourceRequirements", name)
 
 
 def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +254,7 @@ def normalize(req: dict[str, Any]) -> dict[str, Any]:
     names = [c.get("name") for c in containers]
     if len(set(names)) != len(names):
         _fail("Container names must be unique within a task definition.")
+    check_mount_sources(req)
     td: dict[str, Any] = {k: copy.deepcopy(v) for k, v in req.items() if k != "tags"}
     td["containerDefinitions"] = [_normalize_container(c) for c in containers]
     if not any(c["essential"] for c in td["containerDefinitions"]):
@@ -195,6 +284,7 @@ def normalize(req: dict[str, Any]) -> dict[str, Any]:
         fargate_error = err
     if "FARGATE" in requires and fargate_error:
         raise fargate_error
+    check_implemented(td)
     td["compatibilities"] = compat
     td["requiresAttributes"] = []
     return td
