@@ -1,4 +1,5 @@
-"""One HTTP port for every face: AWS JSON (ECS), EC2 query, and fargo's own paths."""
+"""One HTTP port for every face: AWS JSON (ECS, Secrets Manager), EC2 query, EKS REST-JSON,
+each cluster's Kubernetes API, and fargo's own paths."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from ..control.logs import ContainerLogs
 from ..control.pods import Pods
 from ..control.secrets import Secrets
 from ..model.errors import ApiError
-from . import awsjson, ec2query
+from . import awsjson, body, ec2query
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import secrets as secrets_face
 from .auth import authenticate
+from .body import BodyError
 from .ec2 import Ec2Face
 from .errors import HttpError
+from .http import Kind, Runner, face_of_request, refuse
 from .keys import IAM, SETTINGS
 from .kube import admission as kube_admission
 from .kube import auth as kube_auth
@@ -33,40 +36,52 @@ from .kube import routes as kube_routes
 from .logs import LOGS, task_logs
 
 log = logging.getLogger("fargo.api")
-async def _read_body(request: web.Request) -> bytes:
-    """The whole body, or the AWS error for one past the limit (client_max_size enforces it)."""
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].max_body
-        raise ApiError(f"The request body is larger than {limit} bytes.",
-                       code="SerializationException") from None
 
 
 async def root(request: web.Request) -> web.Response:
-    """POST /: the JSON protocols carry X-Amz-Target; the query protocol carries Action."""
-    is_json = "X-Amz-Target" in request.headers
+    """/: the JSON protocols POST with X-Amz-Target naming the action; the query protocol
+    carries Action in a POSTed form or, as EC2 also takes it, in a GET's query string."""
+    if "X-Amz-Target" in request.headers:
+        return await _json(request)
+    return await _query(request)
+
+
+async def _json(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        return awsjson.error_response(HttpError(
+            f"The JSON protocol takes POST, not {request.method}.",
+            "UnknownOperationException", 405))
     try:
-        body = await _read_body(request)
+        sent = await body.read(request)
+    except BodyError as err:
+        return awsjson.error_response(ApiError(err.message, code="SerializationException"))
+    target = request.headers["X-Amz-Target"]
+    prefix = target.split(".", 1)[0]
+    if prefix not in request.app[JSON_SERVICES]:
+        return awsjson.error_response(ApiError(f"Unknown operation {target[:200]!r}.",
+                                               code="UnknownOperationException"))
+    service, handlers = request.app[JSON_SERVICES][prefix]
+    try:  # the signature first, then the decoding: no unsigned gzip bomb is inflated
+        authenticate(request, sent, service, "json")
+        data = body.decoded(request, sent)
     except ApiError as err:
-        return awsjson.error_response(err) if is_json else ec2query.error_response(err)
-    if is_json:
-        target = request.headers["X-Amz-Target"]
-        prefix = target.split(".", 1)[0]
-        if prefix not in request.app[JSON_SERVICES]:
-            return awsjson.error_response(ApiError(f"Unknown operation {target[:200]!r}.",
-                                                   code="UnknownOperationException"))
-        service, handlers = request.app[JSON_SERVICES][prefix]
-        try:
-            authenticate(request, body, service, "json")
-        except ApiError as err:
-            return awsjson.error_response(err)
-        return await awsjson.dispatch_json(request, body, service, prefix, handlers)
+        return awsjson.error_response(err)
+    except BodyError as err:
+        return awsjson.error_response(ApiError(err.message, code="SerializationException"))
+    return await awsjson.dispatch_json(request, data, service, prefix, handlers)
+
+
+async def _query(request: web.Request) -> web.Response:
     try:
-        authenticate(request, body, "ec2", "ec2")
+        sent = await body.read(request) if request.method == "POST" else b""
+        authenticate(request, sent, "ec2", "ec2")
+        form = body.decoded(request, sent) if request.method == "POST" else \
+            request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
     except ApiError as err:
         return ec2query.error_response(err)
-    return await ec2query.dispatch_query(body, request.app[EC2_HANDLERS])
+    except BodyError as err:
+        return ec2query.error_response(ApiError(err.message, code="InvalidRequest"))
+    return await ec2query.dispatch_query(form, request.app[EC2_HANDLERS])
 
 
 async def health(request: web.Request) -> web.Response:
@@ -74,26 +89,23 @@ async def health(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def _no_tracebacks(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Whatever goes wrong inside answers in the AWS error shape, never a bare 500 page."""
+async def _in_face_shape(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Whatever goes wrong inside (no route, a method the path does not take, a fault)
+    answers in the error shape of the face the request was for, never aiohttp's page."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status >= 400:
-            return _error(request, HttpError(exc.reason or "Bad request", "ClientException",
-                                             exc.status))
-        raise
+        if exc.status < 400:
+            raise
+        kind = {404: Kind.NOT_FOUND, 405: Kind.METHOD}.get(exc.status, Kind.UNREADABLE)
+        return refuse(face_of_request(request), kind, exc.status,
+                      f"{exc.reason}: {request.method} {request.path[:200]}")
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(request, ApiError("Internal error in fargo.", code="ServerException"))
+        log.exception("unhandled error on %s %s", request.method, request.path[:200])
+        return refuse(face_of_request(request), Kind.FAULT, 500, "Internal error in fargo.")
 
 
-def _error(request: web.Request, err: ApiError) -> web.Response:
-    """In the caller's protocol: JSON for the JSON faces, XML for EC2's query protocol."""
-    if request.method == "POST" and request.path == "/" and "X-Amz-Target" not in request.headers:
-        return ec2query.error_response(err)
-    return awsjson.error_response(err)
-
+__all__ = ["Faces", "Runner", "build_app"]
 
 JsonService = tuple[str, dict[str, awsjson.Handler]]  # (botocore service name, handlers)
 JSON_SERVICES = web.AppKey("json_services", dict[str, JsonService])
@@ -116,7 +128,7 @@ class Faces:
 
 
 def build_app(faces: Faces) -> web.Application:
-    app = web.Application(middlewares=[_no_tracebacks],
+    app = web.Application(middlewares=[_in_face_shape],
                           client_max_size=faces.settings.max_body)
     app[SETTINGS] = faces.settings
     app[IAM] = faces.iam
@@ -127,6 +139,7 @@ def build_app(faces: Faces) -> web.Application:
     }
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app.router.add_post("/", root)
+    app.router.add_get("/", root)  # and HEAD
     app.router.add_get("/fargo/health", health)
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
     if faces.eks and faces.kube_state and faces.pods:

@@ -22,10 +22,30 @@ Handler = Callable[[JsonObject, str], JsonObject | Awaitable[JsonObject]]
 
 
 def error_response(err: ApiError) -> web.Response:
+    """The code in `__type` and, as AWS's JSON services also send it, in x-amzn-ErrorType."""
     body = {"__type": err.code, "message": err.message}
     return web.json_response(body, status=http_status(err),
                              content_type="application/x-amz-json-1.1",
-                             headers={"x-amzn-RequestId": str(uuid.uuid4())})
+                             headers={"x-amzn-RequestId": str(uuid.uuid4()),
+                                      "x-amzn-ErrorType": err.code})
+
+
+def loads(body: bytes, code: str) -> Any:
+    """A request's JSON, strictly: UTF-8 (no BOM), no lone surrogate (no answer could echo
+    it), no NaN, at most 1,024 levels deep; else ApiError(code)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise ApiError(f"Malformed request body: {err}"[:300], code=code) from None
+
+
+def dumps(result: Any) -> bytes:
+    """orjson, or, for what it refuses (a lone surrogate a store kept from an older server,
+    an integer past 64 bits), the standard library's escaped JSON."""
+    try:
+        return orjson.dumps(result, default=str)
+    except TypeError:
+        return json.dumps(result, default=str).encode()
 
 
 async def dispatch_json(request: web.Request, body: bytes, service_name: str, prefix: str,
@@ -37,11 +57,7 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         if op is None:
             raise ApiError(f"Unknown operation {target[:200]!r}.",
                            code="UnknownOperationException")
-        try:
-            params = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError) as err:
-            raise ApiError(f"Malformed request body: {err}"[:300],
-                           code="SerializationException") from None
+        params = loads(body or b"{}", "SerializationException")
         shapes.validate(op, params, "SerializationException", "InvalidParameterException")
         handler = handlers.get(action)
         if handler is None:
@@ -51,6 +67,6 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         result = await answer if isinstance(answer, Awaitable) else answer
     except ApiError as err:
         return error_response(err)
-    return web.Response(body=orjson.dumps(result or {}, default=str),
+    return web.Response(body=dumps(result or {}),
                         content_type="application/x-amz-json-1.1",
                         headers={"x-amzn-RequestId": str(uuid.uuid4())})

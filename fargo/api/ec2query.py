@@ -21,10 +21,12 @@ XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 
 def parse_form(body: bytes) -> dict[str, str]:
+    """A form (the POST body, or a GET's query string): UTF-8, and so are its %-escapes."""
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              strict_parsing=False, errors="strict"))
     except UnicodeDecodeError:
-        raise ApiError("The request body is not valid UTF-8.", code="InvalidParameterValue") \
+        raise ApiError("The request is not valid UTF-8.", code="InvalidParameterValue") \
             from None
 
 
@@ -110,7 +112,16 @@ def _xml(shape: Shape, value: Any) -> str:
         return "".join(f"<{tag}>{_xml(shape.member, v)}</{tag}>" for v in value)
     if shape.type_name == "boolean":
         return "true" if value else "false"
-    return escape(str(value))
+    return _text(str(value))
+
+
+# Characters XML 1.0 cannot carry even escaped (NUL and most C0 controls), and lone
+# surrogates no encoder writes: an answer that echoes hostile input must still parse.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _text(value: str) -> str:
+    return escape(_NOT_XML.sub("\ufffd", value))
 
 
 def render(action: str, result: dict[str, Any]) -> web.Response:
@@ -122,15 +133,9 @@ def render(action: str, result: dict[str, Any]) -> web.Response:
     return web.Response(text=body, content_type="text/xml")
 
 
-# Characters XML 1.0 cannot carry even escaped (NUL and most C0 controls): a message that
-# echoes hostile input must still parse.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
 def error_response(err: ApiError) -> web.Response:
-    message = _NOT_XML.sub("\ufffd", err.message)
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
-            f"<Code>{escape(err.code)}</Code><Message>{escape(message)}</Message>"
+            f"<Code>{_text(err.code)}</Code><Message>{_text(err.message)}</Message>"
             f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>")
     return web.Response(text=body, status=http_status(err), content_type="text/xml")
 

@@ -18,6 +18,9 @@ from ..model.errors import ApiError
 from ..model.profiles import InvalidParameter
 from . import paging, shapes
 from .auth import authenticate
+from .awsjson import loads
+from .body import BodyError, decoded
+from .body import read as read_body
 from .errors import http_status
 from .keys import SETTINGS
 
@@ -90,11 +93,7 @@ def _params(request: web.Request, op: OperationModel, body: bytes) -> dict[str, 
     """URI labels, query string and JSON body merged into the operation's input shape."""
     params: dict[str, Any] = {}
     if body.strip():
-        try:
-            params = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as err:
-            raise ApiError(f"Malformed request body: {err}"[:300],
-                           code="BadRequestException") from None
+        params = loads(body, "BadRequestException")
         if not isinstance(params, dict):
             raise ApiError("The request body must be a JSON object.", code="BadRequestException")
     members = op.input_shape.members if op.input_shape else {}
@@ -118,12 +117,9 @@ def _handler(op_name: str, call: Call) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         eks = request.app[EKS]
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(ApiError("The request body is too large.",
-                                           code="BadRequestException"))
-        try:
-            authenticate(request, body, "eks", "rest")
+            sent = await read_body(request)
+            authenticate(request, sent, "eks", "rest")
+            body = decoded(request, sent)
             op = shapes.operation("eks", op_name)
             assert op is not None
             params = _params(request, op, body)
@@ -132,6 +128,8 @@ def _handler(op_name: str, call: Call) -> Handler:
             result = call(eks, params, request.app[SETTINGS].region)
         except ApiError as err:
             return error_response(err)
+        except BodyError as err:
+            return error_response(ApiError(err.message, code="BadRequestException"))
         return web.Response(body=json.dumps(result, default=str).encode(),
                             content_type="application/json",
                             headers={"x-amzn-RequestId": str(uuid.uuid4())})

@@ -6,12 +6,38 @@ import functools
 import re
 
 import botocore.session
-from botocore.model import OperationModel, ServiceModel
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from ..model.errors import ApiError
 
 _CLASS = re.compile(r"<class '(\w+)'>")
+# AWS's services hold these in Java's int and long: a larger number is refused, not stored.
+_BOUNDS = {"integer": (-(2 ** 31), 2 ** 31 - 1), "long": (-(2 ** 63), 2 ** 63 - 1)}
+
+
+def _out_of_range(value: object, shape: Shape, name: str) -> str | None:
+    """The first number (by its parameter's name) past its type's range, in a value that
+    already has the shape's types."""
+    bounds = _BOUNDS.get(shape.type_name)
+    if bounds is not None:
+        ok = not isinstance(value, int) or bounds[0] <= value <= bounds[1]
+        return None if ok else f"Invalid value for parameter {name}, value: {value}, valid " \
+            f"range: {bounds[0]} to {bounds[1]}"
+    found: str | None = None
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        for key, member in shape.members.items():
+            if key in value and (found := _out_of_range(value[key], member, f"{name}.{key}")):
+                break
+    elif isinstance(shape, ListShape) and isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _out_of_range(item, shape.member, f"{name}[{i}]"):
+                break
+    elif isinstance(shape, MapShape) and isinstance(value, dict):
+        for key, item in value.items():
+            if found := _out_of_range(item, shape.value, f"{name}.{key}"):
+                break
+    return found
 
 
 @functools.cache
@@ -32,8 +58,14 @@ def validate(op: OperationModel, params: object, type_error: str, missing_error:
         raise ApiError("The request body must be a JSON object.", code=type_error)
     if op.input_shape is None:  # an operation that takes nothing
         return
-    report = ParamValidator().validate(params, op.input_shape)
+    try:
+        report = ParamValidator().validate(params, op.input_shape)
+    except Exception:  # noqa: BLE001 - botocore fails on timestamps no clock holds (1e20)
+        raise ApiError("A parameter is out of range (a timestamp no clock holds).",
+                       code=type_error) from None
     if not report.has_errors():
+        if found := _out_of_range(params, op.input_shape, "input"):
+            raise ApiError(found.replace("parameter input.", "parameter ", 1), code=missing_error)
         return
     kinds = {e[0] for e in report._errors}
     text = _CLASS.sub(r"\1", report.generate_report())

@@ -32,7 +32,10 @@ async def watch(request: web.Request, state: KubeState, cluster: str, res: Resou
     resource = res.plural
     since = _since(request.query.get("resourceVersion"))
     raw_timeout = request.query.get("timeoutSeconds", "")
-    timeout = float(raw_timeout) if raw_timeout.isascii() and raw_timeout.isdigit() else 1800.0
+    if raw_timeout and not (raw_timeout.isascii() and raw_timeout.isdigit()):
+        raise bad_request(f"timeoutSeconds must be a whole number of seconds: "
+                          f"{raw_timeout[:40]!r}")
+    timeout = float(raw_timeout[:8]) if raw_timeout else 1800.0
     as_table = tables.wants_table(request.headers.get("Accept", ""))
     include = request.query.get("includeObject")
     w, backlog = state.watch(cluster, resource, ns, since)

@@ -13,6 +13,7 @@ from ...model import kubeobj
 from ...model.admission import apply_json_patch
 from ...model.kubeerrors import KubeError, bad_request
 from ...model.kubeobj import MAX_GRACE
+from .. import body
 from . import protobuf
 
 
@@ -25,11 +26,16 @@ def json_response(body: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-async def read_body(request: web.Request) -> Any:
+async def _read(request: web.Request) -> bytes:
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise KubeError(413, "RequestEntityTooLarge", "the request body is too large") from None
+        return await body.read_decoded(request)
+    except body.BodyError as err:
+        reason = {413: "RequestEntityTooLarge", 415: "UnsupportedMediaType"}
+        raise KubeError(err.status, reason.get(err.status, "BadRequest"), err.message) from None
+
+
+async def read_body(request: web.Request) -> Any:
+    raw = await _read(request)
     if not raw.strip():
         raise bad_request("the request body is empty")
     ctype = request.content_type
@@ -57,7 +63,7 @@ async def delete_grace(request: web.Request) -> int | None:
     the object's own)."""
     body: Any = None
     if request.can_read_body:
-        raw = await request.read()
+        raw = await _read(request)
         if raw.strip():
             try:
                 body = json.loads(raw)

@@ -1,0 +1,71 @@
+"""What each face's error looks like on the wire, and a raw signed request to any face: shared
+by the hardening and fuzz tests."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
+JSON_TYPE = "application/x-amz-json-1.1"
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def send(srv, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+         service: str = "ecs", sign: bool = True, timeout: float = 10) -> requests.Response:
+    """A request as an SDK sends it (SigV4 over exactly these bytes), or unsigned."""
+    url = srv.endpoint + path
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    if sign:
+        SigV4Auth(Credentials(srv.key_id, srv.secret), service, "us-east-1").add_auth(req)
+    return requests.request(method, url, data=body, headers=dict(req.headers.items()),
+                            timeout=timeout)
+
+
+def json_error(status: int, headers, body: bytes) -> str:
+    """AWS JSON 1.1: {"__type", "message"}; returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    doc = json.loads(body)
+    assert isinstance(doc, dict) and doc.get("__type") and isinstance(doc.get("message"), str), \
+        body[:300]
+    return str(doc["__type"])
+
+
+def ec2_error(status: int, headers, body: bytes) -> str:
+    """EC2 query: <Response><Errors><Error><Code/><Message/>; returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    root = ET.fromstring(body)
+    assert root.tag == "Response", body[:300]
+    code = root.findtext("Errors/Error/Code")
+    assert code and root.find("Errors/Error/Message") is not None, body[:300]
+    return code
+
+
+def eks_error(status: int, headers, body: bytes) -> str:
+    """REST-JSON: the code in x-amzn-ErrorType, {"message"} in the body; returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    code = {k.lower(): v for k, v in headers.items()}.get("x-amzn-errortype")
+    doc = json.loads(body)
+    assert code and isinstance(doc, dict) and isinstance(doc.get("message"), str), body[:300]
+    return str(code)
+
+
+def kube_error(status: int, headers, body: bytes) -> str:
+    """A Kubernetes Status whose code is the HTTP status; returns its reason."""
+    assert 400 <= status < 500, (status, body[:300])
+    doc = json.loads(body)
+    assert doc.get("kind") == "Status" and doc.get("status") == "Failure", body[:300]
+    assert doc.get("code") == status and doc.get("reason"), body[:300]
+    return str(doc["reason"])
+
+
+SHAPES = {"json": json_error, "ec2": ec2_error, "eks": eks_error, "kube": kube_error}
+
+
+def error_of(face: str, r: requests.Response) -> str:
+    return SHAPES[face](r.status_code, r.headers, r.content)
