@@ -14,7 +14,7 @@ from .agent.netplane import HostNetworkPlane
 from .agent.ocispec import raise_nofile_limit
 from .agent.registry import LocalRegistry
 from .api import metadata as metadata_face
-from .api.app import Faces, build_app
+from .api.app import Faces, Runner, build_app
 from .api.ec2 import Ec2Face
 from .api.tls import server_tls
 from .config import Settings
@@ -108,13 +108,15 @@ class Server:
             log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start, self._task_nets())
+        # The API app before the tasks are adopted: their networks carry it (signed only).
+        self._runner = Runner(build_app(self.faces()))  # fargo's limits and error shapes
+        await self._runner.setup()
+        if self.settings.auth:
+            self.iam.ensure_root_key()  # before the port opens: clients may ask at once
+            self.endpoints.serve_api(self._runner)
         await self.engine.start()
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
-        if self.settings.auth:
-            self.iam.ensure_root_key()  # before the port opens: clients may ask at once
-        self._runner = web.AppRunner(build_app(self.faces()), access_log=None)
-        await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,

@@ -351,7 +351,7 @@ class FakeNetwork:
         with self._log.lock:
             self.bridges.pop(subnet_id, None)
 
-    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment:
+    def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
         self._log.enter("network", "attach", tid, subnet, ip)
         net = ipaddress.ip_network(subnet.cidr)
         if ipaddress.ip_address(ip) not in net:
@@ -373,6 +373,9 @@ class FakeNetwork:
         """A listening socket on a free loopback port (a host's is 169.254.170.2:80 in the
         task's netns)."""
         self._log.enter("network", "metadata_listener", tid)
+        return self._listener(tid)
+
+    def _listener(self, tid: str) -> socket.socket:
         with self._log.lock:
             if tid not in self.attached:
                 raise NetworkError(f"task {tid} has no network namespace")
@@ -382,6 +385,11 @@ class FakeNetwork:
         with self._log.lock:
             self._listeners.append(sock)
         return sock
+
+    def api_listener(self, tid: str, address: str) -> socket.socket:
+        """Like metadata_listener's (a host's is address:80 in the task's netns)."""
+        self._log.enter("network", "api_listener", tid, address)
+        return self._listener(tid)
 
     def apply_firewall(self, spec: FirewallSpec) -> None:
         self._log.enter("network", "apply_firewall", spec)

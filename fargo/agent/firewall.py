@@ -15,12 +15,21 @@ Layout of ``table inet fargo_<prefix>``:
   transaction on these sets, a rule change re-renders the whole table in one transaction;
 - ``sg_out``: egress rules (``return`` = allowed, then the ingress check runs), else drop;
 - ``sg_in``: ingress rules, else drop.
+
+What a task reaches, as on Fargate: other tasks, as their groups allow (forward), and nothing
+else. Nothing is forwarded between these bridges and any other interface, and no new
+connection from a bridge is delivered to the host itself (input): not to a gateway address, not
+to any other address of the host, whatever listens there. What fargo offers a task (its
+metadata and its VPC's API endpoint) is served inside the task's own netns (agent/metadata.py),
+so it needs no hole here. Replies to what the host opened still pass (``ct state``).
+
 The host is no member of any group: traffic it starts is subject to the CIDR rules of the
 target's groups (its source is the subnet gateway), and a VPC's default group also admits it,
 so `curl http://<task ip>:8080/` from the host works for tasks in the default group.
 
-A second, ``bridge`` family table of the same name stops spoofing: IPv4 from a task's veth must
-carry that task's own address, or a task could claim a peer's address and its groups.
+A second, ``bridge`` family table of the same name stops spoofing: IPv4 and ARP from a task's
+veth must carry that task's own address, or a task could claim a peer's address and its groups;
+any other kind of frame (IPv6, VLAN tags) from a task is dropped.
 """
 
 from __future__ import annotations
@@ -130,10 +139,13 @@ def render(table: str, spec: FirewallSpec, names: Names) -> str:
             "    iifname @bridges oifname != @bridges drop",
             "    oifname @bridges iifname != @bridges drop",
             "    ct state established,related accept",
-            f"    {task_src} jump sg_out", f"    {task_dst} jump sg_in", "  }",
+            f"    {task_src} jump sg_out", f"    {task_dst} jump sg_in",
+            # Fail closed: what no group judged (multicast, limited broadcast) is not forwarded.
+            "    iifname @bridges drop", "  }",
             "  chain input {", "    type filter hook input priority filter; policy accept;",
-            "    ct state established,related accept", '    iifname "lo" accept',
-            f"    {task_src} jump sg_out", "  }",
+            "    ct state established,related accept",
+            # The host itself is out of reach: a task opens nothing on any of its addresses.
+            "    iifname @bridges drop", "  }",
             "  chain output {", "    type filter hook output priority filter; policy accept;",
             "    ct state established,related accept", '    oifname "lo" accept']
     for g in spec.groups:
@@ -153,6 +165,8 @@ def render_ports(table: str, ports: dict[str, str]) -> list[str]:
             "  chain prerouting {",
             "    type filter hook prerouting priority filter; policy accept;",
             "    iifname @veths ether type ip iifname . ip saddr != @ports drop",
+            "    iifname @veths ether type arp iifname . arp saddr ip != @ports drop",
+            "    iifname @veths ether type != { ip, arp } drop",
             "  }", "}"]
 
 

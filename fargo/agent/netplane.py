@@ -1,8 +1,8 @@
 """The host's network as control sees it (port/protocols.py's Network): bridges per subnet,
-an interface per task, its metadata listener, and the security groups' tables.
+an interface per task, its endpoints' listeners, and the security groups' tables.
 
 What only the host needs to know stays here: veth and bridge names, netns paths, and the
-listening socket an attach opened inside the task's netns until control asks for it."""
+listening sockets an attach opened inside the task's netns until control asks for them."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from ..port.errors import NetworkError
 from ..port.firewall import FirewallSpec
 from .bridges import ensure_bridge_netfilter
 from .firewall import Firewall
-from .metadata import listen_inside, open_listener
+from .metadata import Listeners, listen_inside, open_api_listener, open_listener
 from .network import HostNetwork
+from .rtnl import Rtnl
 
 if TYPE_CHECKING:
     from ..port.protocols import Network
@@ -42,6 +43,7 @@ class HostNetworkPlane:
         self.firewall = Firewall(prefix)
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
+        self._api: dict[str, socket.socket] = {}  # likewise, the API endpoint's
 
     def start(self) -> None:
         ensure_bridge_netfilter()
@@ -54,16 +56,20 @@ class HostNetworkPlane:
         _kernel(lambda: self.network.remove_bridge(subnet_id))
 
     # task interfaces
-    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment:
+    def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
         # The attach converges the subnet's bridge when this process has not yet (or it has
-        # changed since); the metadata endpoint's socket is opened while it is in the netns.
+        # changed since); the endpoints' sockets are opened while it is in the netns.
+        def inside(rtnl: Rtnl) -> Listeners:
+            return listen_inside(rtnl, endpoint)
+
         att = _kernel(lambda: self.network.attach(tid, subnet.id, subnet.cidr, ip,
-                                                  inside=listen_inside))
+                                                  inside=inside))
+        made: Listeners = att.made_inside
+        self._drop(tid)
         with self._lock:
-            old = self._listeners.pop(tid, None)
-            self._listeners[tid] = att.made_inside
-        if old is not None:
-            old.close()
+            self._listeners[tid] = made.metadata
+            if made.api is not None:
+                self._api[tid] = made.api
         return NetworkAttachment(mac=att.mac, gateway=att.gateway, prefixlen=att.prefixlen)
 
     def metadata_listener(self, tid: str) -> socket.socket:
@@ -72,12 +78,28 @@ class HostNetworkPlane:
             sock = self._listeners.pop(tid, None)
         return sock or _kernel(lambda: open_listener(self.network.netns_path(tid)))
 
-    def detach(self, tid: str) -> None:
+    def api_listener(self, tid: str, address: str) -> socket.socket:
+        """The socket the attach opened on address:80, or (re-adopted, or attached without
+        the address) a new one."""
         with self._lock:
-            unused = self._listeners.pop(tid, None)
-        if unused is not None:
-            unused.close()
+            sock = self._api.pop(tid, None)
+        if sock is not None and sock.getsockname()[0] == address:
+            return sock
+        if sock is not None:
+            sock.close()
+        return _kernel(lambda: open_api_listener(self.network.netns_path(tid), address))
+
+    def detach(self, tid: str) -> None:
+        self._drop(tid)
         _kernel(lambda: self.network.detach(tid))
+
+    def _drop(self, tid: str) -> None:
+        """Close what an attach opened for tid that control has not taken."""
+        with self._lock:
+            unused = [self._listeners.pop(tid, None), self._api.pop(tid, None)]
+        for sock in unused:
+            if sock is not None:
+                sock.close()
 
     def netns_path(self, tid: str) -> str:
         """Where the task's netns is pinned: its containers join it (same host only)."""
@@ -97,8 +119,9 @@ class HostNetworkPlane:
     def cleanup(self) -> None:
         """Every veth, netns and bridge of this prefix, then its nftables tables (purge)."""
         with self._lock:
-            unused = list(self._listeners.values())
+            unused = list(self._listeners.values()) + list(self._api.values())
             self._listeners.clear()
+            self._api.clear()
         for sock in unused:
             sock.close()
         _kernel(self.network.cleanup)

@@ -170,6 +170,8 @@ class HostNetwork:
                 quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
                 # Gratuitous ARP on link up refreshes neighbours that cached this IP's old MAC.
                 write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_notify", "1")
+                # eth0 answers ARP for its own address only, not for the endpoints on lo.
+                write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_ignore", "1")
                 # Containers run in user namespaces of their own, so their root holds no
                 # capability over this netns (the host's user namespace owns it): let any
                 # uid bind ports < 1024 and open ICMP echo sockets (ping), as root could.

@@ -1,6 +1,7 @@
-"""Each task's endpoint at 169.254.170.2 (task metadata v4 and role credentials): opened on a
-socket inside the task's own netns when its network is up, closed when it goes. What it
-serves comes from here; api/metadata.py renders it and routes the paths."""
+"""What each task reaches inside its own netns, opened when its network is up and closed when
+it goes: the endpoint at 169.254.170.2 (task metadata v4 and role credentials; what it serves
+comes from here, api/metadata.py renders it and routes the paths), and fargo's API at its
+VPC's endpoint address, the very app the host's port serves, so SigV4 is checked as there."""
 
 from __future__ import annotations
 
@@ -31,23 +32,45 @@ class TaskEndpoints:
         self.subnets = subnets
         self.handler = handler
         self._servers: dict[str, asyncio.base_events.Server] = {}
+        self._api: web.AppRunner | None = None
+        self._api_sites: dict[str, web.SockSite] = {}
+
+    def serve_api(self, runner: web.AppRunner) -> None:
+        """From now on each task's network also carries fargo's API (runner: the API's, set
+        up), at its VPC's endpoint address. Never called with --no-auth: unsigned access
+        stays where --host puts it."""
+        self._api = runner
 
     # ---- lifecycle (the task engine's network hooks)
     async def network_ready(self, tid: str) -> None:
-        if tid in self._servers:
+        if tid not in self._servers:
+            sock = await asyncio.to_thread(self.network.metadata_listener, tid)
+            server = web.Server(self.handler(self, tid))
+            loop = asyncio.get_running_loop()
+            self._servers[tid] = await loop.create_server(server, sock=sock)
+        task = self.store.get_task(tid)
+        address = task.interface.endpoint if task else ""
+        if self._api is None or not address or tid in self._api_sites:
             return
-        sock = await asyncio.to_thread(self.network.metadata_listener, tid)
-        server = web.Server(self.handler(self, tid))
-        loop = asyncio.get_running_loop()
-        self._servers[tid] = await loop.create_server(server, sock=sock)
+        sock = await asyncio.to_thread(self.network.api_listener, tid, address)
+        site = web.SockSite(self._api, sock)
+        try:
+            await site.start()
+        except BaseException:
+            sock.close()
+            raise
+        self._api_sites[tid] = site
 
     async def network_gone(self, tid: str) -> None:
         server = self._servers.pop(tid, None)
         if server is not None:
             server.close()
+        site = self._api_sites.pop(tid, None)
+        if site is not None:
+            await site.stop()
 
     async def close_all(self) -> None:
-        for tid in list(self._servers):
+        for tid in set(self._servers) | set(self._api_sites):
             await self.network_gone(tid)
 
     # ---- what the endpoint serves

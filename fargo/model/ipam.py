@@ -25,6 +25,13 @@ class Ipam:
         return str(Ipam.network(cidr).network_address + 1)
 
     @staticmethod
+    def endpoint(vpc_cidr: str) -> str:
+        """Where a VPC's tasks reach fargo's API: the VPC's base address + 2, which AWS keeps
+        for its own services (its DNS resolver). No task ever gets it: a subnet holding it
+        starts at the VPC's base, so it is that subnet's reserved .2."""
+        return str(Ipam.network(vpc_cidr).network_address + 2)
+
+    @staticmethod
     def hosts(cidr: str) -> Iterator[str]:
         """Usable task addresses, lowest first (lazy: a /16 has 65k of them)."""
         net = Ipam.network(cidr)

@@ -50,6 +50,8 @@ def task_env(task: Task, name: str) -> dict[str, str]:
            "ECS_CONTAINER_METADATA_URI": uri.replace("/v4/", "/v3/")}
     if task.role:
         env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = f"/v2/credentials/{task.credentials_id}"
+    if task.interface.endpoint:  # the AWS SDKs and CLI send every service's calls there
+        env["AWS_ENDPOINT_URL"] = f"http://{task.interface.endpoint}"
     return env
 
 

@@ -81,6 +81,7 @@ class Interface:
     status: str = "PRECREATED"  # PRECREATED | ATTACHED | DELETED
     mac: str | None = None
     groups: list[str] = field(default_factory=list)
+    endpoint: str = ""  # its VPC's address of fargo's API (model/ipam.py); "": none offered
 
 
 @dataclass

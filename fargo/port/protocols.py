@@ -93,7 +93,10 @@ class Network(Protocol):
 
     def remove_bridge(self, subnet_id: str) -> None: ...
 
-    def attach(self, tid: str, subnet: Subnet, ip: str) -> NetworkAttachment: ...
+    def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
+        """endpoint: the task's VPC endpoint address for fargo's API, so the attach opens its
+        listener (api_listener) while it is making the netns anyway; "" none."""
+        ...
 
     def detach(self, tid: str) -> None:
         """The task's interface and netns go (after its containers)."""
@@ -103,6 +106,12 @@ class Network(Protocol):
         """A listening socket on 169.254.170.2:80 inside the task's netns. The one object
         that crosses the port: it needs the control process on the same host (noted in
         docs/ARCHITECTURE.md)."""
+        ...
+
+    def api_listener(self, tid: str, address: str) -> socket.socket:
+        """A listening socket on address:80 inside the task's netns, where its programs reach
+        fargo's API (its VPC's endpoint address, on nothing but the task's own loopback).
+        Crosses the port like metadata_listener's."""
         ...
 
     def apply_firewall(self, spec: FirewallSpec) -> None:

@@ -89,6 +89,7 @@ class Admission:
                     group=req.group, started_by=req.started_by, now=now,
                     capacity_provider=provider,
                     ids=self.ids(len(td["containerDefinitions"])))
+                task.interface.endpoint = self.placement.endpoint(subnet)
             except BaseException:
                 self.placement.give_back_ip(ip)  # nothing holds it yet
                 raise
@@ -120,6 +121,7 @@ class Admission:
                 overrides={}, subnet=subnet, ip=ip, groups=groups, group=None,
                 started_by=started_by, now=self.clock(), capacity_provider=None,
                 ids=self.ids(len(td["containerDefinitions"])))
+            task.interface.endpoint = self.placement.endpoint(subnet)
         except BaseException:
             self.placement.give_back_ip(ip)
             raise

@@ -60,6 +60,13 @@ class Placement:
                     f"The security group '{str(sg)[:64]}' does not exist")
         return [self.vpc.default_sg]
 
+    def endpoint(self, subnet: Subnet) -> str:
+        """The address of fargo's API inside the subnet's VPC ("" if its VPC is gone)."""
+        if subnet.vpc_id == self.vpc.id:
+            return Ipam.endpoint(self.vpc.cidr)
+        vpcs = self.networks.vpc_items() if self.networks else []
+        return next((Ipam.endpoint(v.cidr) for v in vpcs if v.id == subnet.vpc_id), "")
+
     def fits(self, cpu: int, memory: int) -> bool:
         return self.capacity.fits(cpu, memory)
 
