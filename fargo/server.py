@@ -59,7 +59,8 @@ class Server:
                                  retention=settings.stopped_retention,
                                  credentials=self.secrets.registry_credentials,
                                  hooks=self.endpoints, networks=self.networks,
-                                 start_concurrency=settings.start_concurrency)
+                                 start_concurrency=settings.start_concurrency,
+                                 api_in_tasks=settings.auth)
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.

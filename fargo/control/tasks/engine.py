@@ -41,14 +41,15 @@ class TaskEngine:
     def __init__(self, store: Store, *, runtime: Runtime, images: Images, network: Network,
                  vpc: Vpc, capacity: Capacity, retention: float = 3600.0,
                  credentials: Credentials | None = None, hooks: NetworkHooks | None = None,
-                 networks: Networks | None = None, start_concurrency: int = 6):
+                 networks: Networks | None = None, start_concurrency: int = 6,
+                 api_in_tasks: bool = True):
         self.store = store
         self.runtime = runtime
         self.network = network
         self.networks = networks
         self.hooks = hooks
         self.book = TaskBook(store)
-        self.placement = Placement(vpc, capacity, networks)
+        self.placement = Placement(vpc, capacity, networks, api_in_tasks)
         self.admission = Admission(self.book, self.placement)
         self.pulls = SharedPulls(images)
         self.restarts = RestartClock()

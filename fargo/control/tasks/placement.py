@@ -18,8 +18,12 @@ CAPACITY_REASON = ("Capacity is unavailable at this time. Please try again later
 
 
 class Placement:
-    def __init__(self, vpc: Vpc, capacity: Capacity, networks: Networks | None):
+    def __init__(self, vpc: Vpc, capacity: Capacity, networks: Networks | None,
+                 api_in_tasks: bool = True):
         self.vpc = vpc
+        # Whether tasks are offered fargo's API at their VPC's endpoint address: not with
+        # --no-auth, where it would be open to every task unsigned.
+        self.api_in_tasks = api_in_tasks
         self.capacity = capacity
         self.networks = networks  # None: the default VPC's subnets only (unit tests)
         self.subnets: Mapping[str, Subnet] = (
@@ -61,7 +65,10 @@ class Placement:
         return [self.vpc.default_sg]
 
     def endpoint(self, subnet: Subnet) -> str:
-        """The address of fargo's API inside the subnet's VPC ("" if its VPC is gone)."""
+        """The address of fargo's API inside the subnet's VPC ("" if its VPC is gone, or
+        tasks are offered no API)."""
+        if not self.api_in_tasks:
+            return ""
         if subnet.vpc_id == self.vpc.id:
             return Ipam.endpoint(self.vpc.cidr)
         vpcs = self.networks.vpc_items() if self.networks else []

@@ -121,7 +121,8 @@ class Starter:
             if self.networks:  # into its groups before its interface exists: never unfiltered
                 await asyncio.to_thread(self.networks.task_up, tid, eni.ip, eni.groups,
                                         eni.subnet_id)
-            att = await asyncio.to_thread(self.network.attach, tid, subnet, eni.ip)
+            att = await asyncio.to_thread(self.network.attach, tid, subnet, eni.ip,
+                                         eni.endpoint)
         except Exception as err:  # noqa: BLE001 - any failure here is a failed start
             return self.book.fail_start(tid, f"ResourceInitializationError: {err}")
         if self.hooks:
