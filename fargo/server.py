@@ -77,6 +77,7 @@ class Server:
         self.eks.pods = self.pods
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
+        self._task_runner: web.AppRunner | None = None  # the API inside tasks' networks
 
     def _task_nets(self) -> list[TaskNet]:
         """The active tasks' addresses and groups: what the firewall must hold for them."""
@@ -114,7 +115,9 @@ class Server:
         await self._runner.setup()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once
-            self.endpoints.serve_api(self._runner)
+            self._task_runner = Runner(build_app(self.faces(), for_tasks=True))
+            await self._task_runner.setup()
+            self.endpoints.serve_api(self._task_runner)
         await self.engine.start()
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
@@ -150,8 +153,9 @@ class Server:
         await self.pods.close()
         await self.engine.close()
         await self.endpoints.close_all()
-        if self._runner:
-            await self._runner.cleanup()
+        for runner in (self._task_runner, self._runner):
+            if runner:
+                await runner.cleanup()
         if self.registry:
             await asyncio.to_thread(self.registry.stop)
         self.runtime.close()

@@ -35,7 +35,7 @@ ROLE = "arn:aws:iam::000000000000:role/isolation-probe"
 # Inside the task: boto3 finds the endpoint (AWS_ENDPOINT_URL), the region and the role's
 # credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) in the environment fargo sets.
 WORKLOAD = '''
-import json, os
+import http.client, json, os
 import boto3
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -60,6 +60,11 @@ out = {"endpoint": ecs.meta.endpoint_url, "key": creds.access_key,
        "tasks": ecs.list_tasks(cluster=cluster)["taskArns"],
        "unsigned": refused(boto3.client("ecs", config=Config(signature_version=UNSIGNED))),
        "forged": refused(forged)}
+# Only the signed AWS faces are offered in tasks: not the host's health probe or webhooks.
+for path in ("/fargo/health", "/admission/validate"):
+    conn = http.client.HTTPConnection(ecs.meta.endpoint_url.split("//")[1], timeout=5)
+    conn.request("GET" if path == "/fargo/health" else "POST", path, body=b"{}")
+    out[path] = conn.getresponse().status
 print("RESULT " + json.dumps(out), flush=True)
 '''
 
@@ -235,6 +240,7 @@ def test_boto3_in_a_task_uses_the_api_endpoint_with_the_role(ecs, ec2, fargo, py
     assert t["taskArn"] in result["tasks"]  # it listed itself
     assert result["unsigned"] == "MissingAuthenticationTokenException"
     assert result["forged"] == "InvalidSignatureException"  # the key alone proves nothing
+    assert result["/fargo/health"] == 404 and result["/admission/validate"] in (404, 405)
 
 
 def test_endpoint_listeners_inside_the_netns() -> None:

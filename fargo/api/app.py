@@ -127,7 +127,9 @@ class Faces:
     pods: Pods | None = None
 
 
-def build_app(faces: Faces) -> web.Application:
+def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
+    """The app of the host's port; for_tasks: the one each task's VPC endpoint serves, with
+    the signed AWS faces only (no health probe, no webhooks, no Kubernetes API)."""
     app = web.Application(middlewares=[_in_face_shape],
                           client_max_size=faces.settings.max_body)
     app[SETTINGS] = faces.settings
@@ -140,12 +142,15 @@ def build_app(faces: Faces) -> web.Application:
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app.router.add_post("/", root)
     app.router.add_get("/", root)  # and HEAD
-    app.router.add_get("/fargo/health", health)
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
+    if not for_tasks:
+        app.router.add_get("/fargo/health", health)
     if faces.eks and faces.kube_state and faces.pods:
         # EKS's REST face, each cluster's Kubernetes API, the webhooks
         kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods)
         eks_face.add_routes(app)
+        if for_tasks:
+            return app
         app.router.add_get("/fargo/v1/eks/{cluster}/token", kube_auth.issue_token)
         kube_routes.add_routes(app)
         kube_admission.add_routes(app)
