@@ -68,4 +68,5 @@ def container_spec(task: Task, cdef: ContainerDef, config: dict[str, Any]) -> Co
         memory_mib=cdef.get("memory"), memory_reservation_mib=cdef.get("memoryReservation"),
         stop_signal=config.get("StopSignal") or "SIGTERM",
         readonly_rootfs=bool(cdef.get("readonlyRootFilesystem")),
+        hostname=task.interface.private_dns or None,  # as on Fargate: the ENI's DNS name
         extra_caps=list(caps.get("add") or []), dropped_caps=list(caps.get("drop") or []))

@@ -87,7 +87,8 @@ def _mutation(pod: dict[str, Any], profiles: Any, ns: str) -> dict[str, Any]:
 
 
 def _verdict(pod: dict[str, Any], profiles: Any, ns: str) -> dict[str, Any]:
-    refusal = admission.verdict(pod, profiles, ns)
+    # A real cluster runs what it admits: only Fargate's own limits apply, not fargo's.
+    refusal = admission.verdict(pod, profiles, ns, fargo_runs=False)
     if refusal is None:
         return {"allowed": True}
     return {"allowed": False, "status": {
