@@ -139,7 +139,7 @@ def test_ec2_query_by_get_is_served(fargo):
     ("GET", "/nope", "json"), ("POST", "/fargo/health", "json"), ("DELETE", "/", "ec2"),
     ("PATCH", "/clusters/x", "eks"), ("GET", "/clusters/a/b/c/d", "eks"),
     ("PUT", "/clusters", "eks"), ("GET", "/eks", "kube"), ("POST", "/openapi/v3", "kube"),
-    ("GET", "/eks/" + "c" * 30_000 + "/api/v1/pods", "kube"),
+    ("GET", "/eks/" + "c" * 30_000 + "/api/v1/pods", "kube"), ("GET", "/admission/mutate", "kube"),
 ])
 def test_unknown_paths_and_methods(fargo, method, path, face):
     r = send(fargo, method, path, sign=False)
@@ -221,6 +221,13 @@ def test_http_the_parser_refuses(fargo, data, face):
     SHAPES[face](status, headers, body)
 
 
+def test_admission_webhook_refusals_are_statuses(fargo):
+    for body in (b"{nope", b"[" * 5000, b'{"request": {"uid": 5}}'):
+        r = send(fargo, "POST", "/admission/validate", body, {"Content-Type": "application/json"},
+                 sign=False)
+        assert kube_error(r.status_code, r.headers, r.content) == "BadRequest"
+
+
 def test_kube_port_refusals_are_statuses(fargo):
     for data in (b"GARBAGE\r\n\r\n",
                  b"GET /eks/c/api/v1/pods HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 70_000 + b"\r\n\r\n",
@@ -249,6 +256,8 @@ def kube(fargo):
     ("GET", "/api/v1/pods?watch=1&timeoutSeconds=-1", {}, None),
     ("GET", "/api/v1/pods?watch=1&resourceVersion=%ff", {}, None),
     ("GET", "/api/v1/pods?labelSelector=%21%21%28", {}, None),
+    ("GET", "/api/v1/pods?limit=abc", {}, None),
+    ("GET", "/api/v1/pods?watch=maybe", {}, None),
     ("POST", "/api/v1/namespaces", {"Content-Type": "application/json",
                                     "Content-Encoding": "gzip"}, b"{}"),
     ("POST", "/api/v1/namespaces", {"Content-Type": "application/json",

@@ -41,7 +41,8 @@ class Face(enum.Enum):
 def face_of(method: str, path: str, headers: Mapping[str, str], tls: bool = False) -> Face:
     """`headers` with lower-case names, or a case-insensitive mapping. The kube port (TLS)
     serves only Kubernetes paths, so what it cannot place is the kube face's."""
-    if path in ("/eks", "/openapi") or path.startswith(("/eks/", "/openapi/")):
+    if path in ("/eks", "/openapi", "/admission") or \
+            path.startswith(("/eks/", "/openapi/", "/admission/")):
         return Face.KUBE
     if path == "/clusters" or path.startswith("/clusters/"):
         return Face.EKS

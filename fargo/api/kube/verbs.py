@@ -50,9 +50,31 @@ def _view(request: web.Request, res: Resource, objs: list[Obj], rv: str, single:
             "metadata": {"resourceVersion": rv}, "items": objs}
 
 
+# The words Go's strconv.ParseBool takes, as the apiserver reads a query's booleans.
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"", "0", "f", "F", "FALSE", "false", "False"}
+
+
+def _flag(request: web.Request, key: str) -> bool:
+    raw = request.query.get(key, "")
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise bad_request(f"{key} must be true or false: {raw[:40]!r}")
+
+
+def _check_integer(request: web.Request, key: str) -> None:
+    """A list's integer options, read (and bounded to int64) as the apiserver does, though
+    fargo's lists are whole: the answer to a bad one is a 400, never a silent default."""
+    raw = request.query.get(key)
+    if raw is not None and not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 18):
+        raise bad_request(f"{key} must be an integer: {raw[:40]!r}")
+
+
 async def list_or_watch(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
     match = _matcher(request, t.res)
-    if request.query.get("watch", "").lower() in ("1", "true"):
+    _check_integer(request, "limit")
+    _check_integer(request, "timeoutSeconds")
+    if _flag(request, "watch"):
         return await watch(request, s.state, s.cluster, t.res, t.ns, match)
     rv = str(s.state.current_rv)
     objs = [public(o) for o in s.state.list(s.cluster, t.res.plural, t.ns) if match(o)]

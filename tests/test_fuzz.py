@@ -1,0 +1,317 @@
+"""Property: whatever a client sends to an AWS face (ECS, EC2, EKS, Secrets Manager), fargo
+answers below 500, every error is in the face's own shape, and a refused request changes no
+state (issue 11, point 9). Requests are drawn from botocore's input shapes of every
+operation in the faces' handler tables and sent by boto3, signed; malformed variants (wrong
+types, bytes, bad encodings, unknown actions, odd paths and methods) are sent raw, signed
+over exactly the bytes sent. One real server, a fixed number of examples, derandomized."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+from unittest.mock import MagicMock
+from urllib.parse import quote, urlencode
+
+import botocore.config
+import botocore.exceptions
+import pytest
+from botocore import xform_name
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fargo.api import ecs as ecs_face
+from fargo.api import secrets as secrets_face
+from fargo.api import shapes
+from fargo.api.ec2 import Ec2Face
+from fargo.api.eks import ROUTES
+from tests.conftest import FargoServers
+from tests.faceshapes import ECS_TARGET, FORM_TYPE, JSON_TYPE, SHAPES, send
+
+# Every operation each face serves, read off its handler table.
+OPS = {
+    "ecs": sorted(ecs_face.handlers(MagicMock())),
+    "ec2": sorted(Ec2Face.handlers(MagicMock(spec=Ec2Face))),
+    "eks": sorted(op for op, _ in ROUTES.values()),
+    "secretsmanager": sorted(secrets_face.handlers(MagicMock())),
+}
+FACE = {"ecs": "json", "secretsmanager": "json", "ec2": "ec2", "eks": "eks"}
+TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager."}
+CALLS = [(svc, op) for svc, ops in OPS.items() for op in ops]
+READ_ONLY = ("Describe", "List", "Get")
+# Fixed and derandomized for CI; FARGO_FUZZ_EXAMPLES=5000 FARGO_FUZZ_RANDOM=1 hunts further.
+SETTINGS = dict(max_examples=int(os.environ.get("FARGO_FUZZ_EXAMPLES", "250")), deadline=None,
+                derandomize="FARGO_FUZZ_RANDOM" not in os.environ, database=None,
+                print_blob=True, suppress_health_check=list(HealthCheck))
+ROLE = "arn:aws:iam::000000000000:role/fuzz"
+# VPC and subnet blocks a draw may name: only these, so that no bridge a subnet makes can
+# take an address of this machine's own networks.
+CIDRS = ["10.251.0.0/16", "10.251.1.0/24", "10.251.2.0/28", "10.0.0.0/8", "0.0.0.0/0",
+         "300.1.1.1/24", "10.251.0.0/33", "bad", ""]
+HOSTILE = ["", " ", "a" * 300, "../../etc/passwd", "a\x00b", "x\ny", "%ff", "\u00b2",
+           "\U0001f600", "\udfff", "a\ud800", "*", "arn:aws:ecs:us-east-1:000000000000:cluster/",
+           "-1", "1e999"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The server, its clients, and the names a draw may pick so that it reaches real
+    objects: a cluster, a task definition, subnets, a group, an EKS cluster, a secret."""
+    with FargoServers(tmp_path_factory.mktemp("fuzz")) as servers:
+        srv = servers()
+        cfg = botocore.config.Config(retries={"total_max_attempts": 1})
+        loose = botocore.config.Config(retries={"total_max_attempts": 1},
+                                       parameter_validation=False)
+        checked = {svc: _client(srv, svc, cfg) for svc in OPS}
+        raw = {svc: _client(srv, svc, loose) for svc in OPS}
+        seen: dict[str, object] = {}  # whether a loose client sent, and the raw answer
+        for c in raw.values():
+            c.meta.events.register("before-send", lambda **kw: seen.update(sent=True))
+            c.meta.events.register("after-call", lambda http_response, **kw:
+                                   seen.update(r=http_response))
+        ecs, ec2, eks, sm = (checked[s] for s in ("ecs", "ec2", "eks", "secretsmanager"))
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
+        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        group = ec2.create_security_group(GroupName="fz", Description="fuzz", VpcId=vpc)
+        cluster = ecs.create_cluster(clusterName="fz")["cluster"]["clusterArn"]
+        td = ecs.register_task_definition(
+            family="fz", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
+            memory="512", containerDefinitions=[{"name": "a", "image": "127.0.0.1:9/none:1"}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        eks.create_cluster(name="fz", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
+        eks.create_fargate_profile(clusterName="fz", fargateProfileName="fzp",
+                                   podExecutionRoleArn=ROLE, selectors=[{"namespace": "fz"}])
+        secret = sm.create_secret(Name="fz-secret", SecretString="v")["ARN"]
+        a, b = srv.cidr.split(".")[:2]
+        names = ["fz", "default", "fzp", "fz-secret", "fz:1", ROLE, cluster, td, secret, vpc,
+                 group["GroupId"], *subnets, "FARGATE", "RUNNING", "STOPPED",
+                 f"{a}.{b}.192.0/20", "tcp", "-1", "sg-00000000000000000"]
+        yield {"srv": srv, "checked": checked, "raw": raw, "names": names, "seen": seen}
+
+
+def _client(srv, service: str, config: botocore.config.Config):
+    import boto3
+    return boto3.client(service, endpoint_url=srv.endpoint, region_name="us-east-1",
+                        aws_access_key_id=srv.key_id, aws_secret_access_key=srv.secret,
+                        config=config)
+
+
+# ---- the state a refused request must leave as it was
+def _all(client, op: str, key: str, **kw) -> list:
+    return [x for page in client.get_paginator(op).paginate(**kw) for x in page[key]]
+
+
+def snapshot(c: dict) -> dict:
+    ecs, ec2, eks, sm = (c[s] for s in ("ecs", "ec2", "eks", "secretsmanager"))
+    arns = sorted(_all(ecs, "list_clusters", "clusterArns"))
+    clusters = {d["clusterArn"]: (d["status"], sorted(map(str, d.get("tags", []))))
+                for i in range(0, len(arns), 100)
+                for d in ecs.describe_clusters(clusters=arns[i:i + 100],
+                                               include=["TAGS"])["clusters"]}
+    tds = {s: sorted(_all(ecs, "list_task_definitions", "taskDefinitionArns", status=s))
+           for s in ("ACTIVE", "INACTIVE")}
+    tasks = sorted(t for cl in ("default", "fz") if any(a.endswith("/" + cl) for a in arns)
+                   for s in ("RUNNING", "STOPPED")
+                   for t in _all(ecs, "list_tasks", "taskArns", cluster=cl, desiredStatus=s))
+    groups = {g["GroupId"]: json.dumps(g, sort_keys=True, default=str)
+              for g in ec2.describe_security_groups()["SecurityGroups"]}
+    nets = ([(v["VpcId"], v["CidrBlock"]) for v in ec2.describe_vpcs()["Vpcs"]],
+            [(s["SubnetId"], s["CidrBlock"]) for s in ec2.describe_subnets()["Subnets"]])
+    kube = {}
+    for name in _all(eks, "list_clusters", "clusters"):
+        if eks.describe_cluster(name=name)["cluster"]["status"] == "DELETING":
+            continue  # on its way out on its own
+        profiles = _all(eks, "list_fargate_profiles", "fargateProfileNames", clusterName=name)
+        kube[name] = sorted(p for p in profiles if eks.describe_fargate_profile(
+            clusterName=name, fargateProfileName=p)["fargateProfile"]["status"] != "DELETING")
+    secrets = {s["Name"]: (s.get("Description"), str(s.get("Tags")), str(s.get("DeletedDate")))
+               for s in sm.list_secrets()["SecretList"]}
+    try:
+        value = sm.get_secret_value(SecretId="fz-secret")
+        secrets["fz-secret value"] = (value.get("SecretString"), value["VersionId"], "")
+    except botocore.exceptions.ClientError as err:
+        secrets["fz-secret value"] = (err.response["Error"]["Code"], "", "")
+    return {"clusters": clusters, "tds": tds, "tasks": tasks, "groups": groups, "nets": nets,
+            "eks": kube, "secrets": secrets}
+
+
+class Judge:
+    """Checks one answer; keeps the state last seen, so that each refused request is
+    compared with the state just before it."""
+
+    def __init__(self, world: dict):
+        self.world = world
+        self.state = snapshot(world["checked"])
+
+    def answer(self, face: str, status: int, headers, body: bytes, mutating: bool,
+               head: bool = False) -> None:
+        assert status < 500, (status, body[:500])
+        if status >= 400 and not head:
+            SHAPES[face](status, headers, body)
+        if status >= 400 or mutating:
+            now = snapshot(self.world["checked"])
+            if status >= 400:
+                assert now == self.state, "a refused request changed the state"
+            self.state = now
+
+
+# ---- requests drawn from botocore's input shapes
+def strategy(shape: Shape, names: list[str], member: str = "", depth: int = 0):
+    kind = shape.type_name
+    if isinstance(shape, StructureShape):
+        if depth > 4:
+            return st.just({})
+        required = set(shape.required_members)
+        fields = {k: strategy(m, names, k, depth + 1) for k, m in shape.members.items()
+                  if not m.serialization.get("location") == "header"}
+        return st.fixed_dictionaries({k: v for k, v in fields.items() if k in required},
+                                     optional={k: v for k, v in fields.items()
+                                               if k not in required})
+    if isinstance(shape, ListShape):
+        return st.lists(strategy(shape.member, names, member, depth + 1),
+                        max_size=0 if depth > 4 else 2)
+    if isinstance(shape, MapShape):
+        return st.dictionaries(strategy(shape.key, names, member, depth + 1),
+                               strategy(shape.value, names, member, depth + 1), max_size=2)
+    if kind == "string":
+        if "cidr" in member.lower():
+            return st.sampled_from(CIDRS)
+        plain = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+        pool = st.sampled_from(names + HOSTILE)
+        if shape.enum:
+            return st.one_of(st.sampled_from(shape.enum), pool)
+        return st.one_of(pool, plain)
+    if kind in ("integer", "long"):
+        return st.one_of(st.integers(-5, 70000), st.sampled_from(
+            [0, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 63), 2 ** 63, 10 ** 20]))
+    if kind == "boolean":
+        return st.booleans()
+    if kind in ("float", "double"):
+        return st.floats(allow_nan=False, allow_infinity=False, width=32)
+    if kind == "timestamp":
+        return st.datetimes()
+    if kind == "blob":
+        return st.binary(max_size=16)
+    return st.none()
+
+
+@st.composite
+def shaped_call(draw, world):
+    service, op = draw(st.sampled_from(CALLS))
+    model = shapes.operation(service, op)
+    params = draw(strategy(model.input_shape, world["names"])) if model.input_shape else {}
+    if op == "RunTask":  # what the engine starts: a couple of tasks at most
+        params["count"] = min(params.get("count", 1), 2)
+    return service, op, params
+
+
+def test_shaped_requests(world):
+    judge = Judge(world)
+
+    @settings(**SETTINGS)
+    @given(shaped_call(world))
+    def run(call):
+        service, op, params = call
+        client, seen = world["raw"][service], world["seen"]
+        seen.clear()
+        try:
+            getattr(client, xform_name(op))(**params)
+        except botocore.exceptions.ClientError:
+            pass
+        except (botocore.exceptions.ParamValidationError, TypeError, ValueError,
+                UnicodeError, OverflowError):
+            if "sent" in seen:
+                raise
+            return  # botocore itself cannot serialize it: nothing reached the server
+        r = seen["r"]
+        judge.answer(FACE[service], r.status_code, r.headers, r.content,
+                     mutating=not op.startswith(READ_ONLY))
+
+    run()
+
+
+# ---- malformed variants, sent raw
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3), max_leaves=8)
+ODD_BODIES = [b'{"clusters": ["\\udfff"]}', b"[" * 3000, b'{"count": 1e999}', b"NaN",
+              b"\xef\xbb\xbf{}", b"\xff\xfe{\x00}\x00", b'{"a": 1, "a": "b"}', b"", b"null"]
+
+
+@st.composite
+def encoded(draw, body: bytes) -> tuple[bytes, dict[str, str]]:
+    coding = draw(st.sampled_from([None, None, "gzip", "deflate", "br", "identity", "x"]))
+    if coding is None:
+        return body, {}
+    if coding in ("gzip", "deflate") and draw(st.booleans()):
+        body = gzip.compress(body) if coding == "gzip" else zlib.compress(body)
+    return body, {"Content-Encoding": coding}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no URL or form can carry it
+        return False
+    return True
+
+
+@st.composite
+def malformed(draw, world):
+    service, op = draw(st.sampled_from(CALLS))
+    names = [n for n in world["names"] + HOSTILE if _encodable(n)]
+    body = draw(st.one_of(
+        JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+        st.dictionaries(st.sampled_from(sorted(shapes.operation(service, op).input_shape.members)
+                                        if shapes.operation(service, op).input_shape else ["x"]),
+                        JSON_VALUES, max_size=3).map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=40), st.sampled_from(ODD_BODIES)))
+    if service in TARGETS:
+        target = draw(st.one_of(st.just(TARGETS[service] + op), st.text(
+            st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20)))
+        body, headers = draw(encoded(body))
+        headers.update({"Content-Type": JSON_TYPE, "X-Amz-Target": target})
+        return service, op, "POST", "/", body, headers
+    if service == "ec2":
+        form = draw(st.dictionaries(st.sampled_from(["Action", "Version", "GroupId",
+                                                     "VpcId.1", "Filter.1.Name", "CidrBlock",
+                                                     "IpPermissions.1.FromPort", "MaxResults"]),
+                                    st.sampled_from(names), max_size=4))
+        form["Action"] = draw(st.sampled_from([op, op, "LaunchRockets", ""]))
+        if draw(st.booleans()):
+            return service, op, "GET", "/?" + urlencode(form), b"", {}
+        data = urlencode(form).encode() if draw(st.booleans()) else body
+        data, headers = draw(encoded(data))
+        return service, op, "POST", "/", data, {"Content-Type": FORM_TYPE, **headers}
+    method, path = draw(st.sampled_from(sorted(ROUTES)))
+    label = st.one_of(st.sampled_from(names),
+                      st.text(st.characters(exclude_categories=["Cs"]), max_size=20))
+    path = path.replace("{name}", quote(draw(label), safe="")).replace(
+        "{fargateProfileName}", quote(draw(label), safe=""))
+    query = draw(st.dictionaries(st.sampled_from(["maxResults", "nextToken", "x"]),
+                                 st.sampled_from(["1", "0", "abc", "-5", "9" * 30, ""]),
+                                 max_size=2))
+    method = draw(st.sampled_from([method, method, "GET", "POST", "PUT", "PATCH", "HEAD"]))
+    body, headers = draw(encoded(body))
+    return service, op, method, path + ("?" + urlencode(query) if query else ""), body, {
+        "Content-Type": "application/json", **headers}
+
+
+def test_malformed_requests(world):
+    judge = Judge(world)
+    srv = world["srv"]
+
+    @settings(**SETTINGS)
+    @given(malformed(world))
+    def run(req):
+        service, op, method, path, body, headers = req
+        r = send(srv, method, path, body, headers, service=service)
+        judge.answer(FACE[service], r.status_code, r.headers, r.content,
+                     mutating=not op.startswith(READ_ONLY)
+                     or (service == "eks" and method not in ("GET", "HEAD")),
+                     head=method == "HEAD")
+
+    run()
