@@ -264,6 +264,10 @@ def kube(fargo):
                                     "Content-Encoding": "br"}, b"{}"),
     ("POST", "/api/v1/namespaces", {"Content-Type": "application/json"}, b"[" * 5000),
     ("POST", "/api/v1/namespaces", {"Content-Type": "application/json"}, b"\xff\xfe"),
+    ("POST", "/api/v1/namespaces", {"Content-Type": "application/json"},
+     b'{"metadata": {"name": "nan"}, "spec": {"x": NaN}}'),
+    ("POST", "/api/v1/namespaces", {"Content-Type": "application/yaml"},
+     b"metadata: &m {name: bomb}\nspec: {a: *m, b: *m}\n"),
     ("DELETE", "/api/v1/namespaces/x", {"Content-Type": "application/json"}, b"{nope"),
     ("PUT", "/api/v1/nodes", {}, b"{}"),
 ])

@@ -26,6 +26,23 @@ def json_response(body: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+class _NoAliases(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not accepted")
+        return super().compose_node(parent, index)
+
+
+def _no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
+
+
+def _loads(raw: bytes) -> Any:
+    """JSON as Go's decoder reads it: NaN and Infinity are not numbers (Python's are, and
+    an object holding one would be answered as text no client parses)."""
+    return json.loads(raw, parse_constant=_no_constant)
+
+
 async def _read(request: web.Request) -> bytes:
     try:
         return await body.read_decoded(request)
@@ -51,9 +68,11 @@ async def read_body(request: web.Request) -> Any:
                         f"application/yaml (got {ctype[:80]})")
     try:
         if "yaml" in request.content_type:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError, RecursionError, UnicodeDecodeError) as err:
+            # As the apiserver converts YAML: through JSON (dates become strings, NaN is
+            # refused), and without aliases, whose expansion is a bomb in a small body.
+            return _loads(json.dumps(yaml.load(raw, Loader=_NoAliases), default=str).encode())
+        return _loads(raw)
+    except (ValueError, TypeError, yaml.YAMLError, RecursionError, UnicodeDecodeError) as err:
         raise bad_request(f"the body of the request could not be decoded: "
                           f"{str(err)[:200]}") from None
 
@@ -66,7 +85,7 @@ async def delete_grace(request: web.Request) -> int | None:
         raw = await _read(request)
         if raw.strip():
             try:
-                body = json.loads(raw)
+                body = _loads(raw)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise bad_request("the DeleteOptions body could not be decoded") from None
     grace = request.query.get("gracePeriodSeconds")
