@@ -16,6 +16,7 @@ from fargo.control.tasks import TaskEngine
 from fargo.model.task import RunTaskRequest
 from fargo.model.taskrecord import PodRef, RestartPolicy, Task
 from fargo.model.vpc import default_vpc
+from fargo.port.data import ContainerSpec
 from fargo.port.errors import SandboxError
 from fargo.store.sqlite import Store
 from tests.fakeplane import FakePlane
@@ -296,6 +297,34 @@ def test_a_start_whose_containers_began_is_not_run_twice(store: Store,
         assert done.stop_code == "TaskFailedToStart"
         assert "a start is not run twice" in done.stopped_reason
         assert len(plane.calls_to("create_container")) == 1  # init ran once, app never
+        await second.close()
+
+    run(body)
+
+
+def test_a_container_the_record_missed_is_stopped_properly(store: Store,
+                                                          plane: FakePlane) -> None:
+    """The server died between starting a container and writing it down: the runtime says it
+    may have run, so the start is not redone, and the container gets its stop signal."""
+    td = taskdef(store)
+
+    async def body() -> None:
+        first = engine(store, plane)
+        await first.start()
+        plane.images.hold("busybox")
+        [task] = first.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
+        await status(first, task.id, "ACTIVATING")
+        await first.close()
+        plane.images.release("busybox")
+        image = plane.images.pull("busybox", None)
+        plane.runtime.create_container(task.id, ContainerSpec(name="app", args=["sh"]), image)
+        plane.runtime.start_container(task.id, "app")  # ...and then the crash
+        container = plane.runtime.container(task.id, "app")
+        second = engine(store, plane)
+        await second.start()
+        done = await status(second, task.id, "STOPPED")
+        assert "a start is not run twice" in done.stopped_reason
+        assert container.signals == ["SIGTERM"] and done.containers[0].exit_code == 143
         await second.close()
 
     run(body)

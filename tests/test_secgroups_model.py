@@ -196,6 +196,10 @@ def test_render_fails_closed_and_checks_both_ends():
             f"ip daddr @{set_name(b)} accept") in text
     assert f'"{names.bridge_name("subnet-a")}"' in text
     assert f'"{names.veth_name("t-1")}" . 10.5.0.4' in text
+    # Subnets are not routed to each other even where the host forwards IPv4.
+    br = f'"{names.bridge_name("subnet-a")}"'
+    assert f"set same_bridge {{ type ifname . ifname; elements = {{ {br} . {br} }} }}" in text
+    assert "iifname @bridges iifname . oifname != @same_bridge drop" in text
 
 
 def test_member_update_is_idempotent_and_refuses_injection():

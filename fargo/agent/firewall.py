@@ -114,7 +114,10 @@ def render(table: str, spec: FirewallSpec, names: Names) -> str:
            f"table inet {table} {{",
            f"  set nets {{ type ipv4_addr; flags interval;{_elements(nets)} }}",
            f"  set gateways {{ type ipv4_addr;{_elements(gws)} }}",
-           f"  set bridges {{ type ifname;{_elements(bridges)} }}"]
+           f"  set bridges {{ type ifname;{_elements(bridges)} }}",
+           # Each bridge with itself: subnets are not routed to each other (nor VPCs).
+           f"  set same_bridge {{ type ifname . ifname;"
+           f"{_elements([f'{b} . {b}' for b in bridges])} }}"]
     for g in spec.groups:
         ips = [_ip(i) for i in spec.members.get(g.id, set())]
         out.append(f"  set {set_name(g.id)} {{ type ipv4_addr;{_elements(ips)} }}")
@@ -138,6 +141,9 @@ def render(table: str, spec: FirewallSpec, names: Names) -> str:
             # this server's bridges and any other interface, in either direction.
             "    iifname @bridges oifname != @bridges drop",
             "    oifname @bridges iifname != @bridges drop",
+            # Nor between two of them, whatever the host forwards: a task reaches its own
+            # subnet only.
+            "    iifname @bridges iifname . oifname != @same_bridge drop",
             "    ct state established,related accept",
             f"    {task_src} jump sg_out", f"    {task_dst} jump sg_in",
             # Fail closed: what no group judged (multicast, limited broadcast) is not forwarded.

@@ -129,7 +129,10 @@ class HostRuntime:
     def started(self, tid: str, name: str) -> bool:
         if name not in self.sandbox.list_containers(tid):
             return False
-        return self.sandbox.state(tid, name).status not in ("created", "unknown")
+        st = self.sandbox.state(tid, name)
+        # runc may have lost it (a reboot, a lost root) while its start or exit was written.
+        return (st.status in ("running", "stopped") or st.started_at is not None
+                or st.exit_code is not None)
 
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         if sig is None:

@@ -131,9 +131,13 @@ class TaskEngine:
         try:
             task = self.book.fresh(tid)
             if not lifecycle.running_or_later(task):
-                if adopt and not await self._can_redo_start(task):
+                began = await self._began(task) if adopt else []
+                if adopt and (began or any(c.last_status != "PENDING" for c in task.containers)):
                     # Its containers may have begun: a start is never run twice. Stop what
-                    # did start properly.
+                    # did start properly (with its stop signal, its exit code recorded).
+                    for c in task.containers:
+                        if c.name in began and c.last_status == "PENDING":
+                            c.last_status, c.runtime_id = "RUNNING", f"{tid}-{c.name}"
                     lifecycle.request_stop(task, "TaskFailedToStart", REDO_REFUSED, time.time())
                     self.book.save(task)
                     self.containers.watch_started(task)
@@ -162,13 +166,11 @@ class TaskEngine:
             self._drivers.pop(tid, None)
             self.pulls.done_with(tid)  # stopped before its start began
 
-    async def _can_redo_start(self, task: Task) -> bool:
-        """A start cut short by a crash can be made again if none of its containers ran."""
-        if any(c.last_status != "PENDING" for c in task.containers):
-            return False
-        started = await asyncio.to_thread(
-            lambda: [self.runtime.started(task.id, c.name) for c in task.containers])
-        return not any(started)
+    async def _began(self, task: Task) -> list[str]:
+        """The containers of a start cut short by a crash that the runtime says may have run,
+        though the record did not live to say so."""
+        return await asyncio.to_thread(
+            lambda: [c.name for c in task.containers if self.runtime.started(task.id, c.name)])
 
     async def _clear_half_start(self, tid: str) -> None:
         """Whatever a start made before the crash goes (each step is idempotent), so the
@@ -177,6 +179,9 @@ class TaskEngine:
         await asyncio.to_thread(self.network.detach, tid)
         task = self.book.fresh(tid)
         task.interface.status, task.interface.mac = "PRECREATED", None
+        subnet = self.placement.subnets.get(task.interface.subnet_id)
+        if subnet is not None:  # as this server offers the API (--no-auth may have changed)
+            task.interface.endpoint = self.placement.endpoint(subnet)
         task.pull_started_at = task.pull_stopped_at = None
         for c in task.containers:
             c.image_digest = c.reason = None
