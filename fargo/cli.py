@@ -193,8 +193,11 @@ def purge(state_dir: Path, prefix: str) -> None:
     from .agent.netplane import HostNetworkPlane
     from .agent.registry import LocalRegistry
 
-    for pid in LocalRegistry(state_dir / "registry").end_left_over():
-        click.echo(f"ended the embedded registry (pid {pid})")
+    try:
+        for pid in LocalRegistry(state_dir / "registry").end_left_over():
+            click.echo(f"ended the embedded registry (pid {pid})")
+    except AgentError as err:  # the tasks are purged all the same
+        click.echo(f"warning: {err}", err=True)
     HostRuntime(state_dir, HostNetworkPlane(prefix), prefix=prefix).purge()
 
 

@@ -192,8 +192,17 @@ class LocalRegistry:
 # ---- finding a registry by its command line, and its listening socket
 
 def _serves(pid: int, config: Path) -> bool:
-    """Whether process pid is docker-registry serving exactly this config file."""
+    """Whether process pid is docker-registry serving exactly this config file: its command
+    line says so, and (a task's process may say anything) it runs the host's registry binary
+    as this server's own user, outside any container's mount namespace."""
     try:
+        exe, binary = os.stat(f"/proc/{pid}/exe"), os.stat(REGISTRY_BINARY)
+        if (exe.st_dev, exe.st_ino) != (binary.st_dev, binary.st_ino):
+            return False
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
+        if os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+            return False
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         if argv[:2] != [os.fsencode(REGISTRY_BINARY), b"serve"] or len(argv) < 3:
             return False
