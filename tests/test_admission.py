@@ -183,3 +183,26 @@ def test_backoff_never_overflows():
 
     assert restarts.backoff(1) > 0
     assert restarts.backoff(5000) == restarts.BACKOFF_MAX
+
+
+@pytest.mark.pure
+def test_restricted_pods_are_run_and_what_is_not_run_is_named():
+    """A pod written to the "restricted" security standard is admitted: the default seccomp
+    profile is what fargo applies anyway, dropped capabilities are dropped."""
+    from fargo.model.admission import unimplemented
+    from fargo.model.podtask import pod_plan
+
+    restricted = {"runAsUser": 1000, "allowPrivilegeEscalation": False,
+                  "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    good = {"spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "app", "image": "x",
+                                     "securityContext": restricted}]}}
+    assert unimplemented(good) == []
+    plan, _ = pod_plan(good["spec"])
+    assert plan[0]["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}
+    bad = {"spec": {"containers": [{"name": "app", "image": "x", "securityContext": {
+        "runAsGroup": 5, "capabilities": {"add": ["NET_ADMIN"]},
+        "seccompProfile": {"type": "Unconfined"}}}]}}
+    at = "spec.containers[0].securityContext"
+    assert set(unimplemented(bad)) == {f"{at}.runAsGroup", f"{at}.capabilities.add",
+                                       f"{at}.seccompProfile"}

@@ -35,10 +35,13 @@ _CONTAINER_KNOWN: Known = {
     "terminationMessagePath": ("/dev/termination-log",),
     "terminationMessagePolicy": ("File",),
 }
+_RUNTIME_DEFAULT = ({"type": "RuntimeDefault"},)  # fargo's default profile is always applied
 _SECURITY_KNOWN: Known = {
     "runAsUser": None, "runAsGroup": None, "readOnlyRootFilesystem": None, "privileged": None,
     "allowPrivilegeEscalation": (False,),  # no_new_privs is always set
+    "seccompProfile": _RUNTIME_DEFAULT, "capabilities": None,  # looked into below
 }
+_POD_SECURITY_KNOWN: Known = {"seccompProfile": _RUNTIME_DEFAULT}
 _PORT_KNOWN: Known = {"containerPort": None, "name": None, "protocol": None, "hostPort": None}
 _RESOURCES_RUN = ("cpu", "memory")
 
@@ -87,8 +90,8 @@ def unimplemented(pod: dict[str, Any]) -> list[str]:
     out = _not_run(spec, _SPEC_KNOWN, "spec")
     if _given(spec.get("volumes")):  # of the types Fargate takes: none is mounted here yet
         out.append("spec.volumes")
-    # fargo applies a container's own securityContext only.
-    out += _not_run(spec.get("securityContext"), {}, "spec.securityContext")
+    # fargo applies a container's own securityContext (and the default seccomp profile).
+    out += _not_run(spec.get("securityContext"), _POD_SECURITY_KNOWN, "spec.securityContext")
     for group in ("initContainers", "containers"):
         for i, c in enumerate(spec.get(group) or []):
             if isinstance(c, dict):
@@ -100,7 +103,14 @@ def _container_unimplemented(c: dict[str, Any], at: str) -> list[str]:
     out = _not_run(c, _CONTAINER_KNOWN, at)
     if any(isinstance(e, dict) and "valueFrom" in e for e in c.get("env") or []):
         out.append(f"{at}.env.valueFrom")
-    out += _not_run(c.get("securityContext"), _SECURITY_KNOWN, f"{at}.securityContext")
+    sc = c.get("securityContext")
+    out += _not_run(sc, _SECURITY_KNOWN, f"{at}.securityContext")
+    if isinstance(sc, dict):
+        # Capabilities can be dropped (as an ECS task's can); a group needs its user.
+        out += _not_run(sc.get("capabilities"), {"drop": None},
+                        f"{at}.securityContext.capabilities")
+        if sc.get("runAsGroup") is not None and sc.get("runAsUser") is None:
+            out.append(f"{at}.securityContext.runAsGroup")
     for p in c.get("ports") or []:
         out += _not_run(p, _PORT_KNOWN, f"{at}.ports")
     res = c.get("resources") or {}

@@ -44,6 +44,9 @@ def _container_def(c: dict[str, Any]) -> dict[str, Any]:
             f":{sc['runAsGroup']}" if sc.get("runAsGroup") is not None else "")
     if sc.get("readOnlyRootFilesystem"):
         cdef["readonlyRootFilesystem"] = True
+    drop = (sc.get("capabilities") or {}).get("drop")
+    if drop:
+        cdef["linuxParameters"] = {"capabilities": {"drop": list(drop)}}
     return cdef
 
 
