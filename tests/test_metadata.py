@@ -84,7 +84,7 @@ def test_task_and_container_metadata(role_task):
     assert len(json.loads(out["taskstats"])) == 1
 
 
-def test_role_credentials_work_against_the_api(fargo, role_task):
+def test_role_credentials_work_against_the_api(fargo, ecs, role_task):
     _, out = role_task
     creds = json.loads(out["creds"])
     assert creds["RoleArn"] == ROLE
@@ -95,6 +95,27 @@ def test_role_credentials_work_against_the_api(fargo, role_task):
                                aws_secret_access_key=creds["SecretAccessKey"],
                                aws_session_token=creds["Token"])
     assert "clusterArns" in ecs_as_role.list_clusters()
+    # With no IAM policies to say more, a role's credentials describe and list only.
+    as_role = {"aws_access_key_id": creds["AccessKeyId"],
+               "aws_secret_access_key": creds["SecretAccessKey"],
+               "aws_session_token": creds["Token"], "endpoint_url": fargo.endpoint,
+               "region_name": "us-east-1"}
+    ec2_as_role = boto3.client("ec2", **as_role)
+    assert ec2_as_role.describe_vpcs()["Vpcs"]
+    refusals = [
+        (lambda: ecs_as_role.create_cluster(clusterName="not-mine"), "AccessDeniedException"),
+        (lambda: ec2_as_role.create_security_group(GroupName="x", Description="x"),
+         "UnauthorizedOperation"),
+        (lambda: boto3.client("secretsmanager", **as_role).get_secret_value(SecretId="x"),
+         "AccessDeniedException"),
+        (lambda: boto3.client("eks", **as_role).create_cluster(
+            name="x", roleArn="arn:aws:iam::000000000000:role/x",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]}), "AccessDeniedException")]
+    for call, code in refusals:
+        with pytest.raises(botocore.exceptions.ClientError) as denied:
+            call()
+        assert denied.value.response["Error"]["Code"] == code
+    assert ecs.describe_clusters(clusters=["not-mine"])["failures"]  # nothing was made
     forged = boto3.client("ecs", endpoint_url=fargo.endpoint, region_name="us-east-1",
                           aws_access_key_id=creds["AccessKeyId"],
                           aws_secret_access_key=creds["SecretAccessKey"],

@@ -23,7 +23,7 @@ from . import awsjson, body, ec2query
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import secrets as secrets_face
-from .auth import authenticate
+from .auth import authenticate, permit
 from .body import BodyError
 from .ec2 import Ec2Face
 from .errors import HttpError
@@ -77,6 +77,7 @@ async def _query(request: web.Request) -> web.Response:
         authenticate(request, sent, "ec2", "ec2")
         form = body.decoded(request, sent) if request.method == "POST" else \
             request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
+        permit(request, ec2query.parse_form(form).get("Action", ""), "ec2")
     except ApiError as err:
         return ec2query.error_response(err)
     except BodyError as err:

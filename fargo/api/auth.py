@@ -52,3 +52,22 @@ def authenticate(request: web.Request, body: bytes, service: str, style: str) ->
         raise HttpError(err.message, code, status) from None
     request["caller"] = caller
     return caller
+
+
+# A task role's short-lived credentials read and change nothing. fargo has no IAM policies to
+# say what a role may do, and every task with a role reaches the API (its VPC endpoint), so a
+# role may only describe and list: no writes, no secret values, no Kubernetes tokens.
+_READ_ONLY = ("Describe", "List")
+_DENIED = {"json": ("AccessDeniedException", 400), "ec2": ("UnauthorizedOperation", 403),
+           "rest": ("AccessDeniedException", 403)}
+
+
+def permit(request: web.Request, action: str, style: str) -> None:
+    """Raise the face's access-denied error when a task role's credentials ask for more than
+    reading; a user's long-lived key (or --no-auth) may do anything."""
+    caller = request.get("caller")
+    if caller is None or caller.key.token is None or action.startswith(_READ_ONLY):
+        return
+    code, status = _DENIED[style]
+    raise HttpError(f"{caller.key.principal} is not authorized to perform {action[:100]}: "
+                    "fargo lets task role credentials describe and list only.", code, status)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..model.errors import ApiError
 from . import shapes
+from .auth import permit
 from .errors import http_status
 from .keys import SETTINGS
 
@@ -57,6 +58,7 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
         if op is None:
             raise ApiError(f"Unknown operation {target[:200]!r}.",
                            code="UnknownOperationException")
+        permit(request, action, "json")
         params = loads(body or b"{}", "SerializationException")
         shapes.validate(op, params, "SerializationException", "InvalidParameterException")
         handler = handlers.get(action)

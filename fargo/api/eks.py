@@ -17,7 +17,7 @@ from ..control.eks import ClusterVpc, Eks
 from ..model.errors import ApiError
 from ..model.profiles import InvalidParameter
 from . import paging, shapes
-from .auth import authenticate
+from .auth import authenticate, permit
 from .awsjson import loads
 from .body import BodyError, decoded
 from .body import read as read_body
@@ -119,6 +119,7 @@ def _handler(op_name: str, call: Call) -> Handler:
         try:
             sent = await read_body(request)
             authenticate(request, sent, "eks", "rest")
+            permit(request, op_name, "rest")
             body = decoded(request, sent)
             op = shapes.operation("eks", op_name)
             assert op is not None

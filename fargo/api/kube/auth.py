@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ...model.errors import ApiError
 from ...model.kubeerrors import KubeError
-from ..auth import authenticate
+from ..auth import authenticate, permit
 from ..awsjson import error_response
 from ..errors import HttpError
 from ..keys import IAM, SETTINGS
@@ -33,6 +33,7 @@ async def issue_token(request: web.Request) -> web.Response:
     """GET /fargo/v1/eks/{cluster}/token, SigV4-signed: the cluster's bearer token."""
     try:
         authenticate(request, b"", "fargo", "rest")
+        permit(request, "IssueKubernetesToken", "rest")
         key = request.app[EKS].token_key(request.match_info["cluster"])
         if key is None:
             raise HttpError("No cluster found for that name.", "ResourceNotFoundException", 404)
