@@ -369,6 +369,9 @@ class FakeNetwork:
         with self._log.lock:
             self.attached.pop(tid, None)
 
+    def forget_flows(self, ip: str) -> None:
+        self._log.enter("network", "forget_flows", ip)
+
     def metadata_listener(self, tid: str) -> socket.socket:
         """A listening socket on a free loopback port (a host's is 169.254.170.2:80 in the
         task's netns)."""

@@ -217,6 +217,25 @@ def test_a_task_reaches_nothing_of_the_host(ecs, ec2, fargo, busybox_image, subn
     finally:
         ecs.stop_task(task=t["taskArn"])
         wait_status(ecs, t["taskArn"], "STOPPED")
+    # The host forgets the task's flows before its address is handed out again: the next
+    # task given it inherits nothing accepted as established.
+    ip = detail(t, "privateIPv4Address")
+    deadline = time.time() + 5
+    while _flows(ip) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _flows(ip) == 0
+
+
+def _flows(ip: str) -> int:
+    from pyroute2 import Conntrack
+    from pyroute2.conntrack import NFCTAttrTuple
+
+    ct = Conntrack()
+    try:
+        return sum(len(list(ct.dump_entries(tuple_orig=NFCTAttrTuple(**{side: ip}))))
+                   for side in ("saddr", "daddr"))
+    finally:
+        ct.close()
 
 
 # ---------------------------------------------------------------- fargo's API, on purpose

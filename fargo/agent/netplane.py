@@ -6,11 +6,14 @@ listening sockets an attach opened inside the task's netns until control asks fo
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from pyroute2 import Conntrack
+from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.vpc import Subnet
@@ -92,6 +95,20 @@ class HostNetworkPlane:
     def detach(self, tid: str) -> None:
         self._drop(tid)
         _kernel(lambda: self.network.detach(tid))
+
+    def forget_flows(self, ip: str) -> None:
+        """Conntrack's entries to or from an address a task held go: the next task given the
+        address must not inherit its flows (accepted as established, past its own groups)."""
+        ct = Conntrack()
+        try:
+            for side in (NFCTAttrTuple(saddr=ip), NFCTAttrTuple(daddr=ip)):
+                for entry in list(ct.dump_entries(tuple_orig=side)):
+                    with contextlib.suppress(NetlinkError):  # it may end meanwhile
+                        ct.delete(entry)
+        except (NetlinkError, OSError) as err:
+            raise NetworkError(f"forgetting the flows of {ip}: {err}") from None
+        finally:
+            ct.close()
 
     def _drop(self, tid: str) -> None:
         """Close what an attach opened for tid that control has not taken."""

@@ -102,6 +102,10 @@ class Network(Protocol):
         """The task's interface and netns go (after its containers)."""
         ...
 
+    def forget_flows(self, ip: str) -> None:
+        """Before a stopped task's address is handed out again: the host forgets its flows."""
+        ...
+
     def metadata_listener(self, tid: str) -> socket.socket:
         """A listening socket on 169.254.170.2:80 inside the task's netns. The one object
         that crosses the port: it needs the control process on the same host (noted in

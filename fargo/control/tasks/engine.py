@@ -229,6 +229,10 @@ class TaskEngine:
         for c in task.containers:
             c.last_status = "STOPPED"
         self.book.advance(task, "STOPPED")
+        # Before its address can be handed out again (and after STOPPED: a stop's latency
+        # does not wait on it).
+        await _attempt(tid, "forgetting its flows",
+                       asyncio.to_thread(self.network.forget_flows, task.ip))
         self.placement.release(task)
         self.containers.forget(tid)
 
