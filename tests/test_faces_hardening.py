@@ -276,3 +276,14 @@ def test_kube_face_refusals(kube, method, path, headers, body):
     r = requests.request(method, base + path, headers={**auth, **headers}, data=body,
                          verify=ca, timeout=10)
     assert kube_error(r.status_code, r.headers, r.content)
+
+
+@pytest.mark.parametrize("path,headers,face", [
+    ("/", LIST_CLUSTERS, "json"), ("/", {"Content-Type": FORM_TYPE}, "ec2"),
+    ("/clusters", {}, "eks"),
+])
+def test_an_expectation_aiohttp_refuses_is_in_the_face_shape(fargo, path, headers, face):
+    """aiohttp answers an Expect it does not know before any middleware runs."""
+    r = send(fargo, "POST", path, b"{}", {**headers, "Expect": "the-unexpected"}, sign=False)
+    assert 400 <= r.status_code < 500, r.text
+    error_of(face, r)

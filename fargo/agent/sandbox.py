@@ -268,6 +268,12 @@ class Sandbox:
         if exit_code is not None and status in ("unknown", "running"):
             status = "stopped"  # deleted already, or runc has not noticed the exit yet
         pid = runc_state.pid if runc_state else None
+        started_at = read_float(ctr_dir / "started_at")
+        finished_at = mtime(exit_file) if exit_code is not None else None
+        if finished_at is not None and started_at is not None:
+            # The exit file's mtime comes from the kernel's coarse clock, up to a tick behind
+            # the one that stamped the start: a quick process may seem to end before it began.
+            finished_at = max(finished_at, started_at)
         return ContainerState(
             status=status,
             pid=pid if status in ("created", "running") else None,
@@ -275,8 +281,8 @@ class Sandbox:
             oom_killed=((ctr_dir / "oom_killed").exists()
                         or self._cgroups(task_id).container_oom(name)),
             created_at=runc_state.created_at if runc_state else None,
-            started_at=read_float(ctr_dir / "started_at"),
-            finished_at=mtime(exit_file) if exit_code is not None else None,
+            started_at=started_at,
+            finished_at=finished_at,
         )
 
     @staticmethod

@@ -182,5 +182,18 @@ class Runner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # the app's start-up, and its handler
-        return _Server(plain.request_handler, request_factory=plain.request_factory,
+        app_handler = plain.request_handler
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            # What aiohttp refuses before any middleware runs (an Expect it does not know):
+            # in the face's shape too.
+            try:
+                return await app_handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                return refuse(face_of_request(request), Kind.UNREADABLE, exc.status,
+                              exc.reason or "Bad request")
+
+        return _Server(handle, request_factory=plain.request_factory,
                        access_log=None, **HANDLER_ARGS)
