@@ -64,7 +64,7 @@ IP=$(aws ecs describe-tasks --tasks "$TASK" \
   --query 'tasks[0].attachments[0].details[?name==`privateIPv4Address`]|[0].value' --output text)
 
 step "curl http://$IP:8080/"
-curl -sS --max-time 5 "http://$IP:8080/"
+curl -sS --max-time 5 --retry 10 --retry-connrefused "http://$IP:8080/"  # httpd may still be binding
 
 step "fargo logs ${TASK##*/}"
 fargo logs "${TASK##*/}" --timestamps
