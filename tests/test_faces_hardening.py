@@ -287,3 +287,14 @@ def test_an_expectation_aiohttp_refuses_is_in_the_face_shape(fargo, path, header
     r = send(fargo, "POST", path, b"{}", {**headers, "Expect": "the-unexpected"}, sign=False)
     assert 400 <= r.status_code < 500, r.text
     error_of(face, r)
+
+
+def test_too_many_headers_are_refused_in_the_face_shape(fargo):
+    """At most 128 headers (aiohttp's own bound, far past what an SDK sends): what a request
+    may make the server hold before it is authenticated stays bounded."""
+    many = {**LIST_CLUSTERS, **{f"X-Filler-{i}": "x" * 100 for i in range(200)}}
+    r = send(fargo, "POST", "/", b"{}", many)
+    assert 400 <= r.status_code < 500, r.text
+    error_of("json", r)
+    assert send(fargo, "POST", "/", b"{}", {**LIST_CLUSTERS, **{
+        f"X-Filler-{i}": "x" for i in range(100)}}).status_code == 200
