@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from fargo.agent.cgroups import hierarchies
-from fargo.agent.containerlog import parse_log_line
 from fargo.agent.sandbox import (
     DEFAULT_CAPS,
     ContainerSpec,
@@ -25,6 +24,7 @@ from fargo.agent.sandbox import (
     effective_nofile,
     pids_limit,
 )
+from fargo.port.logline import parse_log_line
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not (shutil.which("runc") and shutil.which("conmon"))

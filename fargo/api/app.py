@@ -77,12 +77,12 @@ async def _query(request: web.Request) -> web.Response:
         authenticate(request, sent, "ec2", "ec2")
         form = body.decoded(request, sent) if request.method == "POST" else \
             request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
-        permit(request, ec2query.parse_form(form).get("Action", ""), "ec2")
     except ApiError as err:
         return ec2query.error_response(err)
     except BodyError as err:
         return ec2query.error_response(ApiError(err.message, code="InvalidRequest"))
-    return await ec2query.dispatch_query(form, request.app[EC2_HANDLERS])
+    return await ec2query.dispatch_query(form, request.app[EC2_HANDLERS],
+                                         lambda action: permit(request, action, "ec2"))
 
 
 async def health(request: web.Request) -> web.Response:

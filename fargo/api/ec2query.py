@@ -145,10 +145,13 @@ def error_response(err: ApiError) -> web.Response:
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-async def dispatch_query(body: bytes, handlers: Mapping[str, Handler]) -> web.Response:
+async def dispatch_query(body: bytes, handlers: Mapping[str, Handler],
+                         permit: Callable[[str], None] = lambda action: None) -> web.Response:
+    """permit: raises when the caller may not call that action (api/auth.py's)."""
     try:
         form = parse_form(body)
         action = form.get("Action", "")
+        permit(action)
         request = params(action, form)
         handler = handlers.get(action)
         if handler is None:

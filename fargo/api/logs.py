@@ -9,6 +9,7 @@ from aiohttp import web
 from ..control.logs import ContainerLogs
 from ..model.errors import ApiError, InvalidParameterException
 from ..model.names import task_id_from
+from ..port.logline import parse_log_line
 from .auth import authenticate
 from .awsjson import error_response
 from .errors import HttpError
@@ -17,12 +18,11 @@ LOGS = web.AppKey("logs", ContainerLogs)
 
 
 def parse_line(line: str) -> tuple[str, str, str, bool] | None:
-    """A k8s-file log line: 'TIMESTAMP STREAM P|F message' -> (ts, stream, message, partial)."""
-    parts = line.rstrip("\n").split(" ", 3)
-    if len(parts) < 3:
+    """(timestamp, stream, message, partial) of a k8s-file log line; None for another shape."""
+    try:
+        return parse_log_line(line)
+    except ValueError:
         return None
-    ts, stream, tag = parts[0], parts[1], parts[2]
-    return ts, stream, parts[3] if len(parts) > 3 else "", tag == "P"
 
 
 async def task_logs(request: web.Request) -> web.StreamResponse:

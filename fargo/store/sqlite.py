@@ -62,7 +62,7 @@ class Store:
 
     def _upgrade_tasks(self) -> None:
         """Rows of the `tasks` table older servers wrote become task records, once."""
-        if not self._rows("SELECT name FROM sqlite_master WHERE type='table' AND name='tasks'"):
+        if not self.rows("SELECT name FROM sqlite_master WHERE type='table' AND name='tasks'"):
             return
         unread: list[str] = []
         with self._lock:
@@ -90,7 +90,7 @@ class Store:
         self._db.close()
 
     def rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        """For the store's other tables (store/kube.py): one statement's rows."""
+        """One statement's rows (also for the store's other tables: store/kube.py)."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -104,8 +104,6 @@ class Store:
         with self._lock:
             yield self._db
 
-    _rows = rows
-
     @staticmethod
     def _where(sql: str, *conditions: tuple[str, Any]) -> tuple[str, tuple]:
         """sql plus ` AND <condition>` for each condition whose value is not None; a
@@ -117,38 +115,34 @@ class Store:
                 args.append(value)
         return sql, tuple(args)
 
-    def _exec(self, sql: str, args: tuple = ()) -> None:
-        with self._lock:
-            self._db.execute(sql, args)
-
     # clusters
     def put_cluster(self, name: str, region: str, doc: dict[str, Any]) -> None:
-        self._exec("INSERT OR REPLACE INTO clusters VALUES (?,?,?,?)",
+        self.execute("INSERT OR REPLACE INTO clusters VALUES (?,?,?,?)",
                    (name, region, doc["status"], json.dumps(doc)))
 
     def get_cluster(self, name: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT doc FROM clusters WHERE name=?", (name,))
+        rows = self.rows("SELECT doc FROM clusters WHERE name=?", (name,))
         return json.loads(rows[0][0]) if rows else None
 
     def list_clusters(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._rows("SELECT doc FROM clusters ORDER BY name")]
+        return [json.loads(r[0]) for r in self.rows("SELECT doc FROM clusters ORDER BY name")]
 
     # task definitions
     def next_revision(self, family: str) -> int:
-        rows = self._rows("SELECT MAX(revision) FROM taskdefs WHERE family=?", (family,))
+        rows = self.rows("SELECT MAX(revision) FROM taskdefs WHERE family=?", (family,))
         return (rows[0][0] or 0) + 1
 
     def put_taskdef(self, doc: dict[str, Any]) -> None:
-        self._exec("INSERT OR REPLACE INTO taskdefs VALUES (?,?,?,?,?)",
+        self.execute("INSERT OR REPLACE INTO taskdefs VALUES (?,?,?,?,?)",
                    (doc["family"], doc["revision"], doc["status"], doc["registeredAt"],
                     json.dumps(doc)))
 
     def get_taskdef(self, family: str, revision: int | None) -> dict[str, Any] | None:
         if revision is None:
-            rows = self._rows("SELECT doc FROM taskdefs WHERE family=? AND status='ACTIVE' "
+            rows = self.rows("SELECT doc FROM taskdefs WHERE family=? AND status='ACTIVE' "
                               "ORDER BY revision DESC LIMIT 1", (family,))
         else:
-            rows = self._rows("SELECT doc FROM taskdefs WHERE family=? AND revision=?",
+            rows = self.rows("SELECT doc FROM taskdefs WHERE family=? AND revision=?",
                               (family, revision))
         return json.loads(rows[0][0]) if rows else None
 
@@ -158,10 +152,10 @@ class Store:
                                 ("family=?", family or None), ("status=?", status or None))
         order = "DESC" if descending else "ASC"
         sql += f" ORDER BY family {order}, revision {order}"
-        return [(r[0], r[1]) for r in self._rows(sql, args)]
+        return [(r[0], r[1]) for r in self.rows(sql, args)]
 
     def list_families(self, prefix: str | None, status: str | None) -> list[str]:
-        rows = self._rows("SELECT family, MAX(status='ACTIVE') FROM taskdefs GROUP BY family "
+        rows = self.rows("SELECT family, MAX(status='ACTIVE') FROM taskdefs GROUP BY family "
                           "ORDER BY family")
         out = []
         for family, any_active in rows:
@@ -176,21 +170,21 @@ class Store:
 
     # tasks: the record as it is, plus the columns the listings filter on
     def put_task(self, task: Task) -> None:
-        self._exec(
+        self.execute(
             "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?)",
             (task.id, task.cluster_arn.rsplit("/", 1)[-1], task.family, task.started_by,
              task.desired_status, task.last_status, task.launch_type, task.created_at,
              task.stopped_at, _encode(task)))
 
     def get_task(self, task_id: str) -> Task | None:
-        rows = self._rows("SELECT record FROM task_records WHERE id=?", (task_id,))
+        rows = self.rows("SELECT record FROM task_records WHERE id=?", (task_id,))
         return _decode(rows[0][0]) if rows else None
 
     def get_tasks(self, ids: list[str]) -> dict[str, Task]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, record FROM task_records WHERE id IN ({marks})",
+        rows = self.rows(f"SELECT id, record FROM task_records WHERE id IN ({marks})",
                           tuple(ids))
         return {r[0]: _decode(r[1]) for r in rows}
 
@@ -201,10 +195,10 @@ class Store:
                                 ("cluster=?", cluster), ("family=?", family),
                                 ("started_by=?", started_by), ("desired=?", desired),
                                 ("launch_type=?", launch_type))
-        return [r[0] for r in self._rows(sql + " ORDER BY created, id", args)]
+        return [r[0] for r in self.rows(sql + " ORDER BY created, id", args)]
 
     def active_tasks(self) -> list[Task]:
-        rows = self._rows("SELECT record FROM task_records WHERE last != 'STOPPED' "
+        rows = self.rows("SELECT record FROM task_records WHERE last != 'STOPPED' "
                           "ORDER BY created")
         return [_decode(r[0]) for r in rows]
 
@@ -213,11 +207,11 @@ class Store:
         sql, args = self._where("SELECT COUNT(*) FROM task_records WHERE 1=1",
                                 ("cluster=?", cluster), ("last=?", last or None),
                                 ("last!=?", not_last or None))
-        return int(self._rows(sql, args)[0][0])
+        return int(self.rows(sql, args)[0][0])
 
     def stopped_before(self, before: float) -> list[str]:
         """Ids of tasks that reached STOPPED before `before` (epoch seconds)."""
-        rows = self._rows("SELECT id FROM task_records WHERE last='STOPPED' AND stopped < ?",
+        rows = self.rows("SELECT id FROM task_records WHERE last='STOPPED' AND stopped < ?",
                           (before,))
         return [r[0] for r in rows]
 
@@ -228,46 +222,46 @@ class Store:
 
     # idempotency tokens
     def get_token(self, token: str) -> tuple[str, dict[str, Any]] | None:
-        rows = self._rows("SELECT request, arns FROM tokens WHERE token=?", (token,))
+        rows = self.rows("SELECT request, arns FROM tokens WHERE token=?", (token,))
         return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
     def put_token(self, token: str, request: str, outcome: dict[str, Any], now: float) -> None:
-        self._exec("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)",
+        self.execute("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)",
                    (token, request, json.dumps(outcome), now))
 
     def drop_tokens(self, before: float) -> None:
-        self._exec("DELETE FROM tokens WHERE created < ?", (before,))
+        self.execute("DELETE FROM tokens WHERE created < ?", (before,))
 
     # tags
     def get_tags(self, arn: str) -> list[dict[str, str]]:
-        rows = self._rows("SELECT tags FROM tags WHERE arn=?", (arn,))
+        rows = self.rows("SELECT tags FROM tags WHERE arn=?", (arn,))
         return json.loads(rows[0][0]) if rows else []
 
     def put_tags(self, arn: str, tags: list[dict[str, str]]) -> None:
-        self._exec("INSERT OR REPLACE INTO tags VALUES (?,?)", (arn, json.dumps(tags)))
+        self.execute("INSERT OR REPLACE INTO tags VALUES (?,?)", (arn, json.dumps(tags)))
 
     # secrets (Secrets Manager face)
     def get_secret(self, name: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT doc FROM secrets WHERE name=?", (name,))
+        rows = self.rows("SELECT doc FROM secrets WHERE name=?", (name,))
         return json.loads(rows[0][0]) if rows else None
 
     def put_secret(self, doc: dict[str, Any]) -> None:
-        self._exec("INSERT OR REPLACE INTO secrets VALUES (?,?)", (doc["Name"], json.dumps(doc)))
+        self.execute("INSERT OR REPLACE INTO secrets VALUES (?,?)", (doc["Name"], json.dumps(doc)))
 
     def delete_secret(self, name: str) -> None:
-        self._exec("DELETE FROM secrets WHERE name=?", (name,))
+        self.execute("DELETE FROM secrets WHERE name=?", (name,))
 
     def list_secrets(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._rows("SELECT doc FROM secrets ORDER BY name")]
+        return [json.loads(r[0]) for r in self.rows("SELECT doc FROM secrets ORDER BY name")]
 
     # access keys (long-lived for users, short-lived for task roles)
     def put_key(self, key_id: str, secret: str, principal: str, token: str | None,
                 expires: float | None, now: float) -> None:
-        self._exec("INSERT OR REPLACE INTO access_keys VALUES (?,?,?,?,?,?)",
+        self.execute("INSERT OR REPLACE INTO access_keys VALUES (?,?,?,?,?,?)",
                    (key_id, secret, principal, token, expires, now))
 
     def get_key(self, key_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT secret, principal, token, expires FROM access_keys WHERE id=?",
+        rows = self.rows("SELECT secret, principal, token, expires FROM access_keys WHERE id=?",
                           (key_id,))
         if not rows:
             return None
@@ -276,43 +270,43 @@ class Store:
                 "expires": expires}
 
     def long_lived_keys(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT id FROM access_keys WHERE token IS NULL ORDER BY created")
+        rows = self.rows("SELECT id FROM access_keys WHERE token IS NULL ORDER BY created")
         return [k for (kid,) in rows if (k := self.get_key(kid))]
 
     def drop_expired_keys(self, now: float) -> None:
-        self._exec("DELETE FROM access_keys WHERE expires IS NOT NULL AND expires < ?", (now,))
+        self.execute("DELETE FROM access_keys WHERE expires IS NOT NULL AND expires < ?", (now,))
 
     # small settings
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key=?", (key,))
+        rows = self.rows("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0][0] if rows else None
 
     def put_meta(self, key: str, value: str) -> None:
-        self._exec("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+        self.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
 
     # user-made networks and security groups (rowid keeps creation order)
     def put_net(self, table: str, obj_id: str, vpc: str, doc: dict[str, Any]) -> None:
         assert table in _NET_TABLES
         # An UPSERT, not REPLACE: a replaced row would get a new rowid and move in listings.
-        self._exec(f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET "
+        self.execute(f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET "
                    "vpc=excluded.vpc, doc=excluded.doc", (obj_id, vpc, json.dumps(doc)))
 
     def get_net(self, table: str, obj_id: str) -> dict[str, Any] | None:
         assert table in _NET_TABLES
-        rows = self._rows(f"SELECT doc FROM {table} WHERE id=?", (obj_id,))
+        rows = self.rows(f"SELECT doc FROM {table} WHERE id=?", (obj_id,))
         return json.loads(rows[0][0]) if rows else None
 
     def list_net(self, table: str, vpc: str | None = None) -> list[dict[str, Any]]:
         assert table in _NET_TABLES
         if vpc is None:
-            rows = self._rows(f"SELECT doc FROM {table} ORDER BY rowid")
+            rows = self.rows(f"SELECT doc FROM {table} ORDER BY rowid")
         else:
-            rows = self._rows(f"SELECT doc FROM {table} WHERE vpc=? ORDER BY rowid", (vpc,))
+            rows = self.rows(f"SELECT doc FROM {table} WHERE vpc=? ORDER BY rowid", (vpc,))
         return [json.loads(r[0]) for r in rows]
 
     def delete_net(self, table: str, obj_id: str) -> None:
         assert table in _NET_TABLES
-        self._exec(f"DELETE FROM {table} WHERE id=?", (obj_id,))
+        self.execute(f"DELETE FROM {table} WHERE id=?", (obj_id,))
 
 
 _encoder = msgspec.json.Encoder()

@@ -13,6 +13,7 @@ from ...model import task as taskmodel
 from ...model.errors import ConflictException
 from ...model.task import RunTaskRequest, TaskIds
 from ...model.taskrecord import PodRef, RestartPolicy, Task
+from ...model.vpc import Subnet
 from .book import TaskBook
 from .placement import CAPACITY_REASON, Placement
 
@@ -82,20 +83,10 @@ class Admission:
                 failures.append(Failure(td["taskDefinitionArn"], "RESOURCE:ENI",
                                         "No free private IP address in the given subnets"))
                 continue
-            try:
-                task = taskmodel.new_task(
-                    td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=mem,
-                    overrides=req.overrides, subnet=subnet, ip=ip, groups=groups,
-                    group=req.group, started_by=req.started_by, now=now,
-                    capacity_provider=provider,
-                    ids=self.ids(len(td["containerDefinitions"])))
-                task.interface.endpoint = self.placement.endpoint(subnet)
-            except BaseException:
-                self.placement.give_back_ip(ip)  # nothing holds it yet
-                raise
-            self.placement.hold(task)
-            store.put_task(task)
-            tasks.append(task)
+            tasks.append(self._record(
+                td, subnet, ip, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=mem,
+                overrides=req.overrides, groups=groups, group=req.group,
+                started_by=req.started_by, now=now, capacity_provider=provider))
         if req.client_token:
             store.put_token(req.client_token, req.fingerprint,
                             {"arns": [t.arn for t in tasks],
@@ -115,18 +106,25 @@ class Admission:
         subnet, ip = self.placement.allocate(subnets)
         if ip is None:
             return None, "No free private IP address in the given subnets"
+        task = self._record(td, subnet, ip, restart=restart, pod=pod, cluster_arn=cluster_arn,
+                            region=region, cpu=cpu, memory=memory, overrides={},
+                            groups=groups, group=None, started_by=started_by,
+                            now=self.clock(), capacity_provider=None)
+        return task, None
+
+    def _record(self, td: dict[str, Any], subnet: Subnet, ip: str, *,
+                restart: RestartPolicy | None = None, pod: PodRef | None = None,
+                **fields: Any) -> Task:
+        """A new task's record at subnet and ip (fields: the rest of model.task.new_task's),
+        holding its share of the host, written before anything starts."""
         try:
-            task = taskmodel.new_task(
-                td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
-                overrides={}, subnet=subnet, ip=ip, groups=groups, group=None,
-                started_by=started_by, now=self.clock(), capacity_provider=None,
-                ids=self.ids(len(td["containerDefinitions"])))
+            task = taskmodel.new_task(td=td, subnet=subnet, ip=ip,
+                                      ids=self.ids(len(td["containerDefinitions"])), **fields)
             task.interface.endpoint = self.placement.endpoint(subnet)
         except BaseException:
-            self.placement.give_back_ip(ip)
+            self.placement.give_back_ip(ip)  # nothing holds it yet
             raise
-        task.restart = restart
-        task.pod = pod
+        task.restart, task.pod = restart, pod
         self.placement.hold(task)
         self.book.store.put_task(task)
-        return task, None
+        return task

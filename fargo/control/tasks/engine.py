@@ -62,10 +62,6 @@ class TaskEngine:
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
 
-    @property
-    def subnets(self) -> object:
-        return self.placement.subnets
-
     # ---- start and stop of the engine itself
     async def start(self) -> None:
         for task in self.store.active_tasks():

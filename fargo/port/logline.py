@@ -1,4 +1,5 @@
-"""The k8s-file log format conmon writes each container's stdout and stderr in."""
+"""The k8s-file log format conmon writes each container's stdout and stderr in: what a
+LogChunk's bytes hold, read by the faces that show logs."""
 
 from __future__ import annotations
 
