@@ -127,13 +127,13 @@ def test_known_cases_of_the_issue():
     big = {"name": "app", "image": "b", "ulimits": [
         {"name": "nofile", "softLimit": 2 ** 40, "hardLimit": 2 ** 40}]}
     assert "'ulimits'" in refused(td(containerDefinitions=[big]))
-    for name, value in (("secrets", [{"name": "A", "valueFrom": "arn:x"}]),
-                        ("healthCheck", {"command": ["CMD", "true"]})):
+    for name, value in (("dockerLabels", {"a": "b"}),
+                        ("ulimits", [{"name": "nofile", "softLimit": 1, "hardLimit": 1}])):
         msg = refused(td(containerDefinitions=[{"name": "app", "image": "b", name: value}]))
         assert f"'{name}'" in msg
     # An EC2-only definition is refused the same: fargo stores only what it could run.
-    assert "'healthCheck'" in refused({"family": "x", "containerDefinitions": [
-        {"name": "a", "image": "b", "healthCheck": {"command": ["CMD", "true"]}}]})
+    assert "'dockerLabels'" in refused({"family": "x", "containerDefinitions": [
+        {"name": "a", "image": "b", "dockerLabels": {"a": "b"}}]})
 
 
 def test_what_asks_for_nothing_still_registers():

@@ -13,12 +13,12 @@ from tests.test_ecs_api import fargate_td
 def test_register_refuses_what_fargo_does_not_run(ecs):
     fam = "u" + uuid.uuid4().hex[:8]
     health = fargate_td(fam, containerDefinitions=[
-        {"name": "app", "image": "busybox", "healthCheck": {"command": ["CMD", "true"]}}])
+        {"name": "app", "image": "busybox", "dockerLabels": {"team": "web"}}])
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         ecs.register_task_definition(**health)
     assert exc.value.response["Error"]["Code"] == "ClientException"
     assert exc.value.response["Error"]["Message"] == \
-        "Container 'app': the 'healthCheck' parameter is not supported by fargo."
+        "Container 'app': the 'dockerLabels' parameter is not supported by fargo."
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         ecs.describe_task_definition(taskDefinition=fam)
     assert exc.value.response["Error"]["Code"] == "ClientException"  # nothing was stored

@@ -7,7 +7,9 @@ import os
 from typing import Any, NoReturn
 
 from .errors import ClientException
+from .healthcheck import normalize_health_check
 from .names import check_name
+from .secretref import check_secrets
 from .sizes import check_task_size, parse_cpu, parse_memory
 
 # Container-definition fields Fargate refuses outright.
@@ -38,6 +40,8 @@ _CONTAINER_KNOWN = frozenset({
     "resourceRequirements",
     # Images are resolved at each start: a digest is never pinned, either way.
     "versionConsistency",
+    "secrets",  # model/secretref.py
+    "healthCheck",  # model/healthcheck.py
     *_CONTAINER_FORBIDDEN,
 })
 _LINUX_KNOWN = frozenset({"capabilities", *_LINUX_FORBIDDEN})
@@ -174,7 +178,10 @@ def _normalize_container(c: dict[str, Any]) -> dict[str, Any]:
     if len(c["image"]) > 1024 or "\x00" in c["image"]:
         _fail(f"Container '{c['name']}': invalid image reference.")
     check_environment(c.get("environment"), c["name"])
+    check_secrets(c.get("secrets"), c["name"])
     out = copy.deepcopy(c)
+    if out.get("healthCheck") is not None:
+        out["healthCheck"] = normalize_health_check(out["healthCheck"], c["name"])
     out.setdefault("cpu", 0)
     out.setdefault("essential", True)
     out.setdefault("environment", [])
