@@ -155,8 +155,17 @@ class FakeRuntime:
         self.warmed: int | None = None  # the count warm() was given
         self.closed = False
         self._timers: list[threading.Timer] = []
+        # exec_check's outcomes: per container, the codes its next checks end with in turn
+        # (None: timed out); the last one holds. A container with none set passes.
+        self.checks: dict[tuple[str, str], list[int | None]] = {}
 
     # what tests drive
+    def set_check(self, tid: str, name: str, *codes: int | None) -> None:
+        """The container's next health checks end with these exit codes in turn (None: it
+        timed out); the last one holds from then on."""
+        with self._log.lock:
+            self.checks[(tid, name)] = list(codes)
+
     def container(self, tid: str, name: str) -> FakeContainer:
         with self._log.lock:
             box = self.sandboxes.get(tid)
@@ -287,6 +296,16 @@ class FakeRuntime:
             box = self.sandboxes.get(tid)
             if box and box.containers.get(name) is c:  # not removed and made anew meanwhile
                 self.exit(tid, name, code)
+
+    def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
+        self._log.enter("runtime", "exec_check", tid, name, list(argv), timeout)
+        with self._log.lock:
+            if self.container(tid, name).state != "running":
+                raise ContainerGone(f"container {name} of task {tid} is not running")
+            codes = self.checks.get((tid, name))
+            if not codes:
+                return 0
+            return codes.pop(0) if len(codes) > 1 else codes[0]
 
     def stats(self, tid: str) -> TaskStats:
         self._log.enter("runtime", "stats", tid)

@@ -139,6 +139,9 @@ class HostRuntime:
             sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)
         self.sandbox.signal(tid, name, sig)
 
+    def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
+        return self.sandbox.exec_process(tid, name, argv, timeout)
+
     def stats(self, tid: str) -> TaskStats:
         raw = self.sandbox.stats(tid)
         parts = {name: ContainerStats(c.get("memory_usage_bytes"), c.get("cpu_usage_ns"))

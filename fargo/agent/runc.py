@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..port.errors import ContainerGone, SandboxError
-from .runfiles import alive
+from .runfiles import alive, read_int
 
 # runc's statuses as the sandbox reports them (paused containers still hold their processes).
 STATUS = {"created": "created", "running": "running", "pausing": "running",
@@ -87,6 +87,33 @@ class Runc:
         except SandboxError:
             if self.state(cid) is not None:
                 raise
+
+    def exec(self, cid: str, process: Path, pid_file: Path, timeout: float) -> int | None:
+        """`runc exec` of the OCI process object in the file `process` in a running
+        container, waited for: its exit code (runc's own, 255, when it could not run it), or
+        None when it outlived timeout seconds and was killed."""
+        proc = subprocess.Popen(
+            [self.binary, "--root", str(self.root), "exec", "--process", str(process),
+             "--pid-file", str(pid_file), cid],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        # runc waits on the process it started (its child, in the container's namespaces),
+        # so while runc lives that pid cannot name anything else: SIGKILL it, and runc ends.
+        pid = read_int(pid_file)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_mod.SIGKILL)
+        try:
+            proc.wait(2.0)
+        except subprocess.TimeoutExpired:  # still setting up: runc (its own group) goes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal_mod.SIGKILL)
+            proc.wait()
+        return None
 
     def start(self, cid: str, init_pid: int | None, timeout: float) -> None:
         if not self._release_init(cid, init_pid, timeout):

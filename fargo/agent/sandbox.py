@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -238,6 +240,34 @@ class Sandbox:
         # Already gone (ended, or lost with a reboot): nothing is left to signal.
         with contextlib.suppress(ContainerGone):
             self._runtime.kill(container_id(task_id, name), sig)
+
+    def exec_process(self, task_id: str, name: str, argv: list[str],
+                     timeout: float) -> int | None:
+        """Run argv in the running container as its own process runs: the process object of
+        its config (user, env, cwd, capabilities, rlimits) with argv as args. Its exit code,
+        or None when it was killed at timeout; ContainerGone when the container has ended."""
+        checked(task_id, name)
+        cid = container_id(task_id, name)
+        ctr_dir = self._layout.ctr_dir(task_id, name)
+        if self.exit_file(task_id, name).exists() or not self._runtime.exists(cid):
+            raise ContainerGone(f"container {name} of task {task_id} is not running")
+        try:
+            process = json.loads((ctr_dir / "config.json").read_text())["process"]
+        except (OSError, ValueError, KeyError):
+            raise ContainerGone(f"container {name} of task {task_id} has no bundle") from None
+        process = dict(process, args=list(argv), terminal=False)
+        # 0600 and on the runtime's tmpfs: the environment may carry the task's secrets.
+        fd, spec_path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=ctr_dir)
+        pid_file = Path(spec_path).with_suffix(".pid")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(process, f)
+            code = self._runtime.exec(cid, Path(spec_path), pid_file, timeout)
+        finally:
+            unlink(Path(spec_path), pid_file)
+        if code not in (0, None) and self.exit_file(task_id, name).exists():
+            raise ContainerGone(f"container {name} of task {task_id} ended")
+        return code
 
     def delete_container(self, task_id: str, name: str) -> None:
         ctr_dir = self._layout.ctr_dir(task_id, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model.healthcheck import task_health
 from ..model.taskrecord import Container, Task
 
 PLATFORM_VERSION = "1.4.0"
@@ -60,6 +61,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "lastStatus": task.last_status, "desiredStatus": task.desired_status,
         "cpu": str(task.cpu), "memory": str(task.memory),
         "containers": [container_json(task, c) for c in task.containers],
+        # From the containers' health as last recorded: a stopped task keeps its last.
+        "healthStatus": task_health(task),
         "version": task.version, "createdAt": task.created_at, "group": task.group,
         "launchType": task.launch_type, "platformVersion": PLATFORM_VERSION,
         "platformFamily": "Linux", "availabilityZone": task.availability_zone,

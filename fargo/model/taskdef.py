@@ -226,9 +226,10 @@ def _check_depends(containers: list[dict[str, Any]]) -> None:
             cond = dep.get("condition")
             if cond not in ("START", "COMPLETE", "SUCCESS", "HEALTHY"):
                 _fail(f"Container '{c['name']}': invalid dependsOn condition.")
-            if cond == "HEALTHY":
-                _fail(f"Container '{c['name']}': the HEALTHY dependsOn condition needs "
-                      "container health checks, which fargo does not run yet.")
+            if cond == "HEALTHY" and not by_name[target].get("healthCheck"):
+                # ECS's agent could never resolve it (no check, no health): refused here.
+                _fail(f"Container '{c['name']}': dependency condition HEALTHY needs health "
+                      f"checks on the container '{target}', which has no healthCheck.")
             if cond in ("COMPLETE", "SUCCESS") and by_name[target].get("essential", True):
                 _fail(f"Container '{c['name']}': dependency condition {cond} cannot be set "
                       f"on the essential container '{target}'.")

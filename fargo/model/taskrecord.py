@@ -49,6 +49,8 @@ class Container:
     image_digest: str | None = None
     runtime_id: str | None = None
     run: ContainerRun | None = None
+    # Wall clock of its (latest) start: a health check's startPeriod counts from it.
+    started_at: float | None = None
 
 
 @dataclass

@@ -69,6 +69,13 @@ class Runtime(Protocol):
         """sig None: the container's own stop signal."""
         ...
 
+    def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
+        """Run argv inside the running container, as its own process runs (user, env, cwd),
+        and return its exit code; None when it did not end within timeout seconds (it is
+        killed). ContainerGone when the container is not running. A health check's probe:
+        its output is not kept."""
+        ...
+
     def stats(self, tid: str) -> TaskStats: ...
 
     def read_log(self, tid: str, name: str, offset: int, limit: int) -> LogChunk: ...

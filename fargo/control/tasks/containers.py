@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import lifecycle
+from ...model.healthcheck import HEALTHY
 from ...model.spec import container_spec
 from ...model.taskrecord import Container, ContainerDef, Task
 from ...port.data import Image
@@ -57,7 +58,8 @@ class Containers:
         c = task.container(name)
         c.last_status = "RUNNING"
         c.runtime_id = f"{tid}-{name}"
-        note_start(task, name, time.time())
+        c.started_at = time.time()  # a health check's start period counts from here
+        note_start(task, name, c.started_at)
         task.bump()
         self.book.save(task)
         self.watch.setdefault(tid, set()).add(name)
@@ -195,7 +197,12 @@ def _deps_met(cdef: ContainerDef, states: dict[str, Container]) -> bool | None:
     for dep in cdef.get("dependsOn") or []:
         other = states[dep["containerName"]]
         cond = dep["condition"]
-        if cond in ("START", "HEALTHY"):
+        if cond == "HEALTHY":
+            if other.last_status == "STOPPED":
+                return None  # it can never pass a check now
+            if other.last_status != "RUNNING" or other.health_status != HEALTHY:
+                return False  # control/tasks/health.py pokes the task when it changes
+        elif cond == "START":
             if other.last_status == "PENDING":
                 return False
         elif other.last_status != "STOPPED":

@@ -23,6 +23,7 @@ from ..network import Networks
 from .admission import Admission, Admitted
 from .book import TaskBook
 from .containers import Containers
+from .health import HealthChecks
 from .placement import Placement
 from .pulls import SharedPulls
 from .restarts import RestartClock
@@ -59,6 +60,7 @@ class TaskEngine:
         self.starter = Starter(self.book, self.turns, self.pulls, runtime, network, networks,
                                self.placement.subnets, self.containers, hooks, credentials)
         self.retention = Retention(store, runtime, retention)
+        self.health = HealthChecks(self.book, runtime, self.containers.watch)
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
 
@@ -68,12 +70,14 @@ class TaskEngine:
             self.placement.adopt(task)
             self._spawn(task.id, adopt=True)
         self._loops = [asyncio.create_task(self._watch_exits()),
-                       asyncio.create_task(self.retention.loop())]
+                       asyncio.create_task(self.retention.loop()),
+                       asyncio.create_task(self.health.loop())]
 
     async def close(self) -> None:
         """Leave tasks running (they outlive the server); stop only our coroutines."""
         for t in [*self._loops, *self._drivers.values()]:
             t.cancel()
+        self.health.close()
         await asyncio.gather(*self._drivers.values(), return_exceptions=True)
 
     # ---- operations
