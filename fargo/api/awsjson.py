@@ -16,6 +16,9 @@ from .auth import permit
 from .errors import http_status
 from .keys import SETTINGS
 
+# What a missing or too short member is, where a service does not call it
+# InvalidParameterException.
+_INVALID = {"ssm": "ValidationException"}
 # A request's parameters and its answer: JSON objects of the service's shapes.
 JsonObject = dict[str, Any]
 # handler(params, region); the ECS engine's are plain calls, a face may also await.
@@ -60,7 +63,8 @@ async def dispatch_json(request: web.Request, body: bytes, service_name: str, pr
                            code="UnknownOperationException")
         permit(request, action, "json")
         params = loads(body or b"{}", "SerializationException")
-        shapes.validate(op, params, "SerializationException", "InvalidParameterException")
+        shapes.validate(op, params, "SerializationException",
+                        _INVALID.get(service_name, "InvalidParameterException"))
         handler = handlers.get(action)
         if handler is None:
             raise ApiError(f"{action} is not supported by fargo yet.",

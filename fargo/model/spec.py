@@ -4,6 +4,7 @@ sets in every container (FARGATE.md section 5)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..port.data import DEFAULT_PATH, ContainerSpec
@@ -28,9 +29,10 @@ def resolve_command(cdef: ContainerDef, config: dict[str, Any]) -> list[str]:
     return args
 
 
-def resolve_env(cdef: ContainerDef, config: dict[str, Any],
-                task_env: dict[str, str]) -> dict[str, str]:
-    """The image's Env, then what Fargate sets, then the definition's environment."""
+def resolve_env(cdef: ContainerDef, config: dict[str, Any], task_env: dict[str, str],
+                secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The image's Env, then what Fargate sets, then the definition's environment, then
+    its secrets (their values, fetched at this start)."""
     env: dict[str, str] = {}
     for item in config.get("Env") or []:
         key, _, value = item.partition("=")
@@ -39,6 +41,7 @@ def resolve_env(cdef: ContainerDef, config: dict[str, Any],
     env.update(task_env)
     for item in cdef.get("environment") or []:
         env[item["name"]] = item.get("value", "")
+    env.update(secrets or {})
     return env
 
 
@@ -55,13 +58,15 @@ def task_env(task: Task, name: str) -> dict[str, str]:
     return env
 
 
-def container_spec(task: Task, cdef: ContainerDef, config: dict[str, Any]) -> ContainerSpec:
-    """The container as the data plane takes it; config is the image's config object."""
+def container_spec(task: Task, cdef: ContainerDef, config: dict[str, Any],
+                   secrets: Mapping[str, str] | None = None) -> ContainerSpec:
+    """The container as the data plane takes it; config is the image's config object,
+    secrets the values of the definition's `secrets` by variable name."""
     linux = cdef.get("linuxParameters") or {}
     caps = linux.get("capabilities") or {}
     return ContainerSpec(
         name=cdef["name"], args=resolve_command(cdef, config),
-        env=resolve_env(cdef, config, task_env(task, cdef["name"])),
+        env=resolve_env(cdef, config, task_env(task, cdef["name"]), secrets),
         cwd=cdef.get("workingDirectory") or config.get("WorkingDir") or "/",
         user=cdef.get("user") or config.get("User") or "",
         cpu_shares=int(cdef["cpu"]) if cdef.get("cpu") else None,

@@ -37,6 +37,9 @@ class Containers:
         self.auth = auth
         self.watch: dict[str, set[str]] = {}  # task id -> names of containers running
         self._images: dict[str, dict[str, Image]] = {}  # what each task's containers run
+        # task id -> container -> its `secrets` as environment variables: the starter's,
+        # held in memory only while the task starts (never in the store or a log).
+        self.secret_env: dict[str, dict[str, dict[str, str]]] = {}
 
     def watch_started(self, task: Task) -> None:
         for c in task.containers:
@@ -49,7 +52,8 @@ class Containers:
         self.restarts.drop(tid)
 
     async def _create_and_start(self, task: Task, cdef: ContainerDef, image: Image) -> None:
-        spec = container_spec(task, cdef, image.config or {})
+        secrets = self.secret_env.get(task.id, {}).get(cdef["name"])
+        spec = container_spec(task, cdef, image.config or {}, secrets)
         await asyncio.to_thread(self.runtime.create_container, task.id, spec, image)
         await asyncio.to_thread(self.runtime.start_container, task.id, cdef["name"])
 

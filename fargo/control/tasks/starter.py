@@ -5,17 +5,22 @@ run while the interface is made; the containers are created once all three are t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...model.errors import ApiError
+from ...model.secretref import SecretsManagerRef, parse_secrets
 from ...model.taskrecord import ContainerDef, Task
 from ...model.vpc import Subnet
 from ...port.data import Image, SandboxSpec
 from ...port.protocols import Network, Runtime
 from ..network import Networks
+from ..secrets import Secrets
+from ..ssm import Ssm
 from .book import TaskBook, done_or_set
 from .containers import Containers
 from .pulls import SharedPulls
@@ -23,6 +28,15 @@ from .turns import StartTurns
 
 log = logging.getLogger("fargo.tasks")
 Credentials = Callable[[str], tuple[str, str]]
+SECRETS_FAILED = "ResourceInitializationError: unable to pull secrets or registry auth: "
+
+
+@dataclass
+class SecretSources:
+    """Where containers' `secrets` are read at each start."""
+
+    secrets: Secrets | None = None
+    ssm: Ssm | None = None
 
 
 class NetworkHooks(Protocol):
@@ -48,6 +62,7 @@ class Starter:
         self.containers = containers
         self.hooks = hooks
         self.credentials = credentials
+        self.sources = SecretSources()  # server.py hands it the services' control objects
 
     def registry_auth(self, cdef: ContainerDef) -> tuple[str, str] | None:
         return registry_auth(self.credentials, cdef)
@@ -65,9 +80,19 @@ class Starter:
         tid = task.id
         try:
             creds = [self.registry_auth(c) for c in task.plan]
+            # Before any container exists; again at each start (a redone one too).
+            env = {} if task.pod else resolve_secrets(task, self.sources)
         except ApiError as err:
-            return self.book.fail_start(tid, "ResourceInitializationError: unable to pull "
-                                        f"secrets or registry auth: {err.message}"[:255])
+            return self.book.fail_start(tid, f"{SECRETS_FAILED}{err.message}"[:255])
+        if env:
+            self.containers.secret_env[tid] = env
+        try:
+            return await self._start_resolved(task, creds)
+        finally:
+            self.containers.secret_env.pop(tid, None)  # the values live only this long
+
+    async def _start_resolved(self, task: Task, creds: list[tuple[str, str] | None]) -> Task:
+        tid = task.id
         pull_started = time.time()
         mine = [self.pulls.pull(tid, c["image"], auth)
                 for c, auth in zip(task.plan, creds, strict=True)]
@@ -163,6 +188,65 @@ class Starter:
         if ok:
             self.book.advance(task, "RUNNING")
         return task
+
+
+def resolve_secrets(task: Task, sources: SecretSources) -> dict[str, dict[str, str]]:
+    """Every container's `secrets` as environment variables, by container name; ApiError
+    naming (never quoting) what could not be read, in the words of ECS's agent."""
+    out: dict[str, dict[str, str]] = {}
+    missing: list[str] = []  # SSM parameters: ECS names them all at once
+    for cdef in task.plan:
+        env: dict[str, str] = {}
+        for secret in parse_secrets(cdef.get("secrets"), cdef["name"], task.region):
+            src = secret.source
+            if isinstance(src, SecretsManagerRef):
+                env[secret.name] = _from_secrets_manager(src, sources.secrets)
+            elif sources.ssm is None:
+                raise ApiError("no SSM parameter store is configured")
+            else:
+                try:
+                    env[secret.name] = sources.ssm.task_value(src.given, task.region)
+                except ApiError:
+                    missing.append(src.given)
+            if "\x00" in env.get(secret.name, ""):  # no environment can carry it
+                raise ApiError(f"the value of secret {secret.name} holds a NUL character")
+        if env:
+            out[cdef["name"]] = env
+    if missing:
+        raise ApiError("unable to retrieve secrets from ssm: invalid parameters: "
+                       + ", ".join(dict.fromkeys(missing)))
+    return out
+
+
+def _from_secrets_manager(ref: SecretsManagerRef, secrets: Secrets | None) -> str:
+    where = f"unable to retrieve secret from asm: failed to fetch secret {ref.secret_id}"
+    if secrets is None:
+        raise ApiError(f"{where}: no secrets store is configured")
+    try:
+        secret = secrets.find(ref.secret_id)
+    except ApiError as err:
+        raise ApiError(f"{where} from secrets manager: {err.code}: {err.message}") from None
+    # fargo keeps one version of a secret, AWSCURRENT: nothing older to pick.
+    if ref.version_stage not in (None, "AWSCURRENT"):
+        raise ApiError(f"{where}: ResourceNotFoundException: Secrets Manager can't find the "
+                       f"specified secret value for staging label: {ref.version_stage}")
+    if ref.version_id not in (None, secret.version_id):
+        raise ApiError(f"{where}: ResourceNotFoundException: Secrets Manager can't find the "
+                       f"specified secret value for VersionId: {ref.version_id}")
+    if ref.json_key is None:
+        return secret.value
+    try:
+        doc = json.loads(secret.value)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ApiError(f"{where}: the secret is not a JSON object, so it has no json key "
+                       f"{ref.json_key}")
+    if ref.json_key not in doc:
+        raise ApiError(f"{where}: retrieved secret from Secrets Manager did not contain json "
+                       f"key {ref.json_key}")
+    picked = doc[ref.json_key]
+    return picked if isinstance(picked, str) else json.dumps(picked, separators=(",", ":"))
 
 
 def registry_auth(credentials: Credentials | None,
