@@ -219,7 +219,8 @@ def resolve_secrets(task: Task, sources: SecretSources) -> dict[str, dict[str, s
 
 
 def _from_secrets_manager(ref: SecretsManagerRef, secrets: Secrets | None) -> str:
-    where = f"unable to retrieve secret from asm: failed to fetch secret {ref.secret_id}"
+    asm = "unable to retrieve secret from asm"
+    where = f"{asm}: failed to fetch secret {ref.secret_id}"
     if secrets is None:
         raise ApiError(f"{where}: no secrets store is configured")
     try:
@@ -239,11 +240,12 @@ def _from_secrets_manager(ref: SecretsManagerRef, secrets: Secrets | None) -> st
         doc = json.loads(secret.value)
     except ValueError:
         doc = None
+    # As the agent words these: the key, not the whole ARN (a reason holds 255 characters).
     if not isinstance(doc, dict):
-        raise ApiError(f"{where}: the secret is not a JSON object, so it has no json key "
+        raise ApiError(f"{asm}: the secret {secret.name} is not a JSON object: no json key "
                        f"{ref.json_key}")
     if ref.json_key not in doc:
-        raise ApiError(f"{where}: retrieved secret from Secrets Manager did not contain json "
+        raise ApiError(f"{asm}: retrieved secret from Secrets Manager did not contain json "
                        f"key {ref.json_key}")
     picked = doc[ref.json_key]
     return picked if isinstance(picked, str) else json.dumps(picked, separators=(",", ":"))
