@@ -29,7 +29,9 @@ from .control.metadata import TaskEndpoints
 from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
+from .control.ssm import Ssm
 from .control.tasks import TaskEngine
+from .control.tasks.starter import SecretSources
 from .model.vpc import default_vpc
 from .store.kube import KubeTables
 from .store.sqlite import Store
@@ -51,6 +53,7 @@ class Server:
         self.catalog = Catalog(self.store)
         self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
+        self.ssm = Ssm(self.store)
         self.networks = Networks(self.store, self.vpc, self.network, self._task_nets)
         self.endpoints = TaskEndpoints(self.store, self.network, self.runtime, self.iam,
                                        self.networks.subnets, metadata_face.handler)
@@ -63,6 +66,7 @@ class Server:
                                  api_in_tasks=settings.auth)
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
+        self.engine.starter.sources = SecretSources(self.secrets, self.ssm)  # tasks' secrets
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
         self.kube_state = KubeState(self.kube_tables)
@@ -86,7 +90,7 @@ class Server:
 
     def faces(self) -> Faces:
         return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs,
-                     ec2=Ec2Face(self.vpc, self.networks), secrets=self.secrets,
+                     ec2=Ec2Face(self.vpc, self.networks), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods)
 
     async def start(self) -> None:

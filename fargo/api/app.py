@@ -18,11 +18,13 @@ from ..control.kubestate import KubeState
 from ..control.logs import ContainerLogs
 from ..control.pods import Pods
 from ..control.secrets import Secrets
+from ..control.ssm import Ssm
 from ..model.errors import ApiError
 from . import awsjson, body, ec2query
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import secrets as secrets_face
+from . import ssm as ssm_face
 from .auth import authenticate, permit
 from .body import BodyError
 from .ec2 import Ec2Face
@@ -122,6 +124,7 @@ class Faces:
     ecs: Ecs
     ec2: Ec2Face
     secrets: Secrets
+    ssm: Ssm
     logs: ContainerLogs
     eks: Eks | None = None
     kube_state: KubeState | None = None
@@ -139,6 +142,7 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     app[JSON_SERVICES] = {
         ecs_face.PREFIX: ("ecs", ecs_face.handlers(faces.ecs)),
         "secretsmanager": (secrets_face.SERVICE, secrets_face.handlers(faces.secrets)),
+        ssm_face.PREFIX: (ssm_face.SERVICE, ssm_face.handlers(faces.ssm)),
     }
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app.router.add_post("/", root)
