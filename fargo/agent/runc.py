@@ -12,9 +12,11 @@ import json
 import os
 import re
 import select
+import shutil
 import signal as signal_mod
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,15 +90,53 @@ class Runc:
             if self.state(cid) is not None:
                 raise
 
-    def exec(self, cid: str, process: Path, pid_file: Path, timeout: float) -> int | None:
+    @property
+    def exec_roots(self) -> Path:
+        """Where exec's private runc roots go (see exec), beside the runc root."""
+        return self.root.with_name(self.root.name + "-exec")
+
+    def exec(self, cid: str, process: Path, pid_file: Path, timeout: float,
+             netns: str | None = None) -> int | None:
         """`runc exec` of the OCI process object in the file `process` in a running
         container, waited for: its exit code (runc's own, 255, when it could not run it), or
-        None when it outlived timeout seconds and was killed."""
-        proc = subprocess.Popen(
-            [self.binary, "--root", str(self.root), "exec", "--process", str(process),
-             "--pid-file", str(pid_file), cid],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        None when it outlived timeout seconds and was killed.
+
+        netns: the network namespace the container joined by path, owned by the host's user
+        namespace. runc (1.1) joins a container's user namespace before the others, and from
+        inside it may no longer join such a netns (EPERM). Then runc runs from a private
+        root holding a copy of the container's state without that namespace, launched
+        inside the netns already (nsenter): it joins every other namespace of the container
+        as for any exec, with the container's seccomp, capabilities and cgroup, and the
+        process stays in the netns it was born in."""
+        root, scratch, prefix = self.root, None, []
+        if netns:
+            scratch = self._private_root(cid)
+            root, prefix = scratch, [shutil.which("nsenter") or "nsenter", f"--net={netns}"]
+        try:
+            return self._exec(prefix + [self.binary, "--root", str(root), "exec", "--process",
+                                        str(process), "--pid-file", str(pid_file), cid],
+                              pid_file, timeout)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _private_root(self, cid: str) -> Path:
+        try:
+            state = json.loads((self.root / cid / "state.json").read_text())
+            state["config"]["namespaces"] = [ns for ns in state["config"]["namespaces"]
+                                             if ns.get("type") != "NEWNET"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ContainerGone(f"container {cid} has no runc state") from None
+        self.exec_roots.mkdir(mode=0o700, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=self.exec_roots))
+        (scratch / cid).mkdir(mode=0o700)
+        (scratch / cid / "state.json").write_text(json.dumps(state))
+        return scratch
+
+    @staticmethod
+    def _exec(argv: list[str], pid_file: Path, timeout: float) -> int | None:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:

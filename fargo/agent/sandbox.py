@@ -252,17 +252,19 @@ class Sandbox:
         if self.exit_file(task_id, name).exists() or not self._runtime.exists(cid):
             raise ContainerGone(f"container {name} of task {task_id} is not running")
         try:
-            process = json.loads((ctr_dir / "config.json").read_text())["process"]
-        except (OSError, ValueError, KeyError):
+            config = json.loads((ctr_dir / "config.json").read_text())
+            process = dict(config["process"], args=list(argv), terminal=False)
+            netns = next((ns.get("path") for ns in config["linux"]["namespaces"]
+                          if ns.get("type") == "network"), None)
+        except (OSError, ValueError, KeyError, TypeError):
             raise ContainerGone(f"container {name} of task {task_id} has no bundle") from None
-        process = dict(process, args=list(argv), terminal=False)
         # 0600 and on the runtime's tmpfs: the environment may carry the task's secrets.
         fd, spec_path = tempfile.mkstemp(prefix="exec-", suffix=".json", dir=ctr_dir)
         pid_file = Path(spec_path).with_suffix(".pid")
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump(process, f)
-            code = self._runtime.exec(cid, Path(spec_path), pid_file, timeout)
+            code = self._runtime.exec(cid, Path(spec_path), pid_file, timeout, netns=netns)
         finally:
             unlink(Path(spec_path), pid_file)
         if code not in (0, None) and self.exit_file(task_id, name).exists():
@@ -373,6 +375,7 @@ class Sandbox:
         """After every task is destroyed: drop the flat /sys, destroyed tasks' runtime files
         (exit codes; their logs stay), the empty runc root and the shared cgroup parents."""
         runtimefs.drop_flat_sysfs(self.flat_sysfs_path)
+        shutil.rmtree(self._runtime.exec_roots, ignore_errors=True)  # a crash's leftovers
         spare = []
         if self.run_dir != self.root:
             spare = [self.run_dir]
