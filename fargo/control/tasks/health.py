@@ -1,6 +1,6 @@
 """Container health checks: one loop for the whole host runs each running container's
-`healthCheck` inside it when due (Runtime.exec_check, on a small pool of threads of its own)
-and writes the container's health to the store only when it changes, waking the task's driver
+`healthCheck` inside it when due (Runtime.exec_check, each in a thread of its own, a bounded
+number at once) and writes the container's health to the store only when it changes, waking the task's driver
 (a dependsOn HEALTHY may be waiting on it).
 
 The containers checked are the engine's running ones (Containers.watch), so a restarted
@@ -11,9 +11,11 @@ container's recorded start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...model.healthcheck import UNKNOWN, HealthCheck, health_check_of, judge
@@ -49,16 +51,13 @@ class HealthChecks:
         self.second = 1.0
         self._probes: dict[tuple[str, str], _Probe] = {}
         self._unchecked: set[tuple[str, str]] = set()  # running, with no healthCheck
-        self._pool: ThreadPoolExecutor | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
+        # A check in progress ends by its own timeout, in its daemon thread: a server going
+        # away does not wait for it.
         for t in self._running:
             t.cancel()
-        if self._pool is not None:
-            # A check in progress ends by its own timeout; nothing waits for it.
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
 
     async def loop(self) -> None:
         while True:
@@ -134,14 +133,9 @@ class HealthChecks:
 
     async def _exec(self, tid: str, name: str, check: HealthCheck) -> bool | None:
         """Whether the check passed; None when the container was not there to check."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency,
-                                            thread_name_prefix="fargo-health")
-        loop = asyncio.get_running_loop()
         try:
-            code = await loop.run_in_executor(
-                self._pool, self.runtime.exec_check, tid, name, list(check.argv),
-                check.timeout * self.second)
+            code = await _in_thread(lambda: self.runtime.exec_check(
+                tid, name, list(check.argv), check.timeout * self.second))
         except ContainerGone:
             return None
         except AgentError as err:  # could not be run: a failed check, as Docker counts it
@@ -161,3 +155,30 @@ class HealthChecks:
         task.bump()
         self.book.save(task)
         self.book.poke(tid)
+
+
+async def _in_thread(call: Callable[[], int | None]) -> int | None:
+    """call() in a daemon thread (the default executor's threads are joined at exit, and a
+    check may take its whole timeout)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int | None] = loop.create_future()
+
+    def settle(value: int | None, err: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if err is not None:
+            done.set_exception(err)
+        else:
+            done.set_result(value)
+
+    def work() -> None:
+        value, error = None, None
+        try:
+            value = call()
+        except BaseException as err:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = err
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name="fargo-health", daemon=True).start()
+    return await done
