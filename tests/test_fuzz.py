@@ -1,4 +1,4 @@
-"""Property: whatever a client sends to an AWS face (ECS, EC2, EKS, Secrets Manager), fargo
+"""Property: whatever a client sends to an AWS face (ECS, EC2, EKS, Secrets Manager, SSM), fargo
 answers below 500, every error is in the face's own shape, and a refused request changes no
 state (issue 11, point 9). Requests are drawn from botocore's input shapes of every
 operation in the faces' handler tables and sent by boto3, signed; malformed variants (wrong
@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from fargo.api import ecs as ecs_face
 from fargo.api import secrets as secrets_face
 from fargo.api import shapes
+from fargo.api import ssm as ssm_face
 from fargo.api.ec2 import Ec2Face
 from fargo.api.eks import ROUTES
 from tests.conftest import FargoServers
@@ -36,9 +37,10 @@ OPS = {
     "ec2": sorted(Ec2Face.handlers(MagicMock(spec=Ec2Face))),
     "eks": sorted(op for op, _ in ROUTES.values()),
     "secretsmanager": sorted(secrets_face.handlers(MagicMock())),
+    "ssm": sorted(ssm_face.handlers(MagicMock())),
 }
-FACE = {"ecs": "json", "secretsmanager": "json", "ec2": "ec2", "eks": "eks"}
-TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager."}
+FACE = {"ecs": "json", "secretsmanager": "json", "ssm": "json", "ec2": "ec2", "eks": "eks"}
+TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager.", "ssm": "AmazonSSM."}
 CALLS = [(svc, op) for svc, ops in OPS.items() for op in ops]
 READ_ONLY = ("Describe", "List", "Get")
 # Fixed and derandomized for CI; FARGO_FUZZ_EXAMPLES=5000 FARGO_FUZZ_RANDOM=1 hunts further.
@@ -84,9 +86,11 @@ def world(tmp_path_factory):
         eks.create_fargate_profile(clusterName="fz", fargateProfileName="fzp",
                                    podExecutionRoleArn=ROLE, selectors=[{"namespace": "fz"}])
         secret = sm.create_secret(Name="fz-secret", SecretString="v")["ARN"]
+        checked["ssm"].put_parameter(Name="/fz/param", Value="v", Type="SecureString",
+                                     Tags=[{"Key": "k", "Value": "v"}])
         a, b = srv.cidr.split(".")[:2]
         names = ["fz", "default", "fzp", "fz-secret", "fz:1", ROLE, cluster, td, secret, vpc,
-                 group["GroupId"], *subnets, "FARGATE", "RUNNING", "STOPPED",
+                 "/fz/param", "/fz", "Parameter", group["GroupId"], *subnets, "FARGATE", "RUNNING", "STOPPED",
                  f"{a}.{b}.192.0/20", "tcp", "-1", "sg-00000000000000000"]
         yield {"srv": srv, "checked": checked, "raw": raw, "names": names, "seen": seen}
 
@@ -133,8 +137,16 @@ def snapshot(c: dict) -> dict:
         secrets["fz-secret value"] = (value.get("SecretString"), value["VersionId"], "")
     except botocore.exceptions.ClientError as err:
         secrets["fz-secret value"] = (err.response["Error"]["Code"], "", "")
+    ssm = c["ssm"]
+    params = {p["Name"]: json.dumps(p, sort_keys=True, default=str)
+              for p in _all(ssm, "describe_parameters", "Parameters")}
+    try:
+        value = ssm.get_parameter(Name="/fz/param", WithDecryption=True)["Parameter"]
+        params["/fz/param value"] = json.dumps(value, sort_keys=True, default=str)
+    except botocore.exceptions.ClientError as err:
+        params["/fz/param value"] = err.response["Error"]["Code"]
     return {"clusters": clusters, "tds": tds, "tasks": tasks, "groups": groups, "nets": nets,
-            "eks": kube, "secrets": secrets}
+            "eks": kube, "secrets": secrets, "ssm": params}
 
 
 class Judge:

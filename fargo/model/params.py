@@ -141,7 +141,7 @@ def parse_selector(given: str, region: str) -> Selector:
         check_name(n, region)
     if label is None:
         return Selector(names, given)
-    if label.isdigit() and len(label) <= 18:
+    if label.isascii() and label.isdigit() and len(label) <= 18:
         return Selector(names, given, version=int(label))
     if not _LABEL.fullmatch(label) or reserved(label):
         raise invalid(f"Invalid parameter selector ':{label[:100]}': a version number or a "
