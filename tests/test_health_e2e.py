@@ -8,6 +8,9 @@ import time
 import uuid
 from pathlib import Path
 
+import botocore.exceptions
+import pytest
+
 SLEEP = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 
 
@@ -133,3 +136,24 @@ def test_checks_go_on_across_a_server_restart(fargo_servers, busybox_image):
     task = until_health("UNHEALTHY", 15)
     assert _containers(task)["app"]["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(task=arn)
+
+
+def test_registration_fills_defaults_and_refuses_bad_checks_by_name(ecs):
+    family = _register(ecs, [{"name": "app", "image": "busybox",
+                              "healthCheck": {"command": ["CMD-SHELL", "true"]}}])
+    stored = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    assert stored["containerDefinitions"][0]["healthCheck"] == {
+        "command": ["CMD-SHELL", "true"], "interval": 30, "timeout": 5, "retries": 3}
+    bad = [({"command": ["CMD", "true"], "interval": 4}, "healthCheck.interval"),
+           ({"command": ["NONE"]}, "healthCheck.command")]
+    for check, field in bad:
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            _register(ecs, [{"name": "app", "image": "busybox", "healthCheck": check}])
+        assert exc.value.response["Error"]["Code"] == "ClientException"
+        assert field in exc.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        _register(ecs, [{"name": "db", "image": "busybox"},
+                        {"name": "app", "image": "busybox",
+                         "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}]}])
+    assert exc.value.response["Error"]["Code"] == "ClientException"
+    assert "has no healthCheck" in exc.value.response["Error"]["Message"]
