@@ -87,8 +87,8 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
         sys.exit(1)
 
 
-def _signed_headers(url: str) -> dict[str, str]:
-    """SigV4 headers for a GET to fargo's own API, from the usual AWS credential chain."""
+def _signed_headers(url: str, method: str = "GET", body: bytes = b"") -> dict[str, str]:
+    """SigV4 headers for a request to fargo's own API, from the usual AWS credential chain."""
     import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -97,7 +97,7 @@ def _signed_headers(url: str) -> dict[str, str]:
     creds = session.get_credentials()
     if creds is None:
         return {}  # fine against a --no-auth server; a signed one says what is missing
-    req = AWSRequest(method="GET", url=url)
+    req = AWSRequest(method=method, url=url, data=body)
     SigV4Auth(creds.get_frozen_credentials(), "fargo", session.region_name or "us-east-1"
               ).add_auth(req)
     return dict(req.headers.items())
@@ -136,6 +136,44 @@ def logs(task: str, container: str | None, follow: bool, timestamps: bool, endpo
                 sys.stdout.buffer.flush()
     except requests.ConnectionError:
         click.echo(f"fargo logs: no fargo server answers at {endpoint}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def spot() -> None:
+    """Fargate Spot: interrupt FARGATE_SPOT tasks on purpose, as Fargate does when it takes
+    its capacity back."""
+
+
+@spot.command("interrupt")
+@click.argument("tasks", nargs=-1, required=True)
+@_endpoint_option
+def spot_interrupt(tasks: tuple[str, ...], endpoint: str) -> None:
+    """Interrupt FARGATE_SPOT tasks (TASKS: ids or ARNs): each gets its containers' stop
+    signal now and SIGKILL after their stopTimeout (at most two minutes), then stops with
+    stopCode SpotInterruption. Other tasks are refused."""
+    import json
+
+    url = f"{endpoint.rstrip('/')}/fargo/v1/spot/interruptions"
+    data = json.dumps({"tasks": list(tasks)}).encode()
+    headers = {"Content-Type": "application/json", **_signed_headers(url, "POST", data)}
+    try:
+        resp = requests.post(url, data=data, headers=headers, timeout=30)
+    except requests.ConnectionError:
+        click.echo(f"fargo spot interrupt: no fargo server answers at {endpoint}", err=True)
+        sys.exit(1)
+    try:
+        answer = resp.json()
+    except ValueError:
+        answer = {"message": resp.text}
+    if resp.status_code != 200:
+        click.echo(f"fargo spot interrupt: {answer.get('message', resp.text)}", err=True)
+        sys.exit(1)
+    for task in answer["tasks"]:
+        click.echo(f"{task['taskArn']} {task['stopCode']}: {task['stoppedReason']}")
+    for failure in answer["failures"]:
+        click.echo(f"fargo spot interrupt: {failure['arn']}: {failure['reason']}", err=True)
+    if answer["failures"]:
         sys.exit(1)
 
 

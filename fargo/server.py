@@ -23,6 +23,7 @@ from .control.catalog import Catalog
 from .control.ecs import Ecs
 from .control.eks import Eks
 from .control.iam import Iam
+from .control.interfaces import TaskInterfaces
 from .control.kubestate import KubeState
 from .control.logs import ContainerLogs
 from .control.metadata import TaskEndpoints
@@ -55,6 +56,7 @@ class Server:
         self.secrets = Secrets(self.store)
         self.ssm = Ssm(self.store)
         self.networks = Networks(self.store, self.vpc, self.network, self._task_nets)
+        self.enis = TaskInterfaces(self.store.active_tasks, self.networks)  # EC2's ENIs
         self.endpoints = TaskEndpoints(self.store, self.network, self.runtime, self.iam,
                                        self.networks.subnets, metadata_face.handler)
         self.engine = TaskEngine(self.store, runtime=self.runtime, images=self.runtime,
@@ -90,7 +92,7 @@ class Server:
 
     def faces(self) -> Faces:
         return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs,
-                     ec2=Ec2Face(self.vpc, self.networks), secrets=self.secrets, ssm=self.ssm,
+                     ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods)
 
     async def start(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fargo.model import lifecycle, sizes, taskdef
+from fargo.model.capacity import StrategyItem
 from fargo.model.errors import ClientException, InvalidParameterException
 from fargo.model.names import cluster_name_from, family_revision, task_id_from
 from fargo.model.task import apply_overrides, check_count, check_launch, container_plan
@@ -183,11 +184,11 @@ def test_refs():
 
 
 def test_run_task_arguments():
-    # launchType, and the capacityProvider of each capacityProviderStrategy item
+    # launchType or a capacityProviderStrategy (tests/test_capacity_model.py has the rest)
     assert check_launch("FARGATE", None) is None
-    assert check_launch(None, ("FARGATE",)) == "FARGATE"
+    assert check_launch(None, (StrategyItem("FARGATE"),)) is None
     with pytest.raises(InvalidParameterException):
-        check_launch("FARGATE", ("FARGATE",))
+        check_launch("FARGATE", (StrategyItem("FARGATE"),))
     with pytest.raises(InvalidParameterException):
         check_launch("EC2", None)
     for bad in (0, 11):

@@ -24,6 +24,7 @@ from . import awsjson, body, ec2query
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import secrets as secrets_face
+from . import spot as spot_face
 from . import ssm as ssm_face
 from .auth import authenticate, permit
 from .body import BodyError
@@ -150,6 +151,7 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
     if not for_tasks:
         app.router.add_get("/fargo/health", health)
+        spot_face.install(app, faces.ecs.engine)  # admin: Fargate Spot interruptions
     if faces.eks and faces.kube_state and faces.pods:
         # EKS's REST face, each cluster's Kubernetes API, the webhooks
         kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods)

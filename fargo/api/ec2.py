@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..control.interfaces import TaskInterfaces
 from ..control.network import Networks
 from ..model.errors import ApiError
 from ..model.ipam import Ipam
 from ..model.names import ACCOUNT
 from ..model.secgroups import SecurityGroup, missing, to_permissions, to_rule_shape
 from ..model.vpc import Subnet, Vpc, VpcRecord
+from . import ec2_interfaces
 from .ec2forms import permissions
 from .ec2query import Handler
 
@@ -68,14 +70,16 @@ def _select(items: list[Answer], ids: list[str], id_key: str, missing_code: str,
 
 
 class Ec2Face:
-    def __init__(self, vpc: Vpc, networks: Networks):
+    def __init__(self, vpc: Vpc, networks: Networks, interfaces: TaskInterfaces | None = None):
         self.vpc = vpc
         self.nets = networks
+        self.interfaces = interfaces or TaskInterfaces(lambda: [], networks)
 
     def handlers(self) -> dict[str, Handler]:
         return {"DescribeVpcs": self.describe_vpcs, "DescribeSubnets": self.describe_subnets,
                 "DescribeSecurityGroups": self.describe_security_groups,
                 "DescribeAvailabilityZones": self.describe_zones,
+                "DescribeNetworkInterfaces": self.describe_network_interfaces,
                 "CreateVpc": self.create_vpc, "DeleteVpc": self.delete_vpc,
                 "CreateSubnet": self.create_subnet, "DeleteSubnet": self.delete_subnet,
                 "CreateSecurityGroup": self.create_security_group,
@@ -180,6 +184,10 @@ class Ec2Face:
                     shape["ReferencedGroupId"] = shape.pop("ReferencedGroupInfo")["GroupId"]
             return {"Return": True, "RevokedSecurityGroupRules": shapes}
         return handler
+
+    def describe_network_interfaces(self, params: Params) -> Answer:
+        """The tasks' interfaces (api/ec2_interfaces.py has the filters)."""
+        return ec2_interfaces.describe(self.interfaces, params)
 
     def describe_zones(self, params: Params) -> Answer:
         items = [{"ZoneName": s.zone, "ZoneId": s.zone_id, "State": "available",

@@ -9,10 +9,11 @@ from typing import Any
 
 from ..control.ecs import Ecs
 from ..control.tasks.admission import Failure
+from ..model.capacity import parse_strategy
 from ..model.errors import InvalidParameterException
 from ..model.task import RunTaskRequest, check_run_task_params
 from ..model.taskrecord import Task
-from . import paging
+from . import ecs_clusters, paging
 from .ecs_render import task_json
 
 PREFIX = "AmazonEC2ContainerServiceV20141113"
@@ -41,8 +42,7 @@ def run_task_request(p: Params) -> RunTaskRequest:
     return RunTaskRequest(
         task_definition=p["taskDefinition"], cluster=p.get("cluster"), count=p.get("count"),
         launch_type=p.get("launchType"),
-        capacity_providers=tuple(s.get("capacityProvider") for s in strategy)
-        if strategy else None,
+        capacity_strategy=parse_strategy(strategy) if strategy else None,
         overrides=p.get("overrides") or {}, network_given=bool(conf),
         subnets=tuple((conf or {}).get("subnets") or ()),
         security_groups=tuple((conf or {}).get("securityGroups") or ()),
@@ -60,13 +60,6 @@ def page(items: list[str], p: Params, key: str) -> dict[str, Any]:
 
 def handlers(ecs: Ecs) -> dict[str, Handler]:
     catalog = ecs.catalog
-
-    def describe_clusters(p: Params, region: str) -> Any:
-        out = catalog.describe_clusters(p.get("clusters"), region)
-        if "TAGS" not in (p.get("include") or []):
-            for c in out["clusters"]:
-                c.pop("tags", None)
-        return out
 
     def describe_task_definition(p: Params, region: str) -> Any:
         td = catalog.taskdef(p["taskDefinition"])
@@ -103,9 +96,7 @@ def handlers(ecs: Ecs) -> dict[str, Handler]:
         return {}
 
     return {
-        "CreateCluster": lambda p, region: {"cluster": catalog.create_cluster(
-            p.get("clusterName"), region, p.get("tags"))},
-        "DescribeClusters": describe_clusters,
+        **ecs_clusters.handlers(ecs),  # clusters, capacity providers, account settings
         "ListClusters": lambda p, region: page(catalog.list_clusters(), p, "clusterArns"),
         "DeleteCluster": lambda p, region: {"cluster": catalog.delete_cluster(
             p["cluster"], region)},

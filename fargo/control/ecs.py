@@ -3,8 +3,9 @@ rules live in model/, the wire shapes in api/ecs.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..model.capacity import check_associated, strategy_from_wire
 from ..model.errors import ClientException, InvalidParameterException, ResourceNotFoundException
 from ..model.names import cluster_name_from, task_id_from
 from ..model.tags import check_tags
@@ -34,11 +35,20 @@ class Ecs:
         return self.store.get_tags(arn)
 
     def list_families(self, prefix: str | None, status: str | None) -> list[str]:
-        return self.store.list_families(prefix, None if status == "ALL" else status or "ACTIVE")
+        live = self.catalog.live_families()  # not those DeleteTaskDefinitions removed whole
+        return [f for f in self.store.list_families(
+            prefix, None if status == "ALL" else status or "ACTIVE") if f in live]
 
     # ---- tasks
     def run_task(self, req: RunTaskRequest, region: str) -> tuple[list[Task], list[Failure]]:
         cluster = self.catalog.cluster(req.cluster, region)
+        if req.capacity_strategy is None and not req.launch_type:
+            # Neither given: the cluster's default strategy, else launch type FARGATE.
+            default = strategy_from_wire(cluster.get("defaultCapacityProviderStrategy"))
+            if default:
+                req = replace(req, capacity_strategy=default)
+        if req.capacity_strategy and not req.launch_type:
+            check_associated(req.capacity_strategy, cluster.get("capacityProviders") or ())
         td = self.catalog.taskdef(req.task_definition)
         tags = list(req.tags)
         check_tags(tags)

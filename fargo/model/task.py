@@ -7,6 +7,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from .capacity import Strategy
 from .errors import ClientException, InvalidParameterException
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
@@ -116,7 +117,7 @@ class RunTaskRequest:
     cluster: str | None = None
     count: int | None = None
     launch_type: str | None = None
-    capacity_providers: tuple[str, ...] | None = None  # the strategy's providers, if given
+    capacity_strategy: Strategy | None = None  # checked (model/capacity.py); None: not given
     overrides: dict[str, Any] = field(default_factory=dict)  # ECS JSON, checked by the rules
     network_given: bool = False  # an awsvpcConfiguration was sent
     subnets: tuple[str, ...] = ()
@@ -128,22 +129,16 @@ class RunTaskRequest:
     tags: tuple[dict[str, str], ...] = ()
 
 
-def check_launch(launch_type: str | None, providers: tuple[str, ...] | None) -> str | None:
-    """RunTask's launchType / capacityProviderStrategy; returns the capacity provider used."""
-    if providers and launch_type:
+def check_launch(launch_type: str | None, strategy: Strategy | None) -> None:
+    """RunTask's launchType / capacityProviderStrategy: one or the other; each task's
+    provider is then chosen by model.capacity.choose_provider."""
+    if strategy and launch_type:
         raise InvalidParameterException(
             "Specifying both a launch type and capacity provider strategy is not supported. "
             "Remove one and try again.")
-    if providers:
-        if set(providers) - {"FARGATE"}:
-            bad = sorted(str(p) for p in set(providers) - {"FARGATE"})
-            raise InvalidParameterException(
-                f"Capacity provider {bad[0][:255]} is not supported here; use FARGATE.")
-        return "FARGATE"
-    if (launch_type or "FARGATE") != "FARGATE":
+    if not strategy and (launch_type or "FARGATE") != "FARGATE":
         raise InvalidParameterException(
             f"Launch type {str(launch_type)[:32]} is not supported: fargo runs FARGATE tasks.")
-    return None
 
 
 # Limits AWS documents for RunTask and StopTask strings.

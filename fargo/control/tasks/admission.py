@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ...model import task as taskmodel
+from ...model.capacity import check_strategy, choose_provider
 from ...model.errors import ConflictException
 from ...model.task import RunTaskRequest, TaskIds
 from ...model.taskrecord import PodRef, RestartPolicy, Task
@@ -51,7 +52,8 @@ class Admission:
 
     def run_task(self, *, td: dict[str, Any], cluster_arn: str, region: str,
                  req: RunTaskRequest) -> Admitted:
-        provider = taskmodel.check_launch(req.launch_type, req.capacity_providers)
+        taskmodel.check_launch(req.launch_type, req.capacity_strategy)
+        strategy = check_strategy(req.capacity_strategy or ())  # also when built in code
         taskmodel.check_lengths({"startedBy": req.started_by, "group": req.group,
                                  "clientToken": req.client_token})
         taskmodel.require_fargate(td)
@@ -73,7 +75,9 @@ class Admission:
         tasks: list[Task] = []
         failures: list[Failure] = []
         now = self.clock()
+        placed: dict[str, int] = {}  # provider -> tasks of this call on it, for the spread
         for _ in range(count):
+            provider = choose_provider(strategy, placed) if strategy else None
             if not self.placement.fits(cpu, mem):
                 failures.append(Failure(td["taskDefinitionArn"], CAPACITY_REASON,
                                         self.placement.capacity.describe()))
@@ -87,6 +91,8 @@ class Admission:
                 td, subnet, ip, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=mem,
                 overrides=req.overrides, groups=groups, group=req.group,
                 started_by=req.started_by, now=now, capacity_provider=provider))
+            if provider:
+                placed[provider] = placed.get(provider, 0) + 1
         if req.client_token:
             store.put_token(req.client_token, req.fingerprint,
                             {"arns": [t.arn for t in tasks],
