@@ -30,11 +30,13 @@ from .control.metadata import TaskEndpoints
 from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
+from .control.services import Services, ServiceScheduler
 from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
 from .model.vpc import default_vpc
 from .store.kube import KubeTables
+from .store.services import ServiceTable
 from .store.sqlite import Store
 
 log = logging.getLogger("fargo")
@@ -69,6 +71,11 @@ class Server:
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
         self.engine.starter.sources = SecretSources(self.secrets, self.ssm)  # tasks' secrets
+        service_table = ServiceTable(self.store)
+        self.scheduler = ServiceScheduler(service_table, self.catalog, self.engine)
+        self.services = Services(self.catalog, self.engine, service_table,
+                                 poke=self.scheduler.poke)
+        self.engine.book.listeners.append(self.scheduler.task_changed)
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
         self.kube_state = KubeState(self.kube_tables)
@@ -91,7 +98,7 @@ class Server:
                 for t in self.store.active_tasks()]
 
     def faces(self) -> Faces:
-        return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs,
+        return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods)
 
@@ -125,6 +132,7 @@ class Server:
             await self._task_runner.setup()
             self.endpoints.serve_api(self._task_runner)
         await self.engine.start()
+        await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -157,6 +165,7 @@ class Server:
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
+        await self.scheduler.close()
         await self.engine.close()
         await self.endpoints.close_all()
         for runner in (self._task_runner, self._runner):

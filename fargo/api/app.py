@@ -18,9 +18,10 @@ from ..control.kubestate import KubeState
 from ..control.logs import ContainerLogs
 from ..control.pods import Pods
 from ..control.secrets import Secrets
+from ..control.services import Services
 from ..control.ssm import Ssm
 from ..model.errors import ApiError
-from . import awsjson, body, ec2query
+from . import awsjson, body, ec2query, ecs_services
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import secrets as secrets_face
@@ -123,6 +124,7 @@ class Faces:
     settings: Settings
     iam: Iam
     ecs: Ecs
+    services: Services
     ec2: Ec2Face
     secrets: Secrets
     ssm: Ssm
@@ -141,7 +143,8 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     app[IAM] = faces.iam
     app[LOGS] = faces.logs
     app[JSON_SERVICES] = {
-        ecs_face.PREFIX: ("ecs", ecs_face.handlers(faces.ecs)),
+        ecs_face.PREFIX: ("ecs", {**ecs_face.handlers(faces.ecs),
+                                  **ecs_services.handlers(faces.services)}),
         "secretsmanager": (secrets_face.SERVICE, secrets_face.handlers(faces.secrets)),
         ssm_face.PREFIX: (ssm_face.SERVICE, ssm_face.handlers(faces.ssm)),
     }

@@ -84,7 +84,8 @@ def handlers(ecs: Ecs) -> dict[str, Handler]:
         arns = ecs.list_tasks(p.get("cluster"), family=p.get("family"),
                               started_by=p.get("startedBy"),
                               desired=p.get("desiredStatus", "RUNNING"),
-                              launch_type=p.get("launchType"), region=region)
+                              launch_type=p.get("launchType"), region=region,
+                              service=p.get("serviceName"))
         return page(arns, p, "taskArns")
 
     def tag_resource(p: Params, region: str) -> Any:

@@ -18,6 +18,7 @@ from ..model.errors import (
 from ..model.names import ACCOUNT, arn, check_name, cluster_name_from, family_revision
 from ..model.tags import check_tags, merged
 from ..store.ecsrows import DELETED, EcsRows
+from ..store.services import ServiceTable
 from ..store.sqlite import Store
 from .accountsettings import AccountSettings
 from .tasks.admission import Failure
@@ -32,6 +33,7 @@ class Catalog:
         self.store = store
         self.rows = EcsRows(store)
         self.account = AccountSettings(self.rows)
+        self.services = ServiceTable(store)
 
     # clusters
     def cluster_doc(self, name: str, region: str, providers: Iterable[str] = (),
@@ -103,7 +105,8 @@ class Catalog:
                                        for state in ("PROVISIONING", "PENDING", "ACTIVATING"))
         out["statistics"] = clusters.statistics(
             running_fargate=out["runningTasksCount"], pending_fargate=out["pendingTasksCount"],
-            active_services=0, draining_services=0) \
+            active_services=self.services.count(name, "ACTIVE"),
+            draining_services=self.services.count(name, "DRAINING")) \
             if "STATISTICS" in include else []
         if "SETTINGS" in include:
             out["settings"] = doc.get("settings") or []
@@ -112,6 +115,7 @@ class Catalog:
         # CONFIGURATIONS: fargo keeps none (model/cluster.py refuses them), so none is shown.
         if "TAGS" in include:
             out["tags"] = self.store.get_tags(doc["clusterArn"])
+        out["activeServicesCount"] = self.services.count(name, "ACTIVE")
         return out
 
     def describe_clusters(self, refs: list[str] | None, region: str,
@@ -139,6 +143,9 @@ class Catalog:
 
     def delete_cluster(self, ref: str, region: str) -> dict[str, Any]:
         doc = self.cluster(ref, region)
+        if self.services.names(doc["clusterName"], ("ACTIVE", "DRAINING")):
+            raise ClientException("The Cluster cannot be deleted while Services are active.",
+                                  code="ClusterContainsServicesException")
         if self.store.count_tasks(doc["clusterName"], not_last="STOPPED"):
             raise ClientException("The Cluster cannot be deleted while Tasks are active.",
                                   code="ClusterContainsTasksException")
@@ -165,6 +172,9 @@ class Catalog:
     def _providers_in_use(self, cluster: str) -> set[str]:
         used = {t.capacity_provider for t in self.store.active_tasks()
                 if t.capacity_provider and t.cluster_arn.rsplit("/", 1)[-1] == cluster}
+        for svc in self.services.live():
+            if svc.cluster_name == cluster:
+                used |= {item.provider for d in svc.deployments for item in d.strategy}
         return used
 
     def update_settings(self, ref: str, region: str, settings: dict[str, str]) -> dict[str, Any]:

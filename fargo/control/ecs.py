@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..model.capacity import check_associated, strategy_from_wire
-from ..model.errors import ClientException, InvalidParameterException, ResourceNotFoundException
+from ..model.errors import (
+    ClientException,
+    InvalidParameterException,
+    ResourceNotFoundException,
+    ServiceNotFoundException,
+)
 from ..model.names import cluster_name_from, task_id_from
 from ..model.tags import check_tags
 from ..model.task import RunTaskRequest
@@ -95,13 +100,20 @@ class Ecs:
 
     def list_tasks(self, cluster_ref: str | None, *, family: str | None,
                    started_by: str | None, desired: str, launch_type: str | None,
-                   region: str) -> list[str]:
+                   region: str, service: str | None = None) -> list[str]:
         cluster = self.catalog.cluster(cluster_ref, region)
         if family:
             family = family.split(":")[0]
+        group = None
+        if service is not None:
+            svc = self.catalog.services.get(cluster["clusterName"], service.rsplit("/", 1)[-1])
+            if svc is None:
+                raise ServiceNotFoundException("Service not found.")
+            group = svc.group
         ids = self.store.list_task_ids(cluster["clusterName"], family=family,
                                        started_by=started_by, desired=desired,
-                                       launch_type=launch_type)
+                                       launch_type=launch_type,
+                                       group=group)
         prefix = cluster["clusterArn"].replace(":cluster/", ":task/")
         return [f"{prefix}/{i}" for i in ids]
 
@@ -119,6 +131,10 @@ class Ecs:
             elif kind == "task":
                 task = self.engine.get(task_id_from(resource))
                 canonical = task.arn if task else None
+            elif kind == "service":
+                svc = self.catalog.services.get(*resource.split("/")[-2:]) \
+                    if resource.count("/") == 2 else None
+                canonical = svc.arn if svc and svc.status != "INACTIVE" else None
             else:
                 raise InvalidParameterException("The ARN provided is invalid.")
         except ClientException:

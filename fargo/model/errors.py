@@ -38,3 +38,11 @@ class ResourceNotFoundException(ApiError):
 
 class ServerException(ApiError):
     code = "ServerException"
+
+
+class ServiceNotFoundException(ApiError):
+    code = "ServiceNotFoundException"
+
+
+class ServiceNotActiveException(ApiError):
+    code = "ServiceNotActiveException"

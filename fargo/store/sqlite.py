@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS taskdefs (
 CREATE TABLE IF NOT EXISTS task_records (
     id TEXT PRIMARY KEY, cluster TEXT NOT NULL, family TEXT NOT NULL, started_by TEXT,
     desired TEXT NOT NULL, last TEXT NOT NULL, launch_type TEXT NOT NULL,
-    created REAL NOT NULL, stopped REAL, record BLOB NOT NULL);
+    created REAL NOT NULL, stopped REAL, record BLOB NOT NULL, grp TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS task_records_by_cluster ON task_records (cluster, desired);
 CREATE INDEX IF NOT EXISTS task_records_active ON task_records (last);
 CREATE TABLE IF NOT EXISTS tokens (
@@ -59,6 +59,7 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._upgrade_tasks()
+        self._add_group_column()
 
     def _upgrade_tasks(self) -> None:
         """Rows of the `tasks` table older servers wrote become task records, once."""
@@ -85,6 +86,20 @@ class Store:
             log.warning("task rows of an older server that could not be read are kept in the "
                         "table tasks_unread (fargo purge removes what they left running): %s",
                         ", ".join(unread))
+
+    def _add_group_column(self) -> None:
+        """Task records of servers before services had no `grp` column: add and fill it."""
+        columns = [r[1] for r in self.rows("PRAGMA table_info(task_records)")]
+        if "grp" not in columns:
+            with self._lock:
+                self._db.execute("ALTER TABLE task_records ADD COLUMN grp TEXT NOT NULL "
+                                 "DEFAULT ''")
+                for tid, record in self._db.execute(
+                        "SELECT id, record FROM task_records").fetchall():
+                    self._db.execute("UPDATE task_records SET grp=? WHERE id=?",
+                                     (_decode(record).group, tid))
+        self.execute("CREATE INDEX IF NOT EXISTS task_records_by_group ON task_records "
+                     "(cluster, grp)")
 
     def close(self) -> None:
         self._db.close()
@@ -171,10 +186,11 @@ class Store:
     # tasks: the record as it is, plus the columns the listings filter on
     def put_task(self, task: Task) -> None:
         self.execute(
-            "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO task_records (id, cluster, family, started_by, desired, "
+            "last, launch_type, created, stopped, record, grp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (task.id, task.cluster_arn.rsplit("/", 1)[-1], task.family, task.started_by,
              task.desired_status, task.last_status, task.launch_type, task.created_at,
-             task.stopped_at, _encode(task)))
+             task.stopped_at, _encode(task), task.group))
 
     def get_task(self, task_id: str) -> Task | None:
         rows = self.rows("SELECT record FROM task_records WHERE id=?", (task_id,))
@@ -190,12 +206,18 @@ class Store:
 
     def list_task_ids(self, cluster: str, *, family: str | None = None,
                       started_by: str | None = None, desired: str | None = None,
-                      launch_type: str | None = None) -> list[str]:
+                      launch_type: str | None = None, group: str | None = None) -> list[str]:
         sql, args = self._where("SELECT id FROM task_records WHERE 1=1",
                                 ("cluster=?", cluster), ("family=?", family),
                                 ("started_by=?", started_by), ("desired=?", desired),
-                                ("launch_type=?", launch_type))
+                                ("launch_type=?", launch_type), ("grp=?", group))
         return [r[0] for r in self.rows(sql + " ORDER BY created, id", args)]
+
+    def group_tasks(self, cluster: str, group: str) -> list[Task]:
+        """Every task of a group (a service's: "service:NAME") the store still holds."""
+        rows = self.rows("SELECT record FROM task_records WHERE cluster=? AND grp=? "
+                         "ORDER BY created, id", (cluster, group))
+        return [_decode(r[0]) for r in rows]
 
     def active_tasks(self) -> list[Task]:
         rows = self.rows("SELECT record FROM task_records WHERE last != 'STOPPED' "

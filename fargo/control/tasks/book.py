@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from ...model import lifecycle
 from ...model.taskrecord import Task
@@ -15,6 +16,8 @@ class TaskBook:
     def __init__(self, store: Store):
         self.store = store
         self._wake: dict[str, asyncio.Event] = {}
+        # Told of every task written (the service scheduler looks again when one changes).
+        self.listeners: list[Callable[[Task], None]] = []
 
     def fresh(self, tid: str) -> Task:
         """Re-read the record: StopTask may have changed desired_status meanwhile."""
@@ -24,6 +27,8 @@ class TaskBook:
 
     def save(self, task: Task) -> None:
         self.store.put_task(task)
+        for listener in self.listeners:
+            listener(task)
 
     def advance(self, task: Task, status: str) -> None:
         if lifecycle.advance(task, status, time.time()):

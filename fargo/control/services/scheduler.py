@@ -1,0 +1,228 @@
+"""The service scheduler: a level-triggered reconciler that keeps each service's tasks as its
+record says. Each pass reads the service and its tasks from the store, asks model/rollout.py
+what to do, and does it; starts and stops go through the task engine, which writes every task
+before it acts. One pass is synchronous (no await between reading and writing), so an API
+call never interleaves with it, and a pass after a SIGKILL decides from the same store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ...model import rollout
+from ...model.capacity import StrategyItem, choose_provider
+from ...model.errors import ApiError
+from ...model.service import DRAINING, INACTIVE, Deployment, Service
+from ...model.task import RunTaskRequest
+from ...model.taskrecord import Task
+from ...store.services import ServiceTable
+from ..catalog import Catalog
+from ..tasks import TaskEngine
+from . import views
+from .operations import event_id, new_deployment_id
+
+log = logging.getLogger("fargo.services")
+PASS_EVERY = 2.0  # seconds: every service is looked at at least this often
+SETTLE = 0.05  # after a poke, wait this long so a burst of task changes is one pass
+BREAKER_REASON = "tasks failed to start."
+
+
+class ServiceScheduler:
+    def __init__(self, table: ServiceTable, catalog: Catalog, engine: TaskEngine,
+                 clock: Callable[[], float] = time.time):
+        self.table = table
+        self.catalog = catalog
+        self.engine = engine
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def task_changed(self, task: Task) -> None:
+        """The engine saw a service's task change: look again soon."""
+        if task.group.startswith("service:"):
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._loop:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), PASS_EVERY)
+                await asyncio.sleep(SETTLE)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                self.pass_all()
+            except Exception:  # noqa: BLE001 - the loop outlives any one bad pass
+                log.exception("service scheduler pass")
+
+    def pass_all(self) -> None:
+        for svc in self.table.live():
+            try:
+                self.reconcile(svc)
+            except Exception:  # noqa: BLE001 - one service's fault leaves the rest running
+                log.exception("service %s", svc.arn)
+
+    # ---- one service
+    def reconcile(self, svc: Service) -> None:
+        now = self.clock()
+        tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)
+        seen = [views.view(t, now) for t in tasks]
+        grace = bool(svc.grace_seconds) and now - svc.primary.updated_at < (svc.grace_seconds
+                                                                            or 0)
+        plan = rollout.plan(svc, seen, now, in_grace=grace)
+        before = (svc.version, len(svc.events))
+        prim = svc.primary
+        if plan.failed_tasks != prim.failed_tasks:
+            prim.failed_tasks = plan.failed_tasks
+            svc.version += 1
+        stopped = self._stop(svc, plan.stop)
+        if stopped:
+            svc.add_event(event_id(), now, f"has stopped {len(stopped)} running tasks: "
+                          + " ".join(f"(task {t})" for t in stopped) + ".")
+            for tid, reason in plan.stop:
+                if reason == rollout.UNHEALTHY_REASON:
+                    svc.add_event(event_id(), now, f"(task {tid}) failed container health "
+                                  "checks.")
+        if plan.failed:
+            self._trip(svc, now)
+        elif plan.start and now >= plan.start_at:
+            started = self._start(svc, prim, plan.start, tasks, seen, now)
+            if started:
+                svc.add_event(event_id(), now, f"has started {len(started)} tasks: "
+                              + " ".join(f"(task {t})" for t in started) + ".")
+        if plan.completed:
+            prim.rollout_state = "COMPLETED"
+            prim.rollout_state_reason = f"ECS deployment {prim.id} completed."
+            prim.updated_at = now
+            svc.last_good = replace(prim, status="ACTIVE")
+            svc.add_event(event_id(), now, f"(deployment {prim.id}) deployment completed.")
+        if plan.drop:
+            svc.deployments = [d for d in svc.deployments if d.id not in plan.drop]
+        if svc.status == DRAINING and not [v for v in seen if v.state != rollout.STOPPED]:
+            svc.status = INACTIVE
+            svc.deployments = [d for d in svc.deployments if d.status == "PRIMARY"]
+        if plan.steady and not svc.steady and svc.status != INACTIVE:
+            svc.add_event(event_id(), now, "has reached a steady state.")
+        if plan.steady != svc.steady:
+            svc.steady = plan.steady
+            svc.version += 1
+        if (svc.version, len(svc.events)) != before or plan.completed or plan.drop or \
+                svc.status == INACTIVE:
+            self.table.put(svc)
+
+    def _stop(self, svc: Service, stops: list[tuple[str, str]]) -> list[str]:
+        done = []
+        for tid, reason in stops:
+            try:
+                self.engine.stop_task(tid, reason, code="ServiceSchedulerInitiated")
+                done.append(tid)
+            except ApiError:
+                log.warning("service %s: task %s could not be stopped", svc.name, tid)
+        if done:
+            svc.version += 1
+        return done
+
+    def _trip(self, svc: Service, now: float) -> None:
+        """The circuit breaker: the PRIMARY rollout FAILED; with rollback, the last
+        completed deployment's configuration becomes PRIMARY again."""
+        prim = svc.primary
+        prim.rollout_state = "FAILED"
+        prim.rollout_state_reason = f"ECS deployment circuit breaker: {BREAKER_REASON}"
+        prim.updated_at = now
+        svc.version += 1
+        svc.add_event(event_id(), now,
+                      f"(deployment {prim.id}) deployment failed: {BREAKER_REASON}")
+        good = svc.last_good
+        if svc.config.rollback and good is not None and good.task_definition:
+            dep = self._redeploy(svc, good, now)
+            svc.add_event(event_id(), now, f"rolling back to deployment {dep.id}.")
+
+    def _redeploy(self, svc: Service, good: Deployment, now: float) -> Deployment:
+        for d in svc.deployments:
+            if d.status == "PRIMARY":
+                d.status = "ACTIVE"
+        dep_id = new_deployment_id()
+        dep = Deployment(id=dep_id, task_definition=good.task_definition,
+                         network=good.network, created_at=now, updated_at=now,
+                         desired_count=svc.desired_count, launch_type=good.launch_type,
+                         strategy=good.strategy,
+                         rollout_state_reason=f"ECS deployment {dep_id} in progress.")
+        svc.deployments.insert(0, dep)
+        svc.task_definition, svc.network = good.task_definition, good.network
+        svc.launch_type, svc.strategy = good.launch_type, good.strategy
+        return dep
+
+    def _start(self, svc: Service, dep: Deployment, count: int, tasks: list[Task],
+               seen: list[rollout.TaskView], now: float) -> list[str]:
+        """count new tasks of the deployment, each in the least-filled zone of its subnets."""
+        try:
+            cluster = self.catalog.cluster(svc.cluster_arn, svc.region)
+            td = self.catalog.taskdef(dep.task_definition)
+        except ApiError as err:
+            svc.add_event(event_id(), now, f"was unable to place a task. Reason: {err}")
+            return []
+        subnets = self.engine.placement.subnets
+        zones = Counter(v.zone for v in seen if v.state in (rollout.PENDING, rollout.RUNNING))
+        tags = self._task_tags(svc, td)
+        providers = Counter(t.capacity_provider or "FARGATE" for t in tasks
+                            if not t.stopping)
+        started: list[str] = []
+        for _ in range(count):
+            one = None
+            if dep.strategy:  # each task's provider, by base and weight
+                one = (StrategyItem(choose_provider(dep.strategy, providers), 0, 1),)
+            order = sorted(dep.network.subnets,
+                           key=lambda s: zones[subnets[s].zone] if s in subnets else 1 << 30)
+            req = RunTaskRequest(
+                task_definition=dep.task_definition, cluster=svc.cluster_arn, count=1,
+                launch_type=dep.launch_type, capacity_strategy=one,
+                network_given=True, subnets=tuple(order),
+                security_groups=tuple(dep.network.security_groups), group=svc.group,
+                started_by=dep.id)
+            try:
+                out = self.engine.run_task(td=td, cluster_arn=cluster["clusterArn"],
+                                           region=svc.region, req=req)
+            except ApiError as err:
+                svc.add_event(event_id(), now, f"was unable to place a task. Reason: {err}")
+                break
+            for failure in out.failures:
+                svc.add_event(event_id(), now, "was unable to place a task. Reason: "
+                              f"{failure.reason}: {failure.detail}".rstrip(": "))
+            for task in out.tasks:
+                zones[task.availability_zone] += 1
+                providers[task.capacity_provider or "FARGATE"] += 1
+                started.append(task.id)
+                if tags:
+                    self.catalog.store.put_tags(task.arn, tags)
+            if out.failures:
+                break
+        if started:
+            svc.version += 1
+        return started
+
+    def _task_tags(self, svc: Service, td: dict[str, Any]) -> list[dict[str, str]]:
+        tags: list[dict[str, str]] = []
+        if svc.propagate_tags == "SERVICE":
+            tags = self.catalog.store.get_tags(svc.arn)
+        elif svc.propagate_tags == "TASK_DEFINITION":
+            tags = self.catalog.store.get_tags(td["taskDefinitionArn"])
+        if svc.managed_tags:
+            tags = [*tags, {"key": "aws:ecs:serviceName", "value": svc.name},
+                    {"key": "aws:ecs:clusterName", "value": svc.cluster_name}]
+        return tags

@@ -1,0 +1,58 @@
+"""A service's tasks as the scheduler and DescribeServices see them (model/rollout.py's
+TaskView), made from the task records."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ...model import rollout
+from ...model.healthcheck import task_health
+from ...model.taskrecord import Task
+
+# Stops that say nothing of the deployment's health.
+_NOT_FAILURES = ("ServiceSchedulerInitiated", "UserInitiated", "SpotInterruption",
+                 "TerminationNotice")
+
+
+def has_checks(task: Task) -> bool:
+    return any(c.get("healthCheck") and c.get("essential", True) for c in task.plan)
+
+
+def view(task: Task, now: float) -> rollout.TaskView:
+    if task.last_status == "STOPPED":
+        state = rollout.STOPPED
+    elif task.stopping:
+        state = rollout.STOPPING
+    elif task.last_status == "RUNNING":
+        state = rollout.RUNNING
+    else:
+        state = rollout.PENDING
+    health = task_health(task) if state == rollout.RUNNING else "UNKNOWN"
+    failed = state in (rollout.STOPPING, rollout.STOPPED) and (
+        task.stop_code not in _NOT_FAILURES
+        or (task.stop_code == "ServiceSchedulerInitiated"
+            and task.stopped_reason == rollout.UNHEALTHY_REASON))
+    checked = has_checks(task)
+    healthy = state == rollout.RUNNING and (health == "HEALTHY" or not checked)
+    return rollout.TaskView(
+        id=task.id, deployment=task.started_by or "", zone=task.availability_zone,
+        state=state, created_at=task.created_at, healthy=healthy,
+        young=healthy and not checked and (task.started_at or now) > now - rollout.SETTLE,
+        unhealthy=health == "UNHEALTHY", failed=failed,
+        stopped_at=task.stopping_at or task.stopped_at)
+
+
+@dataclass(frozen=True)
+class Counts:
+    running: int = 0
+    pending: int = 0
+
+
+def counts(views: list[rollout.TaskView]) -> tuple[Counts, dict[str, Counts]]:
+    """(the service's, each deployment's) running and pending counts, as ECS shows them:
+    running is lastStatus RUNNING, pending is on its way there."""
+    running = Counter(v.deployment for v in views if v.state == rollout.RUNNING)
+    pending = Counter(v.deployment for v in views if v.state == rollout.PENDING)
+    per = {d: Counts(running[d], pending[d]) for d in set(running) | set(pending)}
+    return Counts(sum(running.values()), sum(pending.values())), per
