@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import uuid
 
 import botocore.exceptions
 import pytest
 
+from tests.conftest import ROOT
 from tests.test_tasks import register
 
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
@@ -266,3 +268,79 @@ def test_the_aws_cli_walkthrough(fargo, busybox_image, cluster):
     aws("wait", "services-stable", "--cluster", cluster, "--services", "web")
     assert aws("delete-service", "--cluster", cluster, "--service", "web")["service"][
         "status"] in ("DRAINING", "INACTIVE")
+
+
+SICKENS = ["sh", "-c", "trap 'exit 0' TERM; (sleep 7; touch /tmp/sick) & sleep 3600 & wait"]
+
+
+def test_a_task_failing_its_health_checks_is_replaced(ecs, fargo, busybox_image, cluster):
+    fam = register(ecs, busybox_image, command=SICKENS, healthCheck={
+        "command": ["CMD-SHELL", "test ! -f /tmp/sick"], "interval": 5, "retries": 1,
+        "timeout": 2})
+    create(ecs, cluster, fam, subnets(fargo)[:1], 1)
+    first = until(lambda: [t for t in service_tasks(ecs, cluster)
+                           if t.get("healthStatus") == "HEALTHY"], 30, "HEALTHY")[0]
+
+    def replaced():
+        gone = ecs.describe_tasks(cluster=cluster, tasks=[first["taskArn"]])["tasks"][0]
+        return gone if gone["desiredStatus"] == "STOPPED" else None
+    gone = until(replaced, 30, "the sick task to be stopped")
+    assert gone["stopCode"] == "ServiceSchedulerInitiated"
+    assert gone["stoppedReason"] == "Task failed container health checks"
+    assert gone["healthStatus"] == "UNHEALTHY"
+    until(lambda: [t for t in service_tasks(ecs, cluster)
+                   if t["taskArn"] != first["taskArn"] and t["lastStatus"] == "RUNNING"],
+          30, "a replacement")
+    messages = [e["message"] for e in describe(ecs, cluster)["events"]]
+    task_id = first["taskArn"].rsplit("/", 1)[-1]
+    assert f"(service web) (task {task_id}) failed container health checks." in messages
+
+
+def test_an_interrupted_spot_task_is_replaced(ecs, fargo, busybox_image, cluster):
+    fam = register(ecs, busybox_image, command=IDLE, stopTimeout=2)
+    ecs.put_cluster_capacity_providers(cluster=cluster,
+                                       capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                       defaultCapacityProviderStrategy=[])
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=fam, desiredCount=2,
+                       capacityProviderStrategy=[
+                           {"capacityProvider": "FARGATE", "base": 1, "weight": 0},
+                           {"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+                       networkConfiguration={"awsvpcConfiguration": {
+                           "subnets": subnets(fargo)[:1]}})
+    svc = stable(ecs, cluster)
+    assert svc["capacityProviderStrategy"][1]["capacityProvider"] == "FARGATE_SPOT"
+    tasks = service_tasks(ecs, cluster)
+    assert sorted(t["capacityProviderName"] for t in tasks) == ["FARGATE", "FARGATE_SPOT"]
+    spot = next(t for t in tasks if t["capacityProviderName"] == "FARGATE_SPOT")
+    out = subprocess.run([sys.executable, "-m", "fargo", "spot", "interrupt", spot["taskArn"],
+                          "--endpoint", fargo.endpoint], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT, env=fargo.env())
+    assert out.returncode == 0, out.stderr
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[spot["taskArn"]])["tasks"][0]
+    assert stopped["stopCode"] == "SpotInterruption"
+    until(lambda: [t for t in service_tasks(ecs, cluster) if t["lastStatus"] == "RUNNING"
+                   and t["capacityProviderName"] == "FARGATE_SPOT"
+                   and t["taskArn"] != spot["taskArn"]], 30, "a Spot replacement")
+
+
+def test_a_sigkill_neither_doubles_nor_loses_a_services_tasks(fargo_servers, busybox_image):
+    srv = fargo_servers(name="svc-crash")
+    ecs = srv.client()
+    nets = subnets(srv)
+    fam = register(ecs, busybox_image, command=IDLE)
+    create(ecs, "default", fam, nets, 5)
+    until(lambda: ecs.list_tasks(serviceName="web")["taskArns"], 30, "a first task")
+    srv.kill()  # while the scheduler's tasks start
+    srv.start()
+    svc = stable(ecs, "default")
+    assert svc["runningCount"] == 5
+    running = service_tasks(ecs, "default")
+    assert len(running) == 5 and all(t["lastStatus"] == "RUNNING" for t in running)
+    stopped = service_tasks(ecs, "default", desired="STOPPED")
+    # Nothing was started twice and then scaled away; only a start the crash cut short may
+    # have been refused (and replaced).
+    for t in stopped:
+        assert t["stopCode"] == "TaskFailedToStart", t
+    ecs.update_service(service="web", desiredCount=0)
+    stable(ecs, "default")
+    assert service_tasks(ecs, "default") == []
