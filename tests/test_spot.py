@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 
-import pytest
 import requests
 
 from tests.conftest import ROOT, wait_status
@@ -105,7 +104,46 @@ def test_admin_path_refuses_unsigned_and_malformed(fargo):
     assert r.status_code == 405
 
 
-@pytest.mark.parametrize("args", [[]])
-def test_cli_needs_a_task(fargo, args):
-    out = spot(fargo, *args)
+def test_cli_needs_a_task(fargo):
+    out = spot(fargo)
     assert out.returncode != 0 and "Missing argument" in out.stderr
+
+
+def test_service_replaces_an_interrupted_spot_task(fargo, ecs, busybox_image, subnet_id):
+    cluster = "spot" + uuid.uuid4().hex[:8]
+    ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    fam = register(ecs, busybox_image, command=GRACEFUL, stopTimeout=2)
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=fam, desiredCount=1,
+                       capacityProviderStrategy=SPOT, networkConfiguration={
+                           "awsvpcConfiguration": {"subnets": [subnet_id]}})
+
+    def running() -> list[dict]:
+        arns = ecs.list_tasks(cluster=cluster, serviceName="web")["taskArns"]
+        found = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+        return [t for t in found if t["lastStatus"] == "RUNNING"]
+
+    def until(check, timeout: float = 60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if out := check():
+                return out
+            time.sleep(0.2)
+        raise AssertionError("timed out")
+
+    try:
+        (first,) = until(running)
+        assert first["capacityProviderName"] == "FARGATE_SPOT"
+        out = spot(fargo, first["taskArn"])
+        assert out.returncode == 0, out.stderr
+        (second,) = until(lambda: [t for t in running() if t["taskArn"] != first["taskArn"]])
+        assert second["capacityProviderName"] == "FARGATE_SPOT"
+        old = wait_status(ecs, first["taskArn"], "STOPPED", cluster=cluster)
+        assert old["stopCode"] == "SpotInterruption"
+    finally:
+        ecs.delete_service(cluster=cluster, service="web", force=True)
+        for arn in ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"] + \
+                ecs.list_tasks(cluster=cluster)["taskArns"]:
+            wait_status(ecs, arn, "STOPPED", cluster=cluster)
+        until(lambda: ecs.describe_services(cluster=cluster, services=["web"])["services"][0][
+            "status"] == "INACTIVE")
+        ecs.delete_cluster(cluster=cluster)
