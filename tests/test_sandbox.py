@@ -153,6 +153,9 @@ def test_echo_hello_and_timings(sandbox: Sandbox, task: Callable[..., str],
     t1 = time.perf_counter()
     created = sandbox.state(task_id, "app")
     assert created.status == "created" and created.pid and created.exit_code is None
+    bundle = sandbox._layout.ctr_dir(task_id, "app")
+    for name in ("config.json", "spec.json"):  # the environment (secrets too) is root's only
+        assert (bundle / name).stat().st_mode & 0o777 == 0o600
     t2 = time.perf_counter()
     sandbox.start_container(task_id, "app")
     t3 = time.perf_counter()

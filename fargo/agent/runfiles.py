@@ -38,6 +38,13 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def private_write(path: Path, text: str) -> None:
+    """A file only root may read: a container's bundle holds its environment, secrets too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
 def unlink(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):

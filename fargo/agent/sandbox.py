@@ -34,7 +34,16 @@ from .imageuser import resolve_user
 from .layout import RUN_FILES, TASK_ID_RE, Layout, TaskRecord, checked, container_id
 from .ocispec import DEFAULT_CAPS, build_config, effective_nofile, raise_nofile_limit
 from .runc import Runc
-from .runfiles import alive, atomic_write, mtime, read_float, read_int, unlink, wait_gone
+from .runfiles import (
+    alive,
+    atomic_write,
+    mtime,
+    private_write,
+    read_float,
+    read_int,
+    unlink,
+    wait_gone,
+)
 
 CREATE_TIMEOUT_S = 60.0
 LEGACY_ROOTFS_DIR = "/run/fargo-rootfs"  # shared by the servers of every prefix, before
@@ -207,9 +216,9 @@ class Sandbox:
         (ctr_dir / "persist").mkdir()
         unlink(self.exit_file(task_id, spec.name), *(ctr_dir / f for f in RUN_FILES),
                ctr_dir / "started_at", ctr_dir / "oom_killed")
-        (ctr_dir / "config.json").write_text(json.dumps(config))
+        private_write(ctr_dir / "config.json", json.dumps(config))
         spec_meta = asdict(spec) | {"rootfs": str(rootfs), "netns_path": netns_path}
-        (ctr_dir / "spec.json").write_text(json.dumps(spec_meta))
+        private_write(ctr_dir / "spec.json", json.dumps(spec_meta))
         monitor = conmon.Monitor(cid=cid, bundle=ctr_dir,
                                  log_path=self.log_path(task_id, spec.name),
                                  exit_dir=self.wait_exit_paths(task_id),
