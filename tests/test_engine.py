@@ -46,9 +46,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def taskdef(store: Store, **container: Any) -> dict[str, Any]:
     cdefs = container.pop("containers", None) or [{"name": "app", "image": "busybox",
                                                    **container}]
+    role = {"executionRoleArn": "arn:aws:iam::000000000000:role/exec"} \
+        if any(c.get("secrets") for c in cdefs) else {}
     return Catalog(store).register({
         "family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
-        "cpu": "256", "memory": "512", "containerDefinitions": cdefs}, REGION)["taskDefinition"]
+        "cpu": "256", "memory": "512", "containerDefinitions": cdefs, **role},
+        REGION)["taskDefinition"]
 
 
 def engine(store: Store, plane: FakePlane, **kw: Any) -> TaskEngine:

@@ -129,18 +129,18 @@ def test_retries_failures_in_a_row_make_it_unhealthy_and_a_pass_heals(
 
 def test_failures_within_the_start_period_do_not_count(store: Store,
                                                        plane: FakePlane) -> None:
-    td = taskdef(store, **checked(retries=1, startPeriod=30))
+    td = taskdef(store, **checked(retries=1, startPeriod=300))  # 3 s here: room on a busy host
 
     async def body() -> None:
         eng = await fast_engine(store, plane)
         [task] = eng.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
         plane.runtime.set_check(task.id, "app", 1)
         await status(eng, task.id, "RUNNING")
-        await until(lambda: len(plane.calls_to("exec_check")) >= 3)
+        await until(lambda: len(plane.calls_to("exec_check")) >= 2)
         began = time.monotonic()
         assert health(eng, task.id) == "UNKNOWN"  # failing, but starting still
         await until(lambda: health(eng, task.id) == "UNHEALTHY")
-        assert time.monotonic() - began < 30 * SECOND + 1
+        assert time.monotonic() - began < 300 * SECOND + 1
         await eng.close()
 
     run(body)

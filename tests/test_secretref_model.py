@@ -91,6 +91,9 @@ def test_registration_checks_secrets_and_keeps_only_value_from() -> None:
           "requiresCompatibilities": ["FARGATE"],
           "containerDefinitions": [{"name": "app", "image": "busybox", "secrets": [
               {"name": "DB", "valueFrom": SM + ":password::"}]}]}
+    with pytest.raises(ClientException, match="'executionRoleArn'"):  # as ECS refuses it
+        normalize(td)
+    td["executionRoleArn"] = "arn:aws:iam::000000000000:role/exec"
     out = normalize(td)
     assert out["containerDefinitions"][0]["secrets"] == [
         {"name": "DB", "valueFrom": SM + ":password::"}]

@@ -265,6 +265,9 @@ def normalize(req: dict[str, Any]) -> dict[str, Any]:
     check_mount_sources(req)
     td: dict[str, Any] = {k: copy.deepcopy(v) for k, v in req.items() if k != "tags"}
     td["containerDefinitions"] = [_normalize_container(c) for c in containers]
+    if any(c.get("secrets") for c in containers) and not td.get("executionRoleArn"):
+        _fail("When you are specifying container secrets, you must also specify a value "
+              "for 'executionRoleArn'.")
     if not any(c["essential"] for c in td["containerDefinitions"]):
         _fail("A task definition must have at least one essential container.")
     _check_depends(td["containerDefinitions"])
