@@ -135,6 +135,11 @@ def test_a_service_keeps_its_count_rolls_and_drains(ecs, fargo, busybox_image, c
     assert old and {t["stopCode"] for t in old} <= {"ServiceSchedulerInitiated",
                                                    "UserInitiated"}
 
+    # A deregistered revision still scales its service, as ECS allows.
+    ecs.deregister_task_definition(taskDefinition=f"{fam}:2")
+    ecs.update_service(cluster=cluster, service="web", desiredCount=4)
+    assert stable(ecs, cluster)["runningCount"] == 4
+
     # Scale to zero, then delete: DRAINING, then INACTIVE.
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         ecs.delete_service(cluster=cluster, service="web")

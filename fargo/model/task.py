@@ -127,6 +127,7 @@ class RunTaskRequest:
     client_token: str | None = None
     fingerprint: str = ""  # the whole request but its token: a reused token must match it
     tags: tuple[dict[str, str], ...] = ()
+    by_service: bool = False  # the service scheduler's own start (require_fargate)
 
 
 def check_launch(launch_type: str | None, strategy: Strategy | None) -> None:
@@ -161,10 +162,12 @@ def check_count(count: int | None) -> int:
     return int(count)
 
 
-def require_fargate(td: dict[str, Any]) -> None:
+def require_fargate(td: dict[str, Any], by_service: bool = False) -> None:
+    """by_service: a service's scheduler scales on with a revision since deregistered or
+    being deleted, as ECS lets it; users may start only ACTIVE ones."""
     if "FARGATE" not in td.get("compatibilities", []):
         raise ClientException("Task definition does not support launch_type FARGATE.")
-    if td["status"] != "ACTIVE":
+    if td["status"] != "ACTIVE" and not by_service:
         raise ClientException("TaskDefinition is inactive")
     # A definition an older fargo stored with what this one refuses is not run without it.
     check_mount_sources(td)

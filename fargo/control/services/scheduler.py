@@ -194,7 +194,7 @@ class ServiceScheduler:
                 launch_type=dep.launch_type, capacity_strategy=one,
                 network_given=True, subnets=tuple(order),
                 security_groups=tuple(dep.network.security_groups), group=svc.group,
-                started_by=dep.id)
+                started_by=dep.id, by_service=True)
             try:
                 out = self.engine.run_task(td=td, cluster_arn=cluster["clusterArn"],
                                            region=svc.region, req=req)

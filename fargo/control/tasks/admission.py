@@ -56,7 +56,7 @@ class Admission:
         strategy = check_strategy(req.capacity_strategy or ())  # also when built in code
         taskmodel.check_lengths({"startedBy": req.started_by, "group": req.group,
                                  "clientToken": req.client_token})
-        taskmodel.require_fargate(td)
+        taskmodel.require_fargate(td, req.by_service)
         count = taskmodel.check_count(req.count)
         cpu, mem = taskmodel.apply_overrides(td, req.overrides)
         conf = {"subnets": list(req.subnets), "securityGroups": list(req.security_groups)}
