@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: set up, start `fargo server` (SQLite state, the local
-# registry, this one host), then drive one Fargate task with the aws CLI: it starts, gets a
-# private IP, serves HTTP, logs, and stops.
+# registry, this one host), then drive an ECS service with the aws CLI: its tasks start across
+# two zones with private IPs, serve HTTP, log, scale out, are replaced when one dies, and
+# scale to zero before the service is deleted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -46,38 +47,65 @@ aws ecs register-task-definition --cli-input-json "file://$STATE/web.json" \
 
 step "aws ec2 describe-subnets"
 aws ec2 describe-subnets --query 'Subnets[].[SubnetId,AvailabilityZone,CidrBlock]' --output text
-SUBNET=$(aws ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
+SUBNETS=$(aws ec2 describe-subnets --query 'Subnets[0:2].SubnetId' --output text | tr '\t' ,)
 
-step "aws ecs run-task --launch-type FARGATE --task-definition web"
-TASK=$(aws ecs run-task --launch-type FARGATE --task-definition web \
-  --network-configuration "awsvpcConfiguration={subnets=[$SUBNET]}" \
-  --query 'tasks[0].taskArn' --output text)
-echo "$TASK"
-for _ in $(seq 300); do
-  STATUS=$(aws ecs describe-tasks --tasks "$TASK" --query 'tasks[0].lastStatus' --output text)
-  [ "$STATUS" = RUNNING ] || [ "$STATUS" = STOPPED ] && break
-  sleep 0.1
+step "aws ecs create-service --service-name web --desired-count 2 (across two zones)"
+aws ecs create-service --service-name web --task-definition web --desired-count 2 \
+  --launch-type FARGATE --network-configuration "awsvpcConfiguration={subnets=[$SUBNETS]}" \
+  --deployment-configuration 'deploymentCircuitBreaker={enable=true,rollback=true},maximumPercent=200,minimumHealthyPercent=100' \
+  --query 'service.{name:serviceName,status:status,desired:desiredCount}' --output table
+
+step "aws ecs wait services-stable --services web"
+svc_wait() {  # the CLI's waiter polls every 15 s; the service is usually stable within one
+  for _ in $(seq 300); do
+    [ "$(aws ecs describe-services --services web --query \
+      'length(services[?length(deployments)==`1` && runningCount==desiredCount])' --output text)" = 1 ] && return
+    sleep 0.2
+  done
+}
+svc_wait
+aws ecs wait services-stable --services web
+aws ecs describe-services --services web --output table \
+  --query 'services[0].{status:status,desired:desiredCount,running:runningCount,pending:pendingCount,rollout:deployments[0].rolloutState}'
+show_tasks() {
+  aws ecs describe-tasks --tasks $(aws ecs list-tasks --service-name web --query 'taskArns' --output text) \
+    --output table --query 'tasks[].{task:taskArn,status:lastStatus,zone:availabilityZone,ip:attachments[0].details[?name==`privateIPv4Address`]|[0].value,startedBy:startedBy}'
+}
+show_tasks
+
+step "curl each task of the service"
+for IP in $(aws ecs describe-tasks --tasks $(aws ecs list-tasks --service-name web --query 'taskArns' --output text) \
+    --query 'tasks[].attachments[0].details[?name==`privateIPv4Address`]|[].value' --output text); do
+  echo "http://$IP:8080/ says: $(curl -sS --max-time 5 --retry 10 --retry-connrefused "http://$IP:8080/")"
 done
-aws ecs describe-tasks --tasks "$TASK" --output table \
-  --query 'tasks[0].{status:lastStatus,cpu:cpu,memory:memory,ip:attachments[0].details[?name==`privateIPv4Address`]|[0].value,mac:attachments[0].details[?name==`macAddress`]|[0].value,eni:attachments[0].details[?name==`networkInterfaceId`]|[0].value}'
-IP=$(aws ecs describe-tasks --tasks "$TASK" \
-  --query 'tasks[0].attachments[0].details[?name==`privateIPv4Address`]|[0].value' --output text)
 
-step "curl http://$IP:8080/"
-curl -sS --max-time 5 --retry 10 --retry-connrefused "http://$IP:8080/"  # httpd may still be binding
-
+TASK=$(aws ecs list-tasks --service-name web --query 'taskArns[0]' --output text)
 step "fargo logs ${TASK##*/}"
 fargo logs "${TASK##*/}" --timestamps
 
-step "aws ecs stop-task"
-aws ecs stop-task --task "$TASK" --reason "demo finished" --query 'task.desiredStatus' --output text
-for _ in $(seq 400); do
-  STATUS=$(aws ecs describe-tasks --tasks "$TASK" --query 'tasks[0].lastStatus' --output text)
-  [ "$STATUS" = STOPPED ] && break
-  sleep 0.1
+step "aws ecs update-service --desired-count 3 (scale out)"
+aws ecs update-service --service web --desired-count 3 --query 'service.desiredCount' --output text
+svc_wait
+show_tasks
+
+step "aws ecs stop-task (a task dies: the service replaces it)"
+aws ecs stop-task --task "$TASK" --reason "demo: kill one" --query 'task.desiredStatus' --output text
+sleep 1
+svc_wait
+show_tasks
+
+step "aws ecs describe-services: the service's events, newest first"
+aws ecs describe-services --services web --query 'services[0].events[0:8].message' --output text | tr '\t' '\n'
+
+step "aws ecs update-service --desired-count 0, then delete-service"
+aws ecs update-service --service web --desired-count 0 --query 'service.desiredCount' --output text
+svc_wait
+aws ecs delete-service --service web --query 'service.status' --output text
+for _ in $(seq 100); do
+  [ "$(aws ecs describe-services --services web --query 'services[0].status' --output text)" = INACTIVE ] && break
+  sleep 0.2
 done
-aws ecs describe-tasks --tasks "$TASK" --output table \
-  --query 'tasks[0].{status:lastStatus,stopCode:stopCode,reason:stoppedReason,exitCode:containers[0].exitCode}'
+aws ecs describe-services --services web --query 'services[0].status' --output text
 
 step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
 fargo logs "${TASK##*/}"
