@@ -24,6 +24,7 @@ def task_id(arn: str) -> str:
 class FargoBench:
     def __init__(self, server: FargoServer, image: str):
         self.server = server
+        self.image = image
         self.ecs = server.client("ecs")
         self.subnet = server.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
         self.family = self.register(image)
@@ -34,42 +35,55 @@ class FargoBench:
         # parsing 100 tasks, which on two cores would be taken from the server being measured.
         self._poll_session = requests.Session()
 
-    def register(self, image: str, command: list[str] | None = None) -> str:
-        family = "bench" + uuid.uuid4().hex[:8]
+    def register(self, image: str, command: list[str] | None = None,
+                 environment: dict[str, str] | None = None, family: str | None = None) -> str:
+        family = family or "bench" + uuid.uuid4().hex[:8]
         self.ecs.register_task_definition(
             family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
             cpu="256", memory="512",
             containerDefinitions=[{"name": "app", "image": image,
-                                   "command": command or IDLE}])
+                                   "command": command or IDLE,
+                                   "environment": [{"name": k, "value": v} for k, v in
+                                                   (environment or {}).items()]}])
         return family
 
-    def run(self, count: int = 1, family: str | None = None) -> list[str]:
+    def run(self, count: int = 1, family: str | None = None,
+            cluster: str | None = None) -> list[str]:
+        extra = {"cluster": cluster} if cluster else {}
         out = self.ecs.run_task(
             taskDefinition=family or self.family, launchType="FARGATE", count=count,
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [self.subnet]}})
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [self.subnet]}}, **extra)
         if out["failures"]:
             raise RuntimeError(f"RunTask failures: {out['failures'][:2]}")
         return [t["taskArn"] for t in out["tasks"]]
 
-    def describe(self, arns: list[str]) -> list[dict[str, Any]]:
-        """DescribeTasks (raw), 100 at a time; timestamps stay epoch seconds."""
+    def call(self, action: str, params: dict[str, Any], session: Any = None) -> dict[str, Any]:
+        """One ECS call over raw signed HTTP, its JSON answer (timestamps stay epoch seconds);
+        another thread passes a requests.Session of its own."""
+        body, headers = self.signed(action, params)
+        r = (session or self._poll_session).post(self.server.endpoint + "/", data=body, headers=headers,
+                                    timeout=30)
+        if r.status_code != 200:
+            raise RuntimeError(f"{action}: HTTP {r.status_code}: {r.text[:300]}")
+        out: dict[str, Any] = r.json()
+        return out
+
+    def describe(self, arns: list[str], cluster: str | None = None) -> list[dict[str, Any]]:
+        """DescribeTasks (raw), 100 at a time."""
         found: list[dict[str, Any]] = []
+        extra = {"cluster": cluster} if cluster else {}
         for i in range(0, len(arns), 100):
-            body, headers = self.signed("DescribeTasks", {"tasks": arns[i:i + 100]})
-            r = self._poll_session.post(self.server.endpoint + "/", data=body, headers=headers,
-                                        timeout=30)
-            if r.status_code != 200:
-                raise RuntimeError(f"DescribeTasks: HTTP {r.status_code}: {r.text[:300]}")
-            found += r.json()["tasks"]
+            found += self.call("DescribeTasks", {"tasks": arns[i:i + 100], **extra})["tasks"]
         return found
 
-    def wait(self, arns: list[str], status: str, timeout: float = 120) -> list[dict[str, Any]]:
+    def wait(self, arns: list[str], status: str, timeout: float = 120,
+             cluster: str | None = None) -> list[dict[str, Any]]:
         """Poll until every task reached `status`; a task that stops on the way is an error."""
         deadline = time.monotonic() + timeout
         pending = list(arns)
         done: list[dict[str, Any]] = []
         while pending:
-            for t in self.describe(pending):
+            for t in self.describe(pending, cluster):
                 if t["lastStatus"] == status:
                     done.append(t)
                     pending.remove(t["taskArn"])
@@ -102,21 +116,24 @@ class FargoBench:
 
     # -- figure 2
 
-    def launch(self, calls: int, count: int) -> tuple[float, list[str]]:
+    def launch(self, calls: int, count: int,
+               cluster: str | None = None) -> tuple[float, list[str]]:
         """`calls` RunTask calls of `count` back to back; seconds until all are RUNNING."""
         t0 = time.perf_counter()
         arns: list[str] = []
         for _ in range(calls):
-            arns += self.run(count)
-        self.wait(arns, "RUNNING", timeout=600)
+            arns += self.run(count, cluster=cluster)
+        self.wait(arns, "RUNNING", timeout=600, cluster=cluster)
         return time.perf_counter() - t0, arns
 
-    def stop_all(self, arns: list[str], timeout: float = 300) -> float:
+    def stop_all(self, arns: list[str], timeout: float = 300,
+                 cluster: str | None = None) -> float:
         t0 = time.perf_counter()
-        for task in self.describe(arns):
+        extra = {"cluster": cluster} if cluster else {}
+        for task in self.describe(arns, cluster):
             if task["desiredStatus"] != "STOPPED":
-                self.ecs.stop_task(task=task["taskArn"], reason="bench done")
-        self.wait(arns, "STOPPED", timeout=timeout)
+                self.ecs.stop_task(task=task["taskArn"], reason="bench done", **extra)
+        self.wait(arns, "STOPPED", timeout=timeout, cluster=cluster)
         return time.perf_counter() - t0
 
     def running_arns(self) -> list[str]:

@@ -6,6 +6,7 @@ inclusive time. Scenarios:
   start     N tasks started one at a time (wall-clock: --idle, so waits on runc count)
   stop      N running tasks stopped one at a time (wall-clock)
   launch    10 RunTask calls of count 10 (CPU)
+  scale     one UpdateService taking a service from 0 to 100 tasks (CPU; figure 7)
   describe  DescribeTasks(100) from 8 concurrent clients (CPU)
 Needs py-spy (`pip install py-spy`)."""
 
@@ -74,7 +75,7 @@ def _short(frame: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["start", "stop", "launch", "describe"])
+    p.add_argument("scenario", choices=["start", "stop", "launch", "scale", "describe"])
     p.add_argument("-n", type=int, default=30, help="tasks for start/stop [30]")
     p.add_argument("--seconds", type=float, default=10, help="describe: seconds [10]")
     p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
@@ -95,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         fb = bench.fb
         raw = a.raw or bench.tmp / "pyspy.txt"
         running: list[str] = []
+        scaled = ""
+        if a.scenario == "scale":
+            from .services import ServiceBench, Sizes, completed, settled
+
+            sb = ServiceBench(fb, bench.results, cleanup, bench.run_id, Sizes())
+            scaled = "profiled"
+            sb.create(scaled, fb.family, 0)
+            sb.wait_service(scaled, lambda s: completed(s, 0), time.perf_counter(), 30, "0")
         if a.scenario == "stop":
             running = [fb.start_one()[1] for _ in range(a.n)]
         if a.scenario == "describe":
@@ -115,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             running = []
         elif a.scenario == "launch":
             running = fb.launch(10, 10)[1]
+        elif a.scenario == "scale":
+            fb.ecs.update_service(cluster=sb.cluster, service=scaled, desiredCount=100)
+            sb.wait_service(scaled, lambda s: settled(s, 100), t0, 600, "100 running")
         else:
             rate, _ = fb.throughput("DescribeTasks", {"tasks": running[:100]}, 8, a.seconds)
             log(f"DescribeTasks(100): {rate:.0f} req/s while profiled")
@@ -122,10 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=60)
         log(f"scenario {a.scenario}: {wall:.2f} s")
-        per = a.n if a.scenario in IDLE_SCENARIOS else 100 if a.scenario == "launch" else 0
+        per = a.n if a.scenario in IDLE_SCENARIOS else 100 if a.scenario in (
+            "launch", "scale") else 0
         print(summarize(raw, a.rate, wall, a.top, a.scenario in IDLE_SCENARIOS, per))
         if running:
             fb.stop_all(running)
+        if scaled:
+            sb.remove(scaled)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -106,9 +106,13 @@ class Options:
     out: Path = Path("docs/benchmarks.md")
     figures: set[str] = field(default_factory=lambda: set(FIGURES))
     quick: bool = False
+    scale_rounds: int = 2
+    kills: int = 10
+    rolling_rps: float = 50.0
 
 
-FIGURES = ("start", "launch", "density", "api", "pull")
+FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling")
+SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -124,13 +128,19 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--api-clients", type=int, help="concurrent clients for throughput [8]")
     p.add_argument("--pull-mb", type=float, help="size of the cold-pull image [50]")
     p.add_argument("--pull-runs", type=int, help="cold pulls per system [3]")
+    p.add_argument("--scale-rounds", type=int,
+                   help="service scale-ups (and RunTask bursts beside them) [2]")
+    p.add_argument("--kills", type=int, help="unexpected exits of a service's task [10]")
+    p.add_argument("--rolling-rps", type=float,
+                   help="requests per second during the rolling deployment [50]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
     p.add_argument("--no-peers", action="store_true", help="measure fargo only (no podman/runc)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--figures", default=",".join(FIGURES),
-                   help=f"comma-separated subset of {','.join(FIGURES)}")
+                   help=f"comma-separated subset of {','.join(FIGURES)}; `services` is "
+                   "scale,replace,rolling")
     p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"),
                    help="Markdown report to write (the plot goes beside it)")
     a = p.parse_args(argv)
@@ -139,11 +149,14 @@ def parse(argv: list[str] | None) -> Options:
     if a.quick:
         o.tasks, o.launch_calls, o.launch_count, o.density = 3, 2, 3, 8
         o.api_n, o.api_seconds, o.pull_mb, o.pull_runs, o.settle = 20, 1.0, 3.0, 1, 1.0
+        o.scale_rounds, o.kills, o.rolling_rps = 1, 2, 20.0
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
-                 "api_clients", "pull_mb", "pull_runs"):
+                 "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
+    if "services" in o.figures:
+        o.figures = (o.figures - {"services"}) | SERVICE_FIGURES
     unknown = o.figures - set(FIGURES)
     if unknown:
         p.error(f"unknown figures: {', '.join(sorted(unknown))}")
@@ -250,6 +263,9 @@ class Bench:
             f"- sizes: {o.tasks} single starts, launch {o.launch_calls}×{o.launch_count}, "
             f"density {o.density}, API {o.api_n} calls and {o.api_seconds:g} s × "
             f"{o.api_clients} clients, pull {o.pull_mb:g} MB × {o.pull_runs}"
+            + (f"; services: scale 0 → {o.launch_calls * o.launch_count} × "
+               f"{o.scale_rounds}, {o.kills} unexpected exits, rolling deployment of 3 "
+               f"tasks at {o.rolling_rps:g} req/s" if o.figures & SERVICE_FIGURES else "")
             + (" (--quick)" if o.quick else ""),
         ]
 
@@ -468,6 +484,25 @@ class Bench:
                                  summary=Summary.of([x * 1000 for x in res.podman]),
                                  note="download + verify + unpack into overlay storage"))
 
+    # ------------------------------------------------------------ figures 7, 8, 9
+
+    def services(self) -> None:
+        from .services import ServiceBench, Sizes
+
+        o = self.opts
+        assert self.fb is not None
+        sizes = Sizes(scale_tasks=o.launch_calls * o.launch_count, launch_calls=o.launch_calls,
+                      launch_count=o.launch_count, scale_rounds=o.scale_rounds, kills=o.kills,
+                      starts=min(o.tasks, max(o.kills, 10)), rolling_rps=o.rolling_rps,
+                      api_n=o.api_n, settle=o.settle)
+        sb = ServiceBench(self.fb, self.results, self.cleanup, self.run_id, sizes)
+        if "scale" in o.figures:
+            sb.scale()
+        if "replace" in o.figures:
+            sb.replace()
+        if "rolling" in o.figures:
+            sb.rolling()
+
     # ------------------------------------------------------------ report
 
     def method_notes(self) -> None:
@@ -509,9 +544,15 @@ class Bench:
             f"{o.api_clients} concurrent aiohttp connections replaying a pre-signed request.",
             "Cold pull: see bench/pull.py. fargo's figures include unpacking the layers; "
             "skopeo's dir: copy does not unpack, podman pull does.",
-            "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
-            "a few ms of noise in every latency and more in p99/max.",
         ]
+        if o.figures & SERVICE_FIGURES:
+            from .services import method_notes as service_notes
+
+            self.results.notes += service_notes(o.figures, o.launch_calls, o.launch_count,
+                                                o.scale_rounds, o.kills, o.rolling_rps)
+        self.results.notes.append(
+            "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
+            "a few ms of noise in every latency and more in p99/max.")
         self.header.append(
             f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
@@ -565,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.launch_density_api()
         if "pull" in opts.figures:
             bench.pull()
+        if opts.figures & SERVICE_FIGURES:
+            bench.services()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")

@@ -25,6 +25,14 @@ FIGURES = [
     "| 5. ListTasks latency | fargo (raw HTTP) |",
     "| 5. ListTasks throughput |",
     "| 6. cold pull",
+    "| 7. scale a service 0 → 6 tasks | fargo service, one UpdateService |",
+    "| 7. scale a service 0 → 6 tasks | fargo RunTask 2×3 (same run) |",
+    "| 7c. scale 6 → 0 tasks |",
+    "| 7d. DescribeServices latency |",
+    "| 8. replacement after an unexpected exit | fargo service: kill → replacement RUNNING |",
+    "| 8b. replacement phases (server stamps) |",
+    "| 9. rolling deployment, 3 tasks under requests | fargo, tasks serve 1 s after SIGTERM |",
+    "| 9. rolling deployment, 3 tasks under requests | fargo, tasks exit at SIGTERM |",
 ]
 
 
@@ -41,6 +49,10 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert "--overcommit" in report
     # No Python process per task, and a conmon for each.
     assert re.search(r"\| 4\. processes per task \| fargo \|.*conmon 1.*python 0.*✓ \|", report)
+    # The service figures' own checks: exactly the tasks asked for, each exit replaced once.
+    assert "each started exactly 6 tasks" in report, report[-4000:]
+    assert "0 tasks started beyond one per exit" in report
+    assert re.search(r"tasks serve 1 s after SIGTERM \| 1 \|  \| \d+ \|", report)
     # Everything it made is gone: workdir, netns, runc root.
     workdir = re.search(r"workdir (\S+),", proc.stderr)
     prefix = re.search(r"prefix (\w+),", proc.stderr)
