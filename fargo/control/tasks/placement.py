@@ -92,6 +92,11 @@ class Placement:
     def give_back_ip(self, ip: str) -> None:
         self._used_ips.discard(ip)
 
+    def hold_ip(self, ip: str) -> None:
+        """An address found at start-up that something other than a task keeps (a load
+        balancer's): no task is given it, as adopt does for a task's own."""
+        self._used_ips.add(ip)
+
     def release(self, task: Task) -> None:
         self._used_ips.discard(task.ip)
         self.capacity.release(task.arn)
