@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fargo.api import ecs as ecs_face
+from fargo.api import ecs_services, shapes
 from fargo.api import secrets as secrets_face
-from fargo.api import shapes
 from fargo.api import ssm as ssm_face
 from fargo.api.ec2 import Ec2Face
 from fargo.api.eks import ROUTES
@@ -33,7 +33,7 @@ from tests.faceshapes import ECS_TARGET, FORM_TYPE, JSON_TYPE, SHAPES, send
 
 # Every operation each face serves, read off its handler table.
 OPS = {
-    "ecs": sorted(ecs_face.handlers(MagicMock())),
+    "ecs": sorted({**ecs_face.handlers(MagicMock()), **ecs_services.handlers(MagicMock())}),
     "ec2": sorted(Ec2Face.handlers(MagicMock(spec=Ec2Face))),
     "eks": sorted(op for op, _ in ROUTES.values()),
     "secretsmanager": sorted(secrets_face.handlers(MagicMock())),
@@ -82,6 +82,9 @@ def world(tmp_path_factory):
             family="fz", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
             memory="512", containerDefinitions=[{"name": "a", "image": "127.0.0.1:9/none:1"}],
         )["taskDefinition"]["taskDefinitionArn"]
+        # A service to reach, scaled to 0 (draws never scale one up: see shaped_call).
+        ecs.create_service(cluster="fz", serviceName="fzs", taskDefinition=td, desiredCount=0,
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets[:1]}})
         eks.create_cluster(name="fz", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
         eks.create_fargate_profile(clusterName="fz", fargateProfileName="fzp",
                                    podExecutionRoleArn=ROLE, selectors=[{"namespace": "fz"}])
@@ -89,7 +92,7 @@ def world(tmp_path_factory):
         checked["ssm"].put_parameter(Name="/fz/param", Value="v", Type="SecureString",
                                      Tags=[{"Key": "k", "Value": "v"}])
         a, b = srv.cidr.split(".")[:2]
-        names = ["fz", "default", "fzp", "fz-secret", "fz:1", ROLE, cluster, td, secret, vpc,
+        names = ["fz", "default", "fzp", "fzs", "fz-secret", "fz:1", ROLE, cluster, td, secret, vpc,
                  "/fz/param", "/fz", "Parameter", group["GroupId"], *subnets, "FARGATE", "RUNNING", "STOPPED",
                  f"{a}.{b}.192.0/20", "tcp", "-1", "sg-00000000000000000"]
         yield {"srv": srv, "checked": checked, "raw": raw, "names": names, "seen": seen}
@@ -119,6 +122,21 @@ def snapshot(c: dict) -> dict:
     tasks = sorted(t for cl in ("default", "fz") if any(a.endswith("/" + cl) for a in arns)
                    for s in ("RUNNING", "STOPPED")
                    for t in _all(ecs, "list_tasks", "taskArns", cluster=cl, desiredStatus=s))
+    services = {}
+    for cl in ("default", "fz"):
+        if not any(a.endswith("/" + cl) for a in arns):
+            continue
+        listed = _all(ecs, "list_services", "serviceArns", cluster=cl)
+        for i in range(0, len(listed), 10):
+            for s in ecs.describe_services(cluster=cl, services=listed[i:i + 10],
+                                           include=["TAGS"])["services"]:
+                if s["status"] != "ACTIVE":
+                    continue  # DRAINING: on its way to INACTIVE on its own
+                primary = next(d for d in s["deployments"] if d["status"] == "PRIMARY")
+                for k in ("events", "deployments", "runningCount", "pendingCount"):
+                    s.pop(k)  # what the scheduler moves on its own
+                s["primary"] = primary["id"]
+                services[s["serviceArn"]] = json.dumps(s, sort_keys=True, default=str)
     groups = {g["GroupId"]: json.dumps(g, sort_keys=True, default=str)
               for g in ec2.describe_security_groups()["SecurityGroups"]}
     nets = ([(v["VpcId"], v["CidrBlock"]) for v in ec2.describe_vpcs()["Vpcs"]],
@@ -146,7 +164,7 @@ def snapshot(c: dict) -> dict:
     except botocore.exceptions.ClientError as err:
         params["/fz/param value"] = err.response["Error"]["Code"]
     return {"clusters": clusters, "tds": tds, "tasks": tasks, "groups": groups, "nets": nets,
-            "eks": kube, "secrets": secrets, "ssm": params}
+            "eks": kube, "secrets": secrets, "ssm": params, "services": services}
 
 
 class Judge:
@@ -216,6 +234,8 @@ def shaped_call(draw, world):
     params = draw(strategy(model.input_shape, world["names"])) if model.input_shape else {}
     if op == "RunTask":  # what the engine starts: a couple of tasks at most
         params["count"] = min(params.get("count", 1), 2)
+    if op in ("CreateService", "UpdateService") and 0 < params.get("desiredCount", 0) <= 5000:
+        params["desiredCount"] = 0  # a service that starts no task (out-of-range ones stay)
     return service, op, params
 
 

@@ -317,6 +317,16 @@ def test_bug_an_arn_with_more_path_finds_no_service(world):
                 ("ServiceNotFoundException", "InvalidParameterException"))
 
 
+def test_bug_list_tasks_of_another_clusters_service(world):
+    """BUG: control/ecs.py list_tasks finds serviceName by `service.rsplit("/", 1)[-1]`, so
+    B's keep, named by its full ARN on cluster A, lists A's keep's tasks instead of being
+    not found. Fix: resolve serviceName as the services operations do (the rule of
+    Services._name_of: an ARN's cluster must be this one)."""
+    for ref in (f"{ACCOUNT_ARN}:service/{B}/keep", f"{ACCOUNT_ARN}:service/{B}/x/keep"):
+        refused(world, lambda c, ref=ref: c.list_tasks(cluster=A, serviceName=ref),
+                ("ServiceNotFoundException", "InvalidParameterException"))
+
+
 # ---- oversized lists
 def test_oversized_lists_are_refused_by_name(world):
     subnets = world["subnets"]
@@ -436,9 +446,9 @@ def test_strategy_and_launch_types(world):
     refused(world, lambda c: c.create_service(**create_kw(world, launchType="FARGATE"),
                                               capacityProviderStrategy=[FARGATE]),
             "InvalidParameterException", "launch type", "capacity provider strategy")
-    for launch in ("EC2", "EXTERNAL", "bogus", "fargate"):
+    for launch in ("EC2", "EXTERNAL", "bogus", "fargate"):  # the model's enum, or fargo's
         refused(world, lambda c, t=launch: c.create_service(**create_kw(world, launchType=t)),
-                "InvalidParameterException", "launch type")
+                "InvalidParameterException", "launch")
     # A provider the cluster has not associated.
     refused(world, lambda c: c.create_service(**create_kw(world, cluster=B),
                                               capacityProviderStrategy=[FARGATE]),
@@ -469,6 +479,11 @@ def test_strategy_and_launch_types(world):
                                                        "assignPublicIp": "ENABLED"}}},
      ["assignPublicIp"]),
     ({"healthCheckGracePeriodSeconds": -1}, ["healthCheckGracePeriodSeconds"]),
+    ({"volumeConfigurations": [{"name": "v", "managedEBSVolume": {
+        "roleArn": "arn:aws:iam::000000000000:role/x"}}]}, ["volumeConfigurations"]),
+    ({"vpcLatticeConfigurations": [{"roleArn": "arn:aws:iam::000000000000:role/x",
+                                    "targetGroupArn": "arn:x", "portName": "p"}]},
+     ["vpcLatticeConfigurations"]),
 ])
 def test_what_fargo_would_not_act_on_is_refused_by_name(world, extra, words):
     refused(world, lambda c: c.create_service(**create_kw(world, **extra)),
