@@ -158,7 +158,7 @@ def test_describe_clusters_include(ecs, cluster):
     assert stats["runningFargateTasksCount"] == "0" and stats["runningEC2TasksCount"] == "0"
     assert set(stats) >= {"pendingFargateTasksCount", "activeFargateServiceCount",
                           "drainingFargateServiceCount"}
-    assert "include value 'BOGUS'" in refused(ecs.describe_clusters, clusters=[cluster],
+    assert "include[0], value: BOGUS" in refused(ecs.describe_clusters, clusters=[cluster],
                                               include=["BOGUS"])
 
 
@@ -170,7 +170,7 @@ def test_create_cluster_refuses_what_it_cannot_honour(ecs, cluster):
              "'configuration.managedStorageConfiguration'"),
             ({"serviceConnectDefaults": {"namespace": "ns"}}, "'serviceConnectDefaults'"),
             ({"settings": [{"name": "containerInsights", "value": "maybe"}]}, "'maybe'"),
-            ({"settings": [{"name": "colour", "value": "enabled"}]}, "'colour'"),
+            ({"settings": [{"name": "colour", "value": "enabled"}]}, "value: colour"),
             ({"defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE"}]},
              "not associated")):
         assert needle in refused(ecs.create_cluster, clusterName=cluster, **kw), kw

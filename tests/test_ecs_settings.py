@@ -86,7 +86,7 @@ def test_account_default_reaches_principals_and_new_clusters(ecs):
 
 
 @pytest.mark.parametrize("kw,needle", [
-    ({"name": "colour", "value": "on"}, "'colour'"),
+    ({"name": "colour", "value": "on"}, "value: colour"),
     ({"name": "containerInsights", "value": "sometimes"}, "'sometimes'"),
     ({"name": "tagResourceAuthorization", "value": "enabled"}, "use on, off"),
     ({"name": "guardDutyActivate", "value": "on"}, "managed by AWS"),
@@ -106,11 +106,11 @@ def test_put_refuses_bad_input(ecs, kw, needle):
 def test_list_and_delete_refuse_bad_input(ecs):
     assert "value can only be given with name" in refused(ecs.list_account_settings,
                                                           value="enabled")
-    assert "'colour'" in refused(ecs.list_account_settings, name="colour")
+    assert "value: colour" in refused(ecs.list_account_settings, name="colour")
     assert "between 1 and 10" in refused(ecs.list_account_settings, maxResults=11)
     assert "nextToken" in refused(ecs.list_account_settings, nextToken="zz")
     assert "managed by AWS" in refused(ecs.delete_account_setting, name="guardDutyActivate")
-    assert "'colour'" in refused(ecs.delete_account_setting, name="colour")
+    assert "value: colour" in refused(ecs.delete_account_setting, name="colour")
     assert "managed by AWS" in refused(ecs.put_account_setting_default,
                                        name="guardDutyActivate", value="on")
 
@@ -163,7 +163,7 @@ def test_delete_task_definitions(ecs, busybox_image, subnet_id):
     assert two["status"] == "DELETE_IN_PROGRESS"
     listed = ecs.list_task_definitions(familyPrefix=fam, status="DELETE_IN_PROGRESS")
     assert [a.rsplit(":", 1)[1] for a in listed["taskDefinitionArns"]] == ["2"]
-    assert "not valid" in refused(ecs.list_task_definitions, status="DELETED")
+    assert "value: DELETED" in refused(ecs.list_task_definitions, status="DELETED")
     ecs.stop_task(task=t["taskArn"])
     wait_status(ecs, t["taskArn"], "STOPPED")
     refused(ecs.describe_task_definition, "ClientException", taskDefinition=f"{fam}:2")

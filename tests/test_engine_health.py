@@ -209,7 +209,9 @@ def test_checks_go_on_after_a_restart_from_the_recorded_health(store: Store,
         assert health(second, task.id) == "HEALTHY"  # as recorded, until a verdict
         await until(lambda: seen)
         # Checked from the restart on: `retries` failures in a row make it UNHEALTHY.
-        assert seen == [("UNHEALTHY", calls + 2)]
+        # (A check the first engine's close cut short may still land: at least two here.)
+        [(status, at)] = seen
+        assert status == "UNHEALTHY" and at >= calls + 2
         await second.close()
 
     run(body)

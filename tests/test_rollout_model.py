@@ -101,7 +101,7 @@ def test_unhealthy_tasks_are_replaced_but_not_in_the_grace_period():
     sick = task("1", healthy=False, unhealthy=True)
     p = plan(svc, [sick], NOW)
     assert p.stop == [("1", rollout.UNHEALTHY_REASON)] and p.start == 1
-    assert plan(svc, [sick], NOW, in_grace=True).stop == []
+    assert plan(svc, [task("1", healthy=False, unhealthy=True, in_grace=True)], NOW).stop == []
     # Checks not yet passed: it is neither replaced nor counted healthy.
     p = plan(svc, [task("1", healthy=False)], NOW)
     assert p.stop == [] and not p.completed

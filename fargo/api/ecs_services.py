@@ -83,8 +83,9 @@ def handlers(services: Services) -> dict[str, Any]:
         return {"services": [service_json(s) for s in found], "failures": failures}
 
     def listing(p: Params, region: str) -> Any:
-        return page(services.list(p.get("cluster"), p.get("launchType"), region), p,
-                    "serviceArns")
+        arns = services.list(p.get("cluster"), p.get("launchType"), region,
+                             p.get("schedulingStrategy"), p.get("resourceManagementType"))
+        return page(arns, {**p, "maxResults": p.get("maxResults", 10)}, "serviceArns")
 
     return {
         "CreateService": lambda p, region: one(services.create(p, region)),

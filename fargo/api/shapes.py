@@ -16,15 +16,25 @@ _CLASS = re.compile(r"<class '(\w+)'>")
 _BOUNDS = {"integer": (-(2 ** 31), 2 ** 31 - 1), "long": (-(2 ** 63), 2 ** 63 - 1)}
 
 
-def _out_of_range(value: object, shape: Shape, name: str) -> str | None:
-    """The first number (by its parameter's name) past its type's range, in a value that
-    already has the shape's types."""
+def _out_of_range(value: object, shape: Shape, name: str) -> tuple[str, bool] | None:
+    """The first value (by its parameter's name) botocore's validator lets through but AWS
+    refuses, in a value that already has the shape's types: a number past its type's range,
+    a string outside its enum, or JSON true/false where a number goes (Python's bool is an
+    int). Returns (message, whether it is a type error)."""
     bounds = _BOUNDS.get(shape.type_name)
     if bounds is not None:
+        if isinstance(value, bool):
+            return (f"Invalid type for parameter {name}, value: {value}, type: bool, valid "
+                    "types: int", True)
         ok = not isinstance(value, int) or bounds[0] <= value <= bounds[1]
-        return None if ok else f"Invalid value for parameter {name}, value: {value}, valid " \
-            f"range: {bounds[0]} to {bounds[1]}"
-    found: str | None = None
+        return None if ok else (f"Invalid value for parameter {name}, value: {value}, valid "
+                                f"range: {bounds[0]} to {bounds[1]}", False)
+    enum = getattr(shape, "enum", None)
+    if shape.type_name == "string" and enum and isinstance(value, str) and value not in enum:
+        valid = ", ".join(enum)
+        return (f"Invalid value for parameter {name}, value: {value[:64]}, valid values: "
+                f"{valid[:400]}", False)
+    found: tuple[str, bool] | None = None
     if isinstance(shape, StructureShape) and isinstance(value, dict):
         for key, member in shape.members.items():
             if key in value and (found := _out_of_range(value[key], member, f"{name}.{key}")):
@@ -65,7 +75,9 @@ def validate(op: OperationModel, params: object, type_error: str, missing_error:
                        code=type_error) from None
     if not report.has_errors():
         if found := _out_of_range(params, op.input_shape, "input"):
-            raise ApiError(found.replace("parameter input.", "parameter ", 1), code=missing_error)
+            message, is_type = found
+            raise ApiError(message.replace("parameter input.", "parameter ", 1),
+                           code=type_error if is_type else missing_error)
         return
     kinds = {e[0] for e in report._errors}
     text = _CLASS.sub(r"\1", report.generate_report())

@@ -12,7 +12,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 def check_name(value: str, what: str) -> str:
     """Family, cluster and container names: up to 255 letters, digits, hyphens, underscores."""
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         shown = repr(value[:64]) if isinstance(value, str) else type(value).__name__
         raise ClientException(
             f"Invalid {what} {shown}: up to 255 letters (uppercase and lowercase), numbers, "
@@ -34,7 +34,7 @@ def cluster_name_from(ref: str | None) -> str:
         if not tail.startswith("cluster/"):
             raise InvalidParameterException(f"Invalid cluster ARN: {ref[:200]}")
         ref = tail[len("cluster/"):]
-    if not _NAME.match(ref):
+    if not _NAME.fullmatch(ref):
         raise InvalidParameterException(f"Invalid cluster identifier: {ref[:200]!r}")
     return ref
 

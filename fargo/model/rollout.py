@@ -30,6 +30,7 @@ class TaskView:
     created_at: float
     healthy: bool = False  # running, and its health checks (if any) say HEALTHY
     young: bool = False  # healthy, without checks, but running for less than SETTLE
+    in_grace: bool = False  # within healthCheckGracePeriodSeconds of its start: not replaced
     unhealthy: bool = False  # running, an essential container's checks say UNHEALTHY
     failed: bool = False  # stopped, and not by the scheduler, a user or Spot
     stopped_at: float | None = None
@@ -51,9 +52,8 @@ def scaling_reason(deployment: Deployment) -> str:
     return f"Scaling activity initiated by (deployment {deployment.id})"
 
 
-def plan(svc: Service, tasks: list[TaskView], now: float, *, in_grace: bool = False) -> Plan:
-    """What the scheduler does next. in_grace: within healthCheckGracePeriodSeconds of the
-    service's last change, when container health does not yet get a task replaced."""
+def plan(svc: Service, tasks: list[TaskView], now: float) -> Plan:
+    """What the scheduler does next."""
     out = Plan()
     prim = svc.primary
     desired = svc.desired_count
@@ -67,10 +67,9 @@ def plan(svc: Service, tasks: list[TaskView], now: float, *, in_grace: bool = Fa
         stopped_ids.add(t.id)
 
     # A task an essential container's checks call UNHEALTHY is replaced.
-    if not in_grace:
-        for t in live:
-            if t.unhealthy:
-                stop(t, UNHEALTHY_REASON)
+    for t in live:
+        if t.unhealthy and not t.in_grace:
+            stop(t, UNHEALTHY_REASON)
     live = [t for t in live if t.id not in stopped_ids]
 
     # Scale in: the surplus of the PRIMARY goes, pending ones first, then from the zone with
@@ -97,7 +96,8 @@ def plan(svc: Service, tasks: list[TaskView], now: float, *, in_grace: bool = Fa
     # Start what the PRIMARY lacks, within maximumPercent of all tasks (those stopping are
     # still RUNNING or on their way down: they count).
     if not halted:
-        room = high - len(live) - len(stopping)
+        # Those stopped in this pass still run too: a replacement waits for room.
+        room = high - len(live) - len(stopping) - len(stopped_ids)
         out.start = max(0, min(desired - len(mine), room))
         recent = sorted(t.stopped_at or 0.0 for t in failures
                         if (t.stopped_at or 0.0) > now - BACKOFF_WINDOW)

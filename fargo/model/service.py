@@ -98,11 +98,12 @@ class Service:
 
     def add_event(self, event_id: str, now: float, message: str) -> None:
         """Newest first, bounded; a message repeated within a minute is not said twice."""
-        if self.events and self.events[0].message == message and \
+        text = message if message.startswith("(service ") else \
+            f"(service {self.name}) {message}"
+        if self.events and self.events[0].message == text and \
                 now - self.events[0].created_at < 60:
             return
-        self.events.insert(0, Event(event_id, now, f"(service {self.name}) {message}"
-                                    if not message.startswith("(service ") else message))
+        self.events.insert(0, Event(event_id, now, text))
         del self.events[MAX_EVENTS:]
 
 
@@ -180,7 +181,7 @@ def check_service_name(name: Any) -> str:
 
 
 def check_desired(count: Any) -> int:
-    if not isinstance(count, int) or count < 0:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidParameterException("desiredCount must be a number of 0 or more.")
     if count > 5000:  # ECS's quota of tasks per service
         raise InvalidParameterException("desiredCount can be at most 5000.")

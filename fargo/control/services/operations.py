@@ -74,6 +74,8 @@ class Services:
             if not tail.startswith("service/"):
                 raise InvalidParameterException(f"Invalid service ARN: {ref[:200]}")
             parts = tail.split("/")
+            if len(parts) not in (2, 3):
+                return None  # a malformed ARN names no service
             if len(parts) == 3 and parts[1] != cluster["clusterName"]:
                 return None  # a service of another cluster is not found in this one
             ref = parts[-1]
@@ -280,10 +282,12 @@ class Services:
         tags = self.catalog.store.get_tags(svc.arn) if include_tags else None
         return ServiceState(svc, total, per, tags)
 
-    def list(self, cluster_ref: str | None, launch_type: str | None, region: str) -> list[str]:
+    def list(self, cluster_ref: str | None, launch_type: str | None, region: str,
+             scheduling: str | None = None, managed_by: str | None = None) -> list[str]:
         cluster = self._cluster(cluster_ref, region)
-        if launch_type not in (None, "FARGATE"):
-            return []  # fargo runs FARGATE only: there are none of another launch type
+        if launch_type not in (None, "FARGATE") or scheduling not in (None, "REPLICA") or \
+                managed_by not in (None, "CUSTOMER"):
+            return []  # fargo's services are all FARGATE, REPLICA and the user's own
         names = self.table.names(cluster["clusterName"], (rules.ACTIVE, rules.DRAINING))
         return [arn(region, "service", f"{cluster['clusterName']}/{n}") for n in names]
 

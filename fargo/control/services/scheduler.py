@@ -82,10 +82,8 @@ class ServiceScheduler:
     def reconcile(self, svc: Service) -> None:
         now = self.clock()
         tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)
-        seen = [views.view(t, now) for t in tasks]
-        grace = bool(svc.grace_seconds) and now - svc.primary.updated_at < (svc.grace_seconds
-                                                                            or 0)
-        plan = rollout.plan(svc, seen, now, in_grace=grace)
+        seen = [views.view(t, now, svc.grace_seconds) for t in tasks]
+        plan = rollout.plan(svc, seen, now)
         before = (svc.version, len(svc.events))
         prim = svc.primary
         if plan.failed_tasks != prim.failed_tasks:

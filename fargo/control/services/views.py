@@ -9,17 +9,21 @@ from dataclasses import dataclass
 from ...model import rollout
 from ...model.healthcheck import task_health
 from ...model.taskrecord import Task
+from ..tasks.engine import INTERNAL_ERROR, REDO_REFUSED
 
 # Stops that say nothing of the deployment's health.
 _NOT_FAILURES = ("ServiceSchedulerInitiated", "UserInitiated", "SpotInterruption",
                  "TerminationNotice")
+# Starts the server's own crash or fault ended: nothing of the task definition's doing.
+_SERVER_FAULTS = (REDO_REFUSED, INTERNAL_ERROR)
 
 
 def has_checks(task: Task) -> bool:
     return any(c.get("healthCheck") and c.get("essential", True) for c in task.plan)
 
 
-def view(task: Task, now: float) -> rollout.TaskView:
+def view(task: Task, now: float, grace: int | None = None) -> rollout.TaskView:
+    """grace: the service's healthCheckGracePeriodSeconds, counted from the task's start."""
     if task.last_status == "STOPPED":
         state = rollout.STOPPED
     elif task.stopping:
@@ -30,7 +34,7 @@ def view(task: Task, now: float) -> rollout.TaskView:
         state = rollout.PENDING
     health = task_health(task) if state == rollout.RUNNING else "UNKNOWN"
     failed = state in (rollout.STOPPING, rollout.STOPPED) and (
-        task.stop_code not in _NOT_FAILURES
+        task.stopped_reason not in _SERVER_FAULTS and task.stop_code not in _NOT_FAILURES
         or (task.stop_code == "ServiceSchedulerInitiated"
             and task.stopped_reason == rollout.UNHEALTHY_REASON))
     checked = has_checks(task)
@@ -39,6 +43,7 @@ def view(task: Task, now: float) -> rollout.TaskView:
         id=task.id, deployment=task.started_by or "", zone=task.availability_zone,
         state=state, created_at=task.created_at, healthy=healthy,
         young=healthy and not checked and (task.started_at or now) > now - rollout.SETTLE,
+        in_grace=bool(grace) and (task.started_at or now) > now - (grace or 0),
         unhealthy=health == "UNHEALTHY", failed=failed,
         stopped_at=task.stopping_at or task.stopped_at)
 

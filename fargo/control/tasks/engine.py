@@ -36,6 +36,7 @@ POLL = 0.05  # seconds between looks at the containers' exit files
 IDLE = 5.0  # a running task's driver looks again at least this often
 REDO_REFUSED = ("ResourceInitializationError: the server restarted after the task's "
                 "containers had begun to start; a start is not run twice")
+INTERNAL_ERROR = "ResourceInitializationError: internal error in fargo"
 
 
 class TaskEngine:
@@ -156,9 +157,7 @@ class TaskEngine:
         except Exception:  # a bug must not leave the task half-way forever
             log.exception("task %s failed in the reconciler", tid)
             task = self.book.fresh(tid)
-            lifecycle.request_stop(task, "TaskFailedToStart",
-                                   "ResourceInitializationError: internal error in fargo",
-                                   time.time())
+            lifecycle.request_stop(task, "TaskFailedToStart", INTERNAL_ERROR, time.time())
             self.book.save(task)
             await self._teardown(tid)
         finally:
