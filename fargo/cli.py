@@ -32,6 +32,10 @@ def main() -> None:
               show_default=True, help="Where the SQLite state, images, logs and task files live.")
 @click.option("--kube-port", type=int, default=None,
               help="HTTPS port of the EKS clusters' Kubernetes APIs (default: --port + 1).")
+@click.option("--dns-port", type=int, default=None,
+              help="Port on 127.0.0.1 (UDP and TCP) where the host asks the VPC resolver, "
+                   "e.g. dig @127.0.0.1 -p PORT NAME (default: --port + 2, or a free port "
+                   "when that is taken; 0: none).")
 @click.option("--region", default="us-east-1", show_default=True,
               help="Region used when a request does not name one.")
 @click.option("--vpc-cidr", default="10.89.0.0/16", show_default=True,
@@ -65,7 +69,8 @@ def main() -> None:
               "over 2 s on a pull, or on a container dependency, lets another one go.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int | None,
-           region: str, vpc_cidr: str, cpu_units: int | None, memory_mib: int | None,
+           dns_port: int | None, region: str, vpc_cidr: str, cpu_units: int | None,
+           memory_mib: int | None,
            overcommit: float, embedded_registry: bool, registry_port: int, prefix: str,
            no_auth: bool, stopped_retention: float, warm_filesystems: int,
            start_concurrency: int) -> None:
@@ -75,7 +80,8 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings(
-        state_dir=state_dir, host=host, port=port, kube_port=kube_port, region=region,
+        state_dir=state_dir, host=host, port=port, kube_port=kube_port, dns_port=dns_port,
+        region=region,
         vpc_cidr=vpc_cidr, cpu_units=cpu_units, memory_mib=memory_mib, overcommit=overcommit,
         embedded_registry=embedded_registry, registry_port=registry_port, prefix=prefix,
         auth=not no_auth, stopped_retention=stopped_retention,

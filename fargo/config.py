@@ -16,6 +16,9 @@ class Settings:
     port: int = DEFAULT_PORT
     # HTTPS port of the EKS clusters' Kubernetes APIs (None: port + 1).
     kube_port: int | None = None
+    # The VPC resolver's port for the host, on 127.0.0.1 (None: port + 2, or a free one if
+    # that is taken; 0: none).
+    dns_port: int | None = None
     region: str = "us-east-1"
     vpc_cidr: str = "10.89.0.0/16"
     # Host capacity: None means read it from the machine.

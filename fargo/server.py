@@ -15,11 +15,13 @@ from .agent.ocispec import raise_nofile_limit
 from .agent.registry import LocalRegistry
 from .api import metadata as metadata_face
 from .api.app import Faces, Runner, build_app
+from .api.dns import DnsServer, ServedSockets
 from .api.ec2 import Ec2Face
 from .api.tls import server_tls
 from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
+from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
 from .control.iam import Iam
@@ -34,6 +36,8 @@ from .control.services import Services, ServiceScheduler
 from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
+from .model.dns import resolver_address
+from .model.taskrecord import Task
 from .model.vpc import default_vpc
 from .store.kube import KubeTables
 from .store.services import ServiceTable
@@ -71,6 +75,12 @@ class Server:
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
         self.engine.starter.sources = SecretSources(self.secrets, self.ssm)  # tasks' secrets
+        # The VPC resolver: each task's netns at its VPC's base + 2, the host on loopback.
+        self.names = Names(settings.region)
+        self.dns = DnsServer(self.names)
+        self.endpoints.serve_dns(self.dns, self.names, self._vpc_cidr)
+        self.engine.containers.resolver = self._resolver_of
+        self._host_dns: ServedSockets | None = None
         service_table = ServiceTable(self.store)
         self.scheduler = ServiceScheduler(service_table, self.catalog, self.engine)
         self.services = Services(self.catalog, self.engine, service_table,
@@ -96,6 +106,15 @@ class Server:
         """The active tasks' addresses and groups: what the firewall must hold for them."""
         return [TaskNet(t.id, t.ip, t.interface.subnet_id, tuple(t.interface.groups))
                 for t in self.store.active_tasks()]
+
+    def _vpc_cidr(self, vpc_id: str) -> str | None:
+        return next((v.cidr for v in self.networks.vpc_items() if v.id == vpc_id), None)
+
+    def _resolver_of(self, task: Task) -> str | None:
+        """The task's VPC resolver, for its resolv.conf (None: its VPC is gone)."""
+        subnet = self.networks.subnets.get(task.interface.subnet_id)
+        cidr = self._vpc_cidr(subnet.vpc_id) if subnet is not None else None
+        return resolver_address(cidr) if cidr else None
 
     def faces(self) -> Faces:
         return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
@@ -139,6 +158,11 @@ class Server:
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,
                           ssl_context=self.tls).start()
+        dns_port = self.settings.dns_port
+        if dns_port != 0:
+            self._host_dns = await self.dns.serve_host(
+                self.settings.port + 2 if dns_port is None else dns_port,
+                strict=dns_port is not None)
         # What start-up built lives as long as the server: keep it out of every collection.
         gc.freeze()
         cap = self.capacity
@@ -150,6 +174,10 @@ class Server:
               + ", ".join(f"{s.id} ({s.zone}, {s.cidr})" for s in self.vpc.subnets), flush=True)
         print(f"Kubernetes API of EKS clusters on https://{self.settings.host}:{self.kube_port}"
               f"/eks/CLUSTER (CA in {self.settings.state_dir / 'tls' / 'ca.pem'})", flush=True)
+        if self._host_dns:
+            print(f"VPC DNS resolver for the host on 127.0.0.1:{self._host_dns.port} (UDP and "
+                  f"TCP): dig @127.0.0.1 -p {self._host_dns.port} NAME; tasks ask it at their "
+                  "VPC's base + 2", flush=True)
         if self.registry:
             print(f"local registry (ECR) at {self.registry.address}", flush=True)
         if self.settings.auth:
@@ -168,6 +196,8 @@ class Server:
         await self.scheduler.close()
         await self.engine.close()
         await self.endpoints.close_all()
+        if self._host_dns:
+            await self._host_dns.close()
         for runner in (self._task_runner, self._runner):
             if runner:
                 await runner.cleanup()

@@ -413,6 +413,20 @@ class FakeNetwork:
         self._log.enter("network", "api_listener", tid, address)
         return self._listener(tid)
 
+    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on one free loopback port (a host's are address:53 in the
+        task's netns)."""
+        self._log.enter("network", "dns_listeners", tid, address)
+        with self._log.lock:
+            if tid not in self.attached:
+                raise NetworkError(f"task {tid} has no network namespace")
+        tcp = self._listener(tid)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        return udp, tcp
+
     def apply_firewall(self, spec: FirewallSpec) -> None:
         self._log.enter("network", "apply_firewall", spec)
         with self._log.lock:

@@ -4,7 +4,9 @@ namespace*, so whatever connects to them can only be that task:
   request needs to prove who it comes from;
 - the task's VPC endpoint for fargo's API (its VPC's base address + 2, as an AWS interface
   endpoint has an address in the VPC): requests to it are signed like any other, and it
-  exists only in task netns, so the host's firewall needs no hole for it.
+  exists only in task netns, so the host's firewall needs no hole for it;
+- the VPC's resolver at that same address, port 53 over UDP and TCP (control/dns.py's names,
+  served by api/dns.py).
 
 Inside the namespace both addresses sit on lo, and a DNAT rule of the namespace's own (to a
 local address, nothing leaves the namespace) sends their port 80 to the listeners' port, so the
@@ -27,6 +29,8 @@ from .rtnl import LOOPBACK_INDEX, Rtnl
 METADATA_IP = "169.254.170.2"
 LISTEN_PORT = 51679  # the ECS agent's own port on EC2 hosts; each endpoint on its own address
 _TABLE = "ip fargo_metadata"
+DNS_PORT = 51653  # the resolver's sockets, behind the resolver address's port 53
+_DNS_TABLE = "ip fargo_dns"
 
 
 def _rules(addresses: list[str]) -> str:
@@ -90,6 +94,37 @@ def open_api_listener(netns_path: str, address: str) -> socket.socket:
     return run_in_thread(work)
 
 
+def open_dns_listeners(netns_path: str, address: str) -> tuple[socket.socket, socket.socket]:
+    """The VPC resolver's sockets inside the task's netns: UDP and TCP on address:DNS_PORT,
+    where a DNAT of the namespace's own sends the address's port 53 (so port 53 stays the
+    task's own to listen on). Returns (udp, tcp), non-blocking. Safe to call again: the
+    address is kept, the rules are replaced."""
+    address = endpoint_address(address)
+
+    def work() -> tuple[socket.socket, socket.socket]:
+        enter_netns(netns_path)
+        with Rtnl() as rtnl:
+            _on_lo(rtnl, address)
+        nftlib.run(f"add table {_DNS_TABLE}\n"
+                   f"add chain {_DNS_TABLE} output {{ type nat hook output priority -100; "
+                   "policy accept; }\n"
+                   f"flush chain {_DNS_TABLE} output\n"
+                   f"add rule {_DNS_TABLE} output ip daddr {address} udp dport 53 "
+                   f"dnat to :{DNS_PORT}\n"
+                   f"add rule {_DNS_TABLE} output ip daddr {address} tcp dport 53 "
+                   f"dnat to :{DNS_PORT}\n")
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((address, DNS_PORT))
+            udp.setblocking(False)
+            return udp, _listen(address, DNS_PORT)
+        except BaseException:
+            udp.close()
+            raise
+
+    return run_in_thread(work)
+
+
 def listen_inside(rtnl: Rtnl, api_address: str = "") -> Listeners:
     """The endpoints' addresses, DNAT and listening sockets, made by a thread that is inside
     the task's netns (rtnl: a netlink socket of that netns). The network's attach calls this
@@ -116,11 +151,11 @@ def _on_lo(rtnl: Rtnl, address: str) -> None:
             raise
 
 
-def _listen(address: str) -> socket.socket:
+def _listen(address: str, port: int = LISTEN_PORT) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, LISTEN_PORT))
+        sock.bind((address, port))
         sock.listen(64)
         sock.setblocking(False)
     except BaseException:

@@ -22,7 +22,13 @@ from ..port.errors import NetworkError
 from ..port.firewall import FirewallSpec
 from .bridges import ensure_bridge_netfilter
 from .firewall import Firewall
-from .metadata import Listeners, listen_inside, open_api_listener, open_listener
+from .metadata import (
+    Listeners,
+    listen_inside,
+    open_api_listener,
+    open_dns_listeners,
+    open_listener,
+)
 from .network import HostNetwork
 from .rtnl import Rtnl
 
@@ -91,6 +97,9 @@ class HostNetworkPlane:
         if sock is not None:
             sock.close()
         return _kernel(lambda: open_api_listener(self.network.netns_path(tid), address))
+
+    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
+        return _kernel(lambda: open_dns_listeners(self.network.netns_path(tid), address))
 
     def detach(self, tid: str) -> None:
         self._drop(tid)

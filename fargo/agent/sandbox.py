@@ -204,12 +204,14 @@ class Sandbox:
         if root != target:  # mounted elsewhere: bound where runc can reach it
             root = runtimefs.bind_rootfs(target, root)
         try:
+            ctr_dir.mkdir(parents=True, exist_ok=True)
+            binds = _etc_binds(ctr_dir, spec)
             config = build_config(task_id, spec, self.id_base(task_id), root, netns_path,
                                   sysfs=self.flat_sysfs() if netns_path else "/sys")
+            config["mounts"] += binds
         except BaseException:
             runtimefs.unbind(root)
             raise
-        ctr_dir.mkdir(parents=True, exist_ok=True)
         self._layout.log_dir(task_id, spec.name).mkdir(parents=True, exist_ok=True)
         # A re-created container (same name) must not inherit its predecessor's leftovers.
         shutil.rmtree(ctr_dir / "persist", ignore_errors=True)
@@ -400,3 +402,23 @@ class Sandbox:
 __all__ = ["DEFAULT_CAPS", "ContainerGone", "ContainerSpec", "ContainerState", "Sandbox",
            "SandboxError", "build_config", "effective_nofile", "pids_limit",
            "raise_nofile_limit", "resolve_user"]
+
+
+def _etc_binds(ctr_dir: Path, spec: ContainerSpec) -> list[dict[str, Any]]:
+    """The container's /etc/resolv.conf and /etc/hosts, written under its dir (readable by
+    the task's ids, which mount them from inside the user namespace) and bound read-only."""
+    files = {"resolv.conf": spec.resolv_conf, "hosts": spec.hosts}
+    wanted = {name: text for name, text in files.items() if text is not None}
+    if not wanted:
+        return []
+    etc = ctr_dir / "etc"
+    etc.mkdir(exist_ok=True)
+    for path in (ctr_dir.parent, ctr_dir, etc):
+        path.chmod(path.stat().st_mode | 0o111)  # traversable, never listable by the task
+    binds = []
+    for name, text in wanted.items():
+        atomic_write(etc / name, text)
+        (etc / name).chmod(0o644)
+        binds.append({"destination": f"/etc/{name}", "type": "bind", "source": str(etc / name),
+                      "options": ["bind", "ro", "nosuid", "nodev", "noexec"]})
+    return binds

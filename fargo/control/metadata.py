@@ -1,25 +1,36 @@
 """What each task reaches inside its own netns, opened when its network is up and closed when
 it goes: the endpoint at 169.254.170.2 (task metadata v4 and role credentials; what it serves
-comes from here, api/metadata.py renders it and routes the paths), and fargo's API at its
-VPC's endpoint address, the very app the host's port serves, so SigV4 is checked as there."""
+comes from here, api/metadata.py renders it and routes the paths), fargo's API at its
+VPC's endpoint address, the very app the host's port serves, so SigV4 is checked as there,
+and the VPC's DNS resolver at that same address (api/dns.py over control/dns.py's names)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..model.dns import View, resolver_address
 from ..model.taskrecord import Task
 from ..model.vpc import Subnet
 from ..port.data import TaskStats
 from ..port.protocols import Network, Runtime
 from ..store.sqlite import Store
+from .dns import DnsFrontend, Names, Served
 from .iam import Iam, Key
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # Makes the HTTP handler of one task's endpoint (api/metadata.py's).
 HandlerFactory = Callable[["TaskEndpoints", str], Handler]
+
+
+@dataclass(frozen=True)
+class _Dns:
+    frontend: DnsFrontend
+    names: Names
+    vpc_cidr: Callable[[str], str | None]
 
 
 class TaskEndpoints:
@@ -34,12 +45,21 @@ class TaskEndpoints:
         self._servers: dict[str, asyncio.base_events.Server] = {}
         self._api: web.AppRunner | None = None
         self._api_sites: dict[str, web.SockSite] = {}
+        self._dns: _Dns | None = None
+        self._dns_served: dict[str, Served] = {}
 
     def serve_api(self, runner: web.AppRunner) -> None:
         """From now on each task's network also carries fargo's API (runner: the API's, set
         up), at its VPC's endpoint address. Never called with --no-auth: unsigned access
         stays where --host puts it."""
         self._api = runner
+
+    def serve_dns(self, frontend: DnsFrontend, names: Names,
+                  vpc_cidr: Callable[[str], str | None]) -> None:
+        """From now on each task's network also carries its VPC's resolver (frontend: the
+        wire side, names: what it answers; vpc_cidr: a VPC's block by id, None if gone), and
+        its private DNS name is in it while its network is up."""
+        self._dns = _Dns(frontend, names, vpc_cidr)
 
     # ---- lifecycle (the task engine's network hooks)
     async def network_ready(self, tid: str) -> None:
@@ -49,6 +69,8 @@ class TaskEndpoints:
             loop = asyncio.get_running_loop()
             self._servers[tid] = await loop.create_server(server, sock=sock)
         task = self.store.get_task(tid)
+        if task is not None and self._dns is not None and tid not in self._dns_served:
+            await self._serve_dns(task, self._dns)
         address = task.interface.endpoint if task else ""
         if self._api is None or not address or tid in self._api_sites:
             return
@@ -61,16 +83,32 @@ class TaskEndpoints:
             raise
         self._api_sites[tid] = site
 
+    async def _serve_dns(self, task: Task, dns: _Dns) -> None:
+        """The task's VPC resolver (its VPC's base + 2, port 53), and its name in it."""
+        subnet = self.subnets.get(task.interface.subnet_id)
+        cidr = dns.vpc_cidr(subnet.vpc_id) if subnet is not None else None
+        if subnet is None or cidr is None:
+            return  # its VPC is gone: no address to serve at
+        address = resolver_address(cidr)
+        udp, tcp = await asyncio.to_thread(self.network.dns_listeners, task.id, address)
+        self._dns_served[task.id] = await dns.frontend.serve(View(subnet.vpc_id), udp, tcp)
+        dns.names.task_up(task.id, subnet.vpc_id, cidr, task.ip, task.interface.private_dns)
+
     async def network_gone(self, tid: str) -> None:
         server = self._servers.pop(tid, None)
         if server is not None:
             server.close()
+        served = self._dns_served.pop(tid, None)
+        if self._dns is not None:
+            self._dns.names.task_down(tid)
+        if served is not None:
+            await served.close()
         site = self._api_sites.pop(tid, None)
         if site is not None:
             await site.stop()
 
     async def close_all(self) -> None:
-        for tid in set(self._servers) | set(self._api_sites):
+        for tid in set(self._servers) | set(self._api_sites) | set(self._dns_served):
             await self.network_gone(tid)
 
     # ---- what the endpoint serves

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..port.data import DEFAULT_PATH, ContainerSpec
+from .dns import hosts_file, resolv_conf
 from .errors import ClientException
 from .taskrecord import ContainerDef, Task
 
@@ -59,9 +60,12 @@ def task_env(task: Task, name: str) -> dict[str, str]:
 
 
 def container_spec(task: Task, cdef: ContainerDef, config: dict[str, Any],
-                   secrets: Mapping[str, str] | None = None) -> ContainerSpec:
+                   secrets: Mapping[str, str] | None = None,
+                   nameserver: str | None = None) -> ContainerSpec:
     """The container as the data plane takes it; config is the image's config object,
-    secrets the values of the definition's `secrets` by variable name."""
+    secrets the values of the definition's `secrets` by variable name, nameserver the task's
+    VPC resolver (its base + 2), named in /etc/resolv.conf as on Fargate (None: the image's
+    files stay)."""
     linux = cdef.get("linuxParameters") or {}
     caps = linux.get("capabilities") or {}
     return ContainerSpec(
@@ -74,4 +78,7 @@ def container_spec(task: Task, cdef: ContainerDef, config: dict[str, Any],
         stop_signal=config.get("StopSignal") or "SIGTERM",
         readonly_rootfs=bool(cdef.get("readonlyRootFilesystem")),
         hostname=task.interface.private_dns or None,  # as on Fargate: the ENI's DNS name
-        extra_caps=list(caps.get("add") or []), dropped_caps=list(caps.get("drop") or []))
+        extra_caps=list(caps.get("add") or []), dropped_caps=list(caps.get("drop") or []),
+        resolv_conf=resolv_conf(nameserver, task.region) if nameserver else None,
+        hosts=hosts_file(task.ip, task.interface.private_dns)
+        if nameserver and task.interface.private_dns else None)

@@ -48,8 +48,12 @@ class ContainerSpec:
     readonly_rootfs: bool = False
     extra_caps: list[str] = field(default_factory=list)
     dropped_caps: list[str] = field(default_factory=list)  # "ALL" drops the default set
-    # Raw OCI mount objects appended after the defaults (volumes, /etc/hosts binds, ...).
+    # Raw OCI mount objects appended after the defaults (volumes, ...).
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)
+    # The files the sandbox writes and binds read-only over the image's (None: the image's
+    # own stays): the task's resolver and search domain, its own name and address.
+    resolv_conf: str | None = None
+    hosts: str | None = None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,12 @@ class Network(Protocol):
         Crosses the port like metadata_listener's."""
         ...
 
+    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
+        """(udp, tcp): the VPC resolver's sockets inside the task's netns, reached at
+        address:53 (its VPC's base + 2), bound and non-blocking. Cross the port like
+        metadata_listener's."""
+        ...
+
     def apply_firewall(self, spec: FirewallSpec) -> None:
         """Replace every rule at once (FirewallError when the kernel refuses)."""
         ...

@@ -40,6 +40,9 @@ class Containers:
         # task id -> container -> its `secrets` as environment variables: the starter's,
         # held in memory only while the task starts (never in the store or a log).
         self.secret_env: dict[str, dict[str, dict[str, str]]] = {}
+        # The address of a task's VPC resolver, named in its containers' resolv.conf (set by
+        # the server; None: the images' own files stay).
+        self.resolver: Callable[[Task], str | None] | None = None
 
     def watch_started(self, task: Task) -> None:
         for c in task.containers:
@@ -53,7 +56,8 @@ class Containers:
 
     async def _create_and_start(self, task: Task, cdef: ContainerDef, image: Image) -> None:
         secrets = self.secret_env.get(task.id, {}).get(cdef["name"])
-        spec = container_spec(task, cdef, image.config or {}, secrets)
+        nameserver = self.resolver(task) if self.resolver else None
+        spec = container_spec(task, cdef, image.config or {}, secrets, nameserver)
         await asyncio.to_thread(self.runtime.create_container, task.id, spec, image)
         await asyncio.to_thread(self.runtime.start_container, task.id, cdef["name"])
 
