@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .agent.host import HostRuntime
 from .agent.netplane import HostNetworkPlane
+from .agent.nolb import NoLoadBalancers
 from .agent.ocispec import raise_nofile_limit
 from .agent.registry import LocalRegistry
 from .api import metadata as metadata_face
@@ -24,6 +25,7 @@ from .control.catalog import Catalog
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
+from .control.elbv2 import Elbv2
 from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
 from .control.kubestate import KubeState
@@ -72,6 +74,9 @@ class Server:
                                  hooks=self.endpoints, networks=self.networks,
                                  start_concurrency=settings.start_concurrency,
                                  api_in_tasks=settings.auth)
+        # ELBv2: load balancers on the host's data plane, their addresses from the tasks' pool.
+        self.elbv2 = Elbv2(self.store, self.networks, self.engine.placement, NoLoadBalancers(),
+                           settings.region)
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)
         self.engine.starter.sources = SecretSources(self.secrets, self.ssm)  # tasks' secrets
@@ -79,6 +84,7 @@ class Server:
         self.names = Names(settings.region)
         self.dns = DnsServer(self.names)
         self.endpoints.serve_dns(self.dns, self.names, self._vpc_cidr)
+        self.elbv2.reconciler.names = self.names  # load balancers' DNSNames
         self.engine.containers.resolver = self._resolver_of
         self._host_dns: ServedSockets | None = None
         service_table = ServiceTable(self.store)
@@ -105,7 +111,7 @@ class Server:
     def _task_nets(self) -> list[TaskNet]:
         """The active tasks' addresses and groups: what the firewall must hold for them."""
         return [TaskNet(t.id, t.ip, t.interface.subnet_id, tuple(t.interface.groups))
-                for t in self.store.active_tasks()]
+                for t in self.store.active_tasks()] + self.elbv2.task_nets()
 
     def _vpc_cidr(self, vpc_id: str) -> str | None:
         return next((v.cidr for v in self.networks.vpc_items() if v.id == vpc_id), None)
@@ -119,7 +125,8 @@ class Server:
     def faces(self) -> Faces:
         return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
-                     logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods)
+                     logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
+                     elbv2=self.elbv2)
 
     async def start(self) -> None:
         try:
@@ -142,6 +149,7 @@ class Server:
             log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start, self._task_nets())
+        await self.elbv2.start()  # the load balancers the store knows, re-applied
         # The API app before the tasks are adopted: their networks carry it (signed only).
         self._runner = Runner(build_app(self.faces()))  # fargo's limits and error shapes
         await self._runner.setup()
@@ -194,6 +202,7 @@ class Server:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
         await self.scheduler.close()
+        await self.elbv2.close()  # load balancers keep serving; the next start re-adopts
         await self.engine.close()
         await self.endpoints.close_all()
         if self._host_dns:

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..config import Settings
 from ..control.ecs import Ecs
 from ..control.eks import Eks
+from ..control.elbv2 import Elbv2
 from ..control.iam import Iam
 from ..control.kubestate import KubeState
 from ..control.logs import ContainerLogs
@@ -21,9 +22,10 @@ from ..control.secrets import Secrets
 from ..control.services import Services
 from ..control.ssm import Ssm
 from ..model.errors import ApiError
-from . import awsjson, body, ec2query, ecs_services
+from . import awsjson, body, ec2query, ecs_services, elbv2query
 from . import ecs as ecs_face
 from . import eks as eks_face
+from . import elbv2 as elbv2_face
 from . import secrets as secrets_face
 from . import spot as spot_face
 from . import ssm as ssm_face
@@ -47,6 +49,8 @@ async def root(request: web.Request) -> web.Response:
     carries Action in a POSTed form or, as EC2 also takes it, in a GET's query string."""
     if "X-Amz-Target" in request.headers:
         return await _json(request)
+    if await elbv2query.addressed(request):  # the query protocol of ELBv2, not EC2's
+        return await elbv2query.serve(request, request.app[ELBV2_HANDLERS])
     return await _query(request)
 
 
@@ -115,6 +119,7 @@ __all__ = ["Faces", "Runner", "build_app"]
 JsonService = tuple[str, dict[str, awsjson.Handler]]  # (botocore service name, handlers)
 JSON_SERVICES = web.AppKey("json_services", dict[str, JsonService])
 EC2_HANDLERS = web.AppKey("ec2_handlers", Mapping[str, ec2query.Handler])
+ELBV2_HANDLERS = web.AppKey("elbv2_handlers", Mapping[str, elbv2query.Handler])
 
 
 @dataclass
@@ -132,6 +137,7 @@ class Faces:
     eks: Eks | None = None
     kube_state: KubeState | None = None
     pods: Pods | None = None
+    elbv2: Elbv2 | None = None
 
 
 def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
@@ -149,6 +155,7 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
         ssm_face.PREFIX: (ssm_face.SERVICE, ssm_face.handlers(faces.ssm)),
     }
     app[EC2_HANDLERS] = faces.ec2.handlers()
+    app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
     app.router.add_post("/", root)
     app.router.add_get("/", root)  # and HEAD
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)

@@ -268,23 +268,26 @@ class LoadBalancerOps(Base):
         return list(dict.fromkeys(arns))
 
     def add_tags(self, arns: list[str], tags: list[m.Tag]) -> None:
-        """All or nothing: every resource is checked before any is written."""
+        """All or nothing: every resource is checked before any is written (each is read
+        again to write it: a listener and its default rule share a record)."""
         if not tags:
             raise m.invalid("Tags: at least one tag must be specified")
-        planned = []
-        for arn in self._arns(arns):
+        wanted = self._arns(arns)
+        for arn in wanted:
+            m.check_tags(tags, self._tagged(arn)[1])
+        for arn in wanted:
             obj, current = self._tagged(arn)
-            planned.append((obj, arn, m.check_tags(tags, current)))
-        for obj, arn, merged in planned:
-            self._put_tagged(obj, arn, merged)
+            self._put_tagged(obj, arn, m.check_tags(tags, current))
 
     def remove_tags(self, arns: list[str], keys: list[str]) -> None:
         if not keys:
             raise m.invalid("TagKeys: at least one tag key must be specified")
-        planned = [(obj, arn, m.without_tags(current, keys))
-                   for arn in self._arns(arns) for obj, current in [self._tagged(arn)]]
-        for obj, arn, kept in planned:
-            self._put_tagged(obj, arn, kept)
+        wanted = self._arns(arns)
+        for arn in wanted:
+            self._tagged(arn)
+        for arn in wanted:
+            obj, current = self._tagged(arn)
+            self._put_tagged(obj, arn, m.without_tags(current, keys))
 
     def describe_tags(self, arns: list[str]) -> list[tuple[str, list[m.Tag]]]:
         return [(arn, self._tagged(arn)[1]) for arn in self._arns(arns)]

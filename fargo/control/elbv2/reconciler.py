@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ...model import elbv2 as m
 from ...model.vpc import Subnet
@@ -28,6 +29,16 @@ log = logging.getLogger("fargo.elbv2")
 PASS_EVERY = 1.0  # seconds: health checks are read (and drifts repaired) this often
 SETTLE = 0.02  # after a poke: a burst of changes is one pass
 RETRY = 30.0  # a spec the data plane refused is tried again after this long, or once changed
+DNS_TTL = 60  # what AWS gives a load balancer's DNSName
+
+
+class NameBook(Protocol):
+    """The VPC resolver's registry (control/dns.py's Names): load balancers' DNSNames."""
+
+    def put(self, name: str, addresses: Iterable[str], ttl: int = ...,
+            vpc_id: str | None = None) -> None: ...
+
+    def remove(self, name: str) -> bool: ...
 
 
 @dataclass
@@ -63,6 +74,10 @@ class Reconciler:
         self._health: dict[str, dict[tuple[str, int], TargetCheck]] = {}  # by pool id
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        # Set by the server: each load balancer's DNSName answers its addresses, in every VPC
+        # and on the host (an internal load balancer's name resolves anywhere, as on AWS).
+        self.names: NameBook | None = None
+        self._published: dict[str, tuple[str, ...]] = {}
 
     # ---- what operations ask
     def poke(self) -> None:
@@ -124,6 +139,7 @@ class Reconciler:
         outcome = await asyncio.to_thread(self._converge, wanted, held, fresh,
                                           set(self.leaving))
         self._record(outcome, world, now)
+        self._publish(world)
 
     # ---- in the worker thread: the data plane only
     def _converge(self, wanted: dict[str, LoadBalancerSpec], held: set[str], fresh: set[str],
@@ -194,6 +210,17 @@ class Reconciler:
         for pool_id in list(self._health):
             if pool_id not in live:
                 del self._health[pool_id]
+
+    def _publish(self, world: specs.World) -> None:
+        if self.names is None:
+            return
+        wanted = {lb.dns_name: tuple(a.ip for a in lb.addresses) for lb in world.lbs}
+        for name in set(self._published) - set(wanted):
+            self.names.remove(name)
+        for name, ips in wanted.items():
+            if self._published.get(name) != ips:
+                self.names.put(name, ips, DNS_TTL, None)
+        self._published = wanted
 
     def _wanted_spec(self, world: specs.World, sid: str, now: float) -> LoadBalancerSpec:
         lb = next(lb for lb in world.lbs if lb.spec_id == sid)
