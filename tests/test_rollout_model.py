@@ -151,3 +151,16 @@ def test_a_task_that_has_only_just_started_does_not_complete_a_rollout():
     done = service(2)
     done.primary.rollout_state = "COMPLETED"
     assert plan(done, [task("1", young=True), task("2", young=True)], NOW).steady
+
+
+def test_failed_tasks_count_until_a_task_runs_healthily():
+    on = DeploymentConfig(200, 100, breaker=True, rollback=True)
+    svc = service(3, config=on)
+    failed = [task(f"f{i}", state=STOPPED, failed=True, stopped_at=NOW) for i in range(2)]
+    p = plan(svc, failed + [task("ok")], NOW)
+    assert p.proven and p.failed_tasks == 0 and not p.failed
+    svc.primary.proven = True  # kept: later failures no longer trip the breaker
+    more = failed + [task(f"g{i}", state=STOPPED, failed=True, stopped_at=NOW)
+                     for i in range(3)]
+    p = plan(svc, more, NOW)
+    assert p.failed_tasks == 0 and not p.failed

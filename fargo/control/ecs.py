@@ -13,6 +13,7 @@ from ..model.errors import (
     ServiceNotFoundException,
 )
 from ..model.names import cluster_name_from, task_id_from
+from ..model.service import service_name_in
 from ..model.tags import check_tags
 from ..model.task import RunTaskRequest
 from ..model.taskrecord import Task
@@ -106,7 +107,8 @@ class Ecs:
             family = family.split(":")[0]
         group = None
         if service is not None:
-            svc = self.catalog.services.get(cluster["clusterName"], service.rsplit("/", 1)[-1])
+            name = service_name_in(service, cluster["clusterName"])
+            svc = self.catalog.services.get(cluster["clusterName"], name) if name else None
             if svc is None:
                 raise ServiceNotFoundException("Service not found.")
             group = svc.group

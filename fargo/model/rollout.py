@@ -44,6 +44,7 @@ class Plan:
     failed: bool = False  # the circuit breaker trips now
     drop: list[str] = field(default_factory=list)  # deployments drained: gone INACTIVE
     failed_tasks: int = 0  # the PRIMARY's count of failed tasks, as it stands now
+    proven: bool = False  # the PRIMARY has a task running healthily (now or before)
     steady: bool = False
     start_at: float = 0.0  # no start before this (a back-off after failures)
 
@@ -84,11 +85,18 @@ def plan(svc: Service, tasks: list[TaskView], now: float) -> Plan:
         mine = mine[len(mine) - desired:]
     live = [t for t in live if t.id not in stopped_ids]
 
-    # The circuit breaker counts the PRIMARY's tasks that failed while it rolls out.
+    # The circuit breaker counts the PRIMARY's tasks that failed while it rolls out, until
+    # one of its tasks runs healthily: then the count is 0 and no longer kept (as ECS's
+    # failedTasks, "consecutively failed tasks").
     failures = [t for t in tasks if t.deployment == prim.id and t.failed]
-    out.failed_tasks = max(prim.failed_tasks, len(failures)) \
-        if prim.rollout_state == "IN_PROGRESS" else prim.failed_tasks
-    if prim.rollout_state == "IN_PROGRESS" and svc.config.breaker and \
+    out.proven = prim.proven or any(proven(t) for t in mine)
+    if out.proven:
+        out.failed_tasks = 0
+    elif prim.rollout_state == "IN_PROGRESS":
+        out.failed_tasks = max(prim.failed_tasks, len(failures))
+    else:
+        out.failed_tasks = prim.failed_tasks
+    if prim.rollout_state == "IN_PROGRESS" and not out.proven and svc.config.breaker and \
             out.failed_tasks >= breaker_threshold(desired):
         out.failed = True
     halted = prim.rollout_state == "FAILED" or out.failed

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .capacity import Strategy
-from .errors import InvalidParameterException
+from .errors import ApiError, InvalidParameterException
 from .names import check_name
 from .taskdef import present, unknown_given
 
@@ -47,7 +47,8 @@ class Deployment:
     platform_version: str = "1.4.0"
     rollout_state: str = "IN_PROGRESS"  # IN_PROGRESS | COMPLETED | FAILED
     rollout_state_reason: str = "ECS deployment ecs-svc/0 in progress."
-    failed_tasks: int = 0
+    failed_tasks: int = 0  # consecutive: reset, and no longer counted, once a task runs
+    proven: bool = False  # one of its tasks has run healthily: the breaker is done with it
 
 
 @dataclass
@@ -178,6 +179,25 @@ def check_params(p: dict[str, Any], create: bool) -> None:
 
 def check_service_name(name: Any) -> str:
     return check_name(name, "service name")
+
+
+def service_name_in(ref: Any, cluster: str) -> str | None:
+    """The name of the service `ref` (a name or an ARN) names in the cluster; None when it
+    names none there (a malformed ARN, another cluster's service, an impossible name)."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidParameterException("service can not be blank.")
+    if ref.startswith("arn:"):
+        tail = ref.split(":", 5)[-1]
+        if not tail.startswith("service/"):
+            raise InvalidParameterException(f"Invalid service ARN: {ref[:200]}")
+        parts = tail.split("/")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[1] != cluster):
+            return None
+        ref = parts[-1]
+    try:
+        return check_service_name(ref)
+    except ApiError:
+        return None
 
 
 def check_desired(count: Any) -> int:

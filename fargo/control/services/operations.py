@@ -59,30 +59,11 @@ class Services:
 
     def get(self, cluster: dict[str, Any], ref: str) -> Service:
         """The service `ref` (a name or ARN) of the cluster, or ServiceNotFoundException."""
-        name = self._name_of(ref, cluster)
+        name = rules.service_name_in(ref, cluster["clusterName"])
         svc = self.table.get(cluster["clusterName"], name) if name else None
         if svc is None:
             raise ServiceNotFoundException("Service not found.")
         return svc
-
-    @staticmethod
-    def _name_of(ref: str, cluster: dict[str, Any]) -> str | None:
-        if not isinstance(ref, str) or not ref:
-            raise InvalidParameterException("service can not be blank.")
-        if ref.startswith("arn:"):
-            tail = ref.split(":", 5)[-1]
-            if not tail.startswith("service/"):
-                raise InvalidParameterException(f"Invalid service ARN: {ref[:200]}")
-            parts = tail.split("/")
-            if len(parts) not in (2, 3):
-                return None  # a malformed ARN names no service
-            if len(parts) == 3 and parts[1] != cluster["clusterName"]:
-                return None  # a service of another cluster is not found in this one
-            ref = parts[-1]
-        try:
-            return rules.check_service_name(ref)
-        except ApiError:
-            return None
 
     # ---- CreateService
     def create(self, p: dict[str, Any], region: str) -> Service:

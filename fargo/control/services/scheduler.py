@@ -86,8 +86,8 @@ class ServiceScheduler:
         plan = rollout.plan(svc, seen, now)
         before = (svc.version, len(svc.events))
         prim = svc.primary
-        if plan.failed_tasks != prim.failed_tasks:
-            prim.failed_tasks = plan.failed_tasks
+        if (plan.failed_tasks, plan.proven) != (prim.failed_tasks, prim.proven):
+            prim.failed_tasks, prim.proven = plan.failed_tasks, plan.proven
             svc.version += 1
         stopped = self._stop(svc, plan.stop)
         if stopped:
