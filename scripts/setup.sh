@@ -3,7 +3,7 @@
 # itself in editable mode. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(runc conmon docker-registry nftables busybox-static skopeo iproute2 iputils-ping curl
+need=(runc conmon docker-registry nftables haproxy busybox-static skopeo iproute2 iputils-ping curl
       e2fsprogs util-linux gcc libc6-dev)
 missing=()
 for pkg in "${need[@]}"; do

@@ -110,6 +110,14 @@ class TargetCheck:
     code: int | None = None  # the HTTP status of the last check, if it got one
 
 
+def interface_id(lb_id: str, subnet_id: str) -> str:
+    """What the host's network calls a load balancer's interface in a subnet, as it calls a
+    task's by the task's id: control names it, with the load balancer's address in that
+    subnet, in FirewallSpec.tasks and in Network.join_groups/leave_groups, so the firewall
+    holds that interface to that address and its security groups as it does a task's."""
+    return f"lb-{lb_id}-{subnet_id}"
+
+
 class LoadBalancerError(Exception):
     """The data plane could not make a load balancer as asked (HAProxy refused its
     configuration, or would not start); the message says why."""
