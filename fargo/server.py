@@ -22,6 +22,7 @@ from .api.tls import server_tls
 from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
+from .control.cloudmap import CloudMap
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
@@ -84,6 +85,10 @@ class Server:
         self.names = Names(settings.region)
         self.dns = DnsServer(self.names)
         self.endpoints.serve_dns(self.dns, self.names, self._vpc_cidr)
+        # Cloud Map: its private DNS namespaces are zones of their VPC's resolver.
+        self.cloudmap = CloudMap(self.store, settings.region,
+                                 lambda: [v.id for v in self.networks.vpc_items()])
+        self.names.add_source(self.cloudmap)
         self.elbv2.reconciler.names = self.names  # load balancers' DNSNames
         self.engine.containers.resolver = self._resolver_of
         self._host_dns: ServedSockets | None = None
@@ -123,7 +128,8 @@ class Server:
         return resolver_address(cidr) if cidr else None
 
     def faces(self) -> Faces:
-        return Faces(settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
+        return Faces(cloudmap=self.cloudmap,
+                     settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
                      elbv2=self.elbv2)

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..control.cloudmap import CloudMap
 from ..control.ecs import Ecs
 from ..control.eks import Eks
 from ..control.elbv2 import Elbv2
@@ -27,6 +28,7 @@ from . import ecs as ecs_face
 from . import eks as eks_face
 from . import elbv2 as elbv2_face
 from . import secrets as secrets_face
+from . import servicediscovery as servicediscovery_face
 from . import spot as spot_face
 from . import ssm as ssm_face
 from .auth import authenticate, permit
@@ -137,6 +139,7 @@ class Faces:
     eks: Eks | None = None
     kube_state: KubeState | None = None
     pods: Pods | None = None
+    cloudmap: CloudMap | None = None
     elbv2: Elbv2 | None = None
 
 
@@ -154,6 +157,9 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
         "secretsmanager": (secrets_face.SERVICE, secrets_face.handlers(faces.secrets)),
         ssm_face.PREFIX: (ssm_face.SERVICE, ssm_face.handlers(faces.ssm)),
     }
+    if faces.cloudmap:
+        app[JSON_SERVICES][servicediscovery_face.PREFIX] = (
+            servicediscovery_face.SERVICE, servicediscovery_face.handlers(faces.cloudmap))
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
     app.router.add_post("/", root)

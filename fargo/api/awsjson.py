@@ -18,7 +18,7 @@ from .keys import SETTINGS
 
 # What a missing or too short member is, where a service does not call it
 # InvalidParameterException.
-_INVALID = {"ssm": "ValidationException"}
+_INVALID = {"ssm": "ValidationException", "servicediscovery": "InvalidInput"}
 # A request's parameters and its answer: JSON objects of the service's shapes.
 JsonObject = dict[str, Any]
 # handler(params, region); the ECS engine's are plain calls, a face may also await.
@@ -28,6 +28,7 @@ Handler = Callable[[JsonObject, str], JsonObject | Awaitable[JsonObject]]
 def error_response(err: ApiError) -> web.Response:
     """The code in `__type` and, as AWS's JSON services also send it, in x-amzn-ErrorType."""
     body = {"__type": err.code, "message": err.message}
+    body.update(getattr(err, "fields", {}))  # the members an error's shape adds (Cloud Map's)
     return web.json_response(body, status=http_status(err),
                              content_type="application/x-amz-json-1.1",
                              headers={"x-amzn-RequestId": str(uuid.uuid4()),

@@ -56,6 +56,9 @@ def task_env(task: Task, name: str) -> dict[str, str]:
         env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = f"/v2/credentials/{task.credentials_id}"
     if task.interface.endpoint:  # the AWS SDKs and CLI send every service's calls there
         env["AWS_ENDPOINT_URL"] = f"http://{task.interface.endpoint}"
+        # ...as they are: not to data-ADDRESS, the host Cloud Map's DiscoverInstances would
+        # otherwise be sent to.
+        env["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
     return env
 
 
