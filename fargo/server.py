@@ -36,6 +36,7 @@ from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
+from .control.services.targets import ServiceTargets
 from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
@@ -85,18 +86,21 @@ class Server:
         self.names = Names(settings.region)
         self.dns = DnsServer(self.names)
         self.endpoints.serve_dns(self.dns, self.names, self._vpc_cidr)
+        self.elbv2.reconciler.names = self.names  # load balancers' DNSNames
         # Cloud Map: its private DNS namespaces are zones of their VPC's resolver.
         self.cloudmap = CloudMap(self.store, settings.region,
                                  lambda: [v.id for v in self.networks.vpc_items()])
         self.names.add_source(self.cloudmap)
-        self.elbv2.reconciler.names = self.names  # load balancers' DNSNames
         self.engine.containers.resolver = self._resolver_of
         self._host_dns: ServedSockets | None = None
         service_table = ServiceTable(self.store)
-        self.scheduler = ServiceScheduler(service_table, self.catalog, self.engine)
-        self.services = Services(self.catalog, self.engine, service_table,
+        targets = ServiceTargets(self.elbv2)  # services' tasks in target groups
+        self.scheduler = ServiceScheduler(service_table, self.catalog, self.engine,
+                                          targets=targets)
+        self.services = Services(self.catalog, self.engine, service_table, targets=targets,
                                  poke=self.scheduler.poke)
         self.engine.book.listeners.append(self.scheduler.task_changed)
+        self.elbv2.in_use_by = self.services.using
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
         self.kube_state = KubeState(self.kube_tables)

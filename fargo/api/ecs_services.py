@@ -46,7 +46,10 @@ def service_json(state: ServiceState) -> dict[str, Any]:
     svc: Service = state.service
     out: dict[str, Any] = {
         "serviceArn": svc.arn, "serviceName": svc.name, "clusterArn": svc.cluster_arn,
-        "loadBalancers": [], "serviceRegistries": [], "status": svc.status,
+        "loadBalancers": [{"targetGroupArn": b.target_group_arn,
+                           "containerName": b.container_name,
+                           "containerPort": b.container_port} for b in svc.load_balancers],
+        "serviceRegistries": [], "status": svc.status,
         "desiredCount": svc.desired_count, "runningCount": state.counts.running,
         "pendingCount": state.counts.pending, "platformVersion": svc.platform_version,
         "platformFamily": "Linux", "taskDefinition": svc.task_definition,

@@ -12,6 +12,7 @@ from .service import Deployment, Service, bounds, breaker_threshold
 
 PENDING, RUNNING, STOPPING, STOPPED = "pending", "running", "stopping", "stopped"
 UNHEALTHY_REASON = "Task failed container health checks"
+ELB_UNHEALTHY = "Task failed ELB health checks in (target-group {})"
 BACKOFF_WINDOW = 300.0  # seconds: failures closer together than this slow the next start
 BACKOFF_MAX = 60.0
 # A task without health checks has to stay RUNNING this long (seconds) before a rollout
@@ -29,8 +30,9 @@ class TaskView:
     state: str  # PENDING | RUNNING | STOPPING | STOPPED
     created_at: float
     healthy: bool = False  # running, and its health checks (if any) say HEALTHY
-    young: bool = False  # healthy, without checks, but running for less than SETTLE
+    young: bool = False  # healthy, with no check of any kind, running for less than SETTLE
     in_grace: bool = False  # within healthCheckGracePeriodSeconds of its start: not replaced
+    why_unhealthy: str = "Task failed container health checks"  # its stoppedReason if replaced
     unhealthy: bool = False  # running, an essential container's checks say UNHEALTHY
     failed: bool = False  # stopped, and not by the scheduler, a user or Spot
     stopped_at: float | None = None
@@ -70,7 +72,7 @@ def plan(svc: Service, tasks: list[TaskView], now: float) -> Plan:
     # A task an essential container's checks call UNHEALTHY is replaced.
     for t in live:
         if t.unhealthy and not t.in_grace:
-            stop(t, UNHEALTHY_REASON)
+            stop(t, t.why_unhealthy)
     live = [t for t in live if t.id not in stopped_ids]
 
     # Scale in: the surplus of the PRIMARY goes, pending ones first, then from the zone with

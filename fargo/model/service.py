@@ -52,6 +52,15 @@ class Deployment:
 
 
 @dataclass
+class LoadBalancerBinding:
+    """A service's `loadBalancers` item: its tasks' containerPort registered in the group."""
+
+    target_group_arn: str
+    container_name: str
+    container_port: int
+
+
+@dataclass
 class Event:
     id: str
     created_at: float
@@ -81,6 +90,7 @@ class Service:
     steady: bool = False  # the last state event said so: said again only after a change
     client_token: str | None = None
     fingerprint: str = ""
+    load_balancers: list[LoadBalancerBinding] = field(default_factory=list)
     # The last deployment that COMPLETED, kept to roll back to.
     last_good: Deployment | None = None
     version: int = 1
@@ -133,14 +143,14 @@ _CREATE_KNOWN = frozenset({
     "networkConfiguration", "healthCheckGracePeriodSeconds", "schedulingStrategy",
     "deploymentController", "tags", "enableECSManagedTags", "propagateTags",
     "enableExecuteCommand", "availabilityZoneRebalancing", "placementConstraints",
-    "placementStrategy",
+    "placementStrategy", "loadBalancers",
 })
 _UPDATE_KNOWN = frozenset({
     "cluster", "service", "desiredCount", "taskDefinition", "capacityProviderStrategy",
     "deploymentConfiguration", "networkConfiguration", "platformVersion",
     "forceNewDeployment", "healthCheckGracePeriodSeconds", "enableECSManagedTags",
     "propagateTags", "enableExecuteCommand", "availabilityZoneRebalancing",
-    "deploymentController", "placementConstraints", "placementStrategy",
+    "deploymentController", "placementConstraints", "placementStrategy", "loadBalancers",
 })
 _CONFIG_KNOWN = frozenset({"deploymentCircuitBreaker", "maximumPercent",
                            "minimumHealthyPercent", "strategy"})
@@ -258,6 +268,46 @@ def network_conf(given: dict[str, Any] | None) -> NetworkConf:
     if conf.get("assignPublicIp") == "ENABLED":  # tasks here have private addresses only
         raise _refuse("awsvpcConfiguration.assignPublicIp")
     return NetworkConf(list(conf.get("subnets") or []), list(conf.get("securityGroups") or []))
+
+
+MAX_TARGET_GROUPS = 5  # ECS's limit of target groups per service
+
+
+def load_balancer_bindings(items: list[dict[str, Any]] | None,
+                           td: dict[str, Any]) -> list[LoadBalancerBinding]:
+    """A service's loadBalancers, checked against its task definition (the container and
+    its port must exist); the target groups themselves are control's to find."""
+    items = items or []
+    if len(items) > MAX_TARGET_GROUPS:
+        raise InvalidParameterException(
+            f"loadBalancers can hold at most {MAX_TARGET_GROUPS} target groups.")
+    out: list[LoadBalancerBinding] = []
+    for item in items:
+        if item.get("loadBalancerName"):
+            raise _refuse("loadBalancers.loadBalancerName")  # Classic Load Balancers
+        member = unknown_given(item, frozenset({"targetGroupArn", "containerName",
+                                                "containerPort", "advancedConfiguration"}))
+        if member or present(item.get("advancedConfiguration")):
+            raise _refuse(f"loadBalancers.{member or 'advancedConfiguration'}")
+        arn, name, port = (item.get("targetGroupArn"), item.get("containerName"),
+                           item.get("containerPort"))
+        if not arn or not name or port is None:
+            raise InvalidParameterException("loadBalancers: targetGroupArn, containerName and "
+                                            "containerPort are required.")
+        cdef = next((c for c in td["containerDefinitions"] if c["name"] == name), None)
+        if cdef is None:
+            raise InvalidParameterException(
+                f"The container {str(name)[:255]} does not exist in the task definition.")
+        if port not in [pm.get("containerPort") for pm in cdef.get("portMappings") or []]:
+            raise InvalidParameterException(
+                f"The container {str(name)[:255]} did not have a container port {port} "
+                "defined.")
+        binding = LoadBalancerBinding(str(arn), str(name), int(port))
+        if binding in out:
+            raise InvalidParameterException("loadBalancers names the same target group, "
+                                            "container and port twice.")
+        out.append(binding)
+    return out
 
 
 def check_propagate(value: Any) -> str:

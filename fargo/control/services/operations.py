@@ -28,6 +28,7 @@ from ...store.services import ServiceTable
 from ..catalog import Catalog
 from ..tasks import TaskEngine
 from . import views
+from .targets import ServiceTargets
 
 
 @dataclass
@@ -46,12 +47,34 @@ def new_deployment_id() -> str:
 
 class Services:
     def __init__(self, catalog: Catalog, engine: TaskEngine, table: ServiceTable,
-                 poke: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time):
+                 poke: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time,
+                 targets: ServiceTargets | None = None):
         self.catalog = catalog
         self.engine = engine
         self.table = table
         self.poke = poke  # the scheduler looks again now
         self.clock = clock
+        self.targets = targets  # ELBv2's target groups; None: loadBalancers are refused
+
+    def _bindings(self, items: list[dict[str, Any]] | None, td: dict[str, Any],
+                  network: NetworkConf) -> list[rules.LoadBalancerBinding]:
+        bindings = rules.load_balancer_bindings(items, td)
+        if bindings and self.targets is None:
+            raise InvalidParameterException(
+                "The 'loadBalancers' parameter is not supported by this fargo server.")
+        if bindings and self.targets:
+            subnets = self.engine.placement.subnets
+            self.targets.check(bindings, {subnets[s].vpc_id for s in network.subnets
+                                          if s in subnets})
+        return bindings
+
+    def using(self, target_group_arn: str) -> str | None:
+        """The ARN of a live service whose tasks go into the target group (for ELBv2's
+        ResourceInUse), or None."""
+        for svc in self.table.live():
+            if any(b.target_group_arn == target_group_arn for b in svc.load_balancers):
+                return svc.arn
+        return None
 
     # ---- lookups
     def _cluster(self, ref: str | None, region: str) -> dict[str, Any]:
@@ -86,6 +109,7 @@ class Services:
         desired = rules.check_desired(p["desiredCount"])
         td = self._taskdef(p["taskDefinition"])
         network = self._network(p.get("networkConfiguration"))
+        bindings = self._bindings(p.get("loadBalancers"), td, network)
         launch, strategy = self._launch(p.get("launchType"), p.get("capacityProviderStrategy"),
                                         cluster)
         tags = list(p.get("tags") or [])
@@ -97,7 +121,7 @@ class Services:
             cluster_arn=cluster["clusterArn"], region=region, created_at=now,
             task_definition=td["taskDefinitionArn"], network=network, deployments=[dep],
             desired_count=desired, launch_type=launch, strategy=strategy,
-            platform_version=p.get("platformVersion") or "LATEST",
+            platform_version=p.get("platformVersion") or "LATEST", load_balancers=bindings,
             config=rules.deployment_config(p.get("deploymentConfiguration")),
             grace_seconds=rules.check_grace(p.get("healthCheckGracePeriodSeconds")),
             propagate_tags=rules.check_propagate(p.get("propagateTags", "NONE")),
@@ -158,10 +182,18 @@ class Services:
         if svc.status != rules.ACTIVE:
             raise ServiceNotActiveException("Service was not ACTIVE.")
         now = self.clock()
-        new_td = self._taskdef(p["taskDefinition"])["taskDefinitionArn"] \
-            if p.get("taskDefinition") else svc.task_definition
+        td = self._taskdef(p["taskDefinition"]) if p.get("taskDefinition") else \
+            self.catalog.taskdef(svc.task_definition)
+        new_td = td["taskDefinitionArn"]
         network = self._network(p["networkConfiguration"]) \
             if p.get("networkConfiguration") else svc.network
+        bindings = self._bindings(p["loadBalancers"], td, network) \
+            if p.get("loadBalancers") is not None else svc.load_balancers
+        if new_td != svc.task_definition and bindings:
+            rules.load_balancer_bindings([{"targetGroupArn": b.target_group_arn,
+                                           "containerName": b.container_name,
+                                           "containerPort": b.container_port}
+                                          for b in bindings], td)  # the new revision has them
         launch, strategy = svc.launch_type, svc.strategy
         if p.get("capacityProviderStrategy") is not None:
             launch, strategy = self._launch(None, p["capacityProviderStrategy"], cluster)
@@ -182,7 +214,8 @@ class Services:
             svc.managed_tags = bool(p["enableECSManagedTags"])
         changed = (new_td != svc.task_definition or network != svc.network
                    or strategy != svc.strategy or launch != svc.launch_type
-                   or changed_platform)
+                   or changed_platform or bindings != svc.load_balancers)
+        svc.load_balancers = bindings
         if changed or p.get("forceNewDeployment"):
             self._settle(svc, now)
             self.deploy(svc, new_td, network, launch, strategy, now)

@@ -25,6 +25,7 @@ from ..catalog import Catalog
 from ..tasks import TaskEngine
 from . import views
 from .operations import event_id, new_deployment_id
+from .targets import ServiceTargets
 
 log = logging.getLogger("fargo.services")
 PASS_EVERY = 2.0  # seconds: every service is looked at at least this often
@@ -34,11 +35,12 @@ BREAKER_REASON = "tasks failed to start."
 
 class ServiceScheduler:
     def __init__(self, table: ServiceTable, catalog: Catalog, engine: TaskEngine,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, targets: ServiceTargets | None = None):
         self.table = table
         self.catalog = catalog
         self.engine = engine
         self.clock = clock
+        self.targets = targets  # the load balancers' target groups (ELBv2)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -82,18 +84,34 @@ class ServiceScheduler:
     def reconcile(self, svc: Service) -> None:
         now = self.clock()
         tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)
-        seen = [views.view(t, now, svc.grace_seconds) for t in tasks]
+        targets = self.targets if svc.load_balancers else None
+        snap = targets.snapshot(svc) if targets else None
+        seen = [views.view(t, now, svc.grace_seconds,
+                           list(zip([b.target_group_arn for b in svc.load_balancers],
+                                    snap.of(svc, t), strict=True)) if snap else None)
+                for t in tasks]
         plan = rollout.plan(svc, seen, now)
         before = (svc.version, len(svc.events))
         prim = svc.primary
         if (plan.failed_tasks, plan.proven) != (prim.failed_tasks, prim.proven):
             prim.failed_tasks, prim.proven = plan.failed_tasks, plan.proven
             svc.version += 1
-        stopped = self._stop(svc, plan.stop)
+        stops = plan.stop
+        if targets and snap:
+            # Out of the load balancers first; stopped once the deregistration delay is over.
+            by_id = {t.id: t for t in tasks}
+            added, removed = targets.sync(svc, tasks, snap, {tid for tid, _ in stops})
+            for count, verb in ((added, "registered"), (removed, "deregistered")):
+                if count:
+                    groups = " ".join(f"(target-group {b.target_group_arn})"
+                                      for b in svc.load_balancers)
+                    svc.add_event(event_id(), now, f"{verb} {count} targets in {groups}")
+            stops = [(tid, why) for tid, why in stops if targets.drained(svc, by_id[tid])]
+        stopped = self._stop(svc, stops)
         if stopped:
             svc.add_event(event_id(), now, f"has stopped {len(stopped)} running tasks: "
                           + " ".join(f"(task {t})" for t in stopped) + ".")
-            for tid, reason in plan.stop:
+            for tid, reason in stops:
                 if reason == rollout.UNHEALTHY_REASON:
                     svc.add_event(event_id(), now, f"(task {tid}) failed container health "
                                   "checks.")
