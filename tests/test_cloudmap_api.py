@@ -334,3 +334,41 @@ def test_names_resolve_from_inside_a_task(sd, ecs, fargo, vpc_id, busybox_image,
         ecs.stop_task(task=backend["taskArn"])
     finally:
         cleanup(sd, ns_id)
+
+
+def test_private_namespaces_are_their_vpcs_own(sd, ec2, ecs, fargo, vpc_id, busybox_image):
+    """A task in another VPC asks its own VPC's resolver (its base + 2) and sees that VPC's
+    namespaces only."""
+    import random
+
+    cidr = f"10.{random.randint(200, 240)}.0.0/16"
+    other = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=other, CidrBlock=cidr.replace("/16", "/24"))[
+        "Subnet"]["SubnetId"]
+    here, there = f"cm{uuid.uuid4().hex[:8]}.local", f"cm{uuid.uuid4().hex[:8]}.local"
+    ns_here, ns_there = namespace(sd, vpc_id, here), namespace(sd, other, there)
+    task_arn = None
+    try:
+        for ns_id, ip in ((ns_here, "10.1.2.3"), (ns_there, "10.1.2.4")):
+            sid = sd.create_service(Name="db", NamespaceId=ns_id, DnsConfig={
+                "DnsRecords": [{"Type": "A", "TTL": 5}]})["Service"]["Id"]
+            sd.register_instance(ServiceId=sid, InstanceId="one",
+                                 Attributes={"AWS_INSTANCE_IPV4": ip})
+        script = (f"cat /etc/resolv.conf; busybox nslookup db.{there}; echo ---; "
+                  f"busybox nslookup db.{here}; echo ---")
+        fam = register(ecs, busybox_image, command=["sh", "-c", script])
+        task_arn = run(ecs, fam, subnet)["taskArn"]
+        wait_status(ecs, task_arn, "STOPPED", timeout=60)
+        out = logs(fargo, task_arn)
+        base = cidr.split("/")[0].rsplit(".", 1)[0] + ".2"
+        assert f"nameserver {base}\n" in out, out
+        mine, theirs = out.split("---")[:2]
+        assert "Address: 10.1.2.4" in mine, out
+        assert "10.1.2.3" not in theirs and ("NXDOMAIN" in theirs or "can't find" in theirs), out
+    finally:
+        cleanup(sd, ns_here)
+        cleanup(sd, ns_there)
+        if task_arn:
+            wait_status(ecs, task_arn, "STOPPED", timeout=60)
+        ec2.delete_subnet(SubnetId=subnet)
+        ec2.delete_vpc(VpcId=other)
