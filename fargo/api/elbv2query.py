@@ -29,7 +29,7 @@ SERVICE = "elbv2"  # botocore's name
 SIGNING = "elasticloadbalancing"  # the SigV4 scope's service
 VERSION = "2015-12-01"
 XMLNS = f"http://elasticloadbalancing.amazonaws.com/doc/{VERSION}/"
-MAX_INDEX = 1000  # list positions past this are not a real request's
+MAX_INDEX = 100_000  # list positions past this are not a real request's
 _SCOPE = re.compile(r"Credential=[^/,\s]*/[^/,\s]*/[^/,\s]*/([^/,\s]*)/")
 _INT = re.compile(r"^-?[0-9]{1,20}$")
 
