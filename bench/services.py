@@ -280,6 +280,7 @@ class ServiceBench:
         rt_down: list[float] = []
         cpu: dict[str, list[float]] = {"service": [], "runtask": []}
         notes: list[str] = []
+        latency: Row | None = None
         for r in range(z.scale_rounds):
             # ABBA order over the rounds: a drift in background load hits both alike.
             for which in (("runtask", "service") if r % 2 == 0 else ("service", "runtask")):
@@ -315,7 +316,7 @@ class ServiceBench:
                     held = len(self.task_arns(name, "STOPPED"))
                     lat = [x * 1000 for x in fb.raw_latencies("DescribeServices", {
                         "cluster": self.cluster, "services": [name]}, z.api_n)]
-                    self.results.add(Row(
+                    latency = (Row(
                         "7d. DescribeServices latency", f"fargo (raw HTTP), {n} running", "ms",
                         summary=Summary.of(lat),
                         note=f"one service with {n} tasks RUNNING and {held} STOPPED ones the "
@@ -359,6 +360,8 @@ class ServiceBench:
         self.results.add(Row(f"7c. scale {n} → 0 tasks", f"fargo StopTask ×{n} (same run)",
                              "s", summary=Summary.of(rt_down),
                              note="one StopTask call per task, then until all are STOPPED"))
+        if latency:
+            self.results.add(latency)
 
     # ------------------------------------------------------------ figure 8
 
