@@ -229,11 +229,12 @@ def kubeconfig(cluster: str, endpoint: str) -> None:
               show_default=True, help="The server's state dir.")
 @click.option("--prefix", default="fg", show_default=True, help="The server's --prefix.")
 def purge(state_dir: Path, prefix: str) -> None:
-    """Kill every task on this host and remove its sandbox, mounts, netns and bridges, and
-    end the embedded registry a killed server left running.
+    """Kill every task and load balancer on this host and remove its sandbox, mounts, netns
+    and bridges, and end the embedded registry a killed server left running.
 
     Run it with the server stopped; a later start records the tasks as STOPPED."""
     from .agent.host import HostRuntime
+    from .agent.lb import HaproxyLoadBalancers
     from .agent.netplane import HostNetworkPlane
     from .agent.registry import LocalRegistry
 
@@ -242,7 +243,9 @@ def purge(state_dir: Path, prefix: str) -> None:
             click.echo(f"ended the embedded registry (pid {pid})")
     except AgentError as err:  # the tasks are purged all the same
         click.echo(f"warning: {err}", err=True)
-    HostRuntime(state_dir, HostNetworkPlane(prefix), prefix=prefix).purge()
+    plane = HostNetworkPlane(prefix)
+    HaproxyLoadBalancers(plane.network).purge()  # their HAProxys, before netns and bridges go
+    HostRuntime(state_dir, plane, prefix=prefix).purge()
 
 
 @main.command()

@@ -611,3 +611,92 @@ def test_security_groups_hold_for_the_load_balancer_as_for_a_task(world: World) 
     finally:
         firewall.remove()
         w.lbs.remove(lb)
+
+
+# ------------------------------------------------------------------ stickiness, subnets
+
+
+def test_sticky_pool_keeps_a_client_on_its_target(world: World) -> None:
+    w = world
+    t1, t2 = w.target("s1"), w.target("s2")
+    lb = _lb_id()
+    spec = w.spec(lb, (Listener(80, "HTTP", _forward("p")),),
+                  (Pool("p", "HTTP", (t1, t2), FAST, sticky_seconds=60),))
+    w.lbs.apply(spec)  # both servers join at run time: their cookies too
+    try:
+        _wait_states(w, lb, {t1: "UP", t2: "UP"})
+        first = _get(_lb_ip(spec), "/")
+        assert first is not None
+        cookie = first.headers["set-cookie"].split(";")[0]
+        assert cookie.startswith("AWSALB=") and "Max-Age=60" in first.headers["set-cookie"]
+        stuck = {_get(_lb_ip(spec), "/", headers={"Cookie": cookie}).json()["name"]  # type: ignore[union-attr]
+                 for _ in range(6)}
+        assert stuck == {first.json()["name"]}
+        assert set(_names(_lb_ip(spec), 6)) == {"s1", "s2"}  # without it: either
+    finally:
+        w.lbs.remove(lb)
+
+
+def test_addresses_in_two_subnets_and_a_subnet_taken_away(world: World) -> None:
+    w = world
+    t = w.target("m1")
+    other = Subnet("subnet-" + secrets.token_hex(8), "vpc-test", _free_cidr(), "us-east-1b",
+                   "use1-az2")
+    lb = _lb_id()
+    ip_a, ip_b = w.ip(), str(Ipam.pick(other.cidr, set()))
+    spec = LoadBalancerSpec(lb, "application", ((w.subnet, ip_a), (other, ip_b)),
+                            listeners=(Listener(80, "HTTP", _forward("p")),),
+                            pools=(Pool("p", "HTTP", (t,), FAST),))
+    w.lbs.apply(spec)
+    try:
+        _wait_states(w, lb, {t: "UP"})
+        assert _names(ip_a, 2) == ["m1", "m1"]
+        assert _names(ip_b, 2) == ["m1", "m1"]  # on the other bridge, to a target on the first
+        # Nothing is routed between the subnets through it.
+        forwarding = subprocess.run(["ip", "netns", "exec", os.path.basename(w.lbs.netns_path(lb)),
+                                     "cat", "/proc/sys/net/ipv4/ip_forward"],
+                                    capture_output=True, text=True).stdout.strip()
+        assert forwarding == "0"
+        w.lbs.apply(replace(spec, addresses=((w.subnet, ip_a),)))
+        assert not os.path.exists(f"/sys/class/net/{w.lbs.netns.host_veth(lb, other.id)}")
+        assert _get(ip_b, "/", timeout=2) is None
+        assert _names(ip_a, 2) == ["m1", "m1"]
+    finally:
+        w.lbs.remove(lb)
+        w.net.remove_bridge(other.id)
+    _assert_gone(w, lb)
+
+
+# ------------------------------------------------------------------ fargo purge
+
+
+def test_fargo_purge_removes_load_balancers(world: World, tmp_path: Path) -> None:
+    """`fargo purge --prefix P` ends P's HAProxys and removes their netns and veths (a prefix
+    of its own: purge takes the prefix's bridges too)."""
+    prefix = "t" + secrets.token_hex(2)
+    net = HostNetwork(prefix)
+    subnet = Subnet("subnet-" + secrets.token_hex(8), "vpc-test", _free_cidr(), "us-east-1a",
+                    "use1-az1")
+    lbs = HaproxyLoadBalancers(net, threads=1)  # the default run dir, as the server's
+    lb = _lb_id()
+    ip = str(Ipam.pick(subnet.cidr, set()))
+    try:
+        lbs.apply(LoadBalancerSpec(lb, "application", ((subnet, ip),), listeners=(
+            Listener(80, "HTTP", Action("fixed-response", status=200, content_type="text/plain",
+                                        body="up")),)))
+        reply = _get(ip, "/")
+        assert reply is not None and reply.body == b"up"
+        master = lbs.haproxy.master(lbs.paths(lb))
+        assert master is not None and lbs.running() == [lb]
+        done = subprocess.run([sys.executable, "-m", "fargo", "purge", "--state-dir",
+                               str(tmp_path / "state"), "--prefix", prefix],
+                              capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parent.parent)
+        assert done.returncode == 0, done.stderr
+        assert lbs.running() == []
+        assert not lbruntime_alive(master)
+        assert net.owned() == {"veths": [], "bridges": [], "netns": []}
+        assert not lbs.run_dir.exists()
+    finally:
+        lbs.purge()
+        net.cleanup()

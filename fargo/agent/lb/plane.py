@@ -12,7 +12,11 @@ How a change is applied, so that no established connection is dropped:
   HAProxy already runs (new ones join as above afterwards), and the master hands the
   listening sockets to the new worker while the old one finishes its connections.
 The configuration on disk is always the whole spec (skeleton plus every server line), so a
-later apply sees what changed by comparing it without its server lines."""
+later apply sees what changed by comparing it without its server lines.
+
+A spec's security groups are not HAProxy's business: control puts the load balancer's
+addresses into them through the Network port (port.loadbalancer.interface_id names its
+interfaces), and the firewall filters its traffic as a task's."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -347,3 +352,10 @@ def leftover_processes(network: HostNetwork, lb_id: str) -> list[int]:
         return in_netns(os.stat(path).st_ino)
     except OSError:
         return []
+
+
+if TYPE_CHECKING:  # mypy checks that this is the port's LoadBalancers
+    from ...port.loadbalancer import LoadBalancers
+
+    def _is_port(plane: HaproxyLoadBalancers) -> LoadBalancers:
+        return plane
