@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from fargo.api import ecs as ecs_face
 from fargo.api import ecs_services, shapes
 from fargo.api import secrets as secrets_face
+from fargo.api import servicediscovery as sd_face
 from fargo.api import ssm as ssm_face
 from fargo.api.ec2 import Ec2Face
 from fargo.api.eks import ROUTES
@@ -38,9 +39,12 @@ OPS = {
     "eks": sorted(op for op, _ in ROUTES.values()),
     "secretsmanager": sorted(secrets_face.handlers(MagicMock())),
     "ssm": sorted(ssm_face.handlers(MagicMock())),
+    "servicediscovery": sorted(sd_face.handlers(MagicMock())),
 }
-FACE = {"ecs": "json", "secretsmanager": "json", "ssm": "json", "ec2": "ec2", "eks": "eks"}
-TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager.", "ssm": "AmazonSSM."}
+FACE = {"ecs": "json", "secretsmanager": "json", "ssm": "json", "ec2": "ec2", "eks": "eks",
+        "servicediscovery": "json"}
+TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager.", "ssm": "AmazonSSM.",
+           "servicediscovery": sd_face.PREFIX + "."}
 CALLS = [(svc, op) for svc, ops in OPS.items() for op in ops]
 READ_ONLY = ("Describe", "List", "Get")
 # Fixed and derandomized for CI; FARGO_FUZZ_EXAMPLES=5000 FARGO_FUZZ_RANDOM=1 hunts further.
@@ -63,9 +67,10 @@ def world(tmp_path_factory):
     objects: a cluster, a task definition, subnets, a group, an EKS cluster, a secret."""
     with FargoServers(tmp_path_factory.mktemp("fuzz")) as servers:
         srv = servers()
-        cfg = botocore.config.Config(retries={"total_max_attempts": 1})
+        # No host prefix: DiscoverInstances would go to data-127.0.0.1 otherwise.
+        cfg = botocore.config.Config(retries={"total_max_attempts": 1}, inject_host_prefix=False)
         loose = botocore.config.Config(retries={"total_max_attempts": 1},
-                                       parameter_validation=False)
+                                       parameter_validation=False, inject_host_prefix=False)
         checked = {svc: _client(srv, svc, cfg) for svc in OPS}
         raw = {svc: _client(srv, svc, loose) for svc in OPS}
         seen: dict[str, object] = {}  # whether a loose client sent, and the raw answer
@@ -91,10 +96,19 @@ def world(tmp_path_factory):
         secret = sm.create_secret(Name="fz-secret", SecretString="v")["ARN"]
         checked["ssm"].put_parameter(Name="/fz/param", Value="v", Type="SecureString",
                                      Tags=[{"Key": "k", "Value": "v"}])
+        sd = checked["servicediscovery"]
+        op = sd.create_private_dns_namespace(Name="fz.local", Vpc=vpc)["OperationId"]
+        ns_id = sd.get_operation(OperationId=op)["Operation"]["Targets"]["NAMESPACE"]
+        sd_svc = sd.create_service(Name="fzd", NamespaceId=ns_id, DnsConfig={
+            "DnsRecords": [{"Type": "A", "TTL": 5}]})["Service"]
+        sd.register_instance(ServiceId=sd_svc["Id"], InstanceId="fzi",
+                             Attributes={"AWS_INSTANCE_IPV4": "10.0.0.1"})
         a, b = srv.cidr.split(".")[:2]
         names = ["fz", "default", "fzp", "fzs", "fz-secret", "fz:1", ROLE, cluster, td, secret, vpc,
                  "/fz/param", "/fz", "Parameter", group["GroupId"], *subnets, "FARGATE", "RUNNING", "STOPPED",
-                 f"{a}.{b}.192.0/20", "tcp", "-1", "sg-00000000000000000"]
+                 f"{a}.{b}.192.0/20", "tcp", "-1", "sg-00000000000000000",
+                 ns_id, sd_svc["Id"], sd_svc["Arn"], "fz.local", "fzd", "fzi",
+                 "AWS_INSTANCE_IPV4", "AWS_INSTANCE_PORT"]
         yield {"srv": srv, "checked": checked, "raw": raw, "names": names, "seen": seen}
 
 
@@ -164,7 +178,21 @@ def snapshot(c: dict) -> dict:
     except botocore.exceptions.ClientError as err:
         params["/fz/param value"] = err.response["Error"]["Code"]
     return {"clusters": clusters, "tds": tds, "tasks": tasks, "groups": groups, "nets": nets,
-            "eks": kube, "secrets": secrets, "ssm": params, "services": services}
+            "eks": kube, "secrets": secrets, "ssm": params, "services": services,
+            "cloudmap": _cloudmap(c["servicediscovery"])}
+
+
+def _cloudmap(sd) -> dict:
+    """Cloud Map's namespaces, services (their tags) and instances."""
+    out: dict = {}
+    for ns in _all(sd, "list_namespaces", "Namespaces"):
+        out[ns["Id"]] = json.dumps([ns, sd.list_tags_for_resource(ResourceARN=ns["Arn"])["Tags"]],
+                                   sort_keys=True, default=str)
+    for svc in _all(sd, "list_services", "Services"):
+        out[svc["Id"]] = json.dumps([svc, sd.list_tags_for_resource(ResourceARN=svc["Arn"])["Tags"],
+                                     _all(sd, "list_instances", "Instances",
+                                          ServiceId=svc["Id"])], sort_keys=True, default=str)
+    return out
 
 
 class Judge:
