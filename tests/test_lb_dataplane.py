@@ -530,6 +530,25 @@ def test_a_new_object_re_adopts_running_load_balancers(world: World) -> None:
         w.lbs.remove(lb)
 
 
+def test_a_load_balancer_comes_up_bare_and_gets_its_listeners_later(world: World) -> None:
+    """ELBv2's usual order: the load balancer, then target groups, then listeners."""
+    w = world
+    t = w.target("e1")
+    lb = _lb_id()
+    bare = w.spec(lb, (), ())
+    w.lbs.apply(bare)
+    try:
+        assert lb in w.lbs.running() and w.lbs.checks(lb) == []
+        pooled = replace(bare, pools=(Pool("p", "HTTP", (t,), FAST),))
+        w.lbs.apply(pooled)
+        _wait_states(w, lb, {t: "UP"})  # checked before any listener uses it
+        w.lbs.apply(replace(pooled, listeners=(Listener(80, "HTTP", _forward("p")),)))
+        assert _states(w, lb) == {(t.ip, t.port): "UP"}
+        assert _names(_lb_ip(bare), 2) == ["e1", "e1"]
+    finally:
+        w.lbs.remove(lb)
+
+
 # ------------------------------------------------------------------ refusals
 
 
