@@ -10,8 +10,8 @@ import signal
 from aiohttp import web
 
 from .agent.host import HostRuntime
+from .agent.lb import HaproxyLoadBalancers
 from .agent.netplane import HostNetworkPlane
-from .agent.nolb import NoLoadBalancers
 from .agent.ocispec import raise_nofile_limit
 from .agent.registry import LocalRegistry
 from .api import metadata as metadata_face
@@ -77,7 +77,8 @@ class Server:
                                  start_concurrency=settings.start_concurrency,
                                  api_in_tasks=settings.auth)
         # ELBv2: load balancers on the host's data plane, their addresses from the tasks' pool.
-        self.elbv2 = Elbv2(self.store, self.networks, self.engine.placement, NoLoadBalancers(),
+        self.lbs = HaproxyLoadBalancers(self.network.network)  # one HAProxy per load balancer
+        self.elbv2 = Elbv2(self.store, self.networks, self.engine.placement, self.lbs,
                            settings.region)
         self.logs = ContainerLogs(self.store, self.runtime)
         self.ecs = Ecs(self.catalog, self.engine)

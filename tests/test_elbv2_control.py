@@ -18,6 +18,7 @@ from fargo.control.tasks.placement import Placement
 from fargo.model import elbv2 as m
 from fargo.model.errors import ApiError
 from fargo.model.vpc import default_vpc
+from fargo.port.loadbalancer import interface_id
 from fargo.store.sqlite import Store
 from tests.fakelb import FakeLoadBalancers
 from tests.fakeplane import FakePlane
@@ -95,7 +96,7 @@ def test_a_load_balancer_is_made_on_the_plane_and_becomes_active(w: World) -> No
     # Its addresses are members of its groups in the firewall, as a task's are.
     joined = {c[0]: c for c in w.plane.calls_to("join_groups")}
     for a in lb.addresses:
-        member = m.member_id(lb.spec_id, a.subnet_id)
+        member = interface_id(lb.spec_id, a.subnet_id)
         assert joined[member][1:] == (a.ip, [VPC.default_sg])
         assert a.ip in w.networks.spec().members[VPC.default_sg]
     w.settle()
@@ -237,16 +238,16 @@ def test_after_a_restart_the_store_is_reapplied_and_strays_removed(tmp_path: Pat
     first.close()
     plane = FakeLoadBalancers()
     plane.specs[lb.spec_id] = kept  # the host kept serving it
-    plane.specs["lb-00000000000000ff"] = kept  # and one the store does not know
+    plane.specs["00000000000000ff"] = kept  # and one the store does not know
     again = World(tmp_path / "state.db", lbs=plane, clock=first.clock)
     try:
         taken = {a.ip for a in lb.addresses}
         _, ip = again.placement.allocate([VPC.subnets[0]])
         assert ip not in taken  # adopted before any task is placed
-        assert {m.member_id(lb.spec_id, a.subnet_id) for a in lb.addresses} <= \
+        assert {interface_id(lb.spec_id, a.subnet_id) for a in lb.addresses} <= \
             set(again.networks.spec().tasks)
         again.settle()
-        assert ("remove", "lb-00000000000000ff") in plane.calls
+        assert ("remove", "00000000000000ff") in plane.calls
         assert plane.specs[lb.spec_id] == kept and plane.applied(lb.spec_id) == 1
         again.settle()
         assert plane.applied(lb.spec_id) == 1  # nothing changed: not applied again

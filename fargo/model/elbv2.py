@@ -84,14 +84,8 @@ class LoadBalancer:
 
     @property
     def spec_id(self) -> str:
-        """What the data plane names it by (netns, HAProxy's files)."""
-        return "lb-" + self.id
-
-
-def member_id(spec_id: str, subnet_id: str) -> str:
-    """What the firewall names a load balancer's address in one subnet by: a member of its
-    security groups as a task's address is (the task's id there)."""
-    return f"{spec_id}-{subnet_id}"
+        """What the data plane names it by (its netns, HAProxy's files): the ARN's id."""
+        return self.id
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 from ...model import elbv2 as m
 from ...model import elbv2_groups as g
 from ...model.vpc import Subnet
+from ...port.loadbalancer import interface_id
 from ..network import TaskNet
 from .base import Base, page
 from .reconciler import Leaving
@@ -28,7 +29,7 @@ class LoadBalancerOps(Base):
     def task_nets(self) -> list[TaskNet]:
         """The load balancers' addresses as the firewall holds them (members of their
         security groups, like tasks'), also of those deleted that the host still serves."""
-        out = [TaskNet(m.member_id(lb.spec_id, a.subnet_id), a.ip, a.subnet_id,
+        out = [TaskNet(interface_id(lb.spec_id, a.subnet_id), a.ip, a.subnet_id,
                        tuple(lb.security_groups))
                for lb in self.tables.lbs() for a in lb.addresses]
         for gone in self.reconciler.leaving.values():
@@ -91,7 +92,7 @@ class LoadBalancerOps(Base):
         joined: list[str] = []
         try:  # born inside its groups, as a task's interface is
             for a in addresses:
-                member = m.member_id(lb.spec_id, a.subnet_id)
+                member = interface_id(lb.spec_id, a.subnet_id)
                 self.networks.task_up(member, a.ip, list(groups), a.subnet_id)
                 joined.append(member)
         except Exception as err:
@@ -206,7 +207,7 @@ class LoadBalancerOps(Base):
         if lb.deletion_protection:
             raise m.error("OperationNotPermitted", f"Load balancer '{arn}' cannot be deleted "
                           "because deletion protection is enabled")
-        nets = [TaskNet(m.member_id(lb.spec_id, a.subnet_id), a.ip, a.subnet_id,
+        nets = [TaskNet(interface_id(lb.spec_id, a.subnet_id), a.ip, a.subnet_id,
                         tuple(lb.security_groups)) for a in lb.addresses]
         self.reconciler.leaving[lb.spec_id] = Leaving(lb.spec_id, nets)
         self.tables.delete_lb(arn)
