@@ -36,6 +36,7 @@ from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
+from .control.services.registries import ServiceRegistries
 from .control.services.targets import ServiceTargets
 from .control.ssm import Ssm
 from .control.tasks import TaskEngine
@@ -96,9 +97,11 @@ class Server:
         self._host_dns: ServedSockets | None = None
         service_table = ServiceTable(self.store)
         targets = ServiceTargets(self.elbv2)  # services' tasks in target groups
+        registries = ServiceRegistries(self.cloudmap)  # ... and in Cloud Map services
         self.scheduler = ServiceScheduler(service_table, self.catalog, self.engine,
-                                          targets=targets)
+                                          targets=targets, registries=registries)
         self.services = Services(self.catalog, self.engine, service_table, targets=targets,
+                                 registries=registries,
                                  poke=self.scheduler.poke)
         self.engine.book.listeners.append(self.scheduler.task_changed)
         self.elbv2.in_use_by = self.services.using

@@ -124,11 +124,11 @@ def test_the_circuit_breaker_trips_at_its_threshold():
 
 
 def test_the_arguments_refused_by_name():
-    with pytest.raises(InvalidParameterException, match="'loadBalancers'"):
-        check_params({"loadBalancers": [{"targetGroupArn": "x"}]}, create=True)
-    with pytest.raises(InvalidParameterException, match="'serviceRegistries'"):
-        check_params({"serviceRegistries": [{"registryArn": "x"}]}, create=False)
-    check_params({"loadBalancers": [], "serviceName": "x"}, create=True)  # asks for nothing
+    with pytest.raises(InvalidParameterException, match="'serviceConnectConfiguration'"):
+        check_params({"serviceConnectConfiguration": {"enabled": True}}, create=True)
+    with pytest.raises(InvalidParameterException, match="'volumeConfigurations'"):
+        check_params({"volumeConfigurations": [{"name": "x"}]}, create=False)
+    check_params({"serviceConnectConfiguration": {}, "serviceName": "x"}, create=True)
     with pytest.raises(InvalidParameterException, match="maximumPercent"):
         deployment_config({"maximumPercent": 201})
     with pytest.raises(InvalidParameterException, match="minimumHealthyPercent"):

@@ -8,7 +8,7 @@ from typing import Any
 from ..control.services import Services
 from ..control.services.operations import ServiceState
 from ..model.capacity import Strategy
-from ..model.service import Deployment, NetworkConf, Service
+from ..model.service import Deployment, NetworkConf, RegistryBinding, Service
 from .ecs import page
 
 Params = dict[str, Any]
@@ -25,6 +25,15 @@ def _launch(out: dict[str, Any], launch: str | None, strategy: Strategy) -> None
         out["capacityProviderStrategy"] = [item.to_wire() for item in strategy]
     elif launch:
         out["launchType"] = launch
+
+
+def _registry(r: RegistryBinding) -> dict[str, Any]:
+    out: dict[str, Any] = {"registryArn": r.registry_arn}
+    for key, value in (("port", r.port), ("containerName", r.container_name),
+                       ("containerPort", r.container_port)):
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def deployment_json(d: Deployment, state: ServiceState) -> dict[str, Any]:
@@ -49,7 +58,7 @@ def service_json(state: ServiceState) -> dict[str, Any]:
         "loadBalancers": [{"targetGroupArn": b.target_group_arn,
                            "containerName": b.container_name,
                            "containerPort": b.container_port} for b in svc.load_balancers],
-        "serviceRegistries": [], "status": svc.status,
+        "serviceRegistries": [_registry(r) for r in svc.registries], "status": svc.status,
         "desiredCount": svc.desired_count, "runningCount": state.counts.running,
         "pendingCount": state.counts.pending, "platformVersion": svc.platform_version,
         "platformFamily": "Linux", "taskDefinition": svc.task_definition,

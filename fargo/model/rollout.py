@@ -35,6 +35,7 @@ class TaskView:
     why_unhealthy: str = "Task failed container health checks"  # its stoppedReason if replaced
     unhealthy: bool = False  # running, an essential container's checks say UNHEALTHY
     failed: bool = False  # stopped, and not by the scheduler, a user or Spot
+    ran: bool = False  # it reached RUNNING (its failure does not slow the next start)
     stopped_at: float | None = None
 
 
@@ -110,8 +111,8 @@ def plan(svc: Service, tasks: list[TaskView], now: float) -> Plan:
         room = high - len(live) - len(stopping) - len(stopped_ids)
         out.start = max(0, min(desired - len(mine), room))
         recent = sorted(t.stopped_at or 0.0 for t in failures
-                        if (t.stopped_at or 0.0) > now - BACKOFF_WINDOW)
-        if len(recent) >= 3:  # repeated failures: ECS's throttle, in short
+                        if not t.ran and (t.stopped_at or 0.0) > now - BACKOFF_WINDOW)
+        if len(recent) >= 3:  # tasks that keep failing to start: ECS's throttle, in short
             out.start_at = recent[-1] + min(BACKOFF_MAX, 5.0 * 2 ** (len(recent) - 3))
 
     # Older deployments' tasks go while the healthy stay at minimumHealthyPercent or more;

@@ -61,6 +61,16 @@ class LoadBalancerBinding:
 
 
 @dataclass
+class RegistryBinding:
+    """A service's `serviceRegistries` item: its tasks as instances of a Cloud Map service."""
+
+    registry_arn: str
+    port: int | None = None  # for SRV records: this port, or the container's
+    container_name: str | None = None
+    container_port: int | None = None
+
+
+@dataclass
 class Event:
     id: str
     created_at: float
@@ -91,6 +101,8 @@ class Service:
     client_token: str | None = None
     fingerprint: str = ""
     load_balancers: list[LoadBalancerBinding] = field(default_factory=list)
+    registries: list[RegistryBinding] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)  # task ids now Cloud Map instances
     # The last deployment that COMPLETED, kept to roll back to.
     last_good: Deployment | None = None
     version: int = 1
@@ -144,6 +156,7 @@ _CREATE_KNOWN = frozenset({
     "deploymentController", "tags", "enableECSManagedTags", "propagateTags",
     "enableExecuteCommand", "availabilityZoneRebalancing", "placementConstraints",
     "placementStrategy", "loadBalancers",
+    "serviceRegistries",
 })
 _UPDATE_KNOWN = frozenset({
     "cluster", "service", "desiredCount", "taskDefinition", "capacityProviderStrategy",
@@ -151,6 +164,7 @@ _UPDATE_KNOWN = frozenset({
     "forceNewDeployment", "healthCheckGracePeriodSeconds", "enableECSManagedTags",
     "propagateTags", "enableExecuteCommand", "availabilityZoneRebalancing",
     "deploymentController", "placementConstraints", "placementStrategy", "loadBalancers",
+    "serviceRegistries",
 })
 _CONFIG_KNOWN = frozenset({"deploymentCircuitBreaker", "maximumPercent",
                            "minimumHealthyPercent", "strategy"})
@@ -297,16 +311,47 @@ def load_balancer_bindings(items: list[dict[str, Any]] | None,
         cdef = next((c for c in td["containerDefinitions"] if c["name"] == name), None)
         if cdef is None:
             raise InvalidParameterException(
-                f"The container {str(name)[:255]} does not exist in the task definition.")
+                f"loadBalancers: the container {str(name)[:255]} does not exist in the task "
+                "definition.")
         if port not in [pm.get("containerPort") for pm in cdef.get("portMappings") or []]:
             raise InvalidParameterException(
-                f"The container {str(name)[:255]} did not have a container port {port} "
-                "defined.")
+                f"loadBalancers: the container {str(name)[:255]} did not have a container "
+                f"port {port} defined.")
         binding = LoadBalancerBinding(str(arn), str(name), int(port))
         if binding in out:
             raise InvalidParameterException("loadBalancers names the same target group, "
                                             "container and port twice.")
         out.append(binding)
+    return out
+
+
+def registry_bindings(items: list[dict[str, Any]] | None,
+                      td: dict[str, Any]) -> list[RegistryBinding]:
+    """A service's serviceRegistries (at most one, as ECS allows), checked against its task
+    definition; that the Cloud Map service exists is control's to find."""
+    items = items or []
+    if len(items) > 1:
+        raise InvalidParameterException("Only one service registry is allowed per service.")
+    out = []
+    for item in items:
+        member = unknown_given(item, frozenset({"registryArn", "port", "containerName",
+                                                "containerPort"}))
+        if member:
+            raise _refuse(f"serviceRegistries.{member}")
+        if not item.get("registryArn"):
+            raise InvalidParameterException("serviceRegistries: registryArn is required.")
+        name, port = item.get("containerName"), item.get("containerPort")
+        if (name is None) != (port is None):
+            raise InvalidParameterException("serviceRegistries: give both containerName and "
+                                            "containerPort, or neither.")
+        if name is not None:
+            cdef = next((c for c in td["containerDefinitions"] if c["name"] == name), None)
+            if cdef is None or port not in [pm.get("containerPort")
+                                            for pm in cdef.get("portMappings") or []]:
+                raise InvalidParameterException(
+                    f"serviceRegistries: the container {str(name)[:255]} has no container "
+                    f"port {port}.")
+        out.append(RegistryBinding(str(item["registryArn"]), item.get("port"), name, port))
     return out
 
 

@@ -213,10 +213,13 @@ class Store:
                                 ("launch_type=?", launch_type), ("grp=?", group))
         return [r[0] for r in self.rows(sql + " ORDER BY created, id", args)]
 
-    def group_tasks(self, cluster: str, group: str) -> list[Task]:
-        """Every task of a group (a service's: "service:NAME") the store still holds."""
-        rows = self.rows("SELECT record FROM task_records WHERE cluster=? AND grp=? "
-                         "ORDER BY created, id", (cluster, group))
+    def group_tasks(self, cluster: str, group: str, stopped_of: str | None = None,
+                    stopped_since: float = 0.0) -> list[Task]:
+        """The tasks of a group (a service's: "service:NAME") not yet STOPPED, and the
+        STOPPED ones started by `stopped_of` (a deployment) since `stopped_since`."""
+        rows = self.rows("SELECT record FROM task_records WHERE cluster=? AND grp=? AND "
+                         "(last != 'STOPPED' OR (started_by=? AND stopped >= ?)) "
+                         "ORDER BY created, id", (cluster, group, stopped_of, stopped_since))
         return [_decode(r[0]) for r in rows]
 
     def active_tasks(self) -> list[Task]:

@@ -28,6 +28,7 @@ from ...store.services import ServiceTable
 from ..catalog import Catalog
 from ..tasks import TaskEngine
 from . import views
+from .registries import ServiceRegistries
 from .targets import ServiceTargets
 
 
@@ -48,13 +49,25 @@ def new_deployment_id() -> str:
 class Services:
     def __init__(self, catalog: Catalog, engine: TaskEngine, table: ServiceTable,
                  poke: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time,
-                 targets: ServiceTargets | None = None):
+                 targets: ServiceTargets | None = None,
+                 registries: ServiceRegistries | None = None):
         self.catalog = catalog
         self.engine = engine
         self.table = table
         self.poke = poke  # the scheduler looks again now
         self.clock = clock
         self.targets = targets  # ELBv2's target groups; None: loadBalancers are refused
+        self.registries = registries  # Cloud Map; None: serviceRegistries are refused
+
+    def _registries(self, items: list[dict[str, Any]] | None,
+                    td: dict[str, Any]) -> list[rules.RegistryBinding]:
+        bindings = rules.registry_bindings(items, td)
+        if bindings and self.registries is None:
+            raise InvalidParameterException(
+                "The 'serviceRegistries' parameter is not supported by this fargo server.")
+        if bindings and self.registries:
+            self.registries.check(bindings)
+        return bindings
 
     def _bindings(self, items: list[dict[str, Any]] | None, td: dict[str, Any],
                   network: NetworkConf) -> list[rules.LoadBalancerBinding]:
@@ -110,6 +123,7 @@ class Services:
         td = self._taskdef(p["taskDefinition"])
         network = self._network(p.get("networkConfiguration"))
         bindings = self._bindings(p.get("loadBalancers"), td, network)
+        registries = self._registries(p.get("serviceRegistries"), td)
         launch, strategy = self._launch(p.get("launchType"), p.get("capacityProviderStrategy"),
                                         cluster)
         tags = list(p.get("tags") or [])
@@ -122,6 +136,7 @@ class Services:
             task_definition=td["taskDefinitionArn"], network=network, deployments=[dep],
             desired_count=desired, launch_type=launch, strategy=strategy,
             platform_version=p.get("platformVersion") or "LATEST", load_balancers=bindings,
+            registries=registries,
             config=rules.deployment_config(p.get("deploymentConfiguration")),
             grace_seconds=rules.check_grace(p.get("healthCheckGracePeriodSeconds")),
             propagate_tags=rules.check_propagate(p.get("propagateTags", "NONE")),
@@ -216,6 +231,13 @@ class Services:
                    or strategy != svc.strategy or launch != svc.launch_type
                    or changed_platform or bindings != svc.load_balancers)
         svc.load_balancers = bindings
+        if p.get("serviceRegistries") is not None:
+            registries = self._registries(p["serviceRegistries"], td)
+            if registries != svc.registries and svc.registered:
+                raise InvalidParameterException(
+                    "serviceRegistries can change only while the service has no registered "
+                    "task: scale it to 0 first.")
+            svc.registries = registries
         if changed or p.get("forceNewDeployment"):
             self._settle(svc, now)
             self.deploy(svc, new_td, network, launch, strategy, now)
@@ -291,7 +313,7 @@ class Services:
         return found, failures
 
     def state(self, svc: Service, include_tags: bool = False) -> ServiceState:
-        tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)
+        tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)  # not STOPPED
         total, per = views.counts([views.view(t, self.clock()) for t in tasks])
         tags = self.catalog.store.get_tags(svc.arn) if include_tags else None
         return ServiceState(svc, total, per, tags)

@@ -25,6 +25,7 @@ from ..catalog import Catalog
 from ..tasks import TaskEngine
 from . import views
 from .operations import event_id, new_deployment_id
+from .registries import ServiceRegistries
 from .targets import ServiceTargets
 
 log = logging.getLogger("fargo.services")
@@ -35,12 +36,14 @@ BREAKER_REASON = "tasks failed to start."
 
 class ServiceScheduler:
     def __init__(self, table: ServiceTable, catalog: Catalog, engine: TaskEngine,
-                 clock: Callable[[], float] = time.time, targets: ServiceTargets | None = None):
+                 clock: Callable[[], float] = time.time, targets: ServiceTargets | None = None,
+                 registries: ServiceRegistries | None = None):
         self.table = table
         self.catalog = catalog
         self.engine = engine
         self.clock = clock
         self.targets = targets  # the load balancers' target groups (ELBv2)
+        self.registries = registries  # Cloud Map services (serviceRegistries)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -83,7 +86,11 @@ class ServiceScheduler:
     # ---- one service
     def reconcile(self, svc: Service) -> None:
         now = self.clock()
-        tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group)
+        prim = svc.primary
+        # Stopped tasks matter only as the PRIMARY's failures: all of them while it rolls
+        # out unproven, the recent ones (the start back-off) after.
+        since = prim.created_at if not prim.proven else now - rollout.BACKOFF_WINDOW
+        tasks = self.engine.store.group_tasks(svc.cluster_name, svc.group, prim.id, since)
         targets = self.targets if svc.load_balancers else None
         snap = targets.snapshot(svc) if targets else None
         seen = [views.view(t, now, svc.grace_seconds,
@@ -92,7 +99,6 @@ class ServiceScheduler:
                 for t in tasks]
         plan = rollout.plan(svc, seen, now)
         before = (svc.version, len(svc.events))
-        prim = svc.primary
         if (plan.failed_tasks, plan.proven) != (prim.failed_tasks, prim.proven):
             prim.failed_tasks, prim.proven = plan.failed_tasks, plan.proven
             svc.version += 1
@@ -107,6 +113,11 @@ class ServiceScheduler:
                                       for b in svc.load_balancers)
                     svc.add_event(event_id(), now, f"{verb} {count} targets in {groups}")
             stops = [(tid, why) for tid, why in stops if targets.drained(svc, by_id[tid])]
+        if self.registries and svc.registries:
+            # Out of service discovery as soon as a task is on its way out.
+            added, removed = self.registries.sync(svc, tasks, {tid for tid, _ in plan.stop})
+            if added or removed:
+                svc.version += 1
         stopped = self._stop(svc, stops)
         if stopped:
             svc.add_event(event_id(), now, f"has stopped {len(stopped)} running tasks: "

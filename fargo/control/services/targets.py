@@ -81,14 +81,14 @@ class ServiceTargets:
             info = self.groups.target_group(b.target_group_arn)
             if info is None:
                 raise InvalidParameterException(
-                    f"The target group {b.target_group_arn[:300]} does not exist.")
+                    f"loadBalancers: the target group {b.target_group_arn[:300]} does not exist.")
             if not info.load_balancers:
                 raise InvalidParameterException(
-                    f"The target group with targetGroupArn {info.arn} does not have an "
+                    f"loadBalancers: the target group with targetGroupArn {info.arn} does not have an "
                     "associated load balancer.")
             if info.vpc_id not in vpcs:
                 raise InvalidParameterException(
-                    f"The target group {info.arn} is in VPC {info.vpc_id}, not the VPC of "
+                    f"loadBalancers: the target group {info.arn} is in VPC {info.vpc_id}, not the VPC of "
                     "the service's subnets.")
 
     def drained(self, svc: Service, task: Task) -> bool:

@@ -55,7 +55,7 @@ def view(task: Task, now: float, grace: int | None = None,
         young=healthy and not checked and not targets and
         (task.started_at or now) > now - rollout.SETTLE,
         in_grace=bool(grace) and (task.started_at or now) > now - (grace or 0),
-        unhealthy=unhealthy, why_unhealthy=why, failed=failed,
+        unhealthy=unhealthy, why_unhealthy=why, failed=failed, ran=task.started_at is not None,
         stopped_at=task.stopping_at or task.stopped_at)
 
 
