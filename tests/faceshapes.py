@@ -64,7 +64,24 @@ def kube_error(status: int, headers, body: bytes) -> str:
     return str(doc["reason"])
 
 
-SHAPES = {"json": json_error, "ec2": ec2_error, "eks": eks_error, "kube": kube_error}
+def elbv2_error(status: int, headers, body: bytes) -> str:
+    """The query protocol of ELBv2: <ErrorResponse><Error><Type/><Code/><Message/>; what the
+    server refuses before placing a request in a face is in EC2's shape, which botocore's
+    query parser reads too. Returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    root = ET.fromstring(body)
+    if root.tag == "Response":
+        return ec2_error(status, headers, body)
+    ns = "{http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/}"
+    assert root.tag == ns + "ErrorResponse", body[:300]
+    code = root.findtext(f"{ns}Error/{ns}Code")
+    assert code and root.find(f"{ns}Error/{ns}Message") is not None, body[:300]
+    assert root.findtext(f"{ns}Error/{ns}Type") in ("Sender", "Receiver"), body[:300]
+    return code
+
+
+SHAPES = {"json": json_error, "ec2": ec2_error, "eks": eks_error, "kube": kube_error,
+          "elbv2": elbv2_error}
 
 
 def error_of(face: str, r: requests.Response) -> str:
