@@ -161,3 +161,35 @@ def test_malformed_and_hostile_queries(dns_port):
 
 def ask_raw(port: int, q: dns.message.Message) -> dns.message.Message:
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+
+
+def test_resolver_comes_back_after_a_server_crash(fargo_servers, busybox_image):
+    """SIGKILL the server while a task keeps asking for its own name: after the restart the
+    re-adopted task's resolver answers again (in its netns and on the host's port)."""
+    srv = fargo_servers()
+    ecs = srv.client("ecs")
+    subnet = srv.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    loop = ("n=0; trap 'exit 0' TERM; while true; do n=$((n+1)); "
+            "if busybox nslookup $(hostname) >/dev/null 2>&1; then echo ok $n; "
+            "else echo fail $n; fi; sleep 0.3; done")
+    fam = register(ecs, busybox_image, command=["sh", "-c", loop])
+    t = wait_status(ecs, run(ecs, fam, subnet)["taskArn"], "RUNNING")
+    name = detail(t, "privateDnsName")
+
+    def tail(count: int) -> list[str]:
+        return [line.split()[0] for line in logs(srv, t["taskArn"]).splitlines()
+                if line.startswith(("ok ", "fail "))][-count:]
+
+    deadline = time.time() + 20
+    while time.time() < deadline and "ok" not in tail(1):
+        time.sleep(0.3)
+    assert tail(1) == ["ok"]
+    srv.kill()
+    srv.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and tail(3) != ["ok"] * 3:
+        time.sleep(0.5)
+    assert tail(3) == ["ok"] * 3, logs(srv, t["taskArn"])[-2000:]
+    assert addresses(ask(host_dns_port(srv), name)) == {detail(t, "privateIPv4Address")}
+    ecs.stop_task(task=t["taskArn"])
+    wait_status(ecs, t["taskArn"], "STOPPED")

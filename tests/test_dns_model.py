@@ -148,3 +148,10 @@ def test_wire_replies():
     assert formerr is not None and formerr[:2] == b"\xab\xcd" and formerr[3] & 15 == 1
     q = dns.message.make_query(dns.name.Name([b"a.b", b"internal", b""]), "A")
     assert _reply(names, q).rcode() == dns.rcode.NXDOMAIN
+
+
+def test_a_task_flooding_its_resolver_is_held_back():
+    from fargo.api.dns import _Bucket
+
+    bucket = _Bucket(rate=10.0, burst=5.0)
+    assert sum(bucket.take() for _ in range(50)) in (5, 6)  # the burst, then the rate

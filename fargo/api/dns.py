@@ -16,6 +16,8 @@ import errno
 import logging
 import socket
 import struct
+import time
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import dns.exception
@@ -46,6 +48,10 @@ OUR_PAYLOAD = 1232  # the EDNS buffer size DNS flag day 2020 settled on
 PLAIN_UDP = 512
 TCP_IDLE = 10.0  # seconds a TCP connection may wait for its next query
 TCP_PER_LISTENER = 32  # connections open at once on one listener; more are closed
+# Queries a task's resolver answers per second (and in a burst): a task flooding it must not
+# take the server's event loop from everyone else. Past it, queries are dropped (the client
+# retries, as over a lossy network). The host's port has no such limit.
+TASK_RATE, TASK_BURST = 2000.0, 4000.0
 _NO_QUESTION = {dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT,
                 dns.rdatatype.TSIG, dns.rdatatype.TKEY}
 
@@ -170,15 +176,34 @@ def _formerr(wire: bytes) -> bytes | None:
 # ---- serving
 
 
+class _Bucket:
+    """A token bucket: take() is False once the rate is spent."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, names: Names, view: View):
-        self.names, self.view = names, view
+    def __init__(self, names: Names, view: View, bucket: _Bucket | None):
+        self.names, self.view, self.bucket = names, view, bucket
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if self.bucket is not None and not self.bucket.take():
+            return
         try:
             out = respond(self.names, self.view, data, PLAIN_UDP)
         except Exception:  # noqa: BLE001 - one query must never stop the listener
@@ -220,18 +245,19 @@ class DnsServer:
 
     async def serve(self, view: View, udp: object, tcp: object) -> ServedSockets:
         """udp: a bound UDP socket; tcp: a listening TCP socket (both non-blocking); from now
-        on this server owns them."""
+        on this server owns them. A VPC's view (a task's sockets) is rate-limited."""
         assert isinstance(udp, socket.socket) and isinstance(tcp, socket.socket)
         loop = asyncio.get_running_loop()
+        bucket = _Bucket(TASK_RATE, TASK_BURST) if view.vpc_id is not None else None
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.names, view), sock=udp)
+                lambda: _Udp(self.names, view, bucket), sock=udp)
         except BaseException:
             udp.close()
             tcp.close()
             raise
         try:
-            server = await asyncio.start_server(self._tcp_handler(view), sock=tcp)
+            server = await asyncio.start_server(self._tcp_handler(view, bucket), sock=tcp)
         except BaseException:
             transport.close()
             tcp.close()
@@ -249,7 +275,8 @@ class DnsServer:
             udp, tcp = _free_pair()
         return await self.serve(model.HOST, udp, tcp)
 
-    def _tcp_handler(self, view: View):  # type: ignore[no-untyped-def]
+    def _tcp_handler(self, view: View, bucket: _Bucket | None) -> Callable[
+            [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         open_now = [0]
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -262,6 +289,8 @@ class DnsServer:
                     head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
                     (size,) = struct.unpack("!H", head)
                     wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
+                    while bucket is not None and not bucket.take():
+                        await asyncio.sleep(0.01)  # over TCP: slowed down, not dropped
                     try:
                         out = respond(self.names, view, wire, None)
                     except Exception:  # noqa: BLE001 - answered SERVFAIL, the loop goes on
