@@ -8,8 +8,12 @@ import threading
 import time
 import uuid
 
+import boto3
+import botocore.config
 import requests
 
+from tests.test_cloudmap_api import cleanup, namespace
+from tests.test_dns import addresses, ask, host_dns_port
 from tests.test_services import stable, until
 from tests.test_tasks import register
 
@@ -118,3 +122,47 @@ def test_a_rolling_deployment_behind_an_alb_loses_no_request(fargo, busybox_imag
         elb.delete_listener(ListenerArn=listener["ListenerArn"])
         elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
         elb.delete_target_group(TargetGroupArn=tg_arn)
+
+
+def test_a_service_registers_its_tasks_in_cloud_map(fargo, busybox_image):
+    sd = boto3.client("servicediscovery", endpoint_url=fargo.endpoint, region_name="us-east-1",
+                      aws_access_key_id=fargo.key_id, aws_secret_access_key=fargo.secret,
+                      config=botocore.config.Config(inject_host_prefix=False))
+    ecs, ec2 = fargo.client("ecs"), fargo.client("ec2")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"])
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    name = f"sd{uuid.uuid4().hex[:8]}.local"
+    ns_id = namespace(sd, vpc, name)
+    cluster = "sd" + uuid.uuid4().hex[:8]
+    ecs.create_cluster(clusterName=cluster)
+    try:
+        reg = sd.create_service(Name="web", NamespaceId=ns_id, DnsConfig={
+            "RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": 10}]})["Service"]
+        fam = register(ecs, busybox_image, command=SERVE,
+                       portMappings=[{"containerPort": 8080}])
+        ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=fam,
+                           desiredCount=2, launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": subnets}},
+                           serviceRegistries=[{"registryArn": reg["Arn"]}])
+        stable(ecs, cluster)
+        arns = ecs.list_tasks(cluster=cluster, serviceName="web")["taskArns"]
+        ips = sorted(next(d["value"] for d in t["attachments"][0]["details"]
+                          if d["name"] == "privateIPv4Address")
+                     for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"])
+        instances = until(lambda: (lambda i: i if len(i) == 2 else None)(
+            sd.list_instances(ServiceId=reg["Id"])["Instances"]), 30, "two instances")
+        assert {i["Id"] for i in instances} == {a.rsplit("/", 1)[-1] for a in arns}
+        assert instances[0]["Attributes"]["ECS_SERVICE_NAME"] == "web"
+        port = host_dns_port(fargo)
+        assert sorted(addresses(ask(port, f"web.{name}"))) == ips  # the VPC resolver's answer
+        ecs.update_service(cluster=cluster, service="web", desiredCount=0)
+        until(lambda: not sd.list_instances(ServiceId=reg["Id"])["Instances"], 60,
+              "the instances to go")
+        ecs.delete_service(cluster=cluster, service="web")
+        until(lambda: ecs.describe_services(cluster=cluster, services=["web"])["services"][0][
+            "status"] == "INACTIVE", 60, "INACTIVE")
+    finally:
+        for arn in ecs.list_services(cluster=cluster)["serviceArns"]:
+            ecs.delete_service(cluster=cluster, service=arn, force=True)
+        until(lambda: not ecs.list_tasks(cluster=cluster)["taskArns"], 60, "no tasks")
+        cleanup(sd, ns_id)
