@@ -57,6 +57,20 @@ def busybox_image(registry, tmp_path_factory) -> str:
     return f"{registry.address}/busybox:latest"
 
 
+_CIDRS_TAKEN: set[int] = set()  # second octets this test process has handed out
+
+
+def free_vpc_cidr() -> str:
+    """A 10.X.0.0/16 for a test server's VPC that no address on this host is in (other
+    servers, of this run or another, hold bridges there) and this run has not given out."""
+    out = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+    used = {int(a.split(".")[1]) for a in out.split() if a.startswith("10.") and "/" in a}
+    free = [n for n in range(100, 200) if n not in used | _CIDRS_TAKEN]
+    octet = random.choice(free or list(range(100, 200)))
+    _CIDRS_TAKEN.add(octet)
+    return f"10.{octet}.0.0/16"
+
+
 class FargoServer:
     """`fargo server` in a child process, with its own state dir, port, prefix and VPC range."""
 
@@ -67,7 +81,7 @@ class FargoServer:
         self.kube_port = free_port()
         self.prefix = "t" + uuid.uuid4().hex[:4]
         self.run_dir = Path(f"/run/{self.prefix}-tasks")  # the tasks' runtime files (tmpfs)
-        self.cidr = f"10.{random.randint(100, 199)}.0.0/16"
+        self.cidr = free_vpc_cidr()
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
         self.purged = False  # since its last start
