@@ -156,3 +156,102 @@ def _deleted(elb, arn: str) -> bool:
         return True
     except elb.exceptions.ResourceInUseException:
         return False
+
+
+def _fixed_alb(elb, subnets: list[str], **kw) -> tuple[dict, str]:
+    """An internal ALB whose listener answers 200 "fixed" itself (no targets needed)."""
+    tag = uuid.uuid4().hex[:8]
+    lb = elb.create_load_balancer(Name=f"fx-{tag}", Scheme="internal", Subnets=subnets,
+                                  **kw)["LoadBalancers"][0]
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+                            "StatusCode": "200", "ContentType": "text/plain",
+                            "MessageBody": "fixed"}}])
+    until(lambda: elb.describe_load_balancers(LoadBalancerArns=[lb["LoadBalancerArn"]])[
+        "LoadBalancers"][0]["State"]["Code"] == "active")
+    address = lb["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["PrivateIPv4Address"]
+    return lb, f"http://{address}/"
+
+
+def _answers(url: str) -> bool:
+    r = get(url)
+    return r is not None and (r.status_code, r.text) == (200, "fixed")
+
+
+def test_its_security_groups_filter_what_reaches_it(fargo):
+    ec2, elb = fargo.client("ec2"), fargo.client("elbv2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    group = ec2.create_security_group(GroupName="lb-" + uuid.uuid4().hex[:8],
+                                      Description="lb test", VpcId=vpc)["GroupId"]
+    lb = None
+    try:
+        lb, url = _fixed_alb(elb, subnets, SecurityGroups=[group])
+        assert lb["SecurityGroups"] == [group]
+        time.sleep(1)
+        assert get(url) is None  # no ingress rule: the host cannot reach it
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+             "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        until(lambda: _answers(url), timeout=20)
+        with pytest.raises(Exception) as exc:  # its group is in use
+            ec2.delete_security_group(GroupId=group)
+        assert "DependencyViolation" in str(exc.value)
+    finally:
+        if lb is not None:
+            elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+        until(lambda: _group_gone(ec2, group), timeout=20)
+
+
+def _group_gone(ec2, group: str) -> bool:
+    try:
+        ec2.delete_security_group(GroupId=group)
+        return True
+    except Exception:  # noqa: BLE001 - still held until the host lets the LB go
+        return False
+
+
+def test_a_load_balancer_outlives_a_server_restart(fargo_servers, busybox_image):
+    srv = fargo_servers()
+    ec2, elb, ecs = srv.client("ec2"), srv.client("elbv2"), srv.client("ecs")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    lb, url = _fixed_alb(elb, subnets)
+    assert _answers(url)
+    own = {z["LoadBalancerAddresses"][0]["PrivateIPv4Address"] for z in lb["AvailabilityZones"]}
+    # its DNSName answers its addresses from the host's VPC resolver
+    port = _resolver_port(srv)
+    if port is not None:
+        import dns.resolver
+        res = dns.resolver.Resolver(configure=False)
+        res.nameservers, res.port = ["127.0.0.1"], port
+        found = {a.address for a in res.resolve(lb["DNSName"], "A")}
+        assert found == own
+    srv.kill()  # SIGKILL: HAProxy keeps serving without the server
+    assert _answers(url)
+    srv.start()
+    assert _answers(url)
+    (again,) = elb.describe_load_balancers(LoadBalancerArns=[lb["LoadBalancerArn"]])[
+        "LoadBalancers"]
+    assert again["State"]["Code"] == "active"
+    # a task started now gets none of the load balancer's addresses
+    fam = "rs" + uuid.uuid4().hex[:6]
+    ecs.register_task_definition(
+        family=fam, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+        memory="512", containerDefinitions=[{"name": "a", "image": busybox_image,
+                                             "command": ["sleep", "60"]}])
+    task = ecs.run_task(taskDefinition=fam, launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets[:1]}})["tasks"][0]
+    task = wait_status(ecs, task["taskArn"], "RUNNING", timeout=60)
+    ip = next(d["value"] for d in task["attachments"][0]["details"]
+              if d["name"] == "privateIPv4Address")
+    assert ip not in own
+    ecs.stop_task(task=task["taskArn"])
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    until(lambda: get(url) is None, timeout=20)
+
+
+def _resolver_port(srv) -> int | None:
+    import re
+    found = re.search(r"VPC DNS resolver for the host on 127\.0\.0\.1:(\d+)",
+                      srv.log.read_text(errors="replace"))
+    return int(found.group(1)) if found else None
