@@ -307,3 +307,25 @@ def test_network_load_balancers_forward_tcp(w: World) -> None:
 def m_attr(key: str, value: str) -> Any:
     from fargo.model.elbv2_groups import Attribute
     return Attribute(key, value)
+
+
+class Book:
+    def __init__(self) -> None:
+        self.names: dict[str, tuple[list[str], int, str | None]] = {}
+
+    def put(self, name: str, addresses: Any, ttl: int = 60, vpc_id: str | None = None) -> None:
+        self.names[name] = (list(addresses), ttl, vpc_id)
+
+    def remove(self, name: str) -> bool:
+        return self.names.pop(name, None) is not None
+
+
+def test_dns_names_answer_the_addresses_until_deleted(w: World) -> None:
+    book = Book()
+    w.elb.reconciler.names = book
+    lb = w.alb()
+    w.settle()
+    assert book.names == {lb.dns_name: ([a.ip for a in lb.addresses], 60, None)}
+    w.elb.delete_load_balancer(lb.arn)
+    w.settle()
+    assert book.names == {}

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...model import elbv2 as m
 from ...model import elbv2_groups as g
+from ...model.errors import ApiError
 from ...model.vpc import Subnet
 from ...port.loadbalancer import interface_id
 from ..network import TaskNet
@@ -155,7 +156,7 @@ class LoadBalancerOps(Base):
         for gid in given:
             try:
                 group = self.networks.group(gid)
-            except Exception:  # noqa: BLE001 - EC2's not-found, in ELBv2's words
+            except ApiError:  # EC2's not-found, in ELBv2's words below
                 group = None
             if group is None or group.vpc_id != vpc_id:
                 raise m.error("InvalidSecurityGroup", f"Security group '{str(gid)[:64]}' does "

@@ -86,9 +86,6 @@ class Reconciler:
     def check_of(self, pool_id: str, ip: str, port: int) -> TargetCheck | None:
         return self._health.get(pool_id, {}).get((ip, port))
 
-    def serving(self, spec_id: str) -> bool:
-        return spec_id in self._applied
-
     # ---- the loop
     async def start(self) -> None:
         await self.pass_once()
