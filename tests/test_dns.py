@@ -193,3 +193,16 @@ def test_resolver_comes_back_after_a_server_crash(fargo_servers, busybox_image):
     assert addresses(ask(host_dns_port(srv), name)) == {detail(t, "privateIPv4Address")}
     ecs.stop_task(task=t["taskArn"])
     wait_status(ecs, t["taskArn"], "STOPPED")
+
+
+def test_resolv_conf_with_a_read_only_root(ecs, fargo, busybox_image, subnet_id):
+    """The files are bound before runc makes the root read-only; the task cannot change
+    them."""
+    script = ("cat /etc/resolv.conf; echo x >> /etc/resolv.conf && echo wrote || echo refused; "
+              "busybox nslookup $(hostname) && echo found")
+    fam = register(ecs, busybox_image, command=["sh", "-c", script],
+                   readonlyRootFilesystem=True, user="nobody")
+    t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "STOPPED")
+    out = logs(fargo, t["taskArn"])
+    assert f"nameserver {resolver_of(fargo)}\n" in out and "refused" in out, out
+    assert "found" in out and t["containers"][0]["exitCode"] == 0, out
