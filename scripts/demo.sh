@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: set up, start `fargo server` (SQLite state, the local
-# registry, this one host), then drive an ECS service with the aws CLI: its tasks start across
-# two zones with private IPs, serve HTTP, log, scale out, are replaced when one dies, and
-# scale to zero before the service is deleted.
+# registry, this one host), then drive an ECS service behind an internal ALB with the aws CLI:
+# its tasks start across two zones with private IPs, are registered in the load balancer's
+# target group, serve HTTP through it, log, scale out, are replaced when one dies, and scale to
+# zero before the service and the load balancer are deleted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -40,7 +41,7 @@ cat >"$STATE/web.json" <<JSON
  "cpu": "256", "memory": "512",
  "containerDefinitions": [{"name": "web", "image": "127.0.0.1:$REGISTRY_PORT/busybox:latest",
    "portMappings": [{"containerPort": 8080}],
-   "command": ["sh", "-c", "echo serving on port 8080; trap 'echo got SIGTERM, bye; exit 0' TERM; httpd -f -v -p 8080 -h /www & wait"]}]}
+   "command": ["sh", "-c", "mkdir -p /tmp/www; echo hello from \$(hostname) > /tmp/www/index.html; echo serving on port 8080; trap 'echo got SIGTERM, bye; exit 0' TERM; httpd -f -v -p 8080 -h /tmp/www & wait"]}]}
 JSON
 aws ecs register-task-definition --cli-input-json "file://$STATE/web.json" \
   --query 'taskDefinition.taskDefinitionArn' --output text
@@ -49,9 +50,26 @@ step "aws ec2 describe-subnets"
 aws ec2 describe-subnets --query 'Subnets[].[SubnetId,AvailabilityZone,CidrBlock]' --output text
 SUBNETS=$(aws ec2 describe-subnets --query 'Subnets[0:2].SubnetId' --output text | tr '\t' ,)
 
-step "aws ecs create-service --service-name web --desired-count 2 (across two zones)"
+VPC=$(aws ec2 describe-vpcs --query 'Vpcs[0].VpcId' --output text)
+step "aws elbv2 create-target-group / create-load-balancer / create-listener (an internal ALB on HAProxy)"
+TG=$(aws elbv2 create-target-group --name web --protocol HTTP --port 8080 --vpc-id "$VPC" \
+  --target-type ip --health-check-path / --health-check-interval-seconds 5 --health-check-timeout-seconds 2 \
+  --healthy-threshold-count 2 --query 'TargetGroups[0].TargetGroupArn' --output text)
+aws elbv2 modify-target-group-attributes --target-group-arn "$TG" \
+  --attributes Key=deregistration_delay.timeout_seconds,Value=5 >/dev/null
+LB=$(aws elbv2 create-load-balancer --name web --type application --scheme internal \
+  --subnets ${SUBNETS//,/ } --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+aws elbv2 create-listener --load-balancer-arn "$LB" --protocol HTTP --port 80 \
+  --default-actions "Type=forward,TargetGroupArn=$TG" --query 'Listeners[0].ListenerArn' --output text
+aws elbv2 describe-load-balancers --load-balancer-arns "$LB" --output table \
+  --query 'LoadBalancers[0].{name:LoadBalancerName,dns:DNSName,state:State.Code,addresses:join(`, `,AvailabilityZones[].LoadBalancerAddresses[0].PrivateIPv4Address)}'
+LB_IP=$(aws elbv2 describe-load-balancers --load-balancer-arns "$LB" \
+  --query 'LoadBalancers[0].AvailabilityZones[0].LoadBalancerAddresses[0].PrivateIPv4Address' --output text)
+
+step "aws ecs create-service --service-name web --desired-count 2 --load-balancers … (across two zones)"
 aws ecs create-service --service-name web --task-definition web --desired-count 2 \
   --launch-type FARGATE --network-configuration "awsvpcConfiguration={subnets=[$SUBNETS]}" \
+  --load-balancers "targetGroupArn=$TG,containerName=web,containerPort=8080" \
   --deployment-configuration 'deploymentCircuitBreaker={enable=true,rollback=true},maximumPercent=200,minimumHealthyPercent=100' \
   --query 'service.{name:serviceName,status:status,desired:desiredCount}' --output table
 
@@ -78,6 +96,18 @@ for IP in $(aws ecs describe-tasks --tasks $(aws ecs list-tasks --service-name w
     --query 'tasks[].attachments[0].details[?name==`privateIPv4Address`]|[].value' --output text); do
   echo "http://$IP:8080/ says: $(curl -sS --max-time 5 --retry 10 --retry-connrefused "http://$IP:8080/")"
 done
+
+step "aws elbv2 describe-target-health (HAProxy's own checks)"
+for _ in $(seq 150); do
+  [ "$(aws elbv2 describe-target-health --target-group-arn "$TG" \
+    --query 'length(TargetHealthDescriptions[?TargetHealth.State==`healthy`])' --output text)" = 2 ] && break
+  sleep 0.2
+done
+aws elbv2 describe-target-health --target-group-arn "$TG" --output table \
+  --query 'TargetHealthDescriptions[].{target:Target.Id,port:Target.Port,state:TargetHealth.State}'
+
+step "curl http://$LB_IP/ (the load balancer, 4 times)"
+for _ in 1 2 3 4; do curl -sS --max-time 5 "http://$LB_IP/"; done
 
 TASK=$(aws ecs list-tasks --service-name web --query 'taskArns[0]' --output text)
 step "fargo logs ${TASK##*/}"
@@ -106,6 +136,10 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 aws ecs describe-services --services web --query 'services[0].status' --output text
+aws elbv2 delete-listener --listener-arn "$(aws elbv2 describe-listeners --load-balancer-arn "$LB" \
+  --query 'Listeners[0].ListenerArn' --output text)"
+aws elbv2 delete-load-balancer --load-balancer-arn "$LB"
+aws elbv2 delete-target-group --target-group-arn "$TG"
 
 step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
 fargo logs "${TASK##*/}"
