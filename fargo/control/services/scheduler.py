@@ -30,7 +30,7 @@ from .targets import ServiceTargets
 
 log = logging.getLogger("fargo.services")
 PASS_EVERY = 2.0  # seconds: every service is looked at at least this often
-SETTLE = 0.05  # after a poke, wait this long so a burst of task changes is one pass
+SETTLE = 0.03  # after a poke, wait this long so a burst of task changes is one pass
 BREAKER_REASON = "tasks failed to start."
 
 
@@ -45,15 +45,25 @@ class ServiceScheduler:
         self.targets = targets  # the load balancers' target groups (ELBv2)
         self.registries = registries  # Cloud Map services (serviceRegistries)
         self._wake = asyncio.Event()
+        self._seen: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # task id -> as last seen
         self._loop: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
         self._wake.set()
 
     def task_changed(self, task: Task) -> None:
-        """The engine saw a service's task change: look again soon."""
-        if task.group.startswith("service:"):
+        """The engine wrote a service's task: look again soon if what a pass reads of it
+        changed (its states and health), not for every timestamp of its start."""
+        if not task.group.startswith("service:"):
+            return
+        seen = (task.last_status, task.desired_status,
+                tuple(c.health_status for c in task.containers))
+        if self._seen.get(task.id) != seen:
             self._wake.set()
+        if task.last_status == "STOPPED":
+            self._seen.pop(task.id, None)
+        else:
+            self._seen[task.id] = seen
 
     async def start(self) -> None:
         self._loop = asyncio.create_task(self._run())
