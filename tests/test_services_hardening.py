@@ -4,8 +4,8 @@ nothing stored. Wrong types go raw (signed over the bytes sent); hostile names, 
 lists, out-of-range counts and configurations, services of other clusters, DRAINING services
 and ListServices' paging go through boto3.
 
-Tests marked `BUG:` in their docstring show a fault found in review; they fail until it is
-fixed. The pure ones (marked `pure`) need no server."""
+Tests marked `BUG:` in their docstring guard a fault a review found (each is fixed; the
+docstring says what it was). The pure ones (marked `pure`) need no server."""
 
 from __future__ import annotations
 
