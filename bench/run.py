@@ -109,10 +109,14 @@ class Options:
     scale_rounds: int = 2
     kills: int = 10
     rolling_rps: float = 50.0
+    alb_rounds: int = 3
+    alb_seconds: int = 3
+    alb_connections: int = 16
 
 
-FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling")
+FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
+PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -133,6 +137,13 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--kills", type=int, help="unexpected exits of a service's task [10]")
     p.add_argument("--rolling-rps", type=float,
                    help="requests per second during the rolling deployment [50]")
+    p.add_argument("--alb-rounds", type=int,
+                   help="rounds of wrk runs through the ALB, by hand and direct [3]")
+    p.add_argument("--alb-seconds", type=int,
+                   help="seconds of each loaded wrk run (whole seconds) [3]")
+    p.add_argument("--alb-connections", type=int,
+                   help="wrk's connections for the ALB throughput and its rolling "
+                   "deployment [16]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -150,8 +161,10 @@ def parse(argv: list[str] | None) -> Options:
         o.tasks, o.launch_calls, o.launch_count, o.density = 3, 2, 3, 8
         o.api_n, o.api_seconds, o.pull_mb, o.pull_runs, o.settle = 20, 1.0, 3.0, 1, 1.0
         o.scale_rounds, o.kills, o.rolling_rps = 1, 2, 20.0
+        o.alb_rounds, o.alb_seconds, o.alb_connections = 1, 1, 8
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
-                 "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps"):
+                 "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
+                 "alb_rounds", "alb_seconds", "alb_connections"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -177,6 +190,8 @@ class Bench:
     fb: FargoBench | None = None
     systems: list[System] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
+    alb_hand: list[str] = field(default_factory=list)  # how figure 10's hand-run config differs
+    alb_ran: bool = False
 
     # ------------------------------------------------------------ setup
 
@@ -207,7 +222,7 @@ class Bench:
         self._warm(fargo)  # the image is cached and the subnet bridge exists from here on
         self.fb.phases.clear()
         self.systems = [fargo]
-        if self.opts.peers:
+        if self.opts.peers and self.opts.figures & PEER_FIGURES:
             self._setup_peers()
         self._describe_machine()
 
@@ -257,17 +272,38 @@ class Bench:
             f"- {tool_version('runc', '--version')}; {tool_version('conmon', '--version')}; "
             f"{tool_version('podman', '--version')}; {tool_version('skopeo', '--version')}",
             f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-            f"- fargo server `--overcommit {o.overcommit:g}`: {o.density} idle tasks of "
-            f"0.25 vCPU / 0.5 GB promise {o.density * 0.25:g} vCPU and {o.density * 0.5:g} GB, "
-            f"more than this host has; the overcommit lets them be placed (they idle).",
-            f"- sizes: {o.tasks} single starts, launch {o.launch_calls}×{o.launch_count}, "
-            f"density {o.density}, API {o.api_n} calls and {o.api_seconds:g} s × "
-            f"{o.api_clients} clients, pull {o.pull_mb:g} MB × {o.pull_runs}"
-            + (f"; services: scale 0 → {o.launch_calls * o.launch_count} × "
-               f"{o.scale_rounds}, {o.kills} unexpected exits, rolling deployment of 3 "
-               f"tasks at {o.rolling_rps:g} req/s" if o.figures & SERVICE_FIGURES else "")
+            f"- fargo server `--overcommit {o.overcommit:g}`"
+            + (f": {o.density} idle tasks of 0.25 vCPU / 0.5 GB promise {o.density * 0.25:g} "
+               f"vCPU and {o.density * 0.5:g} GB, more than this host has; the overcommit lets "
+               "them be placed (they idle)." if "density" in o.figures else ""),
+            "- sizes: " + "; ".join(self._sizes())
             + (" (--quick)" if o.quick else ""),
         ]
+
+    def _sizes(self) -> list[str]:
+        """The sizes of the figures this run measures."""
+        o, figs = self.opts, self.opts.figures
+        out = []
+        if "start" in figs:
+            out.append(f"{o.tasks} single starts")
+        if figs & {"launch", "density", "api"}:
+            out.append(f"launch {o.launch_calls}×{o.launch_count}")
+        if "density" in figs:
+            out.append(f"density {o.density}")
+        if "api" in figs:
+            out.append(f"API {o.api_n} calls and {o.api_seconds:g} s × {o.api_clients} clients")
+        if "pull" in figs:
+            out.append(f"pull {o.pull_mb:g} MB × {o.pull_runs}")
+        if figs & SERVICE_FIGURES:
+            out.append(f"services: scale 0 → {o.launch_calls * o.launch_count} × "
+                       f"{o.scale_rounds}, {o.kills} unexpected exits, rolling deployment of 3 "
+                       f"tasks at {o.rolling_rps:g} req/s")
+        if "alb" in figs:
+            out.append(f"ALB: {o.alb_rounds} round{'s' if o.alb_rounds != 1 else ''} of wrk, "
+                       f"{o.alb_connections} connections × {o.alb_seconds} s, then 1 connection")
+        if o.quick:
+            out[-1] += " (--quick)"
+        return out
 
     # ------------------------------------------------------------ figures 1 and 3
 
@@ -503,53 +539,100 @@ class Bench:
         if "rolling" in o.figures:
             sb.rolling()
 
+    # ------------------------------------------------------------ figure 10
+
+    def alb_sizes(self) -> Any:
+        from .alb import AlbSizes
+
+        o = self.opts
+        return AlbSizes(rounds=o.alb_rounds, seconds=o.alb_seconds,
+                        single_seconds=max(1, min(2, o.alb_seconds)),
+                        connections=o.alb_connections)
+
+    def alb(self) -> None:
+        from .alb import AlbBench
+
+        if not shutil.which("wrk"):
+            self.results.notes.append("wrk is not installed: figure 10 (the load balancer) is "
+                                      "missing (scripts/bench.sh installs it).")
+            return
+        assert self.fb is not None
+        ab = AlbBench(self.fb, self.results, self.cleanup, self.run_id, self.alb_sizes(),
+                      self.tmp / "alb")
+        self.alb_ran = True
+        ab.run()
+        self.alb_hand = ab.hand.changes if ab.hand else []
+
     # ------------------------------------------------------------ report
 
     def method_notes(self) -> None:
         o = self.opts
-        self.results.notes += [
-            "fargo start: wall time from the RunTask call until DescribeTasks (polled every "
-            "5 ms over one keep-alive boto3 client, SigV4-signed) reports RUNNING; the image "
-            "is cached (a warm-up task ran first). 1b splits the same starts by the task's "
-            "own timestamps.",
-            "podman start: wall time of `podman --runtime runc --cgroup-manager cgroupfs run -d "
-            "--network <internal bridge> --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
-            "--cpus 0.25 --memory 512m`, which returns once the container process runs. The "
-            "podman CLI runs under `nsenter --net` in a namespace of the benchmark's own: "
-            "netavark switches net.ipv4.ip_forward on for any bridge network, and this keeps "
-            "that switch (and the bridge) away from the host.",
-            "runc start: `ip netns add` plus `runc run -d` of a bundle made beforehand with "
-            "fargo's own OCI config (same mounts, capabilities, cgroup limits), on a shared "
-            "read-only rootfs: no image layers, no monitor, no veth, no API. The floor.",
-            "Each round starts and stops one container of each system, rotating which goes "
-            "first; stop = StopTask until STOPPED / `podman stop -t 10` / `runc kill TERM` "
-            "until the process is gone. The workload traps SIGTERM and exits 0.",
-            f"Launch rate: fargo gets {o.launch_calls} RunTask calls of count "
-            f"{o.launch_count} back to back, then DescribeTasks polls (every "
-            f"{BATCH_POLL_S * 1000:g} ms: each poll of 100 tasks costs the two shared cores a few "
-            "ms) until all are RUNNING; "
-            "the peers start the same number from 10 parallel workers. 2b divides the "
-            "machine's busy CPU time over the launch (/proc/stat, all cores) by the tasks "
-            "started: what a start costs whoever pays it, and steadier than the rate on a "
-            "shared host.",
-            "Host memory per idle task beyond the workload = (MemAvailable before the launch − "
-            "MemAvailable with all tasks running and settled − Σ memory.usage_in_bytes of each "
-            "container's own memory cgroup) / tasks. It therefore counts the monitor (conmon), "
-            "kernel objects (netns, veth, cgroups, mounts), server memory growth and files "
-            "written per task; the note splits out monitor RSS/PSS and kernel slab. "
-            "MemAvailable is host-wide: anything else running at the same time adds noise.",
-            "API latency: one client, one request at a time, over raw HTTP (requests, "
-            "keep-alive, pre-signed) to show the server's share, and over boto3 to show "
-            "what a user sees (boto3 spends most of it parsing 100 tasks). Throughput: "
-            f"{o.api_clients} concurrent aiohttp connections replaying a pre-signed request.",
-            "Cold pull: see bench/pull.py. fargo's figures include unpacking the layers; "
-            "skopeo's dir: copy does not unpack, podman pull does.",
-        ]
+        figs = o.figures
+        names = {s.name for s in self.systems}
+        notes: list[str] = []
+        if "start" in figs:
+            notes.append(
+                "fargo start: wall time from the RunTask call until DescribeTasks (polled every "
+                "5 ms over one keep-alive boto3 client, SigV4-signed) reports RUNNING; the image "
+                "is cached (a warm-up task ran first). 1b splits the same starts by the task's "
+                "own timestamps.")
+        if "podman" in names:
+            notes.append(
+                "podman start: wall time of `podman --runtime runc --cgroup-manager cgroupfs run "
+                "-d --network <internal bridge> --ulimit nofile=1024:1024 --ulimit "
+                "nproc=1024:1024 --cpus 0.25 --memory 512m`, which returns once the container "
+                "process runs. The podman CLI runs under `nsenter --net` in a namespace of the "
+                "benchmark's own: netavark switches net.ipv4.ip_forward on for any bridge "
+                "network, and this keeps that switch (and the bridge) away from the host.")
+        if "runc" in names:
+            notes.append(
+                "runc start: `ip netns add` plus `runc run -d` of a bundle made beforehand with "
+                "fargo's own OCI config (same mounts, capabilities, cgroup limits), on a shared "
+                "read-only rootfs: no image layers, no monitor, no veth, no API. The floor.")
+        if "start" in figs:
+            notes.append(
+                "Each round starts and stops one container of each system, rotating which goes "
+                "first; stop = StopTask until STOPPED / `podman stop -t 10` / `runc kill TERM` "
+                "until the process is gone. The workload traps SIGTERM and exits 0.")
+        if figs & {"launch", "density", "api"}:
+            notes.append(
+                f"Launch rate: fargo gets {o.launch_calls} RunTask calls of count "
+                f"{o.launch_count} back to back, then DescribeTasks polls (every "
+                f"{BATCH_POLL_S * 1000:g} ms: each poll of 100 tasks costs the two shared cores "
+                "a few ms) until all are RUNNING; the peers start the same number from 10 "
+                "parallel workers. 2b divides the machine's busy CPU time over the launch "
+                "(/proc/stat, all cores) by the tasks started: what a start costs whoever pays "
+                "it, and steadier than the rate on a shared host.")
+        if "density" in figs:
+            notes.append(
+                "Host memory per idle task beyond the workload = (MemAvailable before the "
+                "launch − MemAvailable with all tasks running and settled − Σ "
+                "memory.usage_in_bytes of each container's own memory cgroup) / tasks. It "
+                "therefore counts the monitor (conmon), kernel objects (netns, veth, cgroups, "
+                "mounts), server memory growth and files written per task; the note splits out "
+                "monitor RSS/PSS and kernel slab. MemAvailable is host-wide: anything else "
+                "running at the same time adds noise.")
+        if "api" in figs:
+            notes.append(
+                "API latency: one client, one request at a time, over raw HTTP (requests, "
+                "keep-alive, pre-signed) to show the server's share, and over boto3 to show "
+                "what a user sees (boto3 spends most of it parsing 100 tasks). Throughput: "
+                f"{o.api_clients} concurrent aiohttp connections replaying a pre-signed "
+                "request.")
+        if "pull" in figs:
+            notes.append(
+                "Cold pull: see bench/pull.py. fargo's figures include unpacking the layers; "
+                "skopeo's dir: copy does not unpack, podman pull does.")
+        self.results.notes += notes
         if o.figures & SERVICE_FIGURES:
             from .services import method_notes as service_notes
 
             self.results.notes += service_notes(o.figures, o.launch_calls, o.launch_count,
                                                 o.scale_rounds, o.kills, o.rolling_rps)
+        if "alb" in o.figures and self.alb_ran:
+            from .alb import method_notes as alb_notes
+
+            self.results.notes += alb_notes(self.alb_sizes(), self.alb_hand)
         self.results.notes.append(
             "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
             "a few ms of noise in every latency and more in p99/max.")
@@ -608,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.pull()
         if opts.figures & SERVICE_FIGURES:
             bench.services()
+        if "alb" in opts.figures:
+            bench.alb()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")
