@@ -87,7 +87,7 @@ class AlbSizes:
     rounds: int = 3
     seconds: int = 3  # each loaded wrk run (wrk takes whole seconds)
     single_seconds: int = 2  # each one-connection run
-    connections: int = 16
+    connections: int = 8
     threads: int = 2
     tasks: int = 3
 
@@ -292,7 +292,8 @@ class AlbBench:
         cleanup.push("bench load balancer", self.delete_elb)  # after the service is gone
         self.sb = ServiceBench(fb, results, cleanup, f"{run_id}-alb", Sizes())
         self.hand: HandHaproxy | None = None
-        self.spread: dict[str, str] = {}  # sessions per server, by HAProxy's counters
+        self.haproxy: dict[str, HaproxyStats] = {}  # by system, after the runs
+        self.syns: dict[str, Syns] = {}  # by system
         cleanup.push("hand-run HAProxy", self.stop_hand)
         self.wrk = Wrk(workdir, sizes.threads)
 
@@ -392,13 +393,25 @@ class AlbBench:
         log(f"figure 10: {z.rounds} rounds of wrk, {z.connections} connections × "
             f"{z.seconds} s and 1 connection × {z.single_seconds} s, for each of "
             f"{', '.join(order)}")
+        pids = self.fb.container_pids(self.sb.task_arns(name))
+        # Who opens the connections to the tasks: HAProxy in the LB's netns, or wrk here.
+        lb_pid = int((lb_dir / "haproxy.pid").read_text())
+        opener: dict[str, int | str] = {"alb": lb_pid, "hand": lb_pid, "direct": "self"}
+        self.syns = {k: Syns() for k in urls}
+
+        def drops() -> int:
+            return sum(tcp_ext(pid, "ListenDrops") for pid in pids)
+
         for r in range(z.rounds):
             turn = order[r % len(order):] + order[:r % len(order)]
             for key in turn:
+                d0, s0 = drops(), tcp_ext(opener[key], "TCPSynRetrans")
                 loaded[key].append(self.wrk.run(urls[key], z.connections, z.seconds))
                 single[key].append(self.wrk.run(urls[key], 1, z.single_seconds))
-        self.spread = {"alb": sessions(lb_dir / "stats.sock"),
-                       "hand": sessions(self.hand.workdir / "stats.sock")}
+                self.syns[key].dropped += drops() - d0
+                self.syns[key].retransmitted += tcp_ext(opener[key], "TCPSynRetrans") - s0
+        self.haproxy = {"alb": haproxy_stats(lb_dir / "stats.sock"),
+                        "hand": haproxy_stats(self.hand.workdir / "stats.sock")}
         self.hand.stop()
         self._report(loaded, single)
         self._rolling(name, family, urls["alb"])
@@ -441,8 +454,7 @@ class AlbBench:
                  "hand": f"HAProxy by hand, same config → {z.tasks} tasks",
                  "direct": "straight to one task"}
         rps = {k: Summary.of([r.rps for r in runs]) for k, runs in loaded.items()}
-        spread = {k: v for k, v in (("alb", self.spread.get("alb", "")),
-                                    ("hand", self.spread.get("hand", ""))) if v}
+        side = {"alb": "HAProxy", "hand": "HAProxy", "direct": "the host (wrk)"}
         fig = f"10. HTTP GET throughput, {z.connections} connections"
         hand = rps["hand"].p50
         ratio = rps["alb"].p50 / hand if hand else float("nan")
@@ -450,7 +462,9 @@ class AlbBench:
             row = Row(fig, label[key], "req/s", summary=rps[key],
                       note=f"{len(loaded[key])} wrk run{'s' if len(loaded[key]) != 1 else ''} of "
                            f"{z.seconds} s; errors: {merged_errors(loaded[key])}"
-                           + (f"; sessions per server: {spread[key]}" if key in spread
+                           + (f"; {self.haproxy[key].text()}" if key in self.haproxy
+                              else "")
+                           + (f"; {self.syns[key].text(side[key])}" if key in self.syns
                               else ""))
             if key == "alb":
                 row.target, row.ok = f"≥ 0.8 × by hand ({0.8 * hand:.0f} req/s)", ratio >= 0.8
@@ -463,12 +477,15 @@ class AlbBench:
                 ("10c. latency, one connection", single, 1)):
             for key in ("alb", "hand", "direct"):
                 s = merged(runs_of[key])
+                rate = sum(r.rps for r in runs_of[key]) / len(runs_of[key])
                 row = Row(figure, label[key], "ms", summary=s,
                           note=f"wrk's per-request latency; {conns} connection"
                                f"{'s' if conns > 1 else ''}; p50/p99 the median of the "
                                f"{len(runs_of[key])} runs' own; "
-                               f"{sum(r.rps for r in runs_of[key]) / len(runs_of[key]):.0f} "
-                               f"req/s; errors: {merged_errors(runs_of[key])}")
+                               f"{rate:.0f} req/s"
+                               + (f", one after another: {1000 / rate:.2f} ms each, any "
+                                  "new connection included" if conns == 1 and rate else "")
+                               + f"; errors: {merged_errors(runs_of[key])}")
                 if key == "alb" and conns == 1:
                     added = s.p50 - direct_single
                     row.target = f"p50 ≤ direct + 1 ms ({direct_single + 1:.2f} ms)"
@@ -479,8 +496,26 @@ class AlbBench:
                              "ms", value=added, target="≤ 1 ms", ok=added <= 1.0))
 
 
-def sessions(stats_sock: Path) -> str:
-    """Sessions each server of the backends took so far (`show stat`'s stot), "a / b / c"."""
+@dataclass
+class HaproxyStats:
+    """One HAProxy's own counters for the servers of its backends (`show stat`)."""
+
+    sessions: list[int]  # stot, server by server
+    retries: int  # wretr: connections to a server tried again
+    redispatches: int  # wredis: ... on another server
+    connect_errors: int  # econ
+    response_errors: int  # eresp
+    error: str = ""
+
+    def text(self) -> str:
+        if self.error:
+            return f"(show stat: {self.error})"
+        return (f"sessions per server {' / '.join(map(str, self.sessions))}; HAProxy's "
+                f"retries {self.retries}, redispatches {self.redispatches}, connection "
+                f"errors {self.connect_errors}, response errors {self.response_errors}")
+
+
+def haproxy_stats(stats_sock: Path) -> HaproxyStats:
     import socket
 
     try:
@@ -492,15 +527,45 @@ def sessions(stats_sock: Path) -> str:
             while chunk := sock.recv(65536):
                 data += chunk
     except OSError as err:
-        return f"(show stat: {err})"
+        return HaproxyStats([], 0, 0, 0, 0, str(err))
     lines = data.decode(errors="replace").splitlines()
     if not lines or not lines[0].startswith("# "):
-        return "(show stat: no CSV)"
+        return HaproxyStats([], 0, 0, 0, 0, "no CSV")
     head = lines[0][2:].split(",")
-    at_name, at_total = head.index("svname"), head.index("stot")
-    counts = [row.split(",") for row in lines[1:] if row and not row.startswith("#")]
-    return " / ".join(c[at_total] for c in counts
-                      if c[at_name] not in ("FRONTEND", "BACKEND") and len(c) > at_total)
+    rows = [dict(zip(head, line.split(","), strict=False)) for line in lines[1:]
+            if line and not line.startswith("#")]
+    servers = [r for r in rows if r.get("svname") not in ("FRONTEND", "BACKEND")]
+
+    def total(col: str) -> int:
+        return sum(int(r.get(col) or 0) for r in servers)
+
+    return HaproxyStats([int(r.get("stot") or 0) for r in servers], total("wretr"),
+                        total("wredis"), total("econ"), total("eresp"))
+
+
+def tcp_ext(pid: int | str, name: str) -> int:
+    """One TcpExt counter of the netns that process is in (/proc/<pid>/net is its netns')."""
+    try:
+        lines = Path(f"/proc/{pid}/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get(name, 0))
+    return 0
+
+
+@dataclass
+class Syns:
+    """What a path's connection set-ups met during its runs."""
+
+    dropped: int = 0  # SYNs dropped at the tasks' full listen queues (ListenDrops)
+    retransmitted: int = 0  # SYNs the connecting side sent again (TCPSynRetrans), ~1 s later
+
+    def text(self, side: str) -> str:
+        return (f"over its runs, SYNs dropped at the tasks' full listen queues {self.dropped}, "
+                f"SYNs retransmitted by {side} {self.retransmitted}")
 
 
 def merged(runs: list[WrkRun]) -> Summary:
@@ -538,9 +603,20 @@ def method_notes(sizes: AlbSizes, hand_changes: list[str]) -> list[str]:
         "per request (its latency runs from the request's write, so the handshake is not in "
         "it); through HAProxy the client's connection is kept and HAProxy opens one to a "
         "task per request (inside the latency). 10c is the one-connection run: the latency "
-        "of a request that waits for no other, where the ≤ 1 ms goal is judged; 10b shows "
-        "the same under load, mostly queueing. wrk shares the 2 cores with everything "
-        "measured.",
+        "of a request that waits for no other, where the ≤ 1 ms goal is judged (its row "
+        "notes also give 1 / rate, the time each request took in turn with the direct "
+        "path's new connection included); 10b shows the same under load, mostly queueing. "
+        "wrk shares the 2 cores with everything measured.",
+        "Latency tails (10b): wrk corrects its latencies for coordinated omission before it "
+        "reports them (for each response slower than the run's mean interval per connection "
+        "it adds the samples a client sending at that steady rate would have had queued "
+        "behind it), so a single 1 s stall among thousands of requests can move p99 to "
+        "near 1 s. Such stalls come from busybox httpd's listen queue (a backlog of 9, one "
+        "process accepting and forking) running full: a SYN dropped there is sent again by "
+        "the kernel 1 s later. The row notes of 10 count both, per path "
+        "(ListenDrops in the tasks' netns; TCPSynRetrans in the load balancer's netns for "
+        "the two HAProxies, in the host's for wrk straight to a task, where the stall falls "
+        "in wrk's connect, outside its latency).",
         "HAProxy by hand (10): `nsenter --net=<the load balancer's netns> haproxy -f "
         "<copy>`, in the foreground with no master process, where the copy is fargo's own "
         "haproxy.cfg from /run/<prefix>-lb/<id>/, read once the targets were healthy, with "
@@ -548,7 +624,7 @@ def method_notes(sizes: AlbSizes, hand_changes: list[str]) -> list[str]:
         + ". So the same nbthread, maxconn, user, timeouts, health checks and servers, on "
         "the same address, bridge and firewall path; fargo's master-worker HAProxy stays up "
         "beside it, idle while the other is measured. The row notes give each one's "
-        "requests per server (HAProxy's own counters, `show stat`).",
+        "sessions per server and retries (HAProxy's own counters, `show stat`).",
         f"Rolling deployment (10d): the same service updated to a new revision "
         f"(deregistration delay {DEREGISTRATION_DELAY_S} s, minimumHealthyPercent 100, "
         f"maximumPercent 200) while wrk sends through the ALB with {z.connections} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from .stats import Results, Row, percentile
@@ -36,9 +37,7 @@ def cells(row: Row) -> list[str]:
 
 def _figure_order(row: Row) -> tuple[int, str]:
     """"1b. ..." sorts after "1. ..." and before "2. ..."; rows keep their order within."""
-    head = row.figure.split(".", 1)[0]
-    digits = "".join(c for c in head if c.isdigit())
-    return int(digits or 0), head[len(digits):]
+    return _figure_order_text(row.figure)
 
 
 def table(results: Results) -> str:
@@ -69,6 +68,78 @@ def markdown(results: Results, header: list[str], plot_name: str | None) -> str:
     if results.notes:
         parts += ["## Method", "", *[f"- {n}" for n in results.notes], ""]
     return "\n".join(parts)
+
+
+def figure_number(text: str) -> int | None:
+    """The figure a table row ("| 10b. ..."), row note ("- **10b. ...") or method note
+    ("- Rolling deployment (9): ...", its first parenthesised number) belongs to."""
+    row = re.match(r"^(?:\| |- \*\*)(\d+)[a-z]*\. ", text)
+    if row:
+        return int(row.group(1))
+    tag = re.match(r"^- [^(]{0,60}\((\d+)[a-z]*\)", text)
+    return int(tag.group(1)) if tag else None
+
+
+def merge(existing: str, report: str, run_line: str) -> str:
+    """The report `existing` with the figures of another run's `report` put in: their table
+    rows, row notes and method notes replace those of the same figure numbers (the rest
+    stays as it was), and run_line (what run measured them) goes under the machine's
+    settings."""
+    new = report.splitlines()
+
+    def ours(line: str) -> bool:
+        return figure_number(line) in figures
+
+    def section(lines: list[str], title: str) -> list[str]:
+        if title not in lines:
+            return []
+        start = lines.index(title) + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+        return [x for x in lines[start:end] if x.strip()]
+
+    old = existing.splitlines()
+    figures = {n for x in section(new, "## Results") if (n := figure_number(x)) is not None}
+    if not figures:
+        return existing
+    table_rows = [x for x in section(old, "## Results") if x.startswith("|")]
+    head, kept = table_rows[:2], [x for x in table_rows[2:] if not ours(x)]
+    added = [x for x in section(new, "## Results")[2:] if x.startswith("|")]
+    rows = sorted(kept + added, key=lambda x: _figure_order_text(x[2:]))
+    notes = [x for x in section(old, "### Row notes") if not ours(x)]
+    notes += section(new, "### Row notes")
+    method = [x for x in section(old, "## Method") if not ours(x)]
+    fresh = [x for x in section(new, "## Method") if ours(x)]
+    tail = [i for i, x in enumerate(method) if x.startswith("- This is a 2-core machine")]
+    at = tail[0] if tail else len(method)
+    method = method[:at] + fresh + method[at:]
+
+    def stale(line: str) -> bool:  # the line of an earlier separate run of these figures
+        if not (line.startswith("- figure") and " from a separate run" in line):
+            return False
+        return {int(n) for n in re.findall(r"\d+", line.split(" from ", 1)[0])} <= figures
+
+    machine = [x for x in section(old, "## Machine and settings") if not stale(x)]
+    bodies = {"## Machine and settings": machine + [run_line], "## Results": head + rows,
+              "### Row notes": notes, "## Method": method}
+    out: list[str] = []
+    i = 0
+    while i < len(old):
+        line = old[i]
+        out.append(line)
+        i += 1
+        if line in bodies:
+            while i < len(old) and not old[i].startswith("#"):
+                i += 1  # the old body, replaced
+            out += ["", *bodies[line], ""]
+            if line == "## Results" and "### Row notes" not in old and notes:
+                out += ["### Row notes", "", *notes, ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _figure_order_text(figure: str) -> tuple[int, str]:
+    head = figure.split(".", 1)[0]
+    digits = "".join(c for c in head if c.isdigit())
+    return int(digits or 0), head[len(digits):]
 
 
 def plot(samples: dict[str, list[float]], path: Path, title: str) -> bool:

@@ -39,7 +39,7 @@ from .fargo_side import (
     task_processes,
 )
 from .peers import Podman, Runc, launch_parallel
-from .report import markdown, plot, table
+from .report import figure_number, markdown, merge, plot, table
 from .stats import Results, Row, Summary
 
 MIB = 1 << 20
@@ -111,7 +111,8 @@ class Options:
     rolling_rps: float = 50.0
     alb_rounds: int = 3
     alb_seconds: int = 3
-    alb_connections: int = 16
+    alb_connections: int = 8
+    merge_into: Path | None = None
 
 
 FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb")
@@ -143,7 +144,7 @@ def parse(argv: list[str] | None) -> Options:
                    help="seconds of each loaded wrk run (whole seconds) [3]")
     p.add_argument("--alb-connections", type=int,
                    help="wrk's connections for the ALB throughput and its rolling "
-                   "deployment [16]")
+                   "deployment [8]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -154,14 +155,22 @@ def parse(argv: list[str] | None) -> Options:
                    "scale,replace,rolling")
     p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"),
                    help="Markdown report to write (the plot goes beside it)")
+    p.add_argument("--merge-into", type=Path, metavar="REPORT",
+                   help="also put this run's figures into an existing report (such as "
+                   "docs/benchmarks.md), in place of those figures' rows and notes, keeping "
+                   "the rest of it")
     a = p.parse_args(argv)
     o = Options(quick=a.quick, overcommit=a.overcommit, peers=not a.no_peers,
-                plot=not a.no_plot, out=a.out)
+                plot=not a.no_plot, out=a.out, merge_into=a.merge_into)
+    if a.merge_into is not None and not a.merge_into.is_file():
+        p.error(f"--merge-into: {a.merge_into} is not there to merge into")
+    if a.merge_into is not None and a.merge_into.resolve() == a.out.resolve():
+        p.error("--merge-into names the --out report itself")
     if a.quick:
         o.tasks, o.launch_calls, o.launch_count, o.density = 3, 2, 3, 8
         o.api_n, o.api_seconds, o.pull_mb, o.pull_runs, o.settle = 20, 1.0, 3.0, 1, 1.0
         o.scale_rounds, o.kills, o.rolling_rps = 1, 2, 20.0
-        o.alb_rounds, o.alb_seconds, o.alb_connections = 1, 1, 8
+        o.alb_rounds, o.alb_seconds = 1, 1
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
                  "alb_rounds", "alb_seconds", "alb_connections"):
@@ -639,6 +648,19 @@ class Bench:
         self.header.append(
             f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
+    def merge_line(self) -> str:
+        """The machine-section line of a run merged into an existing report."""
+        nums = sorted({n for r in self.results.rows
+                       if (n := figure_number("| " + r.figure)) is not None})
+        start = next((x for x in self.header if x.startswith("- load average at start")), "")
+        end = next((x for x in self.header if x.startswith("- load average at end")), "")
+        figs = ",".join(sorted(self.opts.figures))
+        return (f"- figure{'s' if len(nums) != 1 else ''} {', '.join(map(str, nums))} from "
+                f"a separate run (`python -m bench "
+                f"--figures {figs} --merge-into …`) on {time.strftime('%Y-%m-%d')}: fargo "
+                f"{fargo_revision()}; load average {start.split(': ', 1)[-1]} at its start, "
+                f"{end.split(': ', 1)[-1]} at its end; sizes: {'; '.join(self._sizes())}")
+
     def report(self) -> None:
         self.method_notes()
         out = self.opts.out
@@ -650,10 +672,14 @@ class Bench:
             if not plotted:
                 self.results.notes.append("matplotlib is not installed: no plot.")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown(self.results, self.header,
-                                plot_path.name if plotted else None))
+        text = markdown(self.results, self.header, plot_path.name if plotted else None)
+        out.write_text(text)
+        into = self.opts.merge_into
+        if into is not None:
+            into.write_text(merge(into.read_text(), text, self.merge_line()))
         print(table(self.results))
-        log(f"wrote {out}" + (f" and {plot_path}" if plotted else ""))
+        log(f"wrote {out}" + (f" and {plot_path}" if plotted else "")
+            + (f"; merged its figures into {into}" if into is not None else ""))
 
 
 def fargo_revision() -> str:

@@ -66,7 +66,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert re.search(r"tasks serve 1 s after SIGTERM \| 1 \|  \| \d+ \|", report)
     if wrk:  # the hand-run HAProxy had fargo's servers, and each balancer used all three
         assert "3 server lines as fargo wrote them" in report
-        assert re.search(r"fargo ALB → 3 tasks\*\*: .*sessions per server: [1-9]\d* / "
+        assert re.search(r"fargo ALB → 3 tasks\*\*: .*sessions per server [1-9]\d* / "
                          r"[1-9]\d* / [1-9]\d*", report), report[-4000:]
     else:
         assert "wrk is not installed" in report
@@ -79,3 +79,59 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert not Path(f"/run/{prefix.group(1)}-lb").exists()  # the load balancer's files
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{prefix.group(1)}-" not in netns
+
+
+REPORT = """# fargo benchmarks
+
+## Machine and settings
+
+- fargo at abc
+- figure 9 from a separate run (`x`) on 2020-01-01: old
+
+## Results
+
+| figure | system | n | min | p50 | p99 | max | unit | target | met |
+|---|---|---|---|---|---|---|---|---|---|
+| 1. start latency | fargo | 1 |  | 77.0 |  |  | ms |  |  |
+| 9. rolling deployment | fargo | 1 |  | 3 |  |  | failed of 300 | 0 failed | ✗ |
+| 11. later | fargo | 1 |  | 5.00 |  |  | s |  |  |
+
+### Row notes
+
+- **1. start latency / fargo**: one
+- **9. rolling deployment / fargo**: old nine
+
+## Method
+
+- fargo start: one
+- Rolling deployment (9): old nine
+- This is a 2-core machine shared with whatever else runs.
+"""
+
+
+@pytest.mark.pure
+def test_merge_replaces_only_the_figures_measured() -> None:
+    from bench.report import markdown, merge
+    from bench.stats import Results, Row
+
+    results = Results(notes=["fargo start: not this run's", "Rolling deployment (9): new nine",
+                             "Load balancer (10): ten", "This is a 2-core machine shared."])
+    results.add(Row("9. rolling deployment", "fargo", "failed of 400", value="0", ok=True,
+                    note="new nine"))
+    results.add(Row("10. HTTP GET throughput", "fargo ALB", "req/s", value=3000.0))
+    line = "- figures 9, 10 from a separate run (`y`) on 2020-02-02: new"
+    out = merge(REPORT, markdown(results, ["- fargo at def"], None), line)
+    lines = out.splitlines()
+    rows = [x for x in lines if x.startswith("| ") and not x.startswith("| figure")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1. start latency", "| 9. rolling deployment",
+                                                 "| 10. HTTP GET throughput", "| 11. later"]
+    assert "| 9. rolling deployment | fargo | 1 |  | 0 |" in out and "failed of 300" not in out
+    assert "|---|---|" in out
+    assert "- **1. start latency / fargo**: one" in lines
+    assert "- **9. rolling deployment / fargo**: new nine" in lines and "old nine" not in out
+    method = lines[lines.index("## Method") + 2:]
+    assert method[:4] == ["- fargo start: one", "- Rolling deployment (9): new nine",
+                          "- Load balancer (10): ten",
+                          "- This is a 2-core machine shared with whatever else runs."]
+    assert line in lines and "- fargo at def" not in lines  # the other run's header stays out
+    assert "2020-01-01" not in out and "- fargo at abc" in lines
