@@ -35,11 +35,24 @@ from .stats import Results, Row, Summary
 WEB_PORT = 8080
 LISTENER_PORT = 80
 HAND_PORT = 8081  # the hand-run HAProxy's listener, in the load balancer's netns
-# Serves its revision at / and "ok" at /health; exits at SIGTERM (the load balancer has
-# drained it by then: the service deregisters a task and waits out the delay first).
-WEB = ["sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/health && "
-       'echo "$REV" > /tmp/www/index.html; trap \'exit 0\' TERM; '
-       f"httpd -f -p {WEB_PORT} -h /tmp/www & wait"]
+# The direct path's round r goes to port DIRECT_PORT + r of the task (the same httpd, started
+# once per port). wrk closes first about half the time, and each such socket holds its port
+# for that destination in the host's TIME_WAIT for 60 s: tens of thousands of connections to
+# one address and port within a minute run the host out of ports for it, and connect() then
+# crawls (a round of ~500 req/s instead of ~3500). A port per round keeps rounds apart.
+DIRECT_PORT = 8090
+
+
+def web_command(direct_ports: int) -> list[str]:
+    """Serves its revision at / and "ok" at /health, on WEB_PORT and the direct ports;
+    exits at SIGTERM (the load balancer has drained it by then: the service deregisters a
+    task and waits out the delay first)."""
+    servers = "".join(f"httpd -f -p {port} -h /tmp/www & "
+                      for port in [WEB_PORT, *range(DIRECT_PORT, DIRECT_PORT + direct_ports)])
+    return ["sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/health && "
+            'echo "$REV" > /tmp/www/index.html; trap \'exit 0\' TERM; ' + servers + "wait"]
+
+
 # Task size: a whole vCPU each, so the cgroup's CPU quota is not what caps one task's httpd
 # (0.25 vCPU would throttle the direct path in 100 ms periods); the machine's 2 cores are.
 TASK_CPU, TASK_MEMORY = "1024", "2048"
@@ -309,7 +322,7 @@ class AlbBench:
             fb.ecs.register_task_definition(
                 family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
                 cpu=TASK_CPU, memory=TASK_MEMORY, containerDefinitions=[{
-                    "name": "app", "image": fb.image, "command": WEB,
+                    "name": "app", "image": fb.image, "command": web_command(z.rounds),
                     "portMappings": [{"containerPort": WEB_PORT}],
                     "environment": [{"name": "REV", "value": rev}]}])
         tag = uuid.uuid4().hex[:6]
@@ -381,12 +394,16 @@ class AlbBench:
         netns = f"/var/run/netns/{self.fb.server.prefix}-lb-{lb_dir.name}"
         self.hand = HandHaproxy(lb_dir, netns, self.workdir / "hand-haproxy", HAND_PORT)
         self.hand.start()
-        urls = {"alb": f"http://{address}:{LISTENER_PORT}/",
-                "hand": f"http://{address}:{HAND_PORT}/",
-                "direct": f"http://{ips[0]}:{WEB_PORT}/"}
-        # Each path answers, and the two balancers from all 3 tasks.
-        for key, url in urls.items():
-            wait_for(lambda u=url: answers(u, 6) == ({"1"}), 30, f"{key} answering")
+        def url_of(key: str, r: int) -> str:
+            return {"alb": f"http://{address}:{LISTENER_PORT}/",
+                    "hand": f"http://{address}:{HAND_PORT}/",
+                    "direct": f"http://{ips[0]}:{DIRECT_PORT + r}/"}[key]
+
+        urls = {k: url_of(k, 0) for k in ("alb", "hand", "direct")}
+        every = [url_of("alb", 0), url_of("hand", 0),
+                 *(url_of("direct", r) for r in range(z.rounds))]
+        for url in every:
+            wait_for(lambda u=url: answers(u, 6) == {"1"}, 30, f"{url} answering")
         loaded: dict[str, list[WrkRun]] = {k: [] for k in urls}
         single: dict[str, list[WrkRun]] = {k: [] for k in urls}
         order = list(urls)
@@ -406,10 +423,12 @@ class AlbBench:
             turn = order[r % len(order):] + order[:r % len(order)]
             for key in turn:
                 d0, s0 = drops(), tcp_ext(opener[key], "TCPSynRetrans")
-                loaded[key].append(self.wrk.run(urls[key], z.connections, z.seconds))
-                single[key].append(self.wrk.run(urls[key], 1, z.single_seconds))
+                w0 = tcp_ext(opener[key], "TW")
+                loaded[key].append(self.wrk.run(url_of(key, r), z.connections, z.seconds))
+                single[key].append(self.wrk.run(url_of(key, r), 1, z.single_seconds))
                 self.syns[key].dropped += drops() - d0
                 self.syns[key].retransmitted += tcp_ext(opener[key], "TCPSynRetrans") - s0
+                self.syns[key].time_wait += tcp_ext(opener[key], "TW") - w0
         self.haproxy = {"alb": haproxy_stats(lb_dir / "stats.sock"),
                         "hand": haproxy_stats(self.hand.workdir / "stats.sock")}
         self.hand.stop()
@@ -461,7 +480,8 @@ class AlbBench:
         for key in ("alb", "hand", "direct"):
             row = Row(fig, label[key], "req/s", summary=rps[key],
                       note=f"{len(loaded[key])} wrk run{'s' if len(loaded[key]) != 1 else ''} of "
-                           f"{z.seconds} s; errors: {merged_errors(loaded[key])}"
+                           f"{z.seconds} s ({', '.join(f'{r.rps:.0f}' for r in loaded[key])} "
+                           f"req/s in turn); errors: {merged_errors(loaded[key])}"
                            + (f"; {self.haproxy[key].text()}" if key in self.haproxy
                               else "")
                            + (f"; {self.syns[key].text(side[key])}" if key in self.syns
@@ -562,10 +582,12 @@ class Syns:
 
     dropped: int = 0  # SYNs dropped at the tasks' full listen queues (ListenDrops)
     retransmitted: int = 0  # SYNs the connecting side sent again (TCPSynRetrans), ~1 s later
+    time_wait: int = 0  # the connecting side's sockets that went into TIME_WAIT
 
     def text(self, side: str) -> str:
         return (f"over its runs, SYNs dropped at the tasks' full listen queues {self.dropped}, "
-                f"SYNs retransmitted by {side} {self.retransmitted}")
+                f"SYNs retransmitted by {side} {self.retransmitted}, its sockets into "
+                f"TIME_WAIT {self.time_wait}")
 
 
 def merged(runs: list[WrkRun]) -> Summary:
@@ -598,7 +620,10 @@ def method_notes(sizes: AlbSizes, hand_changes: list[str]) -> list[str]:
         f"with {z.connections} connections over {z.threads} threads for {z.seconds} s per run, "
         f"then with 1 connection for {z.single_seconds} s, to: the load balancer's address "
         f"(fargo's HAProxy), the same address on port {HAND_PORT} (HAProxy by hand, below), "
-        f"and one of the tasks' own address; {rounds}, the order rotating. busybox "
+        f"and one of the tasks' own address (port {DIRECT_PORT} + the round: the same httpd "
+        "on a port per round, since the host's TIME_WAIT sockets from one round would leave "
+        f"the next too few source ports for that address); {rounds}, the order rotating. "
+        "busybox "
         "httpd closes every connection after its answer: straight to a task, wrk opens one "
         "per request (its latency runs from the request's write, so the handshake is not in "
         "it); through HAProxy the client's connection is kept and HAProxy opens one to a "
