@@ -22,6 +22,7 @@ from ...model.vpc import Subnet
 from ...port.loadbalancer import LoadBalancerError, LoadBalancers, LoadBalancerSpec, TargetCheck
 from ...store.elbv2 import Elbv2Tables
 from ..network import Networks, TaskNet
+from ..passloop import PassLoop
 from ..tasks.placement import Placement
 from . import specs
 
@@ -72,8 +73,7 @@ class Reconciler:
         self._applied: dict[str, LoadBalancerSpec] = {}  # what this process made the host serve
         self._refused: dict[str, tuple[LoadBalancerSpec, float]] = {}
         self._health: dict[str, dict[tuple[str, int], TargetCheck]] = {}  # by pool id
-        self._wake = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = PassLoop(self.pass_once, PASS_EVERY, SETTLE, log, "load balancer pass")
         # Set by the server: each load balancer's DNSName answers its addresses, in every VPC
         # and on the host (an internal load balancer's name resolves anywhere, as on AWS).
         self.names: NameBook | None = None
@@ -81,7 +81,7 @@ class Reconciler:
 
     # ---- what operations ask
     def poke(self) -> None:
-        self._wake.set()
+        self._loop.poke()
 
     def check_of(self, pool_id: str, ip: str, port: int) -> TargetCheck | None:
         return self._health.get(pool_id, {}).get((ip, port))
@@ -89,25 +89,10 @@ class Reconciler:
     # ---- the loop
     async def start(self) -> None:
         await self.pass_once()
-        self._loop = asyncio.create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._loop:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), PASS_EVERY)
-                await asyncio.sleep(SETTLE)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.pass_once()
-            except Exception:  # noqa: BLE001 - the loop outlives any one bad pass
-                log.exception("load balancer pass")
+        await self._loop.close()
 
     def world(self) -> specs.World:
         listeners: dict[str, list[m.Listener]] = {}

@@ -6,7 +6,6 @@ call never interleaves with it, and a pass after a SIGKILL decides from the same
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from ...model.task import RunTaskRequest
 from ...model.taskrecord import Task
 from ...store.services import ServiceTable
 from ..catalog import Catalog
+from ..passloop import PassLoop
 from ..tasks import TaskEngine
 from . import views
 from .operations import event_id, new_deployment_id
@@ -44,12 +44,11 @@ class ServiceScheduler:
         self.clock = clock
         self.targets = targets  # the load balancers' target groups (ELBv2)
         self.registries = registries  # Cloud Map services (serviceRegistries)
-        self._wake = asyncio.Event()
         self._seen: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # task id -> as last seen
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = PassLoop(self._pass, PASS_EVERY, SETTLE, log, "service scheduler pass")
 
     def poke(self) -> None:
-        self._wake.set()
+        self._loop.poke()
 
     def task_changed(self, task: Task) -> None:
         """The engine wrote a service's task: look again soon if what a pass reads of it
@@ -59,32 +58,20 @@ class ServiceScheduler:
         seen = (task.last_status, task.desired_status,
                 tuple(c.health_status for c in task.containers))
         if self._seen.get(task.id) != seen:
-            self._wake.set()
+            self._loop.poke()
         if task.last_status == "STOPPED":
             self._seen.pop(task.id, None)
         else:
             self._seen[task.id] = seen
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._loop:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        await self._loop.close()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), PASS_EVERY)
-                await asyncio.sleep(SETTLE)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                self.pass_all()
-            except Exception:  # noqa: BLE001 - the loop outlives any one bad pass
-                log.exception("service scheduler pass")
+    async def _pass(self) -> None:
+        self.pass_all()
 
     def pass_all(self) -> None:
         for svc in self.table.live():
