@@ -164,8 +164,8 @@ def test_stored_definition_is_checked_again_at_run_task():
     stored.update(status="ACTIVE", taskDefinitionArn="arn:td", revision=1)
     task.require_fargate(stored)
     older = copy.deepcopy(stored)
-    older["containerDefinitions"][0]["logConfiguration"] = {"logDriver": "awslogs"}
-    with pytest.raises(ClientException, match="'logConfiguration'"):
+    older["containerDefinitions"][0]["firelensConfiguration"] = {"type": "fluentbit"}
+    with pytest.raises(ClientException, match="'firelensConfiguration'"):
         task.require_fargate(older)
 
 

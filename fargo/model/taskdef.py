@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from .errors import ClientException
 from .healthcheck import normalize_health_check
+from .logconfig import check_fargate_logging, check_log_configuration
 from .names import check_name
 from .secretref import check_secrets
 from .sizes import check_task_size, parse_cpu, parse_memory
@@ -42,6 +43,7 @@ _CONTAINER_KNOWN = frozenset({
     "versionConsistency",
     "secrets",  # model/secretref.py
     "healthCheck",  # model/healthcheck.py
+    "logConfiguration",  # model/logconfig.py
     *_CONTAINER_FORBIDDEN,
 })
 _LINUX_KNOWN = frozenset({"capabilities", *_LINUX_FORBIDDEN})
@@ -100,6 +102,7 @@ def check_fargate(td: dict[str, Any]) -> None:
             if pm.get("hostPort") not in (None, pm.get("containerPort")):
                 _fail(f"Container '{name}': hostPort must be left blank or equal containerPort "
                       "in awsvpc network mode.")
+        check_fargate_logging(c, td)
         used_cpu += int(c.get("cpu") or 0)
         used_mem += int(c.get("memory") or c.get("memoryReservation") or 0)
     if used_cpu > cpu:
@@ -159,6 +162,7 @@ def _check_container_implemented(c: dict[str, Any]) -> None:
     field = unknown_given(given, _CONTAINER_KNOWN)
     if field:
         _not_run(field, name)
+    check_log_configuration(c)
     field = unknown_given(c.get("linuxParameters") or {}, _LINUX_KNOWN)
     if field:
         _not_run(f"linuxParameters.{field}", name)

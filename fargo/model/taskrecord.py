@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .logconfig import LogRoute
+
 # A container definition with RunTask's overrides merged in: the user's own ECS JSON (or a
 # pod's containers in that shape), kept as given so every field of it can be honoured.
 ContainerDef = dict[str, Any]
@@ -127,6 +129,9 @@ class Task:
     restart: RestartPolicy | None = None
     pod: PodRef | None = None
     stop_timeout: float | None = None  # terminationGracePeriodSeconds, for every container
+    # Where its containers' output goes in CloudWatch Logs (model/logconfig.py), fixed at its
+    # start: the awslogs driver's, or EKS's log router's for a pod.
+    log_routes: list[LogRoute] = field(default_factory=list)
 
     @property
     def ip(self) -> str:
