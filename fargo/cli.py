@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -67,15 +68,28 @@ def main() -> None:
               help="Tasks being started at once; more wait in PROVISIONING for a turn, so a "
               "burst starts its first tasks early instead of all of them late. A start waiting "
               "over 2 s on a pull, or on a container dependency, lets another one go.")
+@click.option("--prices", "prices_file", type=click.Path(exists=True, dir_okay=False,
+                                                       path_type=Path), default=None,
+              help="JSON object overriding Fargate's us-east-1 prices for the bill, e.g. "
+              '{"vcpuHour": 0.04048, "gbHour": 0.004445, "armVcpuHour": 0.03238, '
+              '"armGbHour": 0.00356, "storageGbHour": 0.000111, "spotDiscount": 0.7}.')
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int | None,
            dns_port: int | None, region: str, vpc_cidr: str, cpu_units: int | None,
            memory_mib: int | None,
            overcommit: float, embedded_registry: bool, registry_port: int, prefix: str,
            no_auth: bool, stopped_retention: float, warm_filesystems: int,
-           start_concurrency: int) -> None:
+           start_concurrency: int, prices_file: Path | None) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""
+    from .model.billing import Prices
     from .server import serve
+
+    try:
+        prices = Prices.from_json(json.loads(prices_file.read_text())) if prices_file \
+            else Prices()
+    except (OSError, ValueError) as err:  # bad JSON, or model.billing's PriceError
+        click.echo(f"fargo server: --prices {prices_file}: {err}", err=True)
+        sys.exit(1)
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -85,7 +99,7 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
         vpc_cidr=vpc_cidr, cpu_units=cpu_units, memory_mib=memory_mib, overcommit=overcommit,
         embedded_registry=embedded_registry, registry_port=registry_port, prefix=prefix,
         auth=not no_auth, stopped_retention=stopped_retention,
-        warm_filesystems=warm_filesystems, start_concurrency=start_concurrency)
+        warm_filesystems=warm_filesystems, start_concurrency=start_concurrency, prices=prices)
     try:
         asyncio.run(serve(settings))
     except (OSError, RuntimeError, AgentError) as err:  # port taken, registry did not start
@@ -142,6 +156,22 @@ def logs(task: str, container: str | None, follow: bool, timestamps: bool, endpo
                 sys.stdout.buffer.flush()
     except requests.ConnectionError:
         click.echo(f"fargo logs: no fargo server answers at {endpoint}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--since", default="24h", show_default=True,
+              help="Window start: a duration back from now (90m, 24h, 7d) or a date.")
+@_endpoint_option
+def cost(since: str, endpoint: str) -> None:
+    """What the server's tasks and pods cost per cluster, service and task, and by usage type
+    (from Cost Explorer), since SINCE."""
+    from .costcli import CostError, run
+
+    try:
+        run(endpoint, since)
+    except CostError as err:
+        click.echo(f"fargo cost: {err}", err=True)
         sys.exit(1)
 
 

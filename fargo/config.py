@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .model.billing import Prices
+
 DEFAULT_PORT = 4680
 
 
@@ -39,6 +41,8 @@ class Settings:
     warm_filesystems: int = 2
     # Tasks being started at once; the rest wait in PROVISIONING (see control/tasks.py).
     start_concurrency: int = 6
+    # Fargate's prices for the bill (model/billing.py; `--prices FILE` overrides them).
+    prices: Prices = field(default_factory=Prices)
 
     @property
     def db_path(self) -> Path:

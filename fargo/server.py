@@ -23,6 +23,7 @@ from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.cloudmap import CloudMap
+from .control.cost import CostExplorer
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
@@ -47,6 +48,7 @@ from .model.vpc import default_vpc
 from .store.kube import KubeTables
 from .store.services import ServiceTable
 from .store.sqlite import Store
+from .store.usage import UsageTable
 
 log = logging.getLogger("fargo")
 
@@ -117,6 +119,10 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
+        # The bill: each stopped task's usage kept (metered before retention forgets it).
+        self.cost = CostExplorer(self.store, UsageTable(self.store), settings.prices)
+        self.engine.book.listeners.append(self.cost.task_changed)
+        self.engine.retention.meter = self.cost.meter_tasks
         self.registry: LocalRegistry | None = None
         self._runner: web.AppRunner | None = None
         self._task_runner: web.AppRunner | None = None  # the API inside tasks' networks
@@ -140,7 +146,7 @@ class Server:
                      settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
-                     elbv2=self.elbv2)
+                     elbv2=self.elbv2, cost=self.cost)
 
     async def start(self) -> None:
         try:
@@ -176,6 +182,7 @@ class Server:
         await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
+        self.cost.start()  # meters what stopped while the server was down, then keeps up
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,
@@ -215,6 +222,7 @@ class Server:
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
+        await self.cost.close()
         await self.scheduler.close()
         await self.elbv2.close()  # load balancers keep serving; the next start re-adopts
         await self.engine.close()

@@ -27,7 +27,8 @@ from fargo.agent.registry import LocalRegistry
 from tests.imagebuild import build_busybox_oci, push_layout
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE_MODULES = {"test_model", "test_eks_model", "test_secgroups_model", "test_fakeplane"}
+PURE_MODULES = {"test_model", "test_eks_model", "test_secgroups_model", "test_fakeplane",
+                "test_billing_model"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..control.cloudmap import CloudMap
+from ..control.cost import CostExplorer
 from ..control.ecs import Ecs
 from ..control.eks import Eks
 from ..control.elbv2 import Elbv2
@@ -24,6 +25,8 @@ from ..control.services import Services
 from ..control.ssm import Ssm
 from ..model.errors import ApiError
 from . import awsjson, body, ec2query, ecs_services, elbv2query
+from . import ce as ce_face
+from . import cost as cost_face
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import elbv2 as elbv2_face
@@ -141,6 +144,7 @@ class Faces:
     pods: Pods | None = None
     cloudmap: CloudMap | None = None
     elbv2: Elbv2 | None = None
+    cost: CostExplorer | None = None  # Cost Explorer and fargo's per-task cost path
 
 
 def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
@@ -160,6 +164,8 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     if faces.cloudmap:
         app[JSON_SERVICES][servicediscovery_face.PREFIX] = (
             servicediscovery_face.SERVICE, servicediscovery_face.handlers(faces.cloudmap))
+    if faces.cost:
+        app[JSON_SERVICES][ce_face.PREFIX] = (ce_face.SERVICE, ce_face.handlers(faces.cost))
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
     app.router.add_post("/", root)
@@ -168,6 +174,8 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     if not for_tasks:
         app.router.add_get("/fargo/health", health)
         spot_face.install(app, faces.ecs.engine)  # admin: Fargate Spot interruptions
+        if faces.cost:
+            cost_face.install(app, faces.cost)  # each task's bill, for `fargo cost`
     if faces.eks and faces.kube_state and faces.pods:
         # EKS's REST face, each cluster's Kubernetes API, the webhooks
         kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods)

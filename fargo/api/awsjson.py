@@ -18,7 +18,8 @@ from .keys import SETTINGS
 
 # What a missing or too short member is, where a service does not call it
 # InvalidParameterException.
-_INVALID = {"ssm": "ValidationException", "servicediscovery": "InvalidInput"}
+_INVALID = {"ssm": "ValidationException", "servicediscovery": "InvalidInput",
+            "ce": "ValidationException"}
 # A request's parameters and its answer: JSON objects of the service's shapes.
 JsonObject = dict[str, Any]
 # handler(params, region); the ECS engine's are plain calls, a face may also await.

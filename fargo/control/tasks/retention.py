@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
+from ...model.taskrecord import Task
 from ...port.protocols import Runtime
 from ...store.sqlite import Store
 
@@ -19,6 +21,9 @@ class Retention:
         self.store = store
         self.runtime = runtime
         self.retention = retention
+        # Writes the usage of stopped tasks not yet metered (control/cost.py): called before
+        # any is forgotten, and raising keeps them, so no task leaves the bill.
+        self.meter: Callable[[list[Task]], None] | None = None
 
     def sweep(self, now: float | None = None) -> int:
         """Forget tasks stopped longer ago than the retention; returns how many."""
@@ -27,6 +32,8 @@ class Retention:
         ids = self.store.stopped_before(now - self.retention)
         if ids:
             tasks = self.store.get_tasks(ids)
+            if self.meter is not None:
+                self.meter(list(tasks.values()))
             # Files first: once DescribeTasks says MISSING, the task's logs are gone too.
             for tid in ids:
                 try:
