@@ -24,12 +24,16 @@ class Retention:
         # Writes the usage of stopped tasks not yet metered (control/cost.py): called before
         # any is forgotten, and raising keeps them, so no task leaves the bill.
         self.meter: Callable[[list[Task]], None] | None = None
+        # Kept while their logs are still being shipped (control/logship.py), and told of
+        # each one forgotten.
+        self.hold: Callable[[str], bool] = lambda tid: False
+        self.gone: Callable[[Task], None] = lambda task: None
 
     def sweep(self, now: float | None = None) -> int:
         """Forget tasks stopped longer ago than the retention; returns how many."""
         now = now or time.time()
         self.store.drop_tokens(now - TOKEN_LIFETIME)
-        ids = self.store.stopped_before(now - self.retention)
+        ids = [i for i in self.store.stopped_before(now - self.retention) if not self.hold(i)]
         if ids:
             tasks = self.store.get_tasks(ids)
             if self.meter is not None:
@@ -41,6 +45,8 @@ class Retention:
                 except Exception:  # noqa: BLE001 - the others are still forgotten
                     log.exception("forgetting task %s", tid)
             self.store.delete_tasks(ids, [t.arn for t in tasks.values()])
+            for task in tasks.values():
+                self.gone(task)
         return len(ids)
 
     async def loop(self) -> None:

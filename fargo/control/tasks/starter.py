@@ -39,6 +39,13 @@ class SecretSources:
     ssm: Ssm | None = None
 
 
+class LogHook(Protocol):
+    """Readies a task's log routes before its containers (control/logroutes.py)."""
+
+    async def prepare(self, tid: str) -> str | None:
+        """Why the task fails to start, if it does."""
+
+
 class NetworkHooks(Protocol):
     """Told when a task's network comes and goes (the metadata endpoint lives there)."""
 
@@ -63,6 +70,7 @@ class Starter:
         self.hooks = hooks
         self.credentials = credentials
         self.sources = SecretSources()  # server.py hands it the services' control objects
+        self.logs: LogHook | None = None  # server.py: CloudWatch Logs' routes
 
     def registry_auth(self, cdef: ContainerDef) -> tuple[str, str] | None:
         return registry_auth(self.credentials, cdef)
@@ -178,6 +186,10 @@ class Starter:
         self.book.save(task)
         if task.stopping:
             return task
+        if self.logs is not None:  # a log group the container cannot log to: it never runs
+            why = await self.logs.prepare(tid)
+            if why:
+                return self.book.fail_start(tid, why)
         try:
             await sandbox
             ok = await self.containers.start_all(tid, images, lambda: self.turns.end(tid))
