@@ -112,10 +112,13 @@ class Options:
     alb_rounds: int = 3
     alb_seconds: int = 3
     alb_connections: int = 8
+    log_rate: int = 50_000
+    log_seconds: int = 10
+    filter_events: int = 1_000_000
     merge_into: Path | None = None
 
 
-FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb")
+FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
@@ -145,6 +148,10 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--alb-connections", type=int,
                    help="wrk's connections for the ALB throughput and its rolling "
                    "deployment [8]")
+    p.add_argument("--log-rate", type=int, help="lines per second figure 11's task writes [50000]")
+    p.add_argument("--log-seconds", type=int, help="seconds figure 11's task writes [10]")
+    p.add_argument("--filter-events", type=int,
+                   help="events of the group figure 11c filters [1000000]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -171,9 +178,11 @@ def parse(argv: list[str] | None) -> Options:
         o.api_n, o.api_seconds, o.pull_mb, o.pull_runs, o.settle = 20, 1.0, 3.0, 1, 1.0
         o.scale_rounds, o.kills, o.rolling_rps = 1, 2, 20.0
         o.alb_rounds, o.alb_seconds = 1, 1
+        o.log_rate, o.log_seconds, o.filter_events = 5_000, 2, 20_000
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
-                 "alb_rounds", "alb_seconds", "alb_connections"):
+                 "alb_rounds", "alb_seconds", "alb_connections", "log_rate", "log_seconds",
+                 "filter_events"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -310,6 +319,9 @@ class Bench:
         if "alb" in figs:
             out.append(f"ALB: {o.alb_rounds} round{'s' if o.alb_rounds != 1 else ''} of wrk, "
                        f"{o.alb_connections} connections × {o.alb_seconds} s, then 1 connection")
+        if "logs" in figs:
+            out.append(f"logs: {o.log_rate:,} lines/s × {o.log_seconds} s, FilterLogEvents over "
+                       f"{o.filter_events:,} events")
         if o.quick:
             out[-1] += " (--quick)"
         return out
@@ -572,6 +584,19 @@ class Bench:
         ab.run()
         self.alb_hand = ab.hand.changes if ab.hand else []
 
+    def log_sizes(self) -> Any:
+        from .logs import LogSizes
+
+        o = self.opts
+        return LogSizes(rate=o.log_rate, seconds=o.log_seconds, filter_events=o.filter_events)
+
+    def logs(self) -> None:
+        from .logs import LogsBench
+
+        assert self.fb is not None
+        LogsBench(self.fb, self.results, self.cleanup, self.run_id, self.log_sizes(),
+                  self.tmp / "logs").run()
+
     # ------------------------------------------------------------ report
 
     def method_notes(self) -> None:
@@ -642,6 +667,10 @@ class Bench:
             from .alb import method_notes as alb_notes
 
             self.results.notes += alb_notes(self.alb_sizes(), self.alb_hand)
+        if "logs" in o.figures:
+            from .logs import method_notes as log_notes
+
+            self.results.notes += log_notes(self.log_sizes())
         self.results.notes.append(
             "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
             "a few ms of noise in every latency and more in p99/max.")
@@ -719,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.services()
         if "alb" in opts.figures:
             bench.alb()
+        if "logs" in opts.figures:
+            bench.logs()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")
