@@ -17,7 +17,8 @@ from ..store.kube import KubeTables
 
 HISTORY = 2000  # change events kept per cluster for watches that resume from a version
 
-KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace", "events": "Event"}
+KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace", "events": "Event",
+         "configmaps": "ConfigMap"}
 
 
 def now_rfc3339(at: float | None = None) -> str:

@@ -252,6 +252,7 @@ class Pods:
                 if not pod["metadata"].get("deletionTimestamp"):
                     self.delete(cluster, name, pod["metadata"]["name"], None)
             if not pods:
-                for ev in self.state.list(cluster, "events", name):
-                    self.state.delete(cluster, "events", name, ev["metadata"]["name"])
+                for kind in ("events", "configmaps"):  # what the namespace held goes too
+                    for obj in self.state.list(cluster, kind, name):
+                        self.state.delete(cluster, kind, name, obj["metadata"]["name"])
                 self.state.delete(cluster, "namespaces", "", name)

@@ -95,4 +95,5 @@ FIELDS = {
                "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
                "involvedObject.apiVersion", "involvedObject.resourceVersion",
                "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
+    "configmaps": {"metadata.name", "metadata.namespace"},
 }

@@ -28,5 +28,6 @@ def core_v1() -> dict[str, Any]:
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
             "paths": {"/api/v1/namespaces/{namespace}/pods/{name}": _patch("Pod"),
                       "/api/v1/namespaces/{name}": _patch("Namespace"),
-                      "/api/v1/nodes/{name}": _patch("Node")},
+                      "/api/v1/nodes/{name}": _patch("Node"),
+                      "/api/v1/namespaces/{namespace}/configmaps/{name}": _patch("ConfigMap")},
             "components": {"schemas": {}}}

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...control import configmaps
 from ...control.kubestate import KubeState
 from ...control.pods import Pods
 from ...model.selectors import FIELDS
@@ -104,6 +105,18 @@ def _delete_namespace(s: Scope, name: str, grace: int | None) -> Obj:
     return s.pods.delete_namespace(s.cluster, name)  # its pods go first
 
 
+def _create_configmap(s: Scope, body: Any) -> Obj:
+    return configmaps.create(s.state, s.cluster, s.ns, body)
+
+
+def _replace_configmap(s: Scope, name: str, new: Obj) -> Obj:
+    return configmaps.replace(s.state, s.cluster, s.ns, name, new)
+
+
+def _delete_configmap(s: Scope, name: str, grace: int | None) -> Obj:
+    return configmaps.delete(s.state, s.cluster, s.ns, name)
+
+
 # In discovery's order.
 RESOURCES: list[Resource] = [
     Resource("namespaces", "namespace", "Namespace", False, tables.NAMESPACES,
@@ -115,6 +128,9 @@ RESOURCES: list[Resource] = [
              delete=_delete_pod, streams={"log": _pod_log}, status=True),
     Resource("events", "event", "Event", True, tables.EVENTS, FIELDS["events"],
              short=("ev",)),
+    Resource("configmaps", "configmap", "ConfigMap", True, tables.CONFIGMAPS,
+             FIELDS["configmaps"], short=("cm",), create=_create_configmap,
+             replace=_replace_configmap, delete=_delete_configmap),
 ]
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 

@@ -66,6 +66,11 @@ def _event_row(ev: dict[str, Any]) -> list[Any]:
             f"{str(obj.get('kind', '')).lower()}/{obj.get('name', '')}", ev.get("message", "")]
 
 
+def _configmap_row(cm: dict[str, Any]) -> list[Any]:
+    return [cm["metadata"]["name"], len(cm.get("data") or {}) + len(cm.get("binaryData") or {}),
+            _age(cm["metadata"].get("creationTimestamp"))]
+
+
 @dataclass(frozen=True)
 class Printer:
     """How a kind prints: its columns and the cells of one object's row."""
@@ -90,6 +95,8 @@ NAMESPACES = Printer([("Name", "string", 0, "name"), ("Status", "string", 0, "ph
 EVENTS = Printer([("Last Seen", "string", 0, "last seen"), ("Type", "string", 0, "type"),
                   ("Reason", "string", 0, "reason"), ("Object", "string", 0, "object"),
                   ("Message", "string", 0, "message")], _event_row)
+CONFIGMAPS = Printer([("Name", "string", 0, "name"), ("Data", "string", 0, "keys"),
+                      ("Age", "string", 0, "age")], _configmap_row)
 
 
 def wants_table(accept: str) -> bool:
