@@ -266,6 +266,8 @@ def test_filters(where, expect):
     ({"Dimensions": {"Key": "COLOUR", "Values": ["x"]}}, "not a dimension"),
     ({"Dimensions": {"Key": "SERVICE", "Values": []}}, "at least one value"),
     ({"Tags": {"Values": ["x"]}}, "needs a Key"),
+    ({"Dimensions": {"Values": ["x"]}}, "needs a Key"),
+    ({"Dimensions": {"Key": "SERVICE", "MatchOptions": ["ABSENT"]}}, "ABSENT is for Tags"),
     ({"Tags": {"Key": "a", "Values": ["b"], "MatchOptions": ["EQUALS", "CONTAINS"]}},
      "one of"),
     ({"Dimensions": {"Key": "SERVICE", "Values": ["x"],
@@ -274,6 +276,15 @@ def test_filters(where, expect):
 def test_bad_filters(where, word):
     with pytest.raises(ce.ValidationException, match=word):
         ce.compile_filter(where)
+
+
+def test_deep_filters_are_refused_not_recursed():
+    where: dict = {"Tags": {"Key": "a", "Values": ["b"]}}
+    for _ in range(ce.MAX_DEPTH - 1):
+        where = {"Not": where}
+    ce.compile_filter(where)
+    with pytest.raises(ce.ValidationException, match="nest"):
+        ce.compile_filter({"Not": where})
 
 
 def test_metrics_and_group_by_rules():

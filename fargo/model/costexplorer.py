@@ -188,6 +188,8 @@ def parse_metrics(names: Iterable[Any]) -> list[tuple[str, str]]:
 
 
 def _dimension(key: Any, where: str) -> str:
+    if key is None:
+        raise ValidationException(f"{where} needs a Key.")
     if key not in _ALL_DIMENSIONS:
         raise ValidationException(f"{where}: {str(key)[:64]!r} is not a dimension.")
     if key not in DIMENSIONS:
@@ -284,11 +286,17 @@ def _matcher(doc: Mapping[str, Any], where: str) -> Callable[[str | None], bool]
     return lambda v: any(test(fold(v or ""), w) for w in wanted)
 
 
-def compile_filter(expr: Mapping[str, Any] | None, where: str = "Filter") -> Predicate:
+MAX_DEPTH = 32  # expressions nested deeper are refused, not recursed into
+
+
+def compile_filter(expr: Mapping[str, Any] | None, where: str = "Filter",
+                   depth: int = 0) -> Predicate:
     """An Expression: exactly one of And, Or (two or more expressions each), Not, Dimensions,
     Tags. CostCategories are refused: fargo has none."""
     if expr is None:
         return lambda row: True
+    if depth >= MAX_DEPTH:
+        raise ValidationException(f"Filter expressions may nest at most {MAX_DEPTH} deep.")
     given = [k for k in _OPERANDS if expr.get(k) is not None]
     if len(given) != 1:
         raise ValidationException(f"{where} must have exactly one of {', '.join(_OPERANDS)}; "
@@ -298,12 +306,13 @@ def compile_filter(expr: Mapping[str, Any] | None, where: str = "Filter") -> Pre
         parts = expr[op]
         if len(parts) < 2:
             raise ValidationException(f"{where}.{op} needs at least two expressions.")
-        preds = [compile_filter(p, f"{where}.{op}[{i}]") for i, p in enumerate(parts)]
+        preds = [compile_filter(p, f"{where}.{op}[{i}]", depth + 1)
+                 for i, p in enumerate(parts)]
         if op == "And":
             return lambda row: all(p(row) for p in preds)
         return lambda row: any(p(row) for p in preds)
     if op == "Not":
-        inner = compile_filter(expr["Not"], f"{where}.Not")
+        inner = compile_filter(expr["Not"], f"{where}.Not", depth + 1)
         return lambda row: not inner(row)
     if op == "CostCategories":
         raise ValidationException(f"{where}: fargo has no cost categories (CostCategories "
@@ -312,6 +321,9 @@ def compile_filter(expr: Mapping[str, Any] | None, where: str = "Filter") -> Pre
     key = doc.get("Key")
     if op == "Dimensions":
         dim = _dimension(key, f"{where}.Dimensions")
+        if "ABSENT" in (doc.get("MatchOptions") or []):
+            raise ValidationException(f"{where}.Dimensions: every line item has every "
+                                      "dimension; MatchOptions ABSENT is for Tags.")
         match = _matcher(doc, f"{where}.Dimensions")
         return lambda row: match(row.dims[dim])
     if not key:
