@@ -73,13 +73,18 @@ def main() -> None:
               help="JSON object overriding Fargate's us-east-1 prices for the bill, e.g. "
               '{"vcpuHour": 0.04048, "gbHour": 0.004445, "armVcpuHour": 0.03238, '
               '"armGbHour": 0.00356, "storageGbHour": 0.000111, "spotDiscount": 0.7}.')
+@click.option("--metrics-interval", "metrics_interval", type=click.FloatRange(0.5, 60),
+              default=60.0, show_default=True,
+              help="Seconds between the metric sampler's passes over the running tasks "
+              "(CloudWatch metrics, /metrics); below 60, a minute's point holds several.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int | None,
            dns_port: int | None, region: str, vpc_cidr: str, cpu_units: int | None,
            memory_mib: int | None,
            overcommit: float, embedded_registry: bool, registry_port: int, prefix: str,
            no_auth: bool, stopped_retention: float, warm_filesystems: int,
-           start_concurrency: int, prices_file: Path | None) -> None:
+           start_concurrency: int, prices_file: Path | None,
+           metrics_interval: float = 60.0) -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""
     from .model.billing import Prices
     from .server import serve
@@ -99,7 +104,8 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
         vpc_cidr=vpc_cidr, cpu_units=cpu_units, memory_mib=memory_mib, overcommit=overcommit,
         embedded_registry=embedded_registry, registry_port=registry_port, prefix=prefix,
         auth=not no_auth, stopped_retention=stopped_retention,
-        warm_filesystems=warm_filesystems, start_concurrency=start_concurrency, prices=prices)
+        warm_filesystems=warm_filesystems, start_concurrency=start_concurrency, prices=prices,
+        metrics_interval=metrics_interval)
     try:
         asyncio.run(serve(settings))
     except (OSError, RuntimeError, AgentError) as err:  # port taken, registry did not start

@@ -41,6 +41,8 @@ class Settings:
     warm_filesystems: int = 2
     # Tasks being started at once; the rest wait in PROVISIONING (see control/tasks.py).
     start_concurrency: int = 6
+    # Seconds between passes of the metric sampler (CloudWatch publishes each minute).
+    metrics_interval: float = 60.0
     # Fargate's prices for the bill (model/billing.py; `--prices FILE` overrides them).
     prices: Prices = field(default_factory=Prices)
 

@@ -33,6 +33,8 @@ from .control.interfaces import TaskInterfaces
 from .control.kubestate import KubeState
 from .control.logs import ContainerLogs
 from .control.metadata import TaskEndpoints
+from .control.metrics import Metrics
+from .control.metricsampler import MetricSampler
 from .control.network import Networks, TaskNet
 from .control.pods import Pods
 from .control.secrets import Secrets
@@ -43,9 +45,11 @@ from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
 from .model.dns import resolver_address
+from .model.names import ACCOUNT
 from .model.taskrecord import Task
 from .model.vpc import default_vpc
 from .store.kube import KubeTables
+from .store.metrics import MetricTables
 from .store.services import ServiceTable
 from .store.sqlite import Store
 from .store.usage import UsageTable
@@ -106,6 +110,10 @@ class Server:
                                  registries=registries,
                                  poke=self.scheduler.poke)
         self.engine.book.listeners.append(self.scheduler.task_changed)
+        # CloudWatch metrics: one sampler reads every running task through the port.
+        self.metrics = Metrics(MetricTables(self.store), ACCOUNT)
+        self.sampler = MetricSampler(self.store, self.runtime, self.metrics, service_table,
+                                     interval=settings.metrics_interval)
         self.elbv2.in_use_by = self.services.using
         # EKS: clusters, Fargate profiles and each cluster's Kubernetes objects.
         self.kube_tables = KubeTables(self.store)
@@ -146,7 +154,8 @@ class Server:
                      settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
-                     elbv2=self.elbv2, cost=self.cost)
+                     elbv2=self.elbv2, cost=self.cost, metrics=self.metrics,
+                     sampler=self.sampler)
 
     async def start(self) -> None:
         try:
@@ -182,6 +191,7 @@ class Server:
         await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
+        await self.sampler.start()  # after the engine has re-adopted the tasks it reads
         self.cost.start()  # meters what stopped while the server was down, then keeps up
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -224,6 +234,7 @@ class Server:
         await self.pods.close()
         await self.cost.close()
         await self.scheduler.close()
+        await self.sampler.close()
         await self.elbv2.close()  # load balancers keep serving; the next start re-adopts
         await self.engine.close()
         await self.endpoints.close_all()

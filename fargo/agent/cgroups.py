@@ -32,6 +32,12 @@ PIDS_PER_GIB = 1024
 PIDS_MIN, PIDS_MAX = 1024, 32768
 
 
+# cgroup v1 counts a cgroup's block I/O (blkio.throttle.io_service_bytes) only on devices it
+# has a throttle rule for: the task gets a rule far above any device's speed (1 PiB/s), which
+# limits nothing and turns the counters on. (U64_MAX would mean "no rule" and count nothing.)
+IO_COUNTING_BPS = 1 << 50
+
+
 def pids_limit(memory_mib: int) -> int:
     return max(PIDS_MIN, min(PIDS_MAX, memory_mib * PIDS_PER_GIB // 1024))
 
@@ -152,6 +158,18 @@ class TaskCgroups:
         for path in paths:
             _rmdir_tree(path)
 
+    def count_io(self, devices: Iterable[str]) -> None:
+        """Have the kernel count the task's reads and writes on these devices ("major:minor"):
+        a throttle rule for each in the task's blkio cgroup (made here; runc puts the
+        containers' below it)."""
+        blkio = self.dir("blkio")
+        if blkio is None:
+            return
+        blkio.mkdir(parents=True, exist_ok=True)
+        for device in devices:
+            for name in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"):
+                _write(blkio / name, f"{device} {IO_COUNTING_BPS}")
+
     def container_oom(self, name: str) -> bool:
         memory_dir = self.dir("memory", name)
         return memory_dir is not None and oom_kills(memory_dir) > 0
@@ -169,6 +187,8 @@ class TaskCgroups:
             result["memory_limit_bytes"] = read_int(memory / "memory.limit_in_bytes")
             result["memory_failcnt"] = read_int(memory / "memory.failcnt")
             result["oom_kills"] = oom_kills(memory)
+            result["memory_inactive_file_bytes"] = _stat_field(memory / "memory.stat",
+                                                               b"total_inactive_file")
         if cpuacct is not None:
             result["cpu_usage_ns"] = read_int(cpuacct / "cpuacct.usage")
         if cpu is not None:
@@ -176,6 +196,11 @@ class TaskCgroups:
             result["cpu_period_us"] = read_int(cpu / "cpu.cfs_period_us")
         if pids is not None:
             result["pids_current"] = read_int(pids / "pids.current")
+        blkio = self.dir("blkio")
+        if blkio is not None:
+            io = io_bytes(blkio / "blkio.throttle.io_service_bytes_recursive")
+            if io is not None:
+                result["storage_read_bytes"], result["storage_write_bytes"] = io
         result["containers"] = {
             name: {
                 "memory_usage_bytes": read_int(memory / name / "memory.usage_in_bytes")
@@ -228,6 +253,51 @@ def _set_memory_limit(path: Path, limit: int) -> None:
 def _write(path: Path, value: str | int) -> None:
     with open(path, "w") as f:
         f.write(str(value))
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _stat_field(path: Path, name: bytes) -> int | None:
+    """The value of one `name value` line of a flat-keyed cgroup file (memory.stat)."""
+    data = _read_bytes(path)
+    if data is None:
+        return None
+    key = name + b" "
+    if data.startswith(key):
+        start = len(key)
+    else:
+        at = data.find(b"\n" + key)
+        if at == -1:
+            return None
+        start = at + 1 + len(key)
+    end = data.find(b"\n", start)
+    try:
+        return int(data[start:end if end != -1 else len(data)])
+    except ValueError:
+        return None
+
+
+def io_bytes(path: Path) -> tuple[int, int] | None:
+    """(read, written) bytes summed over the devices of a blkio io_service_bytes file (lines
+    `major:minor Read N`); None: no such file."""
+    data = _read_bytes(path)
+    if data is None:
+        return None
+    read = written = 0
+    for line in data.split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) == 3 and parts[2].isdigit():
+            if parts[1] == b"Read":
+                read += int(parts[2])
+            elif parts[1] == b"Write":
+                written += int(parts[2])
+    return read, written
 
 
 def oom_kills(memory_dir: Path) -> int:

@@ -187,6 +187,9 @@ class Sandbox:
     def stats(self, task_id: str) -> dict[str, Any]:
         return self._cgroups(task_id).stats(self.list_containers(task_id))
 
+    def count_io(self, task_id: str, devices: list[str]) -> None:
+        self._cgroups(task_id).count_io(devices)
+
     # -- containers
 
     def create_container(self, task_id: str, spec: ContainerSpec, rootfs: Path,

@@ -19,17 +19,20 @@ from ..control.elbv2 import Elbv2
 from ..control.iam import Iam
 from ..control.kubestate import KubeState
 from ..control.logs import ContainerLogs
+from ..control.metrics import Metrics
+from ..control.metricsampler import MetricSampler
 from ..control.pods import Pods
 from ..control.secrets import Secrets
 from ..control.services import Services
 from ..control.ssm import Ssm
 from ..model.errors import ApiError
-from . import awsjson, body, ec2query, ecs_services, elbv2query
+from . import awsjson, body, cloudwatch, cloudwatch_query, ec2query, ecs_services, elbv2query
 from . import ce as ce_face
 from . import cost as cost_face
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import elbv2 as elbv2_face
+from . import prometheus as prometheus_face
 from . import secrets as secrets_face
 from . import servicediscovery as servicediscovery_face
 from . import spot as spot_face
@@ -53,9 +56,13 @@ async def root(request: web.Request) -> web.Response:
     """/: the JSON protocols POST with X-Amz-Target naming the action; the query protocol
     carries Action in a POSTed form or, as EC2 also takes it, in a GET's query string."""
     if "X-Amz-Target" in request.headers:
+        if cloudwatch.METRICS in request.app and cloudwatch.serves_json(request.headers):
+            return await cloudwatch.serve_json(request)  # AWS JSON 1.0
         return await _json(request)
     if await elbv2query.addressed(request):  # the query protocol of ELBv2, not EC2's
         return await elbv2query.serve(request, request.app[ELBV2_HANDLERS])
+    if cloudwatch.METRICS in request.app and await cloudwatch_query.addressed(request):
+        return await cloudwatch_query.serve(request)
     return await _query(request)
 
 
@@ -144,6 +151,8 @@ class Faces:
     pods: Pods | None = None
     cloudmap: CloudMap | None = None
     elbv2: Elbv2 | None = None
+    metrics: Metrics | None = None  # CloudWatch metrics
+    sampler: MetricSampler | None = None  # its latest pass, for /metrics (Prometheus)
     cost: CostExplorer | None = None  # Cost Explorer and fargo's per-task cost path
 
 
@@ -168,12 +177,16 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
         app[JSON_SERVICES][ce_face.PREFIX] = (ce_face.SERVICE, ce_face.handlers(faces.cost))
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
+    if faces.metrics:
+        cloudwatch.install(app, faces.metrics)  # and its CBOR route
     app.router.add_post("/", root)
     app.router.add_get("/", root)  # and HEAD
     app.router.add_get("/fargo/v1/tasks/{task}/logs", task_logs)
     if not for_tasks:
         app.router.add_get("/fargo/health", health)
         spot_face.install(app, faces.ecs.engine)  # admin: Fargate Spot interruptions
+        if faces.sampler:
+            prometheus_face.install(app, faces.sampler)  # GET /metrics, unauthenticated
         if faces.cost:
             cost_face.install(app, faces.cost)  # each task's bill, for `fargo cost`
     if faces.eks and faces.kube_state and faces.pods:

@@ -4,6 +4,7 @@ control/metadata.py's."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import time
@@ -85,7 +86,7 @@ def docker_stats(raw: TaskStats, name: str | None) -> dict[str, Any]:
     else:
         usage, cpu_ns = raw.memory_usage_bytes, raw.cpu_usage_ns
     cpus = max(1, (raw.cpu_quota_us or 0) // max(1, raw.cpu_period_us or 1))
-    return {
+    doc: dict[str, Any] = {
         "read": iso(time.time()), "name": name or "",
         "memory_stats": {"usage": usage or 0,
                          "max_usage": raw.memory_max_usage_bytes or 0,
@@ -94,6 +95,9 @@ def docker_stats(raw: TaskStats, name: str | None) -> dict[str, Any]:
                       "online_cpus": cpus},
         "pids_stats": {"current": raw.pids_current or 0},
     }
+    if raw.network is not None:  # awsvpc: every container of the task shares its eth0
+        doc["networks"] = {"eth0": dataclasses.asdict(raw.network)}
+    return doc
 
 
 def handler(endpoints: TaskEndpoints, tid: str) -> Handler:

@@ -78,6 +78,21 @@ class ContainerStats:
 
 
 @dataclass(frozen=True)
+class NetworkStats:
+    """A task's interface counters since it was made, as the task sees them (received: what
+    came in to the task)."""
+
+    rx_bytes: int = 0
+    rx_packets: int = 0
+    rx_errors: int = 0
+    rx_dropped: int = 0
+    tx_bytes: int = 0
+    tx_packets: int = 0
+    tx_errors: int = 0
+    tx_dropped: int = 0
+
+
+@dataclass(frozen=True)
 class TaskStats:
     """A task's cgroup counters at one moment; None where the host has no such counter."""
 
@@ -91,6 +106,11 @@ class TaskStats:
     cpu_period_us: int | None = None
     pids_current: int | None = None
     containers: dict[str, ContainerStats] = field(default_factory=dict)
+    # Page cache the kernel may take back first: not counted as the task's memory in use.
+    memory_inactive_file_bytes: int | None = None
+    network: NetworkStats | None = None  # None: the task has no interface (yet)
+    storage_read_bytes: int | None = None  # block I/O of the task's processes, all devices
+    storage_write_bytes: int | None = None
 
 
 @dataclass(frozen=True)
