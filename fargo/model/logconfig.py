@@ -531,10 +531,13 @@ def _parse_value(value: str, step: FilterStep, compiled: Callable[[str], Any]
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
-    m = compiled(step.pattern).search(value)
+    pattern = compiled(step.pattern)
+    m = pattern.search(value)
     if m is None:
         return None
-    return {k: v for k, v in m.groupdict().items() if v is not None}
+    # The record's keys in the order of their groups, as Fluent Bit's regex parser adds them.
+    named = sorted(pattern.groupindex.items(), key=lambda item: item[1])
+    return {k: m.group(i) for k, i in named if m.group(i) is not None}
 
 
 def _parse_time(text: str, fmt: str | None) -> int | None:
