@@ -24,6 +24,7 @@ from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.cloudmap import CloudMap
 from .control.cost import CostExplorer
+from .control.cwlogs import CloudWatchLogs
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
@@ -88,6 +89,7 @@ class Server:
         self.elbv2 = Elbv2(self.store, self.networks, self.engine.placement, self.lbs,
                            settings.region)
         self.logs = ContainerLogs(self.store, self.runtime)
+        self.cwlogs = CloudWatchLogs(self.store)  # CloudWatch Logs: the API's and the shippers'
         self.ecs = Ecs(self.catalog, self.engine)
         self.engine.starter.sources = SecretSources(self.secrets, self.ssm)  # tasks' secrets
         # The VPC resolver: each task's netns at its VPC's base + 2, the host on loopback.
@@ -155,7 +157,7 @@ class Server:
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
                      elbv2=self.elbv2, cost=self.cost, metrics=self.metrics,
-                     sampler=self.sampler)
+                     sampler=self.sampler, cwlogs=self.cwlogs)
 
     async def start(self) -> None:
         try:
@@ -193,6 +195,7 @@ class Server:
         self.pods.start()
         await self.sampler.start()  # after the engine has re-adopted the tasks it reads
         self.cost.start()  # meters what stopped while the server was down, then keeps up
+        self.cwlogs.start()  # the retention sweep (and what a crash left half deleted)
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,
@@ -233,6 +236,7 @@ class Server:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
         await self.cost.close()
+        await self.cwlogs.close()
         await self.scheduler.close()
         await self.sampler.close()
         await self.elbv2.close()  # load balancers keep serving; the next start re-adopts

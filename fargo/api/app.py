@@ -13,6 +13,7 @@ from aiohttp import web
 from ..config import Settings
 from ..control.cloudmap import CloudMap
 from ..control.cost import CostExplorer
+from ..control.cwlogs import CloudWatchLogs
 from ..control.ecs import Ecs
 from ..control.eks import Eks
 from ..control.elbv2 import Elbv2
@@ -29,6 +30,7 @@ from ..model.errors import ApiError
 from . import awsjson, body, cloudwatch, cloudwatch_query, ec2query, ecs_services, elbv2query
 from . import ce as ce_face
 from . import cost as cost_face
+from . import cwlogs as cwlogs_face
 from . import ecs as ecs_face
 from . import eks as eks_face
 from . import elbv2 as elbv2_face
@@ -154,6 +156,7 @@ class Faces:
     metrics: Metrics | None = None  # CloudWatch metrics
     sampler: MetricSampler | None = None  # its latest pass, for /metrics (Prometheus)
     cost: CostExplorer | None = None  # Cost Explorer and fargo's per-task cost path
+    cwlogs: CloudWatchLogs | None = None  # CloudWatch Logs
 
 
 def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
@@ -175,6 +178,9 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
             servicediscovery_face.SERVICE, servicediscovery_face.handlers(faces.cloudmap))
     if faces.cost:
         app[JSON_SERVICES][ce_face.PREFIX] = (ce_face.SERVICE, ce_face.handlers(faces.cost))
+    if faces.cwlogs:
+        app[JSON_SERVICES][cwlogs_face.PREFIX] = (cwlogs_face.SERVICE,
+                                                  cwlogs_face.handlers(faces.cwlogs))
     app[EC2_HANDLERS] = faces.ec2.handlers()
     app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
     if faces.metrics:
