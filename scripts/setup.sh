@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=(runc conmon docker-registry nftables haproxy busybox-static skopeo iproute2 iputils-ping curl
-      e2fsprogs util-linux gcc libc6-dev)
+      e2fsprogs util-linux gcc libc6-dev
+      awscli)  # Debian's AWS CLI v2 at /usr/bin/aws: `aws logs tail` (pip's v1 lacks it)
 missing=()
 for pkg in "${need[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
