@@ -32,7 +32,9 @@ from .control.elbv2 import Elbv2
 from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
 from .control.kubestate import KubeState
+from .control.logroutes import LogStarts
 from .control.logs import ContainerLogs
+from .control.logship import LogShipper
 from .control.metadata import TaskEndpoints
 from .control.metrics import Metrics
 from .control.metricsampler import MetricSampler
@@ -129,6 +131,12 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
+        # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
+        self.logship = LogShipper(self.cwlogs, self.runtime, self.store)
+        self.engine.book.listeners.append(self.logship.task_changed)
+        self.engine.retention.hold = self.logship.pending  # nothing forgotten before shipped
+        self.engine.retention.gone = self.logship.forgotten
+        self.engine.starter.logs = LogStarts(self.cwlogs, self.engine.book, self.kube_state)
         # The bill: each stopped task's usage kept (metered before retention forgets it).
         self.cost = CostExplorer(self.store, UsageTable(self.store), settings.prices)
         self.engine.book.listeners.append(self.cost.task_changed)
@@ -189,6 +197,7 @@ class Server:
             self._task_runner = Runner(build_app(self.faces(), for_tasks=True))
             await self._task_runner.setup()
             self.endpoints.serve_api(self._task_runner)
+        self.logship.start()  # before retention's first look at what it may forget
         await self.engine.start()
         await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
@@ -240,6 +249,7 @@ class Server:
         await self.scheduler.close()
         await self.sampler.close()
         await self.elbv2.close()  # load balancers keep serving; the next start re-adopts
+        await self.logship.close()
         await self.engine.close()
         await self.endpoints.close_all()
         if self._host_dns:
