@@ -216,6 +216,8 @@ class LogShipper:
 
 def _events(cut: Cut, first: int, last: int) -> list[Event]:
     """A batch's events in time order (PutLogEvents wants them so; file order is nearly)."""
-    stamps, messages = cut.stamps, cut.messages
-    order = sorted(range(first, last), key=stamps.__getitem__)
-    return [Event(stamps[i], messages[i]) for i in order]
+    stamps, messages = cut.stamps[first:last], cut.messages[first:last]
+    if stamps != sorted(stamps):
+        order = sorted(range(len(stamps)), key=stamps.__getitem__)
+        stamps, messages = [stamps[i] for i in order], [messages[i] for i in order]
+    return [Event(t, m) for t, m in zip(stamps, messages, strict=True)]
