@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import botocore.exceptions
 import pytest
 
-from fargo.model.billing import Metered, Prices, charge_within, line_items
 from tests.conftest import ROOT, wait_status
 
 PRICES = {"vcpuHour": 0.1, "gbHour": 0.01, "storageGbHour": 0.001, "spotDiscount": 0.5}
@@ -27,22 +28,38 @@ def _day(ts: float, days: int = 0) -> str:
         "%Y-%m-%d")
 
 
-def _metered(task: dict, spot: bool, storage: int) -> Metered:
-    return Metered(task_id=task["taskArn"].rsplit("/", 1)[-1], region="us-east-1",
-                   cluster="default", group=task["group"], family="f", cpu=int(task["cpu"]),
-                   memory=int(task["memory"]), storage_gib=storage, spot=spot, arm=False,
-                   start=task["pullStartedAt"].timestamp(), end=task["stoppedAt"].timestamp())
+# USD per hour of one 0.25 vCPU / 0.5 GB / 30 GiB task at PRICES, written out by hand.
+HOURLY_RATES = {
+    False: {"USE1-Fargate-vCPU-Hours:perCPU": 0.25 * 0.1, "USE1-Fargate-GB-Hours": 0.5 * 0.01,
+            "USE1-Fargate-EphemeralStorage-GB-Hours": 10 * 0.001},
+    True: {"USE1-SpotUsage-Fargate-vCPU-Hours:perCPU": 0.25 * 0.1 * 0.5,
+           "USE1-SpotUsage-Fargate-GB-Hours": 0.5 * 0.01 * 0.5,
+           "USE1-Fargate-EphemeralStorage-GB-Hours": 10 * 0.001},
+}
 
 
-def _expected(tasks: list[Metered], prices: Prices, start: float, end: float,
-              ) -> dict[str, float]:
-    """usage type -> cost over [start, end), by the rules."""
+@dataclass(frozen=True)
+class Ran:
+    task_id: str
+    spot: bool
+    start: float  # pullStartedAt
+    end: float  # stoppedAt
+
+
+def _ran(task: dict, spot: bool) -> Ran:
+    return Ran(task["taskArn"].rsplit("/", 1)[-1], spot, task["pullStartedAt"].timestamp(),
+               task["stoppedAt"].timestamp())
+
+
+def _expected(tasks: list[Ran], start: float, end: float) -> dict[str, float]:
+    """usage type -> cost over [start, end): whole seconds from the pull's start to the stop,
+    a minute at the least, the part inside the window."""
     out: dict[str, float] = {}
-    for m in tasks:
-        seconds = charge_within(m, prices, (start, end), time.time()).seconds
-        for item in line_items(m, prices):
-            out[item.usage_type] = out.get(item.usage_type, 0.0) + \
-                item.quantity * item.rate * seconds / 3600
+    for t in tasks:
+        billed_end = t.start + max(60, math.ceil(t.end - t.start))
+        seconds = max(0.0, min(billed_end, end) - max(t.start, start))
+        for usage_type, rate in HOURLY_RATES[t.spot].items():
+            out[usage_type] = out.get(usage_type, 0.0) + rate * seconds / 3600
     return out
 
 
@@ -87,17 +104,16 @@ def billed(tmp_path_factory, busybox_image):
         spot = ecs.run_task(taskDefinition=family, capacityProviderStrategy=SPOT,
                             networkConfiguration=net)["tasks"][0]
         done = [wait_status(ecs, t["taskArn"], "STOPPED", timeout=30) for t in (plain, spot)]
-        yield srv, [_metered(done[0], False, 30), _metered(done[1], True, 30)], done
+        yield srv, [_ran(done[0], False), _ran(done[1], True)], done
 
 
 def test_cost_by_usage_type_matches_the_rules_and_outlives_the_tasks(billed):
     srv, tasks, done = billed
     ecs, ce = srv.client("ecs"), srv.client("ce")
-    prices = Prices.from_json(PRICES)
     start, end = _day(tasks[0].start), _day(time.time(), 1)
     window = (dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC).timestamp(),
               dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp())
-    want = _expected(tasks, prices, *window)
+    want = _expected(tasks, *window)
     assert "USE1-SpotUsage-Fargate-vCPU-Hours:perCPU" in want
     assert want["USE1-Fargate-EphemeralStorage-GB-Hours"] == pytest.approx(
         2 * 10 * 0.001 * 60 / 3600)  # 10 GB over the free 20, both tasks, the minute minimum
@@ -116,8 +132,8 @@ def test_cost_by_usage_type_matches_the_rules_and_outlives_the_tasks(billed):
 
     # The task records are forgotten (retention 2 s); their cost is not.
     deadline = time.time() + 15
-    while time.time() < deadline and not ecs.describe_tasks(
-            tasks=[t["taskArn"] for t in done])["failures"]:
+    while time.time() < deadline and len(ecs.describe_tasks(
+            tasks=[t["taskArn"] for t in done])["failures"]) < 2:
         time.sleep(0.3)
     assert len(ecs.describe_tasks(tasks=[t["taskArn"] for t in done])["failures"]) == 2
     _close(_by_usage_type(ce.get_cost_and_usage(**ask, GroupBy=[
@@ -143,7 +159,6 @@ def test_cost_by_usage_type_matches_the_rules_and_outlives_the_tasks(billed):
 def test_hourly_tags_filters_and_dimension_values(billed):
     srv, tasks, _ = billed
     ce = srv.client("ce")
-    prices = Prices.from_json(PRICES)
     hour = tasks[0].start - tasks[0].start % 3600
     now = time.time()
     start = dt.datetime.fromtimestamp(hour, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -160,8 +175,8 @@ def test_hourly_tags_filters_and_dimension_values(billed):
                 float(g["Metrics"]["UnblendedCost"]["Amount"])
     window = (hour, now - now % 3600 + 3600)
     assert sums["team$blue"] == pytest.approx(
-        sum(_expected(tasks[:1], prices, *window).values()), abs=1e-9)
-    assert sums["team$"] == pytest.approx(sum(_expected(tasks[1:], prices, *window).values()),
+        sum(_expected(tasks[:1], *window).values()), abs=1e-9)
+    assert sums["team$"] == pytest.approx(sum(_expected(tasks[1:], *window).values()),
                                           abs=1e-9)
     spot_only = ce.get_cost_and_usage(**ask, Filter={"Dimensions": {
         "Key": "PURCHASE_TYPE", "Values": ["Spot Instances"]}})
@@ -186,6 +201,9 @@ def test_fargo_cost_prints_the_tables(billed):
     assert "(Spot)" in out.stdout and "default total" in out.stdout
     assert "USE1-Fargate-EphemeralStorage-GB-Hours" in out.stdout
     assert "2 tasks" in out.stdout
+    total = f"${sum(_expected(tasks, 0, 2e9).values()):.6f}"
+    # the cluster's subtotal, the footer, and Cost Explorer's total
+    assert out.stdout.count(total) == 3, (total, out.stdout)
     bad = subprocess.run([sys.executable, "-m", "fargo", "cost", "--since", "yesterday-ish",
                           "--endpoint", srv.endpoint], capture_output=True, text=True,
                          timeout=60, cwd=ROOT, env=srv.env())
@@ -231,3 +249,13 @@ def test_other_operations_are_refused_by_name(billed):
             TimePeriod={"Start": _day(time.time()), "End": _day(time.time(), 2)},
             Metric="UNBLENDED_COST", Granularity="DAILY")
     assert "GetCostForecast" in err.value.response["Error"]["Message"]
+
+
+def test_a_bad_price_file_stops_the_server_before_it_starts(tmp_path):
+    bad = tmp_path / "prices.json"
+    bad.write_text(json.dumps({"vcpuHour": 0.04, "cpuHour": 1}))
+    out = subprocess.run([sys.executable, "-m", "fargo", "server", "--prices", str(bad),
+                          "--state-dir", str(tmp_path / "state")], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 1 and "Unknown price 'cpuHour'" in out.stderr
+    assert not (tmp_path / "state").exists()
