@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from tests.conftest import ROOT, wait_status
-from tests.test_kubectl import KUBECTL, kubectl_run, make_profile
+from tests.test_kubectl import KUBECTL, kubectl, kubectl_run, make_profile
 from tests.test_tasks import run
 
 ROLE = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
@@ -164,6 +164,8 @@ def test_a_pods_output_through_the_aws_logging_configmap(fargo, busybox_image, t
     got = json.loads(kubectl_run(config, "get", "configmap", "aws-logging", "-n",
                                  "aws-observability", "-o", "json"))
     assert got["data"]["output.conf"] == output
+    table = kubectl_run(config, "get", "cm", "-n", "aws-observability").split()
+    assert table[:3] == ["NAME", "DATA", "AGE"] and table[3:5] == ["aws-logging", "3"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker", "namespace": "apps"},
            "spec": {"restartPolicy": "Never", "containers": [{
                "name": "app", "image": busybox_image,
@@ -185,3 +187,12 @@ def test_a_pods_output_through_the_aws_logging_configmap(fargo, busybox_image, t
     seen = kubectl_run(config, "get", "events", "-n", "apps")
     assert "LoggingEnabled" in seen and "Successfully enabled logging for pod" in seen
     assert "hello from pod" in kubectl_run(config, "logs", "talker", "-n", "apps")
+    # The ConfigMap's other verbs, as kubectl drives them.
+    kubectl_run(config, "patch", "cm", "aws-logging", "-n", "aws-observability", "--type",
+                "merge", "-p", json.dumps({"data": {"flb_log_cw": "false"}}))
+    got = json.loads(kubectl_run(config, "get", "cm", "aws-logging", "-n", "aws-observability",
+                                 "-o", "json"))
+    assert got["data"]["flb_log_cw"] == "false" and got["data"]["output.conf"] == output
+    kubectl_run(config, "delete", "cm", "aws-logging", "-n", "aws-observability")
+    gone = kubectl(config, "get", "cm", "aws-logging", "-n", "aws-observability")
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
