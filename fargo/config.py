@@ -32,7 +32,9 @@ class Settings:
     registry_port: int = 5000
     # Names for host objects (bridges, veths, netns, cgroups, runc root); tests use their own.
     prefix: str = "fg"
-    max_body: int = 1024 * 1024
+    # A request body's bytes at most: PutLogEvents' 1,048,576 bytes of messages arrive as more
+    # JSON than that (each event's members, escapes), so 4 MiB, not 1.
+    max_body: int = 4 * 1024 * 1024
     # False only with --no-auth: every request is then accepted unsigned.
     auth: bool = True
     # How long STOPPED tasks stay describable (AWS: at least an hour).
