@@ -412,3 +412,28 @@ def test_aws_logs_tail(logs, group, fargo):
         except subprocess.TimeoutExpired:
             follow.kill()
             follow.wait()
+
+
+def test_events_and_deletions_survive_a_sigkill(fargo_servers):
+    srv = fargo_servers(name="cwlogs-kill")
+    c = srv.client("logs")
+    c.create_log_group(logGroupName="/keep")
+    c.create_log_stream(logGroupName="/keep", logStreamName="s")
+    c.put_retention_policy(logGroupName="/keep", retentionInDays=7)
+    c.put_log_events(logGroupName="/keep", logStreamName="s", logEvents=events("one", "two"))
+    c.create_log_group(logGroupName="/gone")
+    c.create_log_stream(logGroupName="/gone", logStreamName="s")
+    for k in range(5):
+        c.put_log_events(logGroupName="/gone", logStreamName="s", logEvents=[
+            {"timestamp": now_ms() + i, "message": f"x{k} {i}"} for i in range(2000)])
+    c.delete_log_group(logGroupName="/gone")
+    srv.kill()  # SIGKILL, wherever the deletion's blocks were
+    srv.start()
+    c = srv.client("logs")
+    got = c.get_log_events(logGroupName="/keep", logStreamName="s", startFromHead=True)
+    assert [e["message"] for e in got["events"]] == ["one", "two"]
+    [g] = c.describe_log_groups()["logGroups"]
+    assert (g["logGroupName"], g["retentionInDays"], g["storedBytes"]) == ("/keep", 7, 58)
+    c.create_log_group(logGroupName="/gone")  # the name is free, the group empty
+    c.create_log_stream(logGroupName="/gone", logStreamName="s")
+    assert c.filter_log_events(logGroupName="/gone")["events"] == []
