@@ -63,6 +63,7 @@ class LogShipper:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: asyncio.Future[bool] | None = None  # a pass's worker thread
         self.shipped_events = 0  # since this start, for measurements
 
     # ---- what to look at
@@ -111,6 +112,8 @@ class LogShipper:
         if self._loop:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
+        if self._inflight is not None:  # its thread ends its pass before the store closes
+            await asyncio.gather(self._inflight, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -141,7 +144,8 @@ class LogShipper:
             self._watch.pop(tid, None)  # fully shipped: nothing more will come
         if not work:
             return False
-        return await asyncio.to_thread(self._ship_all, work)
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._ship_all, work))
+        return await asyncio.shield(self._inflight)
 
     def _ship_all(self, work: list[tuple[_Route, bool]]) -> bool:
         more = False
