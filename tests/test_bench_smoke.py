@@ -34,6 +34,9 @@ FIGURES = [
     "| 8b. replacement phases (server stamps) |",
     "| 9. rolling deployment, 3 tasks under requests | fargo, tasks serve 1 s after SIGTERM |",
     "| 9. rolling deployment, 3 tasks under requests | fargo, tasks exit at SIGTERM |",
+    "| 11. awslogs, a task writing lines | fargo: lines lost |",
+    "| 11b. awslogs, write → GetLogEvents | fargo |",
+    "| 11c. FilterLogEvents 'ERROR' over",
 ]
 # Figure 10 needs wrk (scripts/bench.sh installs it; scripts/setup.sh does not).
 ALB_FIGURES = [
