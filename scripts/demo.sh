@@ -2,8 +2,9 @@
 # The main job on embedded defaults: set up, start `fargo server` (SQLite state, the local
 # registry, this one host), then drive an ECS service behind an internal ALB with the aws CLI:
 # its tasks start across two zones with private IPs, are registered in the load balancer's
-# target group, serve HTTP through it, log, scale out, are replaced when one dies, and scale to
-# zero before the service and the load balancer are deleted.
+# target group, serve HTTP through it, log to CloudWatch Logs (awslogs), show their CPU and
+# memory in CloudWatch, scale out, are replaced when one dies, and scale to zero before the
+# service and the load balancer are deleted; then what they cost, per second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,10 +15,12 @@ STATE=${FARGO_STATE:-$(mktemp -d /tmp/fargo-demo.XXXXXX)}
 export FARGO_ENDPOINT=http://127.0.0.1:$PORT
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 aws() { command aws --endpoint-url "$FARGO_ENDPOINT" "$@"; }
+# `aws logs tail` is the CLI v2's (Debian's, at /usr/bin/aws); pip's v1 has no tail.
+aws2() { /usr/bin/aws --endpoint-url "$FARGO_ENDPOINT" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "fargo server --port $PORT --state-dir $STATE"
-fargo server --port "$PORT" --state-dir "$STATE" --registry-port "$REGISTRY_PORT" \
+step "fargo server --port $PORT --state-dir $STATE --metrics-interval 5"
+fargo server --port "$PORT" --state-dir "$STATE" --registry-port "$REGISTRY_PORT" --metrics-interval 5 \
   >"$STATE/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
@@ -35,12 +38,15 @@ echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
 step "build a busybox image and push it to the local registry (127.0.0.1:$REGISTRY_PORT)"
 python3 -m tests.imagebuild "127.0.0.1:$REGISTRY_PORT" busybox:latest
 
-step "aws ecs register-task-definition (web: busybox httpd on 8080, 0.25 vCPU / 0.5 GB)"
+step "aws ecs register-task-definition (web: busybox httpd on 8080, 0.25 vCPU / 0.5 GB, logs to /ecs/web)"
 cat >"$STATE/web.json" <<JSON
 {"family": "web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
  "cpu": "256", "memory": "512",
+ "executionRoleArn": "arn:aws:iam::000000000000:role/ecsTaskExecutionRole",
  "containerDefinitions": [{"name": "web", "image": "127.0.0.1:$REGISTRY_PORT/busybox:latest",
    "portMappings": [{"containerPort": 8080}],
+   "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/web",
+     "awslogs-region": "us-east-1", "awslogs-stream-prefix": "ecs", "awslogs-create-group": "true"}},
    "command": ["sh", "-c", "mkdir -p /tmp/www; echo hello from \$(hostname) > /tmp/www/index.html; echo serving on port 8080; trap 'echo got SIGTERM, bye; exit 0' TERM; httpd -f -v -p 8080 -h /tmp/www & wait"]}]}
 JSON
 aws ecs register-task-definition --cli-input-json "file://$STATE/web.json" \
@@ -110,7 +116,18 @@ step "curl http://$LB_IP/ (the load balancer, 4 times)"
 for _ in 1 2 3 4; do curl -sS --max-time 5 "http://$LB_IP/"; done
 
 TASK=$(aws ecs list-tasks --service-name web --query 'taskArns[0]' --output text)
-step "fargo logs ${TASK##*/}"
+step "aws logs describe-log-streams --log-group-name /ecs/web (awslogs: PREFIX/CONTAINER/TASK-ID)"
+sleep 1  # the shipper's pass is every 250 ms
+aws logs describe-log-streams --log-group-name /ecs/web --output table \
+  --query 'logStreams[].{stream:logStreamName,lastEvent:lastEventTimestamp}'
+step "aws logs get-log-events --log-stream-name ecs/web/${TASK##*/}"
+aws logs get-log-events --log-group-name /ecs/web --log-stream-name "ecs/web/${TASK##*/}" \
+  --start-from-head --query 'events[].message' --output text | tr '\t' '\n'
+if [ -x /usr/bin/aws ]; then
+  step "aws logs tail /ecs/web --since 10m --filter-pattern '?serving ?SIGTERM' (CLI v2)"
+  aws2 logs tail /ecs/web --since 10m --filter-pattern '?serving ?SIGTERM'
+fi
+step "fargo logs ${TASK##*/} (the same output, read by fargo's own path)"
 fargo logs "${TASK##*/}" --timestamps
 
 step "aws ecs update-service --desired-count 3 (scale out)"
@@ -123,6 +140,18 @@ aws ecs stop-task --task "$TASK" --reason "demo: kill one" --query 'task.desired
 sleep 1
 svc_wait
 show_tasks
+
+step "aws cloudwatch get-metric-statistics AWS/ECS CPUUtilization and MemoryUtilization (service web)"
+for metric in CPUUtilization MemoryUtilization; do
+  echo "$metric (percent of what the tasks reserved, per minute):"
+  aws cloudwatch get-metric-statistics --namespace AWS/ECS --metric-name "$metric" \
+    --dimensions Name=ClusterName,Value=default Name=ServiceName,Value=web \
+    --statistics Average Maximum --period 60 \
+    --start-time "$(date -u -d '-10 min' +%FT%TZ)" --end-time "$(date -u -d '+1 min' +%FT%TZ)" \
+    --query 'sort_by(Datapoints,&Timestamp)[].[Timestamp,Average,Maximum]' --output text
+done
+step "curl http://127.0.0.1:$PORT/metrics (Prometheus, per task)"
+curl -sS "http://127.0.0.1:$PORT/metrics" | grep -E '^fargo_task_(cpu|memory)' | head -6 || true
 
 step "aws ecs describe-services: the service's events, newest first"
 aws ecs describe-services --services web --query 'services[0].events[0:8].message' --output text | tr '\t' '\n'
@@ -143,3 +172,10 @@ aws elbv2 delete-target-group --target-group-arn "$TG"
 
 step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
 fargo logs "${TASK##*/}"
+
+step "aws ce get-cost-and-usage --granularity DAILY --group-by USAGE_TYPE (per second, one-minute minimum)"
+aws ce get-cost-and-usage --time-period "Start=$(date -u +%F),End=$(date -u -d tomorrow +%F)" \
+  --granularity DAILY --metrics UnblendedCost UsageQuantity --group-by Type=DIMENSION,Key=USAGE_TYPE \
+  --query 'ResultsByTime[].Groups[].[Keys[0],Metrics.UsageQuantity.Amount,Metrics.UnblendedCost.Amount]' --output text
+step "fargo cost --since 1h"
+fargo cost --since 1h
