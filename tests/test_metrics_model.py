@@ -333,6 +333,7 @@ def test_cgroup_file_parsers(tmp_path):
     blk.write_text("7:0 Read 100\n7:0 Write 20\n7:0 Sync 120\n254:0 Read 5\n254:0 Write 1\n"
                    "254:0 Total 6\nTotal 126\n")
     assert io_bytes(blk) == (105, 21)
+    assert io_bytes(blk, {b"7:0"}) == (100, 20)  # the task's own device only
     assert io_bytes(tmp_path / "none") is None
     stat = tmp_path / "memory.stat"
     stat.write_text("cache 5\ninactive_file 3\ntotal_inactive_file 42\ntotal_x 1\n")

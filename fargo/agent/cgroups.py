@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ..port.errors import SandboxError
-from .runfiles import read_int
 
 CGROUP_PARENT = "fargo"
 CPU_PERIOD_US = 100_000
@@ -174,38 +174,48 @@ class TaskCgroups:
         memory_dir = self.dir("memory", name)
         return memory_dir is not None and oom_kills(memory_dir) > 0
 
+    def _dirs_of(self) -> dict[str, str]:
+        """controller -> the task's directory (as text: the sampler reads a dozen files of
+        every task each pass, and pathlib's joins cost more than the reads)."""
+        out: dict[str, str] = {}
+        for key, path in self.dirs.items():
+            for controller in key.split(","):
+                out.setdefault(controller, path)
+        return out
+
     def stats(self, containers: Iterable[str]) -> dict[str, Any]:
         """The task's counters, and each container's memory and CPU use (None: no counter)."""
-        memory = self.dir("memory")
-        cpuacct = self.dir("cpuacct")
-        pids = self.dir("pids")
-        cpu = self.dir("cpu")
+        dirs = self._dirs_of()
+        memory, cpuacct = dirs.get("memory"), dirs.get("cpuacct")
+        pids, cpu, blkio = dirs.get("pids"), dirs.get("cpu"), dirs.get("blkio")
         result: dict[str, Any] = {}
         if memory is not None:
-            result["memory_usage_bytes"] = read_int(memory / "memory.usage_in_bytes")
-            result["memory_max_usage_bytes"] = read_int(memory / "memory.max_usage_in_bytes")
-            result["memory_limit_bytes"] = read_int(memory / "memory.limit_in_bytes")
-            result["memory_failcnt"] = read_int(memory / "memory.failcnt")
-            result["oom_kills"] = oom_kills(memory)
-            result["memory_inactive_file_bytes"] = _stat_field(memory / "memory.stat",
+            result["memory_usage_bytes"] = _int_at(f"{memory}/memory.usage_in_bytes")
+            result["memory_max_usage_bytes"] = _int_at(f"{memory}/memory.max_usage_in_bytes")
+            result["memory_limit_bytes"] = _int_at(f"{memory}/memory.limit_in_bytes")
+            result["memory_failcnt"] = _int_at(f"{memory}/memory.failcnt")
+            result["oom_kills"] = oom_kills(Path(memory))
+            result["memory_inactive_file_bytes"] = _stat_field(f"{memory}/memory.stat",
                                                                b"total_inactive_file")
         if cpuacct is not None:
-            result["cpu_usage_ns"] = read_int(cpuacct / "cpuacct.usage")
+            result["cpu_usage_ns"] = _int_at(f"{cpuacct}/cpuacct.usage")
         if cpu is not None:
-            result["cpu_quota_us"] = read_int(cpu / "cpu.cfs_quota_us")
-            result["cpu_period_us"] = read_int(cpu / "cpu.cfs_period_us")
+            result["cpu_quota_us"] = _int_at(f"{cpu}/cpu.cfs_quota_us")
+            result["cpu_period_us"] = _int_at(f"{cpu}/cpu.cfs_period_us")
         if pids is not None:
-            result["pids_current"] = read_int(pids / "pids.current")
-        blkio = self.dir("blkio")
+            result["pids_current"] = _int_at(f"{pids}/pids.current")
         if blkio is not None:
-            io = io_bytes(blkio / "blkio.throttle.io_service_bytes_recursive")
-            if io is not None:
+            # Only the devices the task has a counting rule on: the loop driver charges its
+            # writes to the backing file's disk to the task as well (the same bytes again).
+            ruled = _rule_devices(f"{blkio}/blkio.throttle.write_bps_device")
+            io = io_bytes(f"{blkio}/blkio.throttle.io_service_bytes_recursive", ruled)
+            if io is not None and ruled:
                 result["storage_read_bytes"], result["storage_write_bytes"] = io
         result["containers"] = {
             name: {
-                "memory_usage_bytes": read_int(memory / name / "memory.usage_in_bytes")
+                "memory_usage_bytes": _int_at(f"{memory}/{name}/memory.usage_in_bytes")
                 if memory is not None else None,
-                "cpu_usage_ns": read_int(cpuacct / name / "cpuacct.usage")
+                "cpu_usage_ns": _int_at(f"{cpuacct}/{name}/cpuacct.usage")
                 if cpuacct is not None else None,
             }
             for name in containers
@@ -255,15 +265,29 @@ def _write(path: Path, value: str | int) -> None:
         f.write(str(value))
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def _read_bytes(path: str | Path, limit: int = 1 << 16) -> bytes | None:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _int_at(path: str) -> int | None:
+    """The number a cgroup counter file holds (None: no such file, or no number)."""
+    data = _read_bytes(path, 64)
+    try:
+        return int(data.split(None, 1)[0]) if data else None
+    except ValueError:
         return None
 
 
-def _stat_field(path: Path, name: bytes) -> int | None:
+def _stat_field(path: str | Path, name: bytes) -> int | None:
     """The value of one `name value` line of a flat-keyed cgroup file (memory.stat)."""
     data = _read_bytes(path)
     if data is None:
@@ -283,16 +307,23 @@ def _stat_field(path: Path, name: bytes) -> int | None:
         return None
 
 
-def io_bytes(path: Path) -> tuple[int, int] | None:
-    """(read, written) bytes summed over the devices of a blkio io_service_bytes file (lines
-    `major:minor Read N`); None: no such file."""
+def _rule_devices(path: str) -> set[bytes]:
+    """The devices ("major:minor") a blkio throttle file has a rule for."""
+    data = _read_bytes(path)
+    return {line.split(b" ", 1)[0] for line in (data or b"").split(b"\n") if line.strip()}
+
+
+def io_bytes(path: str | Path, devices: set[bytes] | None = None) -> tuple[int, int] | None:
+    """(read, written) bytes summed over the devices (all, or these) of a blkio
+    io_service_bytes file (lines `major:minor Read N`); None: no such file."""
     data = _read_bytes(path)
     if data is None:
         return None
     read = written = 0
     for line in data.split(b"\n"):
         parts = line.split(b" ")
-        if len(parts) == 3 and parts[2].isdigit():
+        if len(parts) == 3 and parts[2].isdigit() and \
+                (devices is None or parts[0] in devices):
             if parts[1] == b"Read":
                 read += int(parts[2])
             elif parts[1] == b"Write":

@@ -82,15 +82,22 @@ class HostRuntime:
         self._count_io(tid)
 
     def _count_io(self, tid: str) -> None:
-        """Storage counters for the task: its own filesystem's device and the one its image
-        layers are read from (a block device each; a tmpfs or overlay has none)."""
-        devices = []
-        for path in (self.root / "rootfs" / tid, self.images.root):
-            with contextlib.suppress(OSError):
+        """Storage counters for the task: its own filesystem's (loop) device, and the one its
+        image layers are read from unless that also holds the loop devices' backing files:
+        the loop driver charges its writes to the backing file to the task's cgroup too, so
+        a rule there would count every byte written twice."""
+        def device(path: Path) -> str | None:
+            try:
                 dev = os.stat(path).st_dev
-                name = f"{os.major(dev)}:{os.minor(dev)}"
-                if os.path.exists(f"/sys/dev/block/{name}") and name not in devices:
-                    devices.append(name)
+            except OSError:
+                return None
+            name = f"{os.major(dev)}:{os.minor(dev)}"
+            return name if os.path.exists(f"/sys/dev/block/{name}") else None
+
+        own, images = device(self.root / "rootfs" / tid), device(self.images.root)
+        devices = [own] if own else []
+        if images and images not in (own, device(self.storage.root)):
+            devices.append(images)
         try:
             self.sandbox.count_io(tid, devices)
         except OSError as err:  # no blkio here, or it refuses the rule: no storage figures

@@ -12,6 +12,7 @@ from ..port.data import NetworkStats
 
 PROC_NET_DEV = "/proc/net/dev"
 MAX_AGE_S = 1.0
+FRESH_S = 0.05  # a veth missing from a table this young is not there
 
 
 def parse_net_dev(text: str) -> dict[str, tuple[int, ...]]:
@@ -49,13 +50,17 @@ class NetCounters:
     def of(self, host_veth: str) -> NetworkStats | None:
         """The task's counters behind this host veth; None: no such interface."""
         with self._lock:
-            now = time.monotonic()
-            if now - self._read_at > self.max_age:
-                try:
-                    with open(self.path) as f:
-                        self._table = parse_net_dev(f.read())
-                except OSError:
-                    self._table = {}
-                self._read_at = now
-            values = self._table.get(host_veth)
+            age = time.monotonic() - self._read_at
+            values = self._table.get(host_veth) if age <= self.max_age else None
+            if values is None and age > FRESH_S:  # old, or made before this veth was
+                self._read()
+                values = self._table.get(host_veth)
         return task_side(values) if values is not None else None
+
+    def _read(self) -> None:
+        try:
+            with open(self.path) as f:
+                self._table = parse_net_dev(f.read())
+        except OSError:
+            self._table = {}
+        self._read_at = time.monotonic()

@@ -140,7 +140,12 @@ class Sandbox:
         return record.id_base
 
     def _record(self, task_id: str) -> TaskRecord | None:
-        return self._records.get(task_id) or self._layout.read_record(task_id)
+        record = self._records.get(task_id)
+        if record is None:  # a task an earlier process made: read once, then kept
+            record = self._layout.read_record(task_id)
+            if record is not None:
+                self._records[task_id] = record
+        return record
 
     def _cgroups(self, task_id: str) -> TaskCgroups:
         record = self._record(task_id)
@@ -185,7 +190,9 @@ class Sandbox:
         shutil.rmtree(self.root / task_id, ignore_errors=True)
 
     def stats(self, task_id: str) -> dict[str, Any]:
-        return self._cgroups(task_id).stats(self.list_containers(task_id))
+        # The containers with a bundle: a running one has one, and listing the task's own
+        # directory is cheap where list_containers scans every task's runc state.
+        return self._cgroups(task_id).stats(sorted(self._layout.bundles(task_id)))
 
     def count_io(self, task_id: str, devices: list[str]) -> None:
         self._cgroups(task_id).count_io(devices)

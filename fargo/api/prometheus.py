@@ -86,6 +86,11 @@ class SamplerCollector(Collector):
         yield GaugeMetricFamily("fargo_metrics_last_sample_timestamp_seconds",
                                 "When the latest sampling pass ran (0: none yet).",
                                 value=report.at)
+        phases = GaugeMetricFamily("fargo_metrics_sample_cpu_seconds", "CPU time of the "
+                                   "latest sampling pass, by phase.", labels=["phase"])
+        phases.add_metric(["read"], report.read_cpu_seconds)
+        phases.add_metric(["record"], report.cpu_seconds - report.read_cpu_seconds)
+        yield phases
         yield CounterMetricFamily("fargo_metrics_sampler_cpu_seconds",
                                   "CPU time every sampling pass took, since the server "
                                   "started.", value=self.sampler.cpu_seconds_total)

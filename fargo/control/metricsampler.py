@@ -58,6 +58,7 @@ class PassReport:
     tasks: int = 0
     seconds: float = 0.0  # wall clock of the pass
     cpu_seconds: float = 0.0  # CPU time of the pass's thread
+    read_cpu_seconds: float = 0.0  # ... of it, reading the tasks (the rest: figures, store)
     samples: list[TaskSample] = field(default_factory=list)
     statuses: dict[tuple[str, str], int] = field(default_factory=dict)  # (cluster, status)
 
@@ -115,6 +116,7 @@ class MetricSampler:
                 log.debug("no stats for task %s: %s", t.id, err)
                 continue
             samples.append((t, stats, reading_of(t, stats, now)))
+        read_cpu = time.thread_time() - cpu
         figs = self.state.advance(r for _, _, r in samples)
         minute = minute_of(now - min(self.interval, 60.0) / 2)  # the interval's middle
         data = ecs_data(figs, minute) + insights_data(
@@ -122,7 +124,7 @@ class MetricSampler:
         self.metrics.record(data, [r for _, _, r in samples])
         report = PassReport(
             at=now, tasks=len(samples), seconds=time.monotonic() - wall,
-            cpu_seconds=time.thread_time() - cpu,
+            cpu_seconds=time.thread_time() - cpu, read_cpu_seconds=read_cpu,
             samples=[TaskSample(t, s, f) for (t, s, _), f in zip(samples, figs, strict=True)],
             statuses=dict(statuses))
         self.latest = report

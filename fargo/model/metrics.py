@@ -381,30 +381,62 @@ def _figure(f: TaskFigures, attr: str) -> float | None:
     return float(value) if value is not None else None
 
 
+class _Sum:
+    """A running aggregate of one metric's values (cheaper than merging Datums)."""
+
+    __slots__ = ("count", "total", "low", "high", "values")
+
+    def __init__(self) -> None:
+        self.count = 0.0
+        self.total = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+        self.values: Values | None = {}
+
+    def add(self, v: float) -> None:
+        self.count += 1
+        self.total += v
+        self.low = min(self.low, v)
+        self.high = max(self.high, v)
+        if self.values is not None:
+            self.values[v] = self.values.get(v, 0.0) + 1
+            if len(self.values) > MAX_DISTINCT:
+                self.values = None
+
+
 def insights_data(figs: Iterable[TaskFigures], counts: Iterable[ServiceCounts],
                   modes: Mapping[str, str], minute: int) -> list[Datum]:
     """ECS/ContainerInsights for the clusters whose containerInsights is enabled or
-    enhanced (`modes`: cluster name -> setting)."""
-    out: list[Datum] = []
+    enhanced (`modes`: cluster name -> setting): each task's figure is one value in every
+    dimension set it belongs to, each service's counts one value each."""
+    sums: dict[tuple[str, Dims, str], _Sum] = {}
+
+    def add(name: str, dims: Dims, unit: str, value: float) -> None:
+        acc = sums.get((name, dims, unit))
+        if acc is None:
+            acc = sums[(name, dims, unit)] = _Sum()
+        acc.add(value)
+
     for f in figs:
         mode = modes.get(f.reading.cluster, "disabled")
         if mode not in INSIGHTS_MODES:
             continue
-        for dims in _insights_dims(f.reading, mode):
-            for name, unit, attr in _INSIGHTS_TASK:
-                value = _figure(f, attr)
-                if value is not None:
-                    out.append(Datum(INSIGHTS_NAMESPACE, name, dims, unit, minute,
-                                     Stats.of(value), {value: 1.0}))
+        sets = _insights_dims(f.reading, mode)
+        for name, unit, attr in _INSIGHTS_TASK:
+            value = _figure(f, attr)
+            if value is not None:
+                for dims in sets:
+                    add(name, dims, unit, value)
     for c in counts:
         if modes.get(c.cluster, "disabled") not in INSIGHTS_MODES:
             continue
         dims = dims_of({"ClusterName": c.cluster, "ServiceName": c.service})
         for name, value in (("RunningTaskCount", c.running), ("PendingTaskCount", c.pending),
                             ("DesiredTaskCount", c.desired)):
-            out.append(Datum(INSIGHTS_NAMESPACE, name, dims, "Count", minute,
-                             Stats.of(float(value)), {float(value): 1.0}))
-    return combine(out)
+            add(name, dims, "Count", float(value))
+    return [Datum(INSIGHTS_NAMESPACE, name, dims, unit, minute,
+                  Stats(a.count, a.total, a.low, a.high), a.values)
+            for (name, dims, unit), a in sums.items()]
 
 
 @dataclass

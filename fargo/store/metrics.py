@@ -67,6 +67,7 @@ class MetricTables:
         self.store = store
         self.cap = cap
         self._ids: dict[tuple[str, str, Dims], int] = {}
+        self._last: dict[int, int] = {}  # the latest minute written of each, as stored
         with store.locked() as db:
             db.executescript(_SCHEMA)
 
@@ -91,6 +92,7 @@ class MetricTables:
             except BaseException:
                 db.execute("ROLLBACK")
                 self._ids.clear()  # ids made in the rolled-back transaction are gone
+                self._last.clear()
                 raise
             db.execute("COMMIT")
 
@@ -106,8 +108,10 @@ class MetricTables:
                                  "VALUES (?,?,?,?) RETURNING id",
                                  (d.namespace, d.name, text, d.minute)).fetchone()
             sid = self._ids[key] = int(row[0])
-        db.execute("UPDATE metric_series SET last=? WHERE id=? AND last<?",
-                   (d.minute, sid, d.minute))
+        if self._last.get(sid, -1) < d.minute:  # once a minute per metric, not per datum
+            db.execute("UPDATE metric_series SET last=? WHERE id=? AND last<?",
+                       (d.minute, sid, d.minute))
+            self._last[sid] = d.minute
         return sid
 
     def _add_one(self, db: sqlite3.Connection, d: Datum) -> None:
@@ -181,4 +185,5 @@ class MetricTables:
             db.execute("DELETE FROM metric_series WHERE NOT EXISTS (SELECT 1 FROM "
                        "metric_points WHERE series=metric_series.id)")
             self._ids.clear()
+            self._last.clear()
         return gone
