@@ -270,7 +270,11 @@ def test_filter_log_events(logs, group, fargo):
     assert "nextToken" not in pages[-1] and len(pages) in (3, 4)
     assert len({e["eventId"] for e in evs}) == 6 and evs[0]["logStreamName"] == "web-1"
     assert set(evs[0]) == {"logStreamName", "timestamp", "message", "ingestionTime", "eventId"}
-    for bad in ('"unterminated', "{ $.a = }", "%ERR.R%", "x" * 1025):
+    assert messages(filterPattern="%ERR.R-?t[a-z]+out%") == []  # a space is no regex text
+    assert messages(filterPattern="%^[WI][A-Z]+$%") == []
+    assert messages(filterPattern="%^[WI][A-Z]+%") == ["WARN slow", "INFO fine"]
+    assert messages(filterPattern="%t[a-z]+out$%") == ["ERROR timeout"]
+    for bad in ('"unterminated', "{ $.a = }", "%ERR(O)R%", "x" * 1025):
         with pytest.raises(botocore.exceptions.ClientError) as exc:
             logs.filter_log_events(logGroupName=group, filterPattern=bad)
         assert err(exc)[0] == "InvalidParameterException", bad

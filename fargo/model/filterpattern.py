@@ -8,22 +8,33 @@ pattern is the user's text, and nothing of it is compiled into a backtracking ma
   `EXISTS`, `NOT EXISTS`;
 - space-delimited: `[ip, user, ..., status = 404 || status = 410, bytes > 1000]` (one `...`).
 
-Parsing is a linear scan with nesting bounded by MAX_DEPTH; matching is substring search and
-a `*`-only glob whose leftmost-first search is linear. What fargo does not parse (`%regex%`,
-several `...`) is refused by name. Every refusal is a FilterPatternError."""
+- regular expressions between `%`: a whole pattern (`%ERR[A-Z]+%`) or a value in a JSON or
+  space-delimited one (`{ $.msg = %time.?out% }`), in AWS's subset (no parentheses, ASCII),
+  at most two in a pattern.
+
+Parsing is a linear scan with nesting bounded by MAX_DEPTH; matching is substring search, a
+`*`-only glob whose leftmost-first search is linear, and RE2 (a regex never backtracks).
+What fargo does not parse (several `...`) is refused by name. Every refusal is a
+FilterPatternError."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
+import re2
 
 from .errors import ApiError
 
 MAX_LENGTH = 1024
 MAX_DEPTH = 16
+MAX_REGEXES = 2  # in a JSON or space-delimited pattern
+# AWS's regex subset: letters, digits, these symbols and these operators; no ( ).
+_REGEX_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                   "_#=@/;,:-" "^$?[]{}|\\*+.")
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -80,9 +91,36 @@ def parse(text: str) -> Pattern:
     if body.startswith("["):
         return _DelimitedParser(body).parse()
     if body.startswith("%"):
-        raise FilterPatternError("fargo does not implement regular expressions (%...%) in "
-                                 "filter patterns")
+        if len(body) < 3 or not body.endswith("%") or "%" in body[1:-1]:
+            raise FilterPatternError("a regular expression is written between two %")
+        return Regex(regex=compile_regex(body[1:-1]))
     return _parse_terms(body)
+
+
+def compile_regex(text: str) -> Any:
+    """An RE2 regex of AWS's subset, searched over a message's UTF-8 bytes."""
+    bad = sorted(set(text) - _REGEX_CHARS)
+    if not text or bad:
+        raise FilterPatternError("a regular expression may hold letters, digits, _#=@/;,:- "
+                                 "and the operators ^$?[]{}|\\*+. only"
+                                 + (f", not {''.join(bad)[:20]!r}" if bad else ""))
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 8 << 20
+    try:
+        return re2.compile(text.encode("ascii"), options)
+    except re2.error as err:
+        arg = err.args[0] if err.args else err
+        why = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+        raise FilterPatternError(f"regular expression: {why[:200]}") from None
+
+
+@dataclass
+class Regex(Pattern):
+    regex: Any = None
+
+    def match(self, message: bytes) -> bool:
+        return self.regex.search(message) is not None
 
 
 def _utf8(s: str) -> bytes:
@@ -177,6 +215,7 @@ def _number(text: str) -> float | None:
 class Literal:
     text: str
     number: float | None  # unquoted and numeric
+    regex: Any = None  # %...%: a value matches when the regex finds a match in it
 
 
 def _compare(op: str, lit: Literal, value: object, *, numeric_text: bool) -> bool:
@@ -192,7 +231,10 @@ def _compare(op: str, lit: Literal, value: object, *, numeric_text: bool) -> boo
                 "<=": n <= lit.number, ">": n > lit.number, ">=": n >= lit.number}[op]
     if not isinstance(value, str):
         return op == "!="
-    same = glob_match(lit.text, value)
+    if lit.regex is not None:
+        same = lit.regex.search(value.encode("utf-8", "surrogatepass")) is not None
+    else:
+        same = glob_match(lit.text, value)
     return same if op == "=" else not same
 
 
@@ -253,6 +295,7 @@ class _Scanner:
     def __init__(self, text: str):
         self.text = text
         self.i = 0
+        self.regexes = 0
 
     def skip(self) -> None:
         while self.i < len(self.text) and self.text[self.i].isspace():
@@ -294,12 +337,19 @@ class _Scanner:
         if self.i < len(self.text) and self.text[self.i] == '"':
             text, self.i = _quoted(self.text, self.i)
             return Literal(text, None)
+        if self.i < len(self.text) and self.text[self.i] == "%":
+            end = self.text.find("%", self.i + 1)
+            if end < 0:
+                raise FilterPatternError("a regular expression is written between two %")
+            self.regexes += 1
+            if self.regexes > MAX_REGEXES:
+                raise FilterPatternError(f"at most {MAX_REGEXES} regular expressions in a "
+                                         "pattern")
+            text, self.i = self.text[self.i + 1:end], end + 1
+            return Literal(text, None, compile_regex(text))
         text = self.word(stop)
         if not text:
             raise FilterPatternError(f"expected a value at position {self.i + 1}")
-        if len(text) > 1 and text.startswith("%") and text.endswith("%"):
-            raise FilterPatternError("fargo does not implement regular expressions (%...%) "
-                                     "in filter patterns")
         return Literal(text, _number(text))
 
     def done(self) -> bool:
@@ -424,7 +474,8 @@ class Delimited(Pattern):
         # every matching message holds.
         self.required = tuple(_utf8(c.value.text) for disj in self.conditions if len(disj) == 1
                               for c in disj[0] if c.op == "=" and c.value.number is None
-                              and "*" not in c.value.text and c.value.text)
+                              and c.value.regex is None and "*" not in c.value.text
+                              and c.value.text)
 
     def match(self, message: bytes) -> bool:
         fields = split_fields(message.decode("utf-8", "replace"))
