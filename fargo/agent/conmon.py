@@ -97,9 +97,12 @@ def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:
     """One JSON line from conmon's sync pipe; None if conmon died without a word."""
     data = b""
     deadline = time.monotonic() + timeout
+    # poll, not select: a server with hundreds of tasks holds fds past select's 1024.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while b"\n" not in data:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not poller.poll(remaining * 1000):
             return None
         chunk = os.read(fd, 4096)
         if not chunk:

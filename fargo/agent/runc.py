@@ -178,7 +178,9 @@ class Runc:
                 try:
                     data = os.read(fd, 16)
                 except BlockingIOError:  # init holds it open and has not written yet
-                    select.select([fd], [], [], 0.1)
+                    poller = select.poll()  # not select: fds past 1024 with many tasks
+                    poller.register(fd, select.POLLIN)
+                    poller.poll(100)
                     data = None
                 if data:
                     if data != b"0":
