@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import cbor2
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -14,6 +15,7 @@ from botocore.credentials import Credentials
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 JSON_TYPE = "application/x-amz-json-1.1"
 FORM_TYPE = "application/x-www-form-urlencoded"
+CW_JSON_TYPE = "application/x-amz-json-1.0"
 
 
 def send(srv, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -80,8 +82,35 @@ def elbv2_error(status: int, headers, body: bytes) -> str:
     return code
 
 
+def cbor_error(status: int, headers, body: bytes) -> str:
+    """Smithy RPC v2 CBOR: a CBOR map whose __type botocore's RpcV2CBOR parser reads as the
+    code (after any '#'), with a message; returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    assert {k.lower(): v for k, v in headers.items()}.get("smithy-protocol") == "rpc-v2-cbor"
+    doc = cbor2.loads(body)
+    assert isinstance(doc, dict) and isinstance(doc.get("__type"), str) and doc["__type"], doc
+    assert isinstance(doc.get("message"), str), doc
+    return doc["__type"].rpartition("#")[2]
+
+
+def cwquery_error(status: int, headers, body: bytes) -> str:
+    """CloudWatch's query protocol: <ErrorResponse><Error><Type/><Code/><Message/>, as
+    botocore's query parser reads it (EC2's shape for what is refused before the face).
+    Returns the code."""
+    assert 400 <= status < 500, (status, body[:300])
+    root = ET.fromstring(body)
+    if root.tag == "Response":
+        return ec2_error(status, headers, body)
+    ns = "{http://monitoring.amazonaws.com/doc/2010-08-01/}"
+    assert root.tag == ns + "ErrorResponse", body[:300]
+    code = root.findtext(f"{ns}Error/{ns}Code")
+    assert code and root.find(f"{ns}Error/{ns}Message") is not None, body[:300]
+    assert root.findtext(f"{ns}Error/{ns}Type") in ("Sender", "Receiver"), body[:300]
+    return code
+
+
 SHAPES = {"json": json_error, "ec2": ec2_error, "eks": eks_error, "kube": kube_error,
-          "elbv2": elbv2_error}
+          "elbv2": elbv2_error, "cbor": cbor_error, "cwquery": cwquery_error}
 
 
 def error_of(face: str, r: requests.Response) -> str:

@@ -1,6 +1,7 @@
 """Property: whatever a client sends to an AWS face (ECS, EC2, EKS, Secrets Manager, SSM,
-Cloud Map, ELBv2), fargo answers below 500, every error is in the face's own shape, and a
-refused request changes no state (issue 11, point 9). Requests are drawn from botocore's input shapes of every
+Cloud Map, ELBv2, CloudWatch Logs, Cost Explorer, CloudWatch metrics), fargo answers below
+500, every error is in the face's own shape, and a refused request changes no state (issue
+11, point 9). Requests are drawn from botocore's input shapes of every
 operation in the faces' handler tables and sent by boto3, signed; malformed variants (wrong
 types, bytes, bad encodings, unknown actions, odd paths and methods) are sent raw, signed
 over exactly the bytes sent. One real server, a fixed number of examples, derandomized."""
@@ -16,12 +17,16 @@ from urllib.parse import quote, urlencode
 
 import botocore.config
 import botocore.exceptions
+import cbor2
 import pytest
 from botocore import xform_name
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fargo.api import ce as ce_face
+from fargo.api import cloudwatch as cw_face
+from fargo.api import cwlogs as cwlogs_face
 from fargo.api import ecs as ecs_face
 from fargo.api import ecs_services, shapes
 from fargo.api import elbv2 as elbv2_face
@@ -31,7 +36,7 @@ from fargo.api import ssm as ssm_face
 from fargo.api.ec2 import Ec2Face
 from fargo.api.eks import ROUTES
 from tests.conftest import FargoServers
-from tests.faceshapes import ECS_TARGET, FORM_TYPE, JSON_TYPE, SHAPES, send
+from tests.faceshapes import CW_JSON_TYPE, ECS_TARGET, FORM_TYPE, JSON_TYPE, SHAPES, send
 
 # Every operation each face serves, read off its handler table.
 OPS = {
@@ -43,17 +48,37 @@ OPS = {
     "servicediscovery": sorted(sd_face.handlers(MagicMock())),
     "elbv2": sorted(elbv2_face.handlers(MagicMock())),
 }
+# The observability faces: drawn apart (their own example count) so that their many refused
+# operations do not thin out the draws of the faces above.
+OBSERVE_OPS = {
+    "logs": sorted(cwlogs_face.handlers(MagicMock())),
+    "ce": sorted(ce_face.handlers(MagicMock())),
+    "cloudwatch": sorted(shapes.service("cloudwatch").operation_names),
+}
+# boto3 speaks AWS JSON 1.0 to CloudWatch (botocore ranks it before CBOR); the raw variants
+# are sent as CBOR, JSON 1.0 and query each under a face name of their own.
 FACE = {"ecs": "json", "secretsmanager": "json", "ssm": "json", "ec2": "ec2", "eks": "eks",
-        "servicediscovery": "json", "elbv2": "elbv2"}
-SIGNING = {"elbv2": "elasticloadbalancing"}  # a service whose SigV4 scope is another name
+        "servicediscovery": "json", "elbv2": "elbv2", "logs": "json", "ce": "json",
+        "cloudwatch": "json", "cloudwatch-cbor": "cbor", "cloudwatch-query": "cwquery"}
+SIGNING = {"elbv2": "elasticloadbalancing",  # a service whose SigV4 scope is another name
+           "cloudwatch": "monitoring", "cloudwatch-cbor": "monitoring",
+           "cloudwatch-query": "monitoring"}
 TARGETS = {"ecs": ECS_TARGET, "secretsmanager": "secretsmanager.", "ssm": "AmazonSSM.",
-           "servicediscovery": sd_face.PREFIX + "."}
+           "servicediscovery": sd_face.PREFIX + ".", "logs": cwlogs_face.PREFIX + ".",
+           "ce": ce_face.PREFIX + "."}
 CALLS = [(svc, op) for svc, ops in OPS.items() for op in ops]
-READ_ONLY = ("Describe", "List", "Get")
+# The operations fargo serves drawn four times as often as those it refuses by name.
+SERVED = {*ce_face.handlers(MagicMock()), *cw_face.handlers(MagicMock()),
+          *(op for op, h in cwlogs_face.handlers(MagicMock()).items()
+            if not h.__qualname__.startswith("_refuse."))}
+OBSERVE_CALLS = [(svc, op) for svc, ops in OBSERVE_OPS.items() for op in ops
+                 for _ in range(4 if op in SERVED else 1)]
+READ_ONLY = ("Describe", "List", "Get", "Filter")
 # Fixed and derandomized for CI; FARGO_FUZZ_EXAMPLES=5000 FARGO_FUZZ_RANDOM=1 hunts further.
 SETTINGS = dict(max_examples=int(os.environ.get("FARGO_FUZZ_EXAMPLES", "250")), deadline=None,
                 derandomize="FARGO_FUZZ_RANDOM" not in os.environ, database=None,
                 print_blob=True, suppress_health_check=list(HealthCheck))
+OBSERVE_SETTINGS = dict(SETTINGS, max_examples=int(os.environ.get("FARGO_FUZZ_EXAMPLES", "150")))
 ROLE = "arn:aws:iam::000000000000:role/fuzz"
 # VPC and subnet blocks a draw may name: only these, so that no bridge a subnet makes can
 # take an address of this machine's own networks.
@@ -74,8 +99,8 @@ def world(tmp_path_factory):
         cfg = botocore.config.Config(retries={"total_max_attempts": 1}, inject_host_prefix=False)
         loose = botocore.config.Config(retries={"total_max_attempts": 1},
                                        parameter_validation=False, inject_host_prefix=False)
-        checked = {svc: _client(srv, svc, cfg) for svc in OPS}
-        raw = {svc: _client(srv, svc, loose) for svc in OPS}
+        checked = {svc: _client(srv, svc, cfg) for svc in {**OPS, **OBSERVE_OPS}}
+        raw = {svc: _client(srv, svc, loose) for svc in {**OPS, **OBSERVE_OPS}}
         seen: dict[str, object] = {}  # whether a loose client sent, and the raw answer
         for c in raw.values():
             c.meta.events.register("before-send", lambda **kw: seen.update(sent=True))
@@ -106,6 +131,13 @@ def world(tmp_path_factory):
             "DnsRecords": [{"Type": "A", "TTL": 5}]})["Service"]
         sd.register_instance(ServiceId=sd_svc["Id"], InstanceId="fzi",
                              Attributes={"AWS_INSTANCE_IPV4": "10.0.0.1"})
+        logs = checked["logs"]
+        logs.create_log_group(logGroupName="/fz/logs")
+        logs.create_log_stream(logGroupName="/fz/logs", logStreamName="fzl")
+        logs.put_log_events(logGroupName="/fz/logs", logStreamName="fzl", logEvents=[
+            {"timestamp": 1_700_000_000_000 + i, "message": f"line {i}"} for i in range(3)])
+        checked["cloudwatch"].put_metric_data(Namespace="fz", MetricData=[
+            {"MetricName": "fzm", "Value": 1.0, "Dimensions": [{"Name": "d", "Value": "v"}]}])
         a, b = srv.cidr.split(".")[:2]
         elb = checked["elbv2"]
         tg = elb.create_target_group(Name="fz", Protocol="HTTP", Port=80, VpcId=vpc,
@@ -127,7 +159,9 @@ def world(tmp_path_factory):
                  ns_id, sd_svc["Id"], sd_svc["Arn"], "fz.local", "fzd", "fzi",
                  "AWS_INSTANCE_IPV4", "AWS_INSTANCE_PORT",
                  tg, lb, listener, rule, f"{a}.{b}.0.200", "HTTP", "internal", "ip", "forward",
-                 "path-pattern", "deregistration_delay.timeout_seconds"]
+                 "path-pattern", "deregistration_delay.timeout_seconds",
+                 "/fz/logs", "fzl", "fzm", "AWS/ECS", "SERVICE", "LINKED_ACCOUNT", "DAILY",
+                 "UnblendedCost", "2026-01-01", "{ $.a = 1 }", "?ERROR ?WARN", "line"]
         yield {"srv": srv, "checked": checked, "raw": raw, "names": names, "seen": seen}
 
 
@@ -198,7 +232,26 @@ def snapshot(c: dict) -> dict:
         params["/fz/param value"] = err.response["Error"]["Code"]
     return {"clusters": clusters, "tds": tds, "tasks": tasks, "groups": groups, "nets": nets,
             "eks": kube, "secrets": secrets, "ssm": params, "services": services,
-            "cloudmap": _cloudmap(c["servicediscovery"]), "elbv2": _elbv2(c["elbv2"])}
+            "cloudmap": _cloudmap(c["servicediscovery"]), "elbv2": _elbv2(c["elbv2"]),
+            "logs": _logs(c["logs"]), "metrics": sorted(
+                json.dumps(m, sort_keys=True) for m in _all(c["cloudwatch"], "list_metrics",
+                                                            "Metrics"))}
+
+
+def _logs(logs) -> dict:
+    """Every log group as described with its tags and streams, and the fixture's events."""
+    out: dict[str, str] = {}
+    for g in _all(logs, "describe_log_groups", "logGroups"):
+        name = g["logGroupName"]
+        streams = _all(logs, "describe_log_streams", "logStreams", logGroupName=name)
+        tags = logs.list_tags_log_group(logGroupName=name)["tags"]
+        out[name] = json.dumps([g, streams, tags], sort_keys=True, default=str)
+    try:
+        out["events"] = json.dumps(logs.get_log_events(
+            logGroupName="/fz/logs", logStreamName="fzl", startFromHead=True)["events"])
+    except botocore.exceptions.ClientError as err:
+        out["events"] = err.response["Error"]["Code"]
+    return out
 
 
 def _elbv2(elb) -> dict:
@@ -301,8 +354,8 @@ def strategy(shape: Shape, names: list[str], member: str = "", depth: int = 0):
 
 
 @st.composite
-def shaped_call(draw, world):
-    service, op = draw(st.sampled_from(CALLS))
+def shaped_call(draw, world, calls=CALLS):
+    service, op = draw(st.sampled_from(calls))
     model = shapes.operation(service, op)
     params = draw(strategy(model.input_shape, world["names"])) if model.input_shape else {}
     if op == "RunTask":  # what the engine starts: a couple of tasks at most
@@ -312,11 +365,12 @@ def shaped_call(draw, world):
     return service, op, params
 
 
-def test_shaped_requests(world):
+@pytest.mark.parametrize("calls", ["aws", "observe"])
+def test_shaped_requests(world, calls):
     judge = Judge(world)
 
-    @settings(**SETTINGS)
-    @given(shaped_call(world))
+    @settings(**(SETTINGS if calls == "aws" else OBSERVE_SETTINGS))
+    @given(shaped_call(world, CALLS if calls == "aws" else OBSERVE_CALLS))
     def run(call):
         service, op, params = call
         client, seen = world["raw"][service], world["seen"]
@@ -338,6 +392,71 @@ def test_shaped_requests(world):
 
 
 # ---- malformed variants, sent raw
+_CBOR_OK = cbor2.dumps({"Namespace": "fz", "MetricData": [{"MetricName": "fzm", "Value": 1.0}]})
+CBOR_BODIES = [
+    _CBOR_OK[:-3], _CBOR_OK[:1],  # truncated
+    cbor2.dumps([1, 2]), cbor2.dumps("text"), cbor2.dumps({"Namespace": 5}),  # wrong types
+    cbor2.dumps({"MetricData": {"a": 1}}), cbor2.dumps({"MetricDataQueries": "x"}),
+    b"\x81" * 5000 + b"\x00", b"\xa1\x61a" * 200 + b"\x00", b"\x9f" * 300,  # deep
+    b"\x9b" + b"\xff" * 8, b"\xbb" + b"\xff" * 8, b"\x7b" + b"\xff" * 8,  # huge lengths
+    b"\x5a\xff\xff\xff\xff", b"\xa1\x7a\x7f\xff\xff\xff", b"\x1b" + b"\xff" * 8,
+    cbor2.dumps(cbor2.CBORTag(0, "2020-01-01T00:00:00Z")), cbor2.dumps(cbor2.CBORTag(2, b"\x01")),
+    cbor2.dumps({"StartTime": cbor2.CBORTag(1, "now")}),
+    cbor2.dumps({"StartTime": cbor2.CBORTag(1, 1e300), "EndTime": cbor2.CBORTag(1, -1e300)}),
+    cbor2.dumps(cbor2.CBORTag(55799, {})), cbor2.dumps({"Namespace": cbor2.CBORTag(1, 1)}),
+    b"\xa2\x69Namespace\x61a\x69Namespace\x61b",  # a duplicate key
+    cbor2.dumps({1: 2}), cbor2.dumps({b"Namespace": "fz"}), b"\xa1\xf6\x00",  # non-text keys
+    b"\xa1\x69Namespace\x62\xc3\x28", b"\xa1\x62\xff\xfe\x00",  # bad UTF-8
+    b"\xbf\x69Namespace", b"\x7f\x61a\x41b\xff", b"\x5f\x5f\xff\xff", b"\xff", b"\xf8\x20",
+    b"\x1c", b"\xf7", b"\xa1\x69Namespace\xf9\x7e\x00", _CBOR_OK + b"\x00",  # trailing
+    cbor2.dumps({"Namespace": "fz", "MetricData": [{"MetricName": "m", "Value": float("nan")}]}),
+    cbor2.dumps({"Namespace": "fz", "MetricData": [{"MetricName": "m",
+                                                   "Values": [float("inf")], "Counts": [1e308]}]}),
+    cbor2.dumps({"StartTime": 0, "EndTime": 2 ** 70, "Period": 2 ** 64 - 1,
+                 "MetricDataQueries": [{"Id": "\u00e9", "Expression": "(" * 2000}]}),
+]
+QUERY_KEYS = ["Namespace", "MetricName", "MetricData.member.1.MetricName",
+              "MetricData.member.1.Value", "MetricData.member.99999999.Value",
+              "MetricData.member.1.Dimensions.member.1.Name", "MetricData.member.x.Value",
+              "MetricData.member.1.Timestamp", "Dimensions.member.1.Name", "StartTime",
+              "EndTime", "Period", "Statistics.member.1", "MetricDataQueries.member.1.Id",
+              "MetricDataQueries.member.1.MetricStat.Period", "NextToken", "Colour",
+              "MetricData.member.1.Values.member.1", "MetricData"]
+QUERY_VALUES = ["NaN", "Infinity", "-1", "0", "1e999", "9" * 30, "2026-13-45T99:00:00Z",
+                "fz", "fzm", "AWS/ECS", "", "\u00e9", "a" * 300, "\x00"]
+
+
+@st.composite
+def cloudwatch_variant(draw, op: str, body: bytes, names: list[str]):
+    """One malformed request to CloudWatch in one of its three protocols."""
+    kind = draw(st.sampled_from(["cbor", "cbor", "json", "query"]))
+    if kind == "cbor":
+        data = draw(st.one_of(
+            st.sampled_from(CBOR_BODIES), st.binary(max_size=40),
+            JSON_VALUES.map(cbor2.dumps), st.just(body)))
+        path = draw(st.sampled_from([
+            cw_face.CBOR_PATH + op, cw_face.CBOR_PATH + op, cw_face.CBOR_PATH + "LaunchRockets",
+            f"/service/Other/operation/{op}", cw_face.CBOR_PATH + quote("\u00e9%00", safe="")]))
+        data, headers = draw(encoded(data))
+        headers.update({"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"})
+        return "cloudwatch-cbor", op, "POST", path, data, headers
+    if kind == "json":
+        target = draw(st.sampled_from([cw_face.PREFIX + "." + op, cw_face.PREFIX + ".",
+                                       cw_face.PREFIX + ".Nope"]))
+        data, headers = draw(encoded(body))
+        headers.update({"Content-Type": CW_JSON_TYPE, "X-Amz-Target": target})
+        return "cloudwatch", op, "POST", "/", data, headers
+    form = draw(st.dictionaries(st.sampled_from(QUERY_KEYS),
+                                st.sampled_from(QUERY_VALUES + names), max_size=5))
+    form["Action"] = draw(st.sampled_from([op, op, "LaunchRockets", ""]))
+    form["Version"] = draw(st.sampled_from(["2010-08-01", "2010-08-01", "2011-01-01"]))
+    if draw(st.booleans()):
+        return "cloudwatch-query", op, "GET", "/?" + urlencode(form), b"", {}
+    data = urlencode(form).encode() if draw(st.booleans()) else body
+    data, headers = draw(encoded(data))
+    return "cloudwatch-query", op, "POST", "/", data, {"Content-Type": FORM_TYPE, **headers}
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
@@ -365,8 +484,8 @@ def _encodable(text: str) -> bool:
 
 
 @st.composite
-def malformed(draw, world):
-    service, op = draw(st.sampled_from(CALLS))
+def malformed(draw, world, calls=CALLS):
+    service, op = draw(st.sampled_from(calls))
     names = [n for n in world["names"] + HOSTILE if _encodable(n)]
     body = draw(st.one_of(
         JSON_VALUES.map(lambda v: json.dumps(v).encode()),
@@ -374,6 +493,8 @@ def malformed(draw, world):
                                         if shapes.operation(service, op).input_shape else ["x"]),
                         JSON_VALUES, max_size=3).map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=40), st.sampled_from(ODD_BODIES)))
+    if service == "cloudwatch":
+        return draw(cloudwatch_variant(op, body, names))
     if service in TARGETS:
         target = draw(st.one_of(st.just(TARGETS[service] + op), st.text(
             st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20)))
@@ -419,12 +540,13 @@ def malformed(draw, world):
         "Content-Type": "application/json", **headers}
 
 
-def test_malformed_requests(world):
+@pytest.mark.parametrize("calls", ["aws", "observe"])
+def test_malformed_requests(world, calls):
     judge = Judge(world)
     srv = world["srv"]
 
-    @settings(**SETTINGS)
-    @given(malformed(world))
+    @settings(**(SETTINGS if calls == "aws" else OBSERVE_SETTINGS))
+    @given(malformed(world, CALLS if calls == "aws" else OBSERVE_CALLS))
     def run(req):
         service, op, method, path, body, headers = req
         r = send(srv, method, path, body, headers, service=SIGNING.get(service, service))
