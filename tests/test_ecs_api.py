@@ -207,7 +207,7 @@ def test_unknown_action_and_target(fargo):
 
 
 def test_oversized_body(fargo):
-    big = json.dumps({"family": "x" * (2 * 1024 * 1024)}).encode()
+    big = json.dumps({"family": "x" * (5 * 1024 * 1024)}).encode()  # past the 4 MiB limit
     r = raw(fargo, "RegisterTaskDefinition", big)
     assert r.status_code == 400
     assert r.json()["__type"] == "SerializationException"
