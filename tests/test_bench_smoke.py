@@ -22,6 +22,7 @@ FIGURES = [
     "| 4. host memory per idle task beyond the workload | fargo |",
     "| 4. server RSS | fargo |",
     "| 4. processes per task | fargo |",
+    "| 4c. metrics sampling, 200 tasks at the default 60 s interval | fargo |",
     "| 5. DescribeTasks(",
     "| 5. ListTasks latency | fargo (raw HTTP) |",
     "| 5. ListTasks throughput |",
