@@ -89,7 +89,8 @@ def test_hostile_filter_patterns_are_refused_quickly(intact, pattern):
     assert time.monotonic() - began < 1.0
 
 
-@pytest.mark.parametrize("name", ["../etc", "a\x00b", "a" * 513, "", "/hard/\u00e9\n"])
+# ("../etc" is a valid name in AWS's pattern [.\-_/#A-Za-z0-9]+: a name, never a path.)
+@pytest.mark.parametrize("name", ["a\x00b", "a" * 513, "/hard/\u00e9\n", "a:b", "a*"])
 def test_hostile_log_group_names(intact, name):
     logs = intact[0]
     assert code(logs.create_log_group, logGroupName=name) == "InvalidParameterException"
@@ -127,7 +128,9 @@ def test_cost_explorer_hostile_input(intact):
         deep = {"Not": deep}
     assert code(ce.get_cost_and_usage, **ok, Filter=deep) == "ValidationException"
     wide = {"And": [{"Dimensions": {"Key": "SERVICE", "Values": ["x"]}}] * 5000}
-    assert code(ce.get_cost_and_usage, **ok, Filter=wide) == "ValidationException"
+    began = time.monotonic()
+    assert ce.get_cost_and_usage(**ok, Filter=wide)["ResultsByTime"]  # matched, and soon
+    assert time.monotonic() - began < 2.0
     group_by = [{"Type": "DIMENSION", "Key": "SERVICE"}] * 3
     assert code(ce.get_cost_and_usage, **ok, GroupBy=group_by) == "ValidationException"
 
@@ -146,7 +149,7 @@ def test_put_metric_data_past_its_limits(intact):
     dims = [{"Name": f"d{i}", "Value": "v"} for i in range(31)]
     assert code(put, Namespace="hard", MetricData=[
         {"MetricName": "m", "Value": 1.0, "Dimensions": dims}]) == bad
-    assert code(put, Namespace="", MetricData=[{"MetricName": "m", "Value": 1.0}]) == bad
+    assert code(put, Namespace=":", MetricData=[{"MetricName": "m", "Value": 1.0}]) == bad
     assert code(put, Namespace="AWS/ECS", MetricData=[{"MetricName": "m", "Value": 1.0}]) == bad
 
 
@@ -160,7 +163,7 @@ def test_get_metric_data_past_its_limits(intact):
                                           "Period": period, "Stat": "Sum"}}
     assert code(cw.get_metric_data, MetricDataQueries=[query(f"q{i}") for i in range(501)],
                 **window) == "InvalidParameterValue"
-    for qid in ("Bad", "1abc", "a-b", "", "\u00e9"):
+    for qid in ("Bad", "1abc", "a-b", "\u00e9"):
         assert code(cw.get_metric_data, MetricDataQueries=[query(qid)], **window) in (
             "InvalidParameterValue", "ValidationError")
     for period in (0, 7, -60):
