@@ -483,14 +483,19 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _members(service: str, op: str) -> list[str]:
+    """The input's member names, or a stand-in: some inputs have none."""
+    shape = shapes.operation(service, op).input_shape
+    return sorted(shape.members) if shape is not None and shape.members else ["x"]
+
+
 @st.composite
 def malformed(draw, world, calls=CALLS):
     service, op = draw(st.sampled_from(calls))
     names = [n for n in world["names"] + HOSTILE if _encodable(n)]
     body = draw(st.one_of(
         JSON_VALUES.map(lambda v: json.dumps(v).encode()),
-        st.dictionaries(st.sampled_from(sorted(shapes.operation(service, op).input_shape.members)
-                                        if shapes.operation(service, op).input_shape else ["x"]),
+        st.dictionaries(st.sampled_from(_members(service, op)),
                         JSON_VALUES, max_size=3).map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=40), st.sampled_from(ODD_BODIES)))
     if service == "cloudwatch":
