@@ -29,8 +29,10 @@ from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
 from .control.elbv2 import Elbv2
+from .control.gc import GarbageCollector
 from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
+from .control.kubecontrol import KubeControllers
 from .control.kubestate import KubeState
 from .control.logroutes import LogStarts
 from .control.logs import ContainerLogs
@@ -39,6 +41,7 @@ from .control.metadata import TaskEndpoints
 from .control.metrics import Metrics
 from .control.metricsampler import MetricSampler
 from .control.network import Networks, TaskNet
+from .control.objects import Objects
 from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
@@ -131,6 +134,12 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
+        # Kubernetes kinds without writes of their own, and the controllers of each cluster.
+        self.objects = Objects(self.kube_state)
+        self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
+            GarbageCollector(self.kube_state, self.objects, {
+                "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
+        ])
         # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
         self.logship = LogShipper(self.cwlogs, self.runtime, self.store)
         self.engine.book.listeners.append(self.logship.task_changed)
@@ -164,6 +173,7 @@ class Server:
                      settings=self.settings, iam=self.iam, ecs=self.ecs, services=self.services,
                      ec2=Ec2Face(self.vpc, self.networks, self.enis), secrets=self.secrets, ssm=self.ssm,
                      logs=self.logs, eks=self.eks, kube_state=self.kube_state, pods=self.pods,
+                     objects=self.objects,
                      elbv2=self.elbv2, cost=self.cost, metrics=self.metrics,
                      sampler=self.sampler, cwlogs=self.cwlogs)
 
@@ -202,6 +212,7 @@ class Server:
         await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
+        self.kube_controllers.start()
         await self.sampler.start()  # after the engine has re-adopted the tasks it reads
         self.cost.start()  # meters what stopped while the server was down, then keeps up
         self.cwlogs.start()  # the retention sweep (and what a crash left half deleted)
@@ -244,6 +255,7 @@ class Server:
     async def stop(self) -> None:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
+        await self.kube_controllers.close()
         await self.cost.close()
         await self.cwlogs.close()
         await self.scheduler.close()

@@ -289,7 +289,8 @@ def test_bad_input_gets_kubernetes_errors(kubeconfig, srv, cluster, busybox_imag
     assert out.returncode != 0
     base = f"{srv.endpoint}/eks/{cluster}"
     cases = [("GET", "/api/v1/widgets", None, 404, "NotFound"),
-             ("GET", "/apis/apps/v1/deployments", None, 404, "NotFound"),
+             ("GET", "/apis/apps/v1/widgets", None, 404, "NotFound"),
+             ("GET", "/apis/example.com/v1", None, 404, "NotFound"),
              ("POST", "/api/v1/namespaces/apps/pods", b"{nope", 400, "BadRequest"),
              ("POST", "/api/v1/namespaces/apps/pods", b'{"kind": "Service"}', 400,
               "BadRequest"),
@@ -297,7 +298,7 @@ def test_bad_input_gets_kubernetes_errors(kubeconfig, srv, cluster, busybox_imag
              ("POST", "/api/v1/namespaces/apps/pods",
               b'{"metadata": {"name": "x"}, "spec": {"containers": "no"}}', 422, "Invalid"),
              ("PUT", "/api/v1/nodes/n1", b"{}", 405, "MethodNotAllowed"),
-             ("DELETE", "/api/v1/namespaces/apps/pods", None, 405, "MethodNotAllowed"),
+             ("PUT", "/api/v1/namespaces/apps/pods", b"{}", 405, "MethodNotAllowed"),
              ("GET", "/api/v1/pods?labelSelector=a%20in%20(", None, 400, "BadRequest"),
              ("GET", "/api/v1/pods?fieldSelector=spec.foo%3D1", None, 400, "BadRequest"),
              ("GET", "/api/v1/namespaces/apps/pods/x/log", None, 404, "NotFound"),

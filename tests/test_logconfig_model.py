@@ -12,7 +12,7 @@ import time
 import pytest
 
 from fargo.model import logrouter, taskdef
-from fargo.model.configmap import new_configmap, replaced_configmap
+from fargo.model.configmap import check_configmap
 from fargo.model.errors import ClientException
 from fargo.model.kubeerrors import KubeError
 from fargo.model.logconfig import (
@@ -396,21 +396,19 @@ def test_router_grep_and_exclude():
 
 # ---- ConfigMaps
 def test_configmap_checks():
-    cm = new_configmap({"metadata": {"name": "aws-logging"}, "data": {"output.conf": "x"},
-                        "binaryData": {"blob": "aGk="}, "junk": 1})
-    assert cm == {"metadata": {"name": "aws-logging"}, "data": {"output.conf": "x"},
-                  "binaryData": {"blob": "aGk="}}
+    check_configmap({"metadata": {"name": "aws-logging"}, "data": {"output.conf": "x"},
+                     "binaryData": {"blob": "aGk="}}, None)
     for bad in ({"data": {"a b": "x"}}, {"data": {"a": 1}}, {"binaryData": {"a": "!!"}},
                 {"data": {"a": "x"}, "binaryData": {"a": "aGk="}},
                 {"data": {"a": "x" * (1 << 20 | 1)}}):
         with pytest.raises(KubeError) as err:
-            new_configmap({"metadata": {"name": "c"}, **bad})
+            check_configmap({"metadata": {"name": "c"}, **bad}, None)
         assert err.value.code == 422
     frozen = {"metadata": {"name": "c", "uid": "u"}, "data": {"a": "1"}, "immutable": True}
     changed = copy.deepcopy(frozen)
     changed["data"]["a"] = "2"
     with pytest.raises(KubeError, match="immutable"):
-        replaced_configmap(frozen, changed, "c")
+        check_configmap(changed, frozen)
     relabelled = copy.deepcopy(frozen)
     relabelled["metadata"]["labels"] = {"x": "y"}
-    assert replaced_configmap(frozen, relabelled, "c")["metadata"]["labels"] == {"x": "y"}
+    check_configmap(relabelled, frozen)

@@ -22,6 +22,7 @@ from ..control.kubestate import KubeState
 from ..control.logs import ContainerLogs
 from ..control.metrics import Metrics
 from ..control.metricsampler import MetricSampler
+from ..control.objects import Objects
 from ..control.pods import Pods
 from ..control.secrets import Secrets
 from ..control.services import Services
@@ -151,6 +152,7 @@ class Faces:
     eks: Eks | None = None
     kube_state: KubeState | None = None
     pods: Pods | None = None
+    objects: Objects | None = None  # generic writes of Kubernetes kinds
     cloudmap: CloudMap | None = None
     elbv2: Elbv2 | None = None
     metrics: Metrics | None = None  # CloudWatch metrics
@@ -195,9 +197,10 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
             prometheus_face.install(app, faces.sampler)  # GET /metrics, unauthenticated
         if faces.cost:
             cost_face.install(app, faces.cost)  # each task's bill, for `fargo cost`
-    if faces.eks and faces.kube_state and faces.pods:
+    if faces.eks and faces.kube_state and faces.pods and faces.objects:
         # EKS's REST face, each cluster's Kubernetes API, the webhooks
-        kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods)
+        kube_keys.install(app, eks=faces.eks, kube_state=faces.kube_state, pods=faces.pods,
+                          objects=faces.objects)
         eks_face.add_routes(app)
         if for_tasks:
             return app

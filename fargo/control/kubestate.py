@@ -8,17 +8,15 @@ import collections
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import kubeobj
+from ..model import kubekinds, kubeobj, objmeta
 from ..model.kubeerrors import KubeError, already_exists, not_found
 from ..store.kube import KubeTables
 
 HISTORY = 2000  # change events kept per cluster for watches that resume from a version
-
-KINDS = {"pods": "Pod", "nodes": "Node", "namespaces": "Namespace", "events": "Event",
-         "configmaps": "ConfigMap"}
 
 
 def now_rfc3339(at: float | None = None) -> str:
@@ -54,7 +52,9 @@ class KubeState:
         self.tables = tables
         self._history: dict[str, collections.deque[Change]] = {}
         self._watchers: dict[str, list[Watcher]] = {}
-        self.changed = asyncio.Event()  # wakes the controllers
+        self.changed = asyncio.Event()  # wakes the pods' loop
+        # (cluster, change) for each write: controllers' pokes (control/kubecontrol.py)
+        self.listeners: list[Callable[[str, Change], None]] = []
         self._since_start = tables.current_rv  # changes before this start are not held
 
     # ---- reads
@@ -76,34 +76,50 @@ class KubeState:
         return self.tables.current_rv
 
     # ---- writes
-    def create(self, cluster: str, resource: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, cluster: str, resource: str, ns: str, obj: dict[str, Any],
+               dry_run: bool = False) -> dict[str, Any]:
+        """Stamp and store a new object (its kind's checks have run); with dry_run, the
+        object as it would be stored, with nothing written."""
+        rule = kubekinds.rule(resource)
         meta = obj.setdefault("metadata", {})
         if self.tables.get_object(cluster, resource, ns, meta["name"]) is not None:
             raise already_exists(resource, meta["name"])
-        obj["kind"] = KINDS[resource]
-        obj["apiVersion"] = "v1"
-        if ns:
-            meta["namespace"] = ns
-        else:
-            meta.pop("namespace", None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = now_rfc3339()
-        meta.pop("deletionTimestamp", None)
-        meta.pop("deletionGracePeriodSeconds", None)
-        meta.pop("managedFields", None)
-        if resource in ("pods", "namespaces"):
-            meta["generation"] = 1 if resource == "pods" else meta.get("generation", 0) or 0
-            if resource == "namespaces":
-                meta.pop("generation", None)
+        obj["kind"] = rule.kind
+        obj["apiVersion"] = rule.api_version
+        obj["metadata"] = meta = objmeta.new_metadata(meta, ns, str(uuid.uuid4()),
+                                                      now_rfc3339())
+        if rule.generation or resource == "pods":
+            meta["generation"] = 1
+        if dry_run:
+            return obj
         return self._write(cluster, resource, ns, obj, "ADDED")
 
-    def update(self, cluster: str, resource: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def update(self, cluster: str, resource: str, ns: str, obj: dict[str, Any],
+               dry_run: bool = False) -> dict[str, Any]:
+        """Store a changed object. One being deleted whose last finalizer this update takes
+        away (and whose grace is over) goes, as the apiserver's update does."""
+        meta = obj["metadata"]
+        if dry_run:
+            return obj
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and \
+                meta.get("deletionGracePeriodSeconds", 0) == 0:
+            return self.delete(cluster, resource, ns, meta["name"]) or obj
         return self._write(cluster, resource, ns, obj, "MODIFIED")
 
-    def delete(self, cluster: str, resource: str, ns: str, name: str) -> dict[str, Any] | None:
+    def delete(self, cluster: str, resource: str, ns: str, name: str,
+               dry_run: bool = False) -> dict[str, Any] | None:
+        """Remove an object, unless finalizers hold it: then it is marked deleted (and
+        stays until they are gone). None if there is no such object."""
         obj = self.tables.get_object(cluster, resource, ns, name)
-        if obj is None:
-            return None
+        if obj is None or dry_run:
+            return obj
+        if obj["metadata"].get("finalizers"):
+            if obj["metadata"].get("deletionTimestamp") and \
+                    obj["metadata"].get("deletionGracePeriodSeconds", 0) == 0:
+                return obj
+            obj["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+            obj["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self._write(cluster, resource, ns, obj, "MODIFIED")
         self.tables.delete_object(cluster, resource, ns, name)
         obj["metadata"]["resourceVersion"] = str(self.tables.next_rv())
         self._tell(cluster, Change(int(obj["metadata"]["resourceVersion"]), resource, ns,
@@ -119,13 +135,14 @@ class KubeState:
         return obj
 
     # ---- namespaces (their deletion, which takes their pods along, is control/pods.py's)
-    def create_namespace(self, cluster: str, body: Any) -> dict[str, Any]:
-        return self.create(cluster, "namespaces", "", kubeobj.new_namespace(body))
+    def create_namespace(self, cluster: str, body: Any, dry_run: bool = False) -> dict[str, Any]:
+        return self.create(cluster, "namespaces", "", kubeobj.new_namespace(body), dry_run)
 
-    def replace_namespace(self, cluster: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
+    def replace_namespace(self, cluster: str, name: str, new: dict[str, Any],
+                          dry_run: bool = False) -> dict[str, Any]:
         old = self.get(cluster, "namespaces", "", name)
         merged = kubeobj.replaced_namespace(old, new, name)
-        return self.update(cluster, "namespaces", "", merged) if merged != old else old
+        return self.update(cluster, "namespaces", "", merged, dry_run) if merged != old else old
 
     def drop_cluster(self, cluster: str) -> None:
         self._history.pop(cluster, None)
@@ -166,6 +183,8 @@ class KubeState:
             if w.resource == change.resource and (w.ns is None or w.ns == change.ns):
                 w.queue.put_nowait(change)
         self.changed.set()
+        for listener in self.listeners:
+            listener(cluster, change)
 
     def watch(self, cluster: str, resource: str, ns: str | None,
               since: int | None) -> tuple[Watcher, Changes]:

@@ -9,12 +9,13 @@ import logging
 import time
 from typing import Any
 
-from ..model import admission, kubeobj, podtask
+from ..model import admission, kubekinds, kubeobj, objmeta, podtask
 from ..model.kubeerrors import KubeError, invalid
 from ..model.profiles import PIN_LABEL
 from ..store.kube import KubeTables
 from .eks import Eks
 from .kubestate import KubeState, now_rfc3339
+from .objects import DeleteOptions, check_preconditions, open_namespace
 from .scheduler import FargateScheduler
 from .tasks import TaskEngine
 
@@ -33,7 +34,8 @@ class Pods:
         self._loop: asyncio.Task | None = None
 
     # ---- API operations
-    def create(self, cluster: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, cluster: str, ns: str, body: dict[str, Any],
+               dry_run: bool = False) -> dict[str, Any]:
         pod = copy.deepcopy(kubeobj.check_kind(body, "Pod"))
         pod.pop("_fargo", None)
         meta = pod.get("metadata")
@@ -41,12 +43,8 @@ class Pods:
             raise KubeError(400, "BadRequest", "the namespace of the provided object does not "
                             "match the namespace sent on the request")
         kubeobj.check_pod(pod)
-        namespace = self.state.get(cluster, "namespaces", "", ns)
-        if (namespace.get("status") or {}).get("phase") == "Terminating":
-            raise KubeError(403, "Forbidden", f'pods "{pod["metadata"]["name"]}" is forbidden: '
-                            "unable to "
-                            f"create new content in namespace {ns} because it is being "
-                            "terminated")
+        objmeta.check_metadata(pod, "Pod")
+        open_namespace(self.state, cluster, ns, "pods", pod["metadata"]["name"])
         pod["status"] = {}
         profiles = self.tables.list_profiles(cluster)
         refusal = admission.verdict(pod, profiles, ns)
@@ -57,11 +55,12 @@ class Pods:
         pod = admission.apply_json_patch(pod, patch)
         kubeobj.default_pod(pod)
         pod["status"] = {"phase": "Pending", "qosClass": podtask.qos_class(pod["spec"])}
-        out = self.state.create(cluster, "pods", ns, pod)
-        return out
+        return self.state.create(cluster, "pods", ns, pod, dry_run)
 
-    def replace(self, cluster: str, ns: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
-        """PUT or PATCH result: only metadata (labels, annotations) may change."""
+    def replace(self, cluster: str, ns: str, name: str, new: dict[str, Any],
+                dry_run: bool = False) -> dict[str, Any]:
+        """PUT or PATCH result: only metadata (labels, annotations, owners, finalizers) may
+        change."""
         old = self.state.get(cluster, "pods", ns, name)
         kubeobj.check_kind(new, "Pod")
         new = copy.deepcopy(new)
@@ -69,27 +68,24 @@ class Pods:
         new_meta.setdefault("name", name)
         new_meta.setdefault("namespace", ns)
         new_meta.setdefault("uid", old["metadata"]["uid"])
-        rv = new_meta.get("resourceVersion")
-        if rv and rv != old["metadata"]["resourceVersion"]:
-            raise KubeError(409, "Conflict", f'Operation cannot be fulfilled on pods "{name}": '
-                            "the object has been modified; please apply your changes to the "
-                            "latest version and try again")
+        meta = objmeta.updated_metadata(old["metadata"], new_meta, "pods")
         errors = kubeobj.pod_update_errors(old, new)
         if errors:
             raise invalid("Pod", name, errors)
-        kubeobj.check_meta(new, "Pod")
         merged = copy.deepcopy(old)
-        for key in ("labels", "annotations"):
-            if new_meta.get(key):
-                merged["metadata"][key] = new_meta[key]
-            else:
-                merged["metadata"].pop(key, None)
+        merged["metadata"] = meta
+        objmeta.check_metadata(merged, "Pod")
         if merged == old:
             return old
-        return self.state.update(cluster, "pods", ns, merged)
+        return self.state.update(cluster, "pods", ns, merged, dry_run)
 
-    def delete(self, cluster: str, ns: str, name: str, grace: int | None) -> dict[str, Any]:
+    def delete(self, cluster: str, ns: str, name: str, grace: int | None,
+               opts: DeleteOptions | None = None) -> dict[str, Any]:
         pod = self.state.get(cluster, "pods", ns, name)
+        if opts is not None:
+            check_preconditions(pod, "pods", opts)
+            if opts.dry_run:
+                return pod
         if grace is None:
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
         tid = (pod.get("_fargo") or {}).get("task")
@@ -107,8 +103,13 @@ class Pods:
                                     "Stopping containers", "kubelet")
         return pod
 
-    def delete_namespace(self, cluster: str, name: str) -> dict[str, Any]:
+    def delete_namespace(self, cluster: str, name: str,
+                         opts: DeleteOptions | None = None) -> dict[str, Any]:
         ns = self.state.get(cluster, "namespaces", "", name)
+        if opts is not None:
+            check_preconditions(ns, "namespaces", opts)
+            if opts.dry_run:
+                return ns
         if name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             raise KubeError(403, "Forbidden", f'namespaces "{name}" is forbidden: this '
                             "namespace may not be deleted")
@@ -247,12 +248,19 @@ class Pods:
             if (ns.get("status") or {}).get("phase") != "Terminating":
                 continue
             name = ns["metadata"]["name"]
+            # What the namespace holds goes first (its controllers' objects before their
+            # pods, so no new pod is made), then the pods, gracefully; the namespace goes
+            # once nothing is left (finalizers may hold an object a while).
+            left = False
+            for rule in kubekinds.all_rules():
+                if rule.namespaced and rule.plural != "pods":
+                    for obj in self.state.list(cluster, rule.plural, name):
+                        gone = self.state.delete(cluster, rule.plural, name,
+                                                 obj["metadata"]["name"])
+                        left = left or bool(gone and gone["metadata"].get("finalizers"))
             pods = self.state.list(cluster, "pods", name)
             for pod in pods:
                 if not pod["metadata"].get("deletionTimestamp"):
                     self.delete(cluster, name, pod["metadata"]["name"], None)
-            if not pods:
-                for kind in ("events", "configmaps"):  # what the namespace held goes too
-                    for obj in self.state.list(cluster, kind, name):
-                        self.state.delete(cluster, kind, name, obj["metadata"]["name"])
+            if not pods and not left:
                 self.state.delete(cluster, "namespaces", "", name)

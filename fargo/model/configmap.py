@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import re
 from typing import Any
 
-from .kubeerrors import KubeError, invalid
-from .kubeobj import check_kind, check_meta
+from .kubeerrors import invalid
+from .kubekinds import KindRule, register
 
 MAX_BYTES = 1 << 20
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -55,49 +54,17 @@ def _errors(obj: dict[str, Any]) -> list[tuple[str, str]]:
     return errors
 
 
-def _shape(body: dict[str, Any], name: str) -> dict[str, Any]:
-    meta = body["metadata"]
-    out: dict[str, Any] = {"metadata": {k: copy.deepcopy(meta[k]) for k in
-                                        ("name", "labels", "annotations") if meta.get(k)}}
-    out["metadata"]["name"] = name
-    for key in ("data", "binaryData"):
-        if body.get(key):
-            out[key] = dict(body[key])
-    if body.get("immutable") is not None:
-        out["immutable"] = body["immutable"]
-    return out
-
-
-def new_configmap(body: Any) -> dict[str, Any]:
-    """The ConfigMap a create asks for, checked."""
-    check_kind(body, "ConfigMap")
-    name = check_meta(body, "ConfigMap")
-    errors = _errors(body)
-    if errors:
-        raise invalid("ConfigMap", name, errors)
-    return _shape(body, name)
-
-
-def replaced_configmap(old: dict[str, Any], new: dict[str, Any], name: str) -> dict[str, Any]:
-    """`old` as an update (PUT, or PATCH applied) makes it; immutable ones keep their data."""
-    check_kind(new, "ConfigMap")
-    if (new.get("metadata") or {}).get("name", name) != name:
-        raise KubeError(422, "Invalid", f'ConfigMap "{name}" is invalid: metadata.name: '
-                        "Invalid value: field is immutable")
-    new.setdefault("metadata", {})["name"] = name
-    check_meta(new, "ConfigMap")
-    errors = _errors(new)
-    if old.get("immutable"):
+def check_configmap(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """A ConfigMap's own rules on create and update; an immutable one keeps its data."""
+    errors = _errors(obj)
+    if old is not None and old.get("immutable"):
         for key in ("data", "binaryData"):
-            if (new.get(key) or {}) != (old.get(key) or {}):
+            if (obj.get(key) or {}) != (old.get(key) or {}):
                 errors.append((key, IMMUTABLE))
-        if not new.get("immutable"):
+        if not obj.get("immutable"):
             errors.append(("immutable", IMMUTABLE))
     if errors:
-        raise invalid("ConfigMap", name, errors)
-    merged = _shape(new, name)
-    for key in ("uid", "creationTimestamp", "namespace", "resourceVersion"):
-        if key in old["metadata"]:
-            merged["metadata"][key] = old["metadata"][key]
-    merged["kind"], merged["apiVersion"] = old.get("kind", "ConfigMap"), "v1"
-    return merged
+        raise invalid("ConfigMap", obj["metadata"]["name"], errors)
+
+
+register(KindRule("configmaps", "ConfigMap", check=check_configmap))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .kubeerrors import bad_request
@@ -61,6 +62,73 @@ def label_selector(text: str | None) -> LabelTest:
     return lambda labels: all(r(labels) for r in reqs)
 
 
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def selector_errors(sel: Any, field: str) -> list[tuple[str, str]]:
+    """A metav1.LabelSelector's shape, as validation words it."""
+    if sel is None:
+        return []
+    if not isinstance(sel, dict):
+        return [(field, "Invalid value: must be an object")]
+    out = []
+    labels = sel.get("matchLabels")
+    if labels is not None and (not isinstance(labels, dict) or not all(
+            isinstance(v, str) for v in labels.values())):
+        out.append((f"{field}.matchLabels", "Invalid value: must be a map of strings"))
+    for i, e in enumerate(sel.get("matchExpressions") or []):
+        at = f"{field}.matchExpressions[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("key"), str) or not e["key"]:
+            out.append((f"{at}.key", "Required value"))
+            continue
+        op, values = e.get("operator"), e.get("values") or []
+        if op not in _OPERATORS:
+            out.append((f"{at}.operator", f"Unsupported value: {str(op)[:40]!r}: supported "
+                        'values: "In", "NotIn", "Exists", "DoesNotExist"'))
+        elif not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            out.append((f"{at}.values", "Invalid value: must be a list of strings"))
+        elif op in ("In", "NotIn") and not values:
+            out.append((f"{at}.values", "Required value: must be specified when `operator` "
+                        "is 'In' or 'NotIn'"))
+        elif op in ("Exists", "DoesNotExist") and values:
+            out.append((f"{at}.values", "Forbidden: may not be specified when `operator` is "
+                        "'Exists' or 'DoesNotExist'"))
+    return out
+
+
+def selector_matcher(sel: dict[str, Any] | None) -> LabelTest:
+    """A LabelSelector object (matchLabels, matchExpressions) as a test of labels; an
+    empty selector matches everything, None nothing (as the apiserver reads them)."""
+    if sel is None:
+        return lambda labels: False
+    reqs: list[LabelTest] = [_label_is(k, v, True)
+                             for k, v in (sel.get("matchLabels") or {}).items()]
+    for e in sel.get("matchExpressions") or []:
+        op, key = e.get("operator"), e.get("key", "")
+        if op in ("In", "NotIn"):
+            reqs.append(_label_in(key, set(e.get("values") or []), op == "In"))
+        else:
+            reqs.append(_label_set(key, op == "Exists"))
+    return lambda labels: all(r(labels) for r in reqs)
+
+
+def selector_text(sel: dict[str, Any]) -> str:
+    """A LabelSelector object as the text form (`a=b,c in (d,e),!f`), as a Scale's
+    status.selector and kubectl show it."""
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        op, key, values = e.get("operator"), e.get("key", ""), sorted(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
 def _get(obj: dict[str, Any], path: str) -> str:
     cur: Any = obj
     for key in path.split("."):
@@ -68,7 +136,7 @@ def _get(obj: dict[str, Any], path: str) -> str:
     return "" if cur is None else str(cur)
 
 
-def field_selector(text: str | None, allowed: set[str]) -> Matcher:
+def field_selector(text: str | None, allowed: AbstractSet[str]) -> Matcher:
     reqs: list[Matcher] = []
     for part in _split(text or ""):
         m = _CMP.match(part)

@@ -98,6 +98,21 @@ class KubeTables:
         sql += " ORDER BY ns, name"
         return [json.loads(r[0]) for r in self.store.rows(sql, tuple(args))]
 
+    def owned_objects(self, cluster: str) -> list[tuple[str, dict[str, Any]]]:
+        """(resource, object) of every object of the cluster that names an owner or holds a
+        finalizer: what the garbage collector looks at."""
+        rows = self.store.rows(
+            "SELECT resource, doc FROM kube_objects WHERE cluster=? AND (doc LIKE "
+            "'%\"ownerReferences\"%' OR doc LIKE '%\"finalizers\"%') ORDER BY resource, ns, "
+            "name", (cluster,))
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def uids(self, cluster: str) -> set[str]:
+        """The uid of every object of the cluster."""
+        rows = self.store.rows("SELECT json_extract(doc, '$.metadata.uid') FROM kube_objects "
+                               "WHERE cluster=?", (cluster,))
+        return {r[0] for r in rows if r[0]}
+
     def delete_object(self, cluster: str, resource: str, ns: str, name: str) -> None:
         self.store.execute("DELETE FROM kube_objects WHERE cluster=? AND resource=? AND ns=? "
                            "AND name=?", (cluster, resource, ns, name))

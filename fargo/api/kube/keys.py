@@ -7,17 +7,21 @@ from aiohttp import web
 
 from ...control.eks import Eks
 from ...control.kubestate import KubeState
+from ...control.objects import Objects
 from ...control.pods import Pods
 from ..eks import EKS
 
 KUBE_STATE = web.AppKey("kube_state", KubeState)
 PODS = web.AppKey("pods", Pods)
+OBJECTS = web.AppKey("objects", Objects)
 
-__all__ = ["EKS", "KUBE_STATE", "PODS", "install"]  # EKS is the EKS face's own key
+__all__ = ["EKS", "KUBE_STATE", "OBJECTS", "PODS", "install"]  # EKS is the EKS face's own
 
 
-def install(app: web.Application, *, eks: Eks, kube_state: KubeState, pods: Pods) -> None:
+def install(app: web.Application, *, eks: Eks, kube_state: KubeState, pods: Pods,
+            objects: Objects) -> None:
     app[EKS] = eks
     app[KUBE_STATE] = kube_state
     app[PODS] = pods
+    app[OBJECTS] = objects
 

@@ -3,19 +3,24 @@
 prints as a Table, and the control call behind each write verb. get, list and watch are the
 same for every kind (control/kubestate.py); a verb a resource has no handler for answers 405.
 
-A new kind is an entry here plus its handlers (and its kind in control/kubestate.KINDS)."""
+A new kind is an entry here plus its rule in model/kubekinds.py (generic writes need nothing
+more; a kind with writes of its own names its handlers)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from ...control import configmaps
 from ...control.kubestate import KubeState
+from ...control.objects import DeleteOptions, Objects
 from ...control.pods import Pods
+from ...model import kubekinds
+from ...model.kubeerrors import method_not_allowed
+from ...model.kubekinds import KindRule
 from ...model.selectors import FIELDS
 from . import tables
 from .logs import pod_logs
@@ -25,112 +30,137 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Scope:
-    """One request's cluster and namespace ("" for cluster-scoped kinds), and the control
-    objects its handler may call."""
+    """One request's cluster and namespace ("" for cluster-scoped kinds), whether it is a
+    dry run (dryRun=All: checked, answered, nothing written), and the control objects its
+    handler may call."""
     cluster: str
     ns: str
     state: KubeState
     pods: Pods
+    objects: Objects
+    dry_run: bool = False
 
 
 Create = Callable[[Scope, Any], Obj]  # (scope, the decoded body) -> the new object
 Replace = Callable[[Scope, str, Obj], Obj]  # (scope, name, the whole new object)
-Delete = Callable[[Scope, str, int | None], Obj]  # (scope, name, grace period asked for)
-Stream = Callable[[web.Request, Scope, str], Awaitable[web.StreamResponse]]  # GET-only
+Delete = Callable[[Scope, str, DeleteOptions], Obj]  # (scope, name, the DELETE's options)
+Stream = Callable[[web.Request, Scope, str], Awaitable[web.StreamResponse]]
+
+
+BASIC_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
 
 
 @dataclass(frozen=True)
 class Resource:
+    """How a kind is served; what it is (kind, group, version, scope) is its rule's."""
     plural: str
     singular: str
-    kind: str
-    namespaced: bool
     printer: tables.Printer
-    fields: set[str]  # what a fieldSelector may name
-    group: str = ""  # "" is the core group, served under /api
-    version: str = "v1"
+    fields: AbstractSet[str] = BASIC_FIELDS  # what a fieldSelector may name
     short: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    # Writes: a kind's own handlers, or (None) control/objects.py's generic ones; a
+    # read-only kind (written by fargo alone) answers 405 to all three.
     create: Create | None = None
     replace: Replace | None = None  # PUT, and PATCH once the patch is applied
     delete: Delete | None = None
-    streams: Mapping[str, Stream] = field(default_factory=dict)  # e.g. pods/log
+    read_only: bool = False
+    # Subresources streamed (pods/log, pods/exec): the handler takes every method it
+    # answers and refuses the others.
+    streams: Mapping[str, Stream] = field(default_factory=dict)
     # .../status answers a GET for every kind (the object itself); this only says whether
     # discovery lists it.
     status: bool = False
 
     @property
+    def rule(self) -> KindRule:
+        return kubekinds.rule(self.plural)
+
+    @property
+    def kind(self) -> str:
+        return self.rule.kind
+
+    @property
+    def group(self) -> str:
+        return self.rule.group
+
+    @property
+    def version(self) -> str:
+        return self.rule.version
+
+    @property
+    def namespaced(self) -> bool:
+        return self.rule.namespaced
+
+    @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
+        return self.rule.api_version
 
     @property
     def verbs(self) -> list[str]:
         verbs = ["get", "list", "watch"]
-        verbs += ["create"] if self.create else []
-        verbs += ["update", "patch"] if self.replace else []
-        verbs += ["delete"] if self.delete else []
+        if self.read_only:
+            return verbs
+        verbs += ["create"] if self.create or self.generic else []
+        verbs += ["update", "patch"] if self.replace or self.generic else []
+        verbs += ["delete"] if self.delete or self.generic else []
+        verbs += ["deletecollection"] if self.generic else []
         return sorted(verbs)
 
     @property
+    def generic(self) -> bool:
+        """Writes through control/objects.py (no handler of its own for any)."""
+        return not self.read_only and not (self.create or self.replace or self.delete)
+
+    @property
     def subresources(self) -> list[str]:
-        return sorted([*self.streams, *(["status"] if self.status else [])])
+        return sorted([*self.streams, *(["status"] if self.status else []),
+                       *(["scale"] if self.rule.scale else [])])
 
 
 # ---- the handlers: each one call of control
 def _create_pod(s: Scope, body: Any) -> Obj:
-    return s.pods.create(s.cluster, s.ns, body)
+    return s.pods.create(s.cluster, s.ns, body, s.dry_run)
 
 
 def _replace_pod(s: Scope, name: str, new: Obj) -> Obj:
-    return s.pods.replace(s.cluster, s.ns, name, new)
+    return s.pods.replace(s.cluster, s.ns, name, new, s.dry_run)
 
 
-def _delete_pod(s: Scope, name: str, grace: int | None) -> Obj:
-    return s.pods.delete(s.cluster, s.ns, name, grace)
+def _delete_pod(s: Scope, name: str, opts: DeleteOptions) -> Obj:
+    return s.pods.delete(s.cluster, s.ns, name, opts.grace, opts)
 
 
 async def _pod_log(request: web.Request, s: Scope, name: str) -> web.StreamResponse:
+    if request.method != "GET":
+        raise method_not_allowed(request.method)
     return await pod_logs(request, s.state, s.cluster, s.ns, name)
 
 
 def _create_namespace(s: Scope, body: Any) -> Obj:
-    return s.state.create_namespace(s.cluster, body)
+    return s.state.create_namespace(s.cluster, body, s.dry_run)
 
 
 def _replace_namespace(s: Scope, name: str, new: Obj) -> Obj:
-    return s.state.replace_namespace(s.cluster, name, new)
+    return s.state.replace_namespace(s.cluster, name, new, s.dry_run)
 
 
-def _delete_namespace(s: Scope, name: str, grace: int | None) -> Obj:
-    return s.pods.delete_namespace(s.cluster, name)  # its pods go first
-
-
-def _create_configmap(s: Scope, body: Any) -> Obj:
-    return configmaps.create(s.state, s.cluster, s.ns, body)
-
-
-def _replace_configmap(s: Scope, name: str, new: Obj) -> Obj:
-    return configmaps.replace(s.state, s.cluster, s.ns, name, new)
-
-
-def _delete_configmap(s: Scope, name: str, grace: int | None) -> Obj:
-    return configmaps.delete(s.state, s.cluster, s.ns, name)
+def _delete_namespace(s: Scope, name: str, opts: DeleteOptions) -> Obj:
+    return s.pods.delete_namespace(s.cluster, name, opts)  # its content goes first
 
 
 # In discovery's order.
 RESOURCES: list[Resource] = [
-    Resource("namespaces", "namespace", "Namespace", False, tables.NAMESPACES,
-             FIELDS["namespaces"], short=("ns",), create=_create_namespace,
-             replace=_replace_namespace, delete=_delete_namespace),
-    Resource("nodes", "node", "Node", False, tables.NODES, FIELDS["nodes"], short=("no",)),
-    Resource("pods", "pod", "Pod", True, tables.PODS, FIELDS["pods"], short=("po",),
+    Resource("namespaces", "namespace", tables.NAMESPACES, FIELDS["namespaces"],
+             short=("ns",), create=_create_namespace, replace=_replace_namespace,
+             delete=_delete_namespace),
+    Resource("nodes", "node", tables.NODES, FIELDS["nodes"], short=("no",), read_only=True),
+    Resource("pods", "pod", tables.PODS, FIELDS["pods"], short=("po",),
              categories=("all",), create=_create_pod, replace=_replace_pod,
              delete=_delete_pod, streams={"log": _pod_log}, status=True),
-    Resource("events", "event", "Event", True, tables.EVENTS, FIELDS["events"],
-             short=("ev",)),
-    Resource("configmaps", "configmap", "ConfigMap", True, tables.CONFIGMAPS,
-             FIELDS["configmaps"], short=("cm",), create=_create_configmap,
-             replace=_replace_configmap, delete=_delete_configmap),
+    Resource("events", "event", tables.EVENTS, FIELDS["events"], short=("ev",),
+             read_only=True),
+    Resource("configmaps", "configmap", tables.CONFIGMAPS, short=("cm",)),
 ]
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 

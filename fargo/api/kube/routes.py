@@ -1,5 +1,5 @@
-"""Request routing for the Kubernetes face: /eks/CLUSTER/api/v1/... (and /apis/GROUP/VERSION/
-for groups to come) to the resource table of resources.py, plus discovery and OpenAPI.
+"""Request routing for the Kubernetes face: /eks/CLUSTER/api/v1/... and
+/apis/GROUP/VERSION/... to the resource table of resources.py, plus discovery and OpenAPI.
 
 Every failure answers as a `kind: Status`; nothing here holds a rule of its own (pods and
 admission live in control/ and model/)."""
@@ -15,7 +15,7 @@ from aiohttp import web
 from ...model.kubeerrors import KubeError, method_not_allowed, unknown_path
 from . import discovery, openapi, resources
 from .auth import authorize
-from .keys import EKS, KUBE_STATE, PODS
+from .keys import EKS, KUBE_STATE, OBJECTS, PODS
 from .resources import Scope
 from .verbs import Target, verb
 from .wire import json_response, status_response
@@ -48,7 +48,7 @@ NON_RESOURCE: dict[str, Page] = {
     "apis": lambda request, cluster: _discovery(request.headers.get("Accept", ""),
                                                 discovery.aggregated_groups,
                                                 discovery.api_groups),
-    "api/v1": lambda request, cluster: json_response(discovery.resource_list()),
+    "api/v1": lambda request, cluster: json_response(discovery.resource_list("", "v1")),
     "openapi/v3": lambda request, cluster: json_response(openapi.root(f"/eks/{cluster}")),
     "openapi/v3/api/v1": lambda request, cluster: json_response(openapi.core_v1()),
     "openapi/v2": _openapi_v2,
@@ -90,17 +90,30 @@ def parse_target(group: str, version: str, segs: list[str]) -> Target:
     return Target(res, None, rest[0] if rest else None, rest[1] if len(rest) > 1 else None)
 
 
+def _group_discovery(segs: list[str]) -> web.Response | None:
+    """/apis/GROUP and /apis/GROUP/VERSION of the groups served; None for other paths."""
+    if segs[:1] != ["apis"] or len(segs) not in (2, 3):
+        return None
+    doc = discovery.api_group(segs[1]) if len(segs) == 2 else \
+        discovery.resource_list(segs[1], segs[2])
+    if doc is None:
+        raise unknown_path()
+    return json_response(doc)
+
+
 async def _route(request: web.Request, cluster: str, segs: list[str]) -> web.StreamResponse:
     path = "/".join(segs)
     page = NON_RESOURCE.get(path)
-    if page is not None:
+    found = page(request, cluster) if page is not None else _group_discovery(segs)
+    if found is not None:
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request.method)
-        return page(request, cluster)
+        return found
     t = parse_target(*_group_version(segs))
     answer = verb(t, request.method)
     app = request.app
-    return await answer(request, Scope(cluster, t.ns or "", app[KUBE_STATE], app[PODS]), t)
+    scope = Scope(cluster, t.ns or "", app[KUBE_STATE], app[PODS], app[OBJECTS])
+    return await answer(request, scope, t)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

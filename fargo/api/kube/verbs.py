@@ -1,22 +1,27 @@
 """The verbs every resource shares, as kube-apiserver answers them: list (or watch), get,
-create, update (PUT, or PATCH applied here to the current object) and delete. What a write
-does to a kind is its handler in resources.py; one without a handler answers 405."""
+create, update (PUT, or PATCH applied here to the current object), delete and
+deletecollection, the status and scale subresources, and dryRun. A kind with handlers of its
+own (resources.py) writes through them; every other kind through control/objects.py."""
 
 from __future__ import annotations
 
+import copy
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import replace as with_changes
 from typing import Any
 
 from aiohttp import web
 
 from ...control.kubestate import public
-from ...model.kubeerrors import bad_request, method_not_allowed, unknown_path
-from ...model.selectors import Matcher, field_selector, label_selector
+from ...model import objmeta
+from ...model.kubeerrors import KubeError, bad_request, method_not_allowed, unknown_path
+from ...model.selectors import Matcher, field_selector, label_selector, selector_text
 from . import tables
 from .resources import Obj, Resource, Scope
 from .watch import watch
-from .wire import delete_grace, json_response, patched, read_body
+from .wire import delete_options, json_response, patched, read_body
 
 
 @dataclass(frozen=True)
@@ -87,34 +92,153 @@ async def get(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
                                single=True))
 
 
+def dry_run(request: web.Request) -> bool:
+    """dryRun=All (the only value the apiserver takes): checked and answered, not written."""
+    values = request.query.getall("dryRun", [])
+    if any(v != "All" for v in values):
+        raise bad_request(f'Invalid dryRun value: {values[0][:40]!r}: supported values: "All"'
+                          if values else "")
+    return bool(values)
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(objmeta.NAME_ALPHABET) for _ in range(objmeta.SUFFIX_LEN))
+
+
+def _read_only(t: Target, method: str) -> None:
+    if t.res.read_only:
+        raise method_not_allowed(method)
+
+
 async def create(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    _read_only(t, "POST")
     body = await read_body(request)
-    if t.res.create is None:
+    objmeta.assign_name(body, _suffix())
+    s = with_changes(s, dry_run=dry_run(request))
+    if t.res.create is not None:
+        obj = t.res.create(s, body)
+    elif t.res.generic:
+        obj = s.objects.create(s.cluster, t.res.plural, s.ns, body, s.dry_run)
+    else:
         raise method_not_allowed("POST")
-    return json_response(public(t.res.create(s, body)), status=201)
+    return json_response(public(obj), status=201)
 
 
 async def delete(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
-    grace = await delete_grace(request)
-    if t.res.delete is None:
+    _read_only(t, "DELETE")
+    opts = await delete_options(request, dry_run(request))
+    s = with_changes(s, dry_run=opts.dry_run)
+    if t.res.delete is not None:
+        obj = t.res.delete(s, t.name or "", opts)
+    elif t.res.generic:
+        obj = s.objects.delete(s.cluster, t.res.plural, s.ns, t.name or "", opts)
+    else:
         raise method_not_allowed("DELETE")
-    return json_response(public(t.res.delete(s, t.name or "", grace)))
+    return json_response(public(obj))
 
 
-async def update(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
-    if t.res.replace is None:
-        raise method_not_allowed(request.method)
+async def delete_collection(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    """DELETE on a collection: every object the selectors match, each as its own DELETE."""
+    _read_only(t, "DELETE")
+    if not t.res.generic and t.res.delete is None:
+        raise method_not_allowed("DELETE")
+    match = _matcher(request, t.res)
+    opts = await delete_options(request, dry_run(request))
+    s = with_changes(s, dry_run=opts.dry_run)
+    done = []
+    for obj in s.state.list(s.cluster, t.res.plural, t.ns):
+        if not match(obj):
+            continue
+        ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        one = with_changes(s, ns=ns)
+        if t.res.delete is not None:
+            done.append(public(t.res.delete(one, name, opts)))
+        else:
+            done.append(public(s.objects.delete(s.cluster, t.res.plural, ns, name, opts)))
+    return json_response({"kind": f"{t.res.kind}List", "apiVersion": t.res.api_version,
+                          "metadata": {"resourceVersion": str(s.state.current_rv)},
+                          "items": done})
+
+
+async def _new_version(request: web.Request, old: Obj) -> Obj:
+    """The whole object a PUT gives, or a PATCH makes of the stored one."""
     body = await read_body(request)
-    old = public(s.state.get(s.cluster, t.res.plural, s.ns, t.name or ""))
     new = body if request.method == "PUT" else patched(request.content_type, old, body)
     if not isinstance(new, dict):
         raise bad_request("the patched object is not an object")
-    return json_response(public(t.res.replace(s, t.name or "", new)))
+    return new
 
 
-COLLECTION: dict[str, Verb] = {"GET": list_or_watch, "POST": create}
+async def update(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    _read_only(t, request.method)
+    s = with_changes(s, dry_run=dry_run(request))
+    name = t.name or ""
+    old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
+    new = await _new_version(request, old)
+    if t.res.replace is not None:
+        obj = t.res.replace(s, name, new)
+    elif t.res.generic:
+        obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, None, s.dry_run)
+    else:
+        raise method_not_allowed(request.method)
+    return json_response(public(obj))
+
+
+async def update_status(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    """PUT or PATCH of .../status: only the status changes (kinds written generically)."""
+    s = with_changes(s, dry_run=dry_run(request))
+    name = t.name or ""
+    old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
+    new = await _new_version(request, old)
+    obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, "status", s.dry_run)
+    return json_response(public(obj))
+
+
+def _scale(res: Resource, obj: Obj) -> Obj:
+    """The autoscaling/v1 Scale of an object with replicas."""
+    meta = obj["metadata"]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    sel = spec.get("selector")
+    text = selector_text(sel) if isinstance(sel, dict) else ""
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {"replicas": status.get("replicas", 0), "selector": text}}
+
+
+async def scale(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    """GET, PUT or PATCH of .../scale (kubectl scale): spec.replicas through a Scale."""
+    if not t.res.rule.scale:
+        raise unknown_path()
+    name = t.name or ""
+    obj = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
+    if request.method == "GET":
+        return json_response(_scale(t.res, obj))
+    if request.method not in ("PUT", "PATCH"):
+        raise method_not_allowed(request.method)
+    s = with_changes(s, dry_run=dry_run(request))
+    new = await _new_version(request, _scale(t.res, obj))
+    replicas = (new.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise KubeError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
+                        "spec.replicas: Invalid value: must be greater than or equal to 0",
+                        {"name": name, "kind": "Scale", "causes": [{
+                            "reason": "FieldValueInvalid", "field": "spec.replicas",
+                            "message": "Invalid value: must be greater than or equal to 0"}]})
+    rv = (new.get("metadata") or {}).get("resourceVersion")
+    changed = copy.deepcopy(obj)
+    changed.setdefault("spec", {})["replicas"] = replicas
+    changed["metadata"]["resourceVersion"] = rv or obj["metadata"]["resourceVersion"]
+    out = s.objects.update(s.cluster, t.res.plural, s.ns, name, changed, None, s.dry_run)
+    return json_response(_scale(t.res, public(out)))
+
+
+COLLECTION: dict[str, Verb] = {"GET": list_or_watch, "POST": create,
+                               "DELETE": delete_collection}
 OBJECT: dict[str, Verb] = {"GET": get, "DELETE": delete, "PUT": update, "PATCH": update}
-STATUS: dict[str, Verb] = {"GET": get}  # read-only here: controllers write status
+STATUS: dict[str, Verb] = {"GET": get, "PUT": update_status, "PATCH": update_status}
+SCALE: dict[str, Verb] = {"GET": scale, "PUT": scale, "PATCH": scale}
 
 
 def verb(t: Target, method: str) -> Verb:
@@ -125,13 +249,15 @@ def verb(t: Target, method: str) -> Verb:
     elif t.sub is None:
         verbs = OBJECT
     elif t.sub == "status":
-        verbs = STATUS
+        verbs = STATUS if t.res.generic else {"GET": get}  # others' status is control's
+    elif t.sub == "scale" and t.res.rule.scale:
+        verbs = SCALE
     elif t.sub in t.res.streams:
         stream = t.res.streams[t.sub]
 
-        async def read(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+        async def streamed(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
             return await stream(request, s, t.name or "")
-        verbs = {"GET": read}
+        return streamed  # the stream's handler refuses the methods it does not take
     else:
         raise unknown_path()
     found = verbs.get(method)

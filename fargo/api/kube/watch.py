@@ -11,11 +11,13 @@ from typing import Any
 from aiohttp import web
 
 from ...control.kubestate import Change, KubeState, public
-from ...model.kubeerrors import bad_request
+from ...model.kubeerrors import KubeError, bad_request
 from . import tables
 from .resources import Resource
 
 MAX_TIMEOUT = 3600.0
+BOOKMARK_EVERY = 10.0  # seconds between bookmarks when nothing else was sent
+INITIAL_END = "k8s.io/initial-events-end"
 
 
 def _since(raw: str | None) -> int | None:
@@ -38,7 +40,12 @@ async def watch(request: web.Request, state: KubeState, cluster: str, res: Resou
     timeout = float(raw_timeout[:8]) if raw_timeout else 1800.0
     as_table = tables.wants_table(request.headers.get("Accept", ""))
     include = request.query.get("includeObject")
-    w, backlog = state.watch(cluster, resource, ns, since)
+    bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+    initial = request.query.get("sendInitialEvents") in ("true", "1")
+    if initial and (not bookmarks or request.query.get("resourceVersionMatch") != "NotOlderThan"):
+        raise KubeError(422, "Invalid", "sendInitialEvents is forbidden for watch unless "
+                        "allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan")
+    w, backlog = state.watch(cluster, resource, ns, None if initial else since)
     try:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
@@ -51,14 +58,25 @@ async def watch(request: web.Request, state: KubeState, cluster: str, res: Resou
                                     include)
             await resp.write(json.dumps({"type": kind, "object": view}).encode() + b"\n")
 
-        if since is None:
+        async def bookmark(annotations: dict[str, str] | None = None) -> None:
+            meta: dict[str, Any] = {"resourceVersion": str(state.current_rv)}
+            if annotations:
+                meta["annotations"] = annotations
+            await resp.write(json.dumps({"type": "BOOKMARK", "object": {
+                "kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}).encode()
+                + b"\n")
+
+        if since is None or initial:
             for obj in state.list(cluster, resource, ns):
                 if match(obj):
                     await send("ADDED", obj)
+            if initial:
+                await bookmark({INITIAL_END: "true"})
         for past in backlog:
             if match(past.obj):
                 await send(past.type, past.obj)
         deadline = time.monotonic() + min(timeout, MAX_TIMEOUT)
+        quiet_since = time.monotonic()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -69,7 +87,11 @@ async def watch(request: web.Request, state: KubeState, cluster: str, res: Resou
                 transport = request.transport
                 if transport is None or transport.is_closing():
                     break  # the client went away
+                if bookmarks and time.monotonic() - quiet_since >= BOOKMARK_EVERY:
+                    await bookmark()
+                    quiet_since = time.monotonic()
                 continue
+            quiet_since = time.monotonic()
             if change.type == "CLOSE":
                 break
             if match(change.obj):

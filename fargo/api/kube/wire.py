@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ...model import kubeobj
+from ...control.objects import DeleteOptions
+from ...model import kubeobj, objmeta
 from ...model.admission import apply_json_patch
 from ...model.kubeerrors import KubeError, bad_request
 from ...model.kubeobj import MAX_GRACE
@@ -77,9 +78,9 @@ async def read_body(request: web.Request) -> Any:
                           f"{str(err)[:200]}") from None
 
 
-async def delete_grace(request: web.Request) -> int | None:
-    """The grace period a DELETE asks for, from its query or its DeleteOptions body (None:
-    the object's own)."""
+async def delete_options(request: web.Request, dry_run: bool) -> DeleteOptions:
+    """A DELETE's options, from its query or its DeleteOptions body: the grace period
+    (None: the object's own), propagationPolicy and preconditions (uid, resourceVersion)."""
     body: Any = None
     if request.can_read_body:
         raw = await _read(request)
@@ -88,13 +89,30 @@ async def delete_grace(request: web.Request) -> int | None:
                 body = _loads(raw)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise bad_request("the DeleteOptions body could not be decoded") from None
-    grace = request.query.get("gracePeriodSeconds")
-    if grace is None and isinstance(body, dict):
-        grace = body.get("gracePeriodSeconds")
+    if body is not None and not isinstance(body, dict):
+        raise bad_request("the DeleteOptions body is not an object")
+    body = body or {}
+    grace = request.query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+    propagation = request.query.get("propagationPolicy", body.get("propagationPolicy"))
+    if body.get("orphanDependents") is not None or request.query.get("orphanDependents"):
+        orphan = body.get("orphanDependents", request.query.get("orphanDependents"))
+        if propagation is None:
+            propagation = "Orphan" if orphan in (True, "true") else "Background"
+    pre = body.get("preconditions") or {}
+    if not isinstance(pre, dict) or not all(isinstance(pre.get(k), str | None)
+                                            for k in ("uid", "resourceVersion")):
+        raise bad_request("DeleteOptions.preconditions must hold strings")
+    return DeleteOptions(grace=_grace(grace), propagation=objmeta.propagation(propagation, ""),
+                         uid=pre.get("uid"), resource_version=pre.get("resourceVersion"),
+                         dry_run=dry_run or body.get("dryRun") == ["All"])
+
+
+def _grace(grace: Any) -> int | None:
     if grace is None:
         return None
     try:
-        seconds = int(grace) if str(grace).lstrip("-").isascii() else int("x")
+        seconds = int(grace) if str(grace).lstrip("-").isascii() and not isinstance(
+            grace, bool) else int("x")
     except (TypeError, ValueError):
         raise bad_request(f"gracePeriodSeconds must be an integer: {str(grace)[:40]!r}") from None
     return min(max(seconds, 0), MAX_GRACE)
