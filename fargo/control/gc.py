@@ -64,6 +64,8 @@ class GarbageCollector(Controller):
                 if not kept:
                     obj["metadata"].pop("ownerReferences")
                 self.state.update(cluster, plural, meta.get("namespace", ""), obj)
+                if not kept:
+                    continue  # released: it owes nothing to anyone now
                 live = [r for r in live if r not in orphaned]
             doomed = not live or all(self._finalizing(owners.get(r["uid"]),
                                                       objmeta.FOREGROUND) for r in live)

@@ -103,7 +103,7 @@ class KubeState:
             return obj
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and \
                 meta.get("deletionGracePeriodSeconds", 0) == 0:
-            return self.delete(cluster, resource, ns, meta["name"]) or obj
+            return self._remove(cluster, resource, ns, obj)
         return self._write(cluster, resource, ns, obj, "MODIFIED")
 
     def delete(self, cluster: str, resource: str, ns: str, name: str,
@@ -120,7 +120,11 @@ class KubeState:
             obj["metadata"].setdefault("deletionTimestamp", now_rfc3339())
             obj["metadata"]["deletionGracePeriodSeconds"] = 0
             return self._write(cluster, resource, ns, obj, "MODIFIED")
-        self.tables.delete_object(cluster, resource, ns, name)
+        return self._remove(cluster, resource, ns, obj)
+
+    def _remove(self, cluster: str, resource: str, ns: str,
+                obj: dict[str, Any]) -> dict[str, Any]:
+        self.tables.delete_object(cluster, resource, ns, obj["metadata"]["name"])
         obj["metadata"]["resourceVersion"] = str(self.tables.next_rv())
         self._tell(cluster, Change(int(obj["metadata"]["resourceVersion"]), resource, ns,
                                    "DELETED", obj))
