@@ -50,7 +50,6 @@ NON_RESOURCE: dict[str, Page] = {
                                                 discovery.api_groups),
     "api/v1": lambda request, cluster: json_response(discovery.resource_list("", "v1")),
     "openapi/v3": lambda request, cluster: json_response(openapi.root(f"/eks/{cluster}")),
-    "openapi/v3/api/v1": lambda request, cluster: json_response(openapi.core_v1()),
     "openapi/v2": _openapi_v2,
     "": lambda request, cluster: json_response({"paths": ["/api", "/api/v1", "/apis",
                                                           "/version"]}),
@@ -134,13 +133,29 @@ async def handle(request: web.Request) -> web.StreamResponse:
                                           "in fargo"))
 
 
+def _openapi_v3(path: str) -> web.Response:
+    """One group-version's OpenAPI v3 document (openapi.py), or 404."""
+    doc = openapi.document(path)
+    if doc is None:
+        raise unknown_path()
+    return web.Response(body=doc, content_type="application/json")
+
+
+def _v3_page(path: str) -> Page:
+    return lambda request, cluster: _openapi_v3(path)
+
+
+NON_RESOURCE.update({f"openapi/v3/{openapi.gv_path(*gv)}": _v3_page(openapi.gv_path(*gv))
+                     for gv in openapi.group_versions()})
+
+
 async def openapi_root(request: web.Request) -> web.Response:
     """kubectl may ask for the OpenAPI index at the server root (it drops the URL's path)."""
-    if request.match_info.get("tail", "").strip("/") == "api/v1":
-        return json_response(openapi.core_v1())
-    if not request.match_info.get("tail", "").strip("/"):
-        return json_response(openapi.root(""))
-    return status_response(unknown_path())
+    tail = request.match_info.get("tail", "").strip("/")
+    try:
+        return _openapi_v3(tail) if tail else json_response(openapi.root(""))
+    except KubeError as err:
+        return status_response(err)
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,0 +1,108 @@
+"""The API machinery kubectl leans on, driven by the real kubectl against a fargo server:
+OpenAPI v3 for `kubectl explain` and server-side field validation, strategic merge patches,
+and server-side apply. ConfigMaps carry the writes (no pod has to run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, FargoServer, FargoServers
+
+KUBECTL = "/usr/bin/kubectl"
+pytestmark = pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is not installed")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory) -> Iterator[FargoServer]:
+    with FargoServers(tmp_path_factory.mktemp("kube-openapi")) as servers:
+        yield servers()
+
+
+@pytest.fixture(scope="module")
+def cluster(srv) -> str:
+    eks = srv.client("eks")
+    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
+    name = "o" + uuid.uuid4().hex[:8]
+    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
+                       resourcesVpcConfig={"subnetIds": subnets})
+    yield name
+    eks.delete_cluster(name=name)
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(srv, cluster, tmp_path_factory) -> Path:
+    out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", cluster, "--endpoint",
+                          srv.endpoint], capture_output=True, text=True, cwd=ROOT,
+                         env=srv.env(), timeout=30)
+    assert out.returncode == 0, out.stderr
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(out.stdout)
+    return path
+
+
+@pytest.fixture
+def ns(kubeconfig) -> Iterator[str]:
+    name = "t" + uuid.uuid4().hex[:8]
+    run(kubeconfig, "create", "namespace", name)
+    yield name
+    kubectl(kubeconfig, "delete", "namespace", name, "--wait=false")
+
+
+def kubectl(config: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "--kubeconfig", str(config), *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def run(config: Path, *args: str, stdin: str | None = None) -> str:
+    out = kubectl(config, *args, stdin=stdin)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def configmap(name: str, ns: str, data: dict, **meta) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "namespace": ns, **meta}, "data": data})
+
+
+def test_openapi_v3_documents(srv, cluster, kubeconfig):
+    token = [ln.split("token:")[1].strip() for ln in kubeconfig.read_text().splitlines()
+             if "token:" in ln]
+    headers = {"Authorization": f"Bearer {token[0]}"} if token else {}
+    base = f"{srv.endpoint}/eks/{cluster}"
+    index = requests.get(f"{base}/openapi/v3", headers=headers, verify=False, timeout=10)
+    assert index.status_code == 200, index.text
+    url = index.json()["paths"]["api/v1"]["serverRelativeURL"]
+    assert url.startswith(f"/eks/{cluster}/openapi/v3/api/v1?hash=")
+    doc = requests.get(srv.endpoint + url, headers=headers, verify=False, timeout=10).json()
+    pod = doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod",
+                                                       "version": "v1"}]
+    patch = doc["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"]
+    assert {"fieldValidation", "dryRun", "fieldManager", "force"} <= {
+        p["name"] for p in patch["parameters"]}
+    assert "application/strategic-merge-patch+json" in patch["requestBody"]["content"]
+    missing = requests.get(f"{base}/openapi/v3/apis/nothing/v1", headers=headers,
+                           verify=False, timeout=10)
+    assert missing.status_code == 404 and missing.json()["kind"] == "Status"
+
+
+def test_explain(kubeconfig):
+    out = run(kubeconfig, "explain", "pods.spec.containers")
+    assert "KIND:       Pod" in out and "VERSION:    v1" in out
+    assert "FIELD: containers <[]Container>" in out
+    assert "image\t<string>" in out and "name\t<string> -required-" in out
+    out = run(kubeconfig, "explain", "pods.spec.containers.resources.limits")
+    assert "<map[string]Quantity>" in out
+    out = run(kubeconfig, "explain", "configmap")
+    assert "data\t<map[string]string>" in out
+    refused = kubectl(kubeconfig, "explain", "pods.spec.nothing")
+    assert refused.returncode != 0 and 'field "nothing" does not exist' in refused.stderr
