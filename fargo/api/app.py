@@ -40,6 +40,7 @@ from . import secrets as secrets_face
 from . import servicediscovery as servicediscovery_face
 from . import spot as spot_face
 from . import ssm as ssm_face
+from . import sts as sts_face
 from .auth import authenticate, permit
 from .body import BodyError
 from .ec2 import Ec2Face
@@ -66,6 +67,8 @@ async def root(request: web.Request) -> web.Response:
         return await elbv2query.serve(request, request.app[ELBV2_HANDLERS])
     if cloudwatch.METRICS in request.app and await cloudwatch_query.addressed(request):
         return await cloudwatch_query.serve(request)
+    if await sts_face.addressed(request):  # GetCallerIdentity, AssumeRole
+        return await sts_face.serve(request)
     return await _query(request)
 
 
@@ -205,6 +208,7 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
         if for_tasks:
             return app
         app.router.add_get("/fargo/v1/eks/{cluster}/token", kube_auth.issue_token)
+        app.router.add_post(kube_auth.REVIEW_PATH, kube_auth.self_subject_review)  # whoami
         kube_routes.add_routes(app)
         kube_admission.add_routes(app)
     return app

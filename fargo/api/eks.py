@@ -14,6 +14,7 @@ from aiohttp import web
 from botocore.model import OperationModel
 
 from ..control.eks import ClusterVpc, Eks
+from ..control.iam import ROOT
 from ..model.errors import ApiError
 from ..model.profiles import InvalidParameter
 from . import paging, shapes
@@ -27,6 +28,7 @@ from .keys import SETTINGS
 EKS = web.AppKey("eks", Eks)
 
 Params = dict[str, Any]  # a request checked against the operation's input shape
+CREATOR = "fargo:creator"  # the signer's ARN, added to CreateCluster's checked params
 # (control, params, region) -> the response body
 Call = Callable[[Eks, Params, str], dict[str, Any]]
 
@@ -40,7 +42,8 @@ def _create_cluster(eks: Eks, p: Params, region: str) -> dict[str, Any]:
                        endpoint_public_access=vpc.get("endpointPublicAccess", True),
                        endpoint_private_access=vpc.get("endpointPrivateAccess", False)),
         version=p.get("version"), logging=p.get("logging"), tags=p.get("tags"),
-        client_request_token=p.get("clientRequestToken"))}
+        client_request_token=p.get("clientRequestToken"), creator=p[CREATOR],
+        access=p.get("accessConfig"))}
 
 
 def _create_profile(eks: Eks, p: Params, region: str) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def _handler(op_name: str, call: Call) -> Handler:
         eks = request.app[EKS]
         try:
             sent = await read_body(request)
-            authenticate(request, sent, "eks", "rest")
+            caller = authenticate(request, sent, "eks", "rest")
             permit(request, op_name, "rest")
             body = decoded(request, sent)
             op = shapes.operation("eks", op_name)
@@ -126,6 +129,8 @@ def _handler(op_name: str, call: Call) -> Handler:
             params = _params(request, op, body)
             shapes.validate(op, params, "InvalidParameterException",
                             "InvalidParameterException")
+            if op_name == "CreateCluster":  # its creator is the cluster's first admin
+                params[CREATOR] = caller.key.principal if caller else ROOT
             result = call(eks, params, request.app[SETTINGS].region)
         except ApiError as err:
             return error_response(err)

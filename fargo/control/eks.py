@@ -17,12 +17,34 @@ from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.vpc import Subnet
 from ..store.kube import KubeTables
+from .iam import ROOT
 from .kubestate import KubeState
 
 MAX_PROFILES = 10
 PROFILE_SETTLE = 0.3  # seconds a new profile spends CREATING
 K8S_VERSION = "1.32"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CREATOR = "fargo:creatorArn"  # kept in the cluster's document, never shown
+AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
+
+
+def _shown(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != CREATOR}
+
+
+def _access_config(given: dict[str, Any]) -> dict[str, Any]:
+    """CreateCluster's accessConfig. fargo has no access entries: the creator's admin
+    permissions cannot be left out, or no one could ever reach the cluster in API mode
+    (and EKS refuses that in CONFIG_MAP mode)."""
+    mode = given.get("authenticationMode") or "API_AND_CONFIG_MAP"
+    if mode not in AUTH_MODES:
+        raise rules.InvalidParameter(f"Unsupported authenticationMode {str(mode)[:40]}")
+    bootstrap = given.get("bootstrapClusterCreatorAdminPermissions", True)
+    if bootstrap is False:
+        raise rules.InvalidParameter(
+            "bootstrapClusterCreatorAdminPermissions false is not supported by fargo: it has "
+            "no access entries, so only the creator can be an admin before aws-auth exists")
+    return {"bootstrapClusterCreatorAdminPermissions": True, "authenticationMode": mode}
 
 
 class ResourceNotFound(ApiError):
@@ -97,7 +119,10 @@ class Eks:
     def create_cluster(self, *, name: str, role_arn: str, vpc: ClusterVpc, region: str,
                        version: str | None = None, logging: dict[str, Any] | None = None,
                        tags: dict[str, str] | None = None,
-                       client_request_token: str | None = None) -> dict[str, Any]:
+                       client_request_token: str | None = None, creator: str | None = None,
+                       access: dict[str, Any] | None = None) -> dict[str, Any]:
+        """creator: the ARN that signed the request (an admin of the cluster's Kubernetes
+        API, unless access says bootstrapClusterCreatorAdminPermissions false)."""
         name = rules.check_name(name, "clusterName")
         if not re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9\-_]*", name):
             raise rules.InvalidParameter("Cluster name is invalid.")
@@ -110,6 +135,7 @@ class Eks:
         if len({s.zone for s in found}) < 2:
             raise rules.InvalidParameter("Subnets specified must be in at least two different "
                                          "AZs")
+        access_config = _access_config(access or {})
         version = version or K8S_VERSION
         if version != K8S_VERSION:
             raise rules.InvalidParameter(f"unsupported Kubernetes version {version[:20]}: "
@@ -131,17 +157,17 @@ class Eks:
             "status": "ACTIVE", "certificateAuthority": {"data": self.ca_data} if self.ca_data else {},
             "platformVersion": "eks.1",
             "tags": tags or {}, "health": {"issues": []},
-            "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
+            "accessConfig": access_config, CREATOR: creator,
         }
         if client_request_token:
             doc["clientRequestToken"] = client_request_token
         self.tables.put_cluster(doc)
         for ns in DEFAULT_NAMESPACES:
             self.state.create(name, "namespaces", "", kubeobj.namespace(ns))
-        return doc
+        return _shown(doc)
 
     def describe_cluster(self, name: str) -> dict[str, Any]:
-        return self.cluster(name)
+        return _shown(self.cluster(name))
 
     def list_clusters(self) -> list[str]:
         return [c["name"] for c in self.tables.list_clusters()]
@@ -156,7 +182,7 @@ class Eks:
         self.tables.delete_cluster(doc["name"])
         self.state.drop_cluster(doc["name"])
         doc["status"] = "DELETING"
-        return doc
+        return _shown(doc)
 
     # ---- what the Kubernetes face asks about a cluster
     def exists(self, name: str) -> bool:
@@ -167,6 +193,18 @@ class Eks:
         the same name gets a new token. None for a cluster that does not exist."""
         doc = self.tables.get_cluster(name)
         return f"{doc['name']}/{doc['createdAt']}" if doc else None
+
+    def access(self, name: str) -> tuple[str | None, bool, str]:
+        """(creator ARN, whether the creator is admin, authenticationMode). A cluster made
+        before fargo recorded creators was made with the account's one key: root's; a
+        cluster that is gone has no one."""
+        doc = self.tables.get_cluster(name)
+        if doc is None:
+            return None, False, "API"
+        config = doc.get("accessConfig") or {}
+        return (doc.get(CREATOR, ROOT), config.get("bootstrapClusterCreatorAdminPermissions",
+                                                   True),
+                config.get("authenticationMode", "API_AND_CONFIG_MAP"))
 
     def profiles(self, cluster: str) -> list[dict[str, Any]]:
         """The cluster's Fargate profiles, by name."""
