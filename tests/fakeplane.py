@@ -413,6 +413,17 @@ class FakeNetwork:
         self._log.enter("network", "api_listener", tid, address)
         return self._listener(tid)
 
+    def probe_socket(self, tid: str) -> socket.socket:
+        """A plain non-blocking TCP socket of this host (a host's is made in the task's
+        netns)."""
+        self._log.enter("network", "probe_socket", tid)
+        with self._log.lock:
+            if tid not in self.attached:
+                raise NetworkError(f"task {tid} has no network namespace")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        return sock
+
     def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
         """A UDP and a TCP socket on one free loopback port (a host's are address:53 in the
         task's netns)."""

@@ -246,16 +246,18 @@ def test_a_pod_as_the_apiserver_defaults_it_is_admitted():
 
 
 @pytest.mark.parametrize("container,spec,path", [
-    ({"livenessProbe": {"exec": {"command": ["true"]}}}, {}, "spec.containers[0].livenessProbe"),
-    ({"readinessProbe": {"tcpSocket": {"port": 80}}}, {}, "spec.containers[0].readinessProbe"),
-    ({"startupProbe": {"exec": {"command": ["true"]}}}, {}, "spec.containers[0].startupProbe"),
+    ({"livenessProbe": {"grpc": {"port": 9000}}}, {}, "spec.containers[0].livenessProbe.grpc"),
+    ({"readinessProbe": {"tcpSocket": {"port": 80, "host": "example.com"}}}, {},
+     "spec.containers[0].readinessProbe.tcpSocket.host"),
+    ({"startupProbe": {"httpGet": {"port": 80, "host": "example.com"}}}, {},
+     "spec.containers[0].startupProbe.httpGet.host"),
     ({"lifecycle": {"preStop": {"exec": {"command": ["x"]}}}}, {},
      "spec.containers[0].lifecycle"),
     ({"volumeMounts": [{"name": "v", "mountPath": "/v"}]}, {},
      "spec.containers[0].volumeMounts"),
     ({"envFrom": [{"configMapRef": {"name": "c"}}]}, {}, "spec.containers[0].envFrom"),
-    ({"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}, {},
-     "spec.containers[0].env.valueFrom"),
+    ({"env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}, {},
+     "spec.containers[0].env[0].valueFrom.configMapKeyRef"),
     ({"stdin": True}, {}, "spec.containers[0].stdin"),
     ({"tty": True}, {}, "spec.containers[0].tty"),
     ({"imagePullPolicy": "Never"}, {}, "spec.containers[0].imagePullPolicy"),

@@ -29,6 +29,7 @@ from .metadata import (
     open_dns_listeners,
     open_listener,
 )
+from .netsys import enter_netns, run_in_thread
 from .network import HostNetwork
 from .rtnl import Rtnl
 
@@ -44,6 +45,19 @@ def _kernel(fn: Callable[[], T]) -> T:
         return fn()
     except (NetlinkError, OSError) as err:
         raise NetworkError(str(err)) from err
+
+
+def _socket_inside(netns_path: str) -> socket.socket:
+    """A TCP socket born in the netns at netns_path (a socket keeps the netns it was made in,
+    whichever thread later connects it)."""
+
+    def work() -> socket.socket:
+        enter_netns(netns_path)  # this throwaway thread now lives in the task's netns
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        return sock
+
+    return run_in_thread(work)
 
 
 class HostNetworkPlane:
@@ -100,6 +114,9 @@ class HostNetworkPlane:
 
     def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
         return _kernel(lambda: open_dns_listeners(self.network.netns_path(tid), address))
+
+    def probe_socket(self, tid: str) -> socket.socket:
+        return _kernel(lambda: _socket_inside(self.network.netns_path(tid)))
 
     def detach(self, tid: str) -> None:
         self._drop(tid)

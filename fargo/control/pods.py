@@ -9,13 +9,14 @@ import logging
 import time
 from typing import Any
 
-from ..model import admission, kubekinds, kubeobj, objmeta, podtask
+from ..model import admission, downward, kubekinds, kubeobj, objmeta, podtask, probes
 from ..model.kubeerrors import KubeError, invalid
 from ..model.profiles import PIN_LABEL
 from ..store.kube import KubeTables
 from .eks import Eks
 from .kubestate import KubeState, now_rfc3339
 from .objects import DeleteOptions, check_preconditions, open_namespace
+from .probes import Prober
 from .scheduler import FargateScheduler
 from .tasks import TaskEngine
 
@@ -31,6 +32,10 @@ class Pods:
         self.engine = engine
         self.eks = eks
         self.scheduler = FargateScheduler(state, engine, region)
+        # Containers' probes: their views of each container run go into the pods' status.
+        self.prober = Prober(engine.book, engine.runtime, engine.network, state,
+                             engine.containers.watch)
+        engine.book.listeners.append(self.prober.task_changed)
         self._loop: asyncio.Task | None = None
 
     # ---- API operations
@@ -43,6 +48,9 @@ class Pods:
             raise KubeError(400, "BadRequest", "the namespace of the provided object does not "
                             "match the namespace sent on the request")
         kubeobj.check_pod(pod)
+        errors = probes.spec_errors(pod["spec"]) + downward.env_errors(pod["spec"])
+        if errors:
+            raise invalid("Pod", pod["metadata"]["name"], errors)
         objmeta.check_metadata(pod, "Pod")
         open_namespace(self.state, cluster, ns, "pods", pod["metadata"]["name"])
         pod["status"] = {}
@@ -54,6 +62,8 @@ class Pods:
         _, patch = admission.mutation(pod, profiles, ns)
         pod = admission.apply_json_patch(pod, patch)
         kubeobj.default_pod(pod)
+        probes.default_probes(pod["spec"])
+        downward.default_env(pod["spec"])
         pod["status"] = {"phase": "Pending", "qosClass": podtask.qos_class(pod["spec"])}
         return self.state.create(cluster, "pods", ns, pod, dry_run)
 
@@ -129,9 +139,11 @@ class Pods:
     # ---- the loop
     def start(self) -> None:
         self._loop = asyncio.create_task(self._run())
+        self.prober.start()
 
     async def close(self) -> None:
         self.state.close_watches()
+        await self.prober.close()
         if self._loop:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
@@ -191,7 +203,7 @@ class Pods:
             elif priv.get("requeue"):
                 self._requeue(cluster, pod)
                 continue
-            status = podtask.pod_status(pod, task, time.time())
+            status = podtask.pod_status(pod, task, time.time(), self.prober.view(task.id))
             status["qosClass"] = (pod.get("status") or {}).get("qosClass", "BestEffort")
             if dirty or status != pod.get("status"):
                 self._events(cluster, pod, status)

@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Any
 
-from ..model import admission, podsize, podtask
+from ..model import admission, downward, podsize, podtask
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.profiles import PIN_LABEL
@@ -90,6 +90,17 @@ class FargateScheduler:
                            f"{getattr(err, 'message', err)}")
             return
         plan, policy = podtask.pod_plan(pod["spec"])
+
+        def plan_at(ip: str) -> list[dict[str, Any]]:
+            # The downward API's variables hold the pod as bound: the address and node the
+            # placement chose, the annotation and label the binding adds.
+            bound = copy.deepcopy(pod)
+            bound["metadata"].setdefault("annotations", {})["CapacityProvisioned"] = \
+                podsize.capacity_provisioned(cpu, mem)
+            bound["metadata"].setdefault("labels", {})[PIN_LABEL] = profile["fargateProfileName"]
+            placed = downward.Placed(ip, node_name(ip, self.region), cpu, mem)
+            return podtask.pod_plan(downward.resolved_spec(bound, placed))[0]
+
         td = {"family": f"eks-{cname}", "containerDefinitions": plan,
               "taskDefinitionArn": f"arn:aws:eks:{self.region}:{ACCOUNT}:pod/{cname}/{ns}/"
                                    f"{pod['metadata']['name']}"}
@@ -100,7 +111,7 @@ class FargateScheduler:
                 restart=policy, pod=PodRef(cluster=cname, namespace=ns,
                                            name=pod["metadata"]["name"],
                                            uid=pod["metadata"]["uid"]),
-                started_by=f"eks:{cname}"[:128])
+                started_by=f"eks:{cname}"[:128], plan_at=plan_at)
         except ApiError as err:  # e.g. the profile's subnet was deleted meanwhile
             task, why = None, err.message
         if task is None:

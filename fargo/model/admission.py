@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import probes
 from .profiles import PIN_LABEL, choose_profile
 
 SCHEDULER = "fargate-scheduler"
@@ -31,6 +32,7 @@ _SPEC_KNOWN: Known = {
 _CONTAINER_KNOWN: Known = {
     "name": None, "image": None, "command": None, "args": None, "workingDir": None,
     "env": None, "ports": None, "resources": None, "securityContext": None,
+    "livenessProbe": None, "readinessProbe": None, "startupProbe": None,  # looked into below
     "imagePullPolicy": ("Always", "IfNotPresent"),
     "terminationMessagePath": ("/dev/termination-log",),
     "terminationMessagePolicy": ("File",),
@@ -44,6 +46,7 @@ _SECURITY_KNOWN: Known = {
 _POD_SECURITY_KNOWN: Known = {"seccompProfile": _RUNTIME_DEFAULT}
 _PORT_KNOWN: Known = {"containerPort": None, "name": None, "protocol": None, "hostPort": None}
 _RESOURCES_RUN = ("cpu", "memory")
+_VALUE_FROM_RUN = ("fieldRef", "resourceFieldRef")  # env's sources fargo resolves
 
 
 def _escape(key: str) -> str:
@@ -101,8 +104,12 @@ def unimplemented(pod: dict[str, Any]) -> list[str]:
 
 def _container_unimplemented(c: dict[str, Any], at: str) -> list[str]:
     out = _not_run(c, _CONTAINER_KNOWN, at)
-    if any(isinstance(e, dict) and "valueFrom" in e for e in c.get("env") or []):
-        out.append(f"{at}.env.valueFrom")
+    for j, e in enumerate(c.get("env") or []):
+        source = e.get("valueFrom") if isinstance(e, dict) else None
+        if isinstance(source, dict):
+            out += [f"{at}.env[{j}].valueFrom.{k}" for k, v in source.items()
+                    if _given(v) and k not in _VALUE_FROM_RUN]
+    out += probes.unimplemented(c, at)
     sc = c.get("securityContext")
     out += _not_run(sc, _SECURITY_KNOWN, f"{at}.securityContext")
     if isinstance(sc, dict):

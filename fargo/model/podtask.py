@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from . import quantity
+from . import probes, quantity
+from .probes import ProbeView
 from .taskrecord import ContainerRun, RestartPolicy, Task
 
 TIME = "%Y-%m-%dT%H:%M:%SZ"
@@ -84,8 +86,8 @@ def _terminated(code: int | None, oom: bool, started: float | None,
     return out
 
 
-def container_statuses(pod: dict[str, Any], task: Task, init: bool,
-                       now: float) -> list[dict[str, Any]]:
+def container_statuses(pod: dict[str, Any], task: Task, init: bool, now: float,
+                       views: Mapping[str, ProbeView] | None = None) -> list[dict[str, Any]]:
     spec = pod["spec"]
     wanted = spec.get("initContainers") or [] if init else spec["containers"]
     entries = {c.name: c for c in task.containers}
@@ -106,7 +108,9 @@ def container_statuses(pod: dict[str, Any], task: Task, init: bool,
         if e.last_status == "RUNNING":
             status["state"] = {"running": {"startedAt": rfc3339(
                 run.started_at or task.started_at or now)}}
-            status["ready"] = status["started"] = not init
+            if not init:  # started and ready as its probes (if any) say of this run
+                status["started"], status["ready"] = probes.container_state(
+                    c, True, e.started_at, (views or {}).get(c["name"]))
         elif e.last_status == "STOPPED":
             status["state"] = {"terminated": _terminated(
                 e.exit_code, oom, run.started_at or task.started_at,
@@ -155,13 +159,15 @@ def phase_of(pod: dict[str, Any], task: Task) -> str:
     return "Succeeded" if all(c.exit_code == 0 for c in apps) else "Failed"
 
 
-def pod_status(pod: dict[str, Any], task: Task, now: float) -> dict[str, Any]:
-    """The pod's status as its task stands now; transition times kept from the old one."""
+def pod_status(pod: dict[str, Any], task: Task, now: float,
+               views: Mapping[str, ProbeView] | None = None) -> dict[str, Any]:
+    """The pod's status as its task stands now (and as the prober's views of its containers
+    say); transition times kept from the old one."""
     old = pod.get("status") or {}
     old_conds = old.get("conditions") or []
     stamp = rfc3339(now) or ""
     inits = container_statuses(pod, task, init=True, now=now)
-    apps = container_statuses(pod, task, init=False, now=now)
+    apps = container_statuses(pod, task, init=False, now=now, views=views)
     phase = phase_of(pod, task)
     initialized = all("terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
                       for s in inits)

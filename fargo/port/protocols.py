@@ -131,6 +131,13 @@ class Network(Protocol):
         metadata_listener's."""
         ...
 
+    def probe_socket(self, tid: str) -> socket.socket:
+        """A TCP socket made inside the task's netns, unconnected and non-blocking: a pod's
+        httpGet and tcpSocket probes connect from it to the task's own address, as kubelet
+        beside its pod does, with no security group between (NetworkError when the netns is
+        gone). Crosses the port like metadata_listener's."""
+        ...
+
     def apply_firewall(self, spec: FirewallSpec) -> None:
         """Replace every rule at once (FirewallError when the kernel refuses)."""
         ...

@@ -18,6 +18,8 @@ from ...model.vpc import Subnet
 from .book import TaskBook
 from .placement import CAPACITY_REASON, Placement
 
+PlanAt = Callable[[str], list[dict[str, Any]]]  # a task's address -> its containers' plan
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -101,8 +103,11 @@ class Admission:
 
     def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
                   memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
-                  pod: PodRef | None, started_by: str | None) -> tuple[Task | None, str | None]:
-        """A task of exactly this size from a ready plan (a pod's): the task, or why not."""
+                  pod: PodRef | None, started_by: str | None,
+                  plan_at: PlanAt | None = None) -> tuple[Task | None, str | None]:
+        """A task of exactly this size from a ready plan (a pod's): the task, or why not.
+        plan_at: the containers' plan once the address is known (a pod's environment may
+        name it), written in the task's first record."""
         conf = {"subnets": subnet_ids}
         subnets = self.placement.subnets_of(conf)
         groups = self.placement.groups_of(conf, subnets)
@@ -112,6 +117,12 @@ class Admission:
         subnet, ip = self.placement.allocate(subnets)
         if ip is None:
             return None, "No free private IP address in the given subnets"
+        if plan_at is not None:
+            try:
+                td = {**td, "containerDefinitions": plan_at(ip)}
+            except BaseException:
+                self.placement.give_back_ip(ip)
+                raise
         task = self._record(td, subnet, ip, restart=restart, pod=pod, cluster_arn=cluster_arn,
                             region=region, cpu=cpu, memory=memory, overrides={},
                             groups=groups, group=None, started_by=started_by,
