@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fargo.model import admission, kubeobj, podsize, podtask, profiles, quantity, restarts
+from fargo.model import (admission, kubeobj, kubeschema, podsize, podtask, profiles, quantity,
+                         restarts, strategic)
 from fargo.model.errors import ApiError
 from fargo.model.kubeerrors import KubeError
 from fargo.model.selectors import FIELDS, field_selector, label_selector
@@ -175,7 +176,7 @@ def test_strategic_merge_patch():
              "spec": {"$setElementOrder/containers": [{"name": "x"}, {"name": "y"}],
                       "containers": [{"name": "y", "image": "i3"},
                                      {"name": "x", "$patch": "delete"}]}}
-    new = kubeobj.merge_patch(old, patch, strategic=True)
+    new = strategic.apply(old, patch, kubeschema.kind_schema("", "v1", "Pod"))
     assert new["metadata"]["labels"] == {"a": "1", "c": "3"}
     assert new["spec"]["containers"] == [{"name": "y", "image": "i3"}]
     # Plain merge patch replaces lists whole.

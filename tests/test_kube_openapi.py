@@ -106,3 +106,62 @@ def test_explain(kubeconfig):
     assert "data\t<map[string]string>" in out
     refused = kubectl(kubeconfig, "explain", "pods.spec.nothing")
     assert refused.returncode != 0 and 'field "nothing" does not exist' in refused.stderr
+
+
+def test_explain_deployment(kubeconfig):
+    if "deployments" not in run(kubeconfig, "api-resources", "--api-group=apps", "-o", "name"):
+        pytest.skip("apps/v1 Deployment is not served yet")
+    out = run(kubeconfig, "explain", "deployment.spec.strategy")
+    assert "GROUP:      apps" in out and "FIELD: strategy <DeploymentStrategy>" in out
+    assert "rollingUpdate\t<RollingUpdateDeployment>" in out
+
+
+def test_apply_validates_on_the_server(kubeconfig, ns):
+    body = json.loads(configmap("v", ns, {"a": "1"}))
+    body["spec"] = {"x": 1}
+    body["metadata"]["colour"] = "red"
+    refused = kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(body))
+    assert refused.returncode != 0
+    assert ('ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding '
+            'error: unknown field "metadata.colour", unknown field "spec"') in refused.stderr
+    assert "failed to download openapi" not in refused.stderr
+    assert kubectl(kubeconfig, "get", "configmap", "v", "-n", ns).returncode != 0
+    # Warn: created without the unknown fields, and the warnings printed
+    out = kubectl(kubeconfig, "apply", "--validate=warn", "-f", "-", stdin=json.dumps(body))
+    assert out.returncode == 0, out.stderr
+    assert 'Warning: unknown field "metadata.colour"' in out.stderr
+    got = json.loads(run(kubeconfig, "get", "configmap", "v", "-n", ns, "-o", "json"))
+    assert "spec" not in got and "colour" not in got["metadata"]
+    # a wrong type is never accepted
+    body = json.loads(configmap("w", ns, {"a": "1"}))
+    body["data"] = ["a"]
+    refused = kubectl(kubeconfig, "apply", "--validate=false", "-f", "-",
+                      stdin=json.dumps(body))
+    assert refused.returncode != 0 and "cannot unmarshal array" in refused.stderr
+    # a patch that adds an unknown field: kubectl patch asks for nothing, so the
+    # apiserver's default (Warn) drops it and says so
+    out = kubectl(kubeconfig, "patch", "configmap", "v", "-n", ns, "-p",
+                  '{"data": {"b": "2"}, "extra": 1}')
+    assert out.returncode == 0 and 'Warning: unknown field "extra"' in out.stderr
+    got = json.loads(run(kubeconfig, "get", "configmap", "v", "-n", ns, "-o", "json"))
+    assert got["data"] == {"a": "1", "b": "2"} and "extra" not in got
+
+
+def test_strategic_merge_patch_by_kubectl(kubeconfig, ns):
+    run(kubeconfig, "apply", "-f", "-", stdin=configmap(
+        "s", ns, {"a": "1"}, finalizers=["example.com/a"], labels={"x": "1"}))
+    run(kubeconfig, "patch", "configmap", "s", "-n", ns, "-p",
+        '{"metadata": {"finalizers": ["example.com/b"], "labels": {"x": null, "y": "2"}}}')
+    got = json.loads(run(kubeconfig, "get", "configmap", "s", "-n", ns, "-o", "json"))
+    # merged as a set; the patch's items first, as the apiserver orders them
+    assert got["metadata"]["finalizers"] == ["example.com/b", "example.com/a"]
+    assert got["metadata"]["labels"] == {"y": "2"}
+    run(kubeconfig, "patch", "configmap", "s", "-n", ns, "-p",
+        '{"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/a", '
+        '"example.com/b"]}}')
+    got = json.loads(run(kubeconfig, "get", "configmap", "s", "-n", ns, "-o", "json"))
+    assert not got["metadata"].get("finalizers")
+    # client-side apply computes its patch from the served OpenAPI
+    run(kubeconfig, "apply", "-f", "-", stdin=configmap("s", ns, {"a": "2"}))
+    got = json.loads(run(kubeconfig, "get", "configmap", "s", "-n", ns, "-o", "json"))
+    assert got["data"] == {"a": "2"}

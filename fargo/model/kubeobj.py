@@ -1,5 +1,5 @@
-"""Kubernetes objects as plain JSON: name rules, pod validation and defaults, and the merge
-patches `kubectl apply` sends. No I/O."""
+"""Kubernetes objects as plain JSON: name rules, pod validation and defaults, and JSON merge
+patch. No I/O."""
 
 from __future__ import annotations
 
@@ -218,52 +218,17 @@ def default_pod(pod: dict[str, Any]) -> None:
 
 # ---- patches
 
-# List fields whose items merge by a key under strategic merge patch.
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name",
-              "volumes": "name", "volumeMounts": "mountPath", "ports": "containerPort",
-              "imagePullSecrets": "name", "ownerReferences": "uid", "conditions": "type"}
-
-
-def merge_patch(target: Any, patch: Any, strategic: bool = False) -> Any:
-    """RFC 7386 JSON merge patch; with `strategic`, lists named in MERGE_KEYS merge item by
-    item and the `$patch`/`$setElementOrder`/`$retainKeys` directives are honoured."""
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (strategic merge patch is model/strategic.py's)."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    if strategic and patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
     out = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
-        if strategic and key.startswith("$"):
-            continue
-        if strategic and key.startswith("$setElementOrder/"):
-            continue
         if value is None:
             out.pop(key, None)
-        elif strategic and key in MERGE_KEYS and isinstance(value, list):
-            out[key] = _merge_list(out.get(key), value, MERGE_KEYS[key])
         else:
-            out[key] = merge_patch(out.get(key), value, strategic)
+            out[key] = merge_patch(out.get(key), value)
     return out
-
-
-def _merge_list(current: Any, patch: list[Any], key: str) -> list[Any]:
-    items = copy.deepcopy(current) if isinstance(current, list) else []
-    if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
-        return [p for p in copy.deepcopy(patch)
-                if not (isinstance(p, dict) and p.get("$patch") == "replace")]
-    for p in patch:
-        if not isinstance(p, dict) or key not in p:
-            raise ValueError(f"list items need their merge key {key!r}")
-        idx = next((i for i, it in enumerate(items)
-                    if isinstance(it, dict) and it.get(key) == p[key]), None)
-        if p.get("$patch") == "delete":
-            if idx is not None:
-                items.pop(idx)
-        elif idx is None:
-            items.append({k: v for k, v in copy.deepcopy(p).items() if not k.startswith("$")})
-        else:
-            items[idx] = merge_patch(items[idx], p, strategic=True)
-    return items
 
 
 def pod_update_errors(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from .kubeerrors import KubeError, bad_request
+
 SERVED_MINOR = 32  # discovery's version: the definitions of this release are used
 Schema = dict[str, Any]
 _REF = "#/$defs/"
@@ -254,9 +256,8 @@ ATOMIC: frozenset[str] = frozenset({
     "core.v1.ScopeSelector", "core.v1.SecretKeySelector", "core.v1.TopologySelectorTerm",
     "core.v1.TypedLocalObjectReference", "discovery.v1.EndpointPort",
     "networking.v1.ServiceBackendPort", "rbac.v1.RoleRef", "rbac.v1.Subject",
+    "core.v1.SecretReference",
 })
-# Atomic but granular in the definitions (their fields are owned one by one).
-GRANULAR: frozenset[str] = frozenset({"core.v1.SecretReference"})
 
 NO_RULE = FieldRule()
 
@@ -407,13 +408,36 @@ _JSON_TYPE = {dict: "object", list: "array", str: "string", bool: "bool", int: "
               float: "number"}
 
 
+Path = tuple[str | int, ...]
+
+
 @dataclass
 class Findings:
     """What a walk of an object against its schema found: strict decoding errors (unknown
-    and duplicate fields, in the order the apiserver's decoder reports them) and type
-    errors (the decoder's own failures: never accepted)."""
+    and duplicate fields, in the order the apiserver's decoder reports them), the unknown
+    members' paths, and type errors (the decoder's own failures: never accepted)."""
     strict: list[str]
     types: list[str]
+    unknown: list[Path]
+
+
+def go_type(schema: Schema | None) -> str:
+    """The Go type a schema stands for, as the apiserver's decode errors name it
+    ([]v1.Container, map[string]string, int32, intstr.IntOrString)."""
+    if schema is None:
+        return "interface {}"
+    name = ref_name(schema)
+    node = resolve(schema) or {}
+    if name is not None and (node.get("properties") or one_of(node)):
+        parts = name.split(".")
+        return f"{parts[-2]}.{parts[-1]}"
+    t = type_of(node)
+    if t == "array":
+        return "[]" + go_type(items(schema))
+    if t == "object" and isinstance(node.get("additionalProperties"), dict):
+        return "map[string]" + go_type(node["additionalProperties"])
+    return {"integer": str(node.get("format") or "int64"), "number": "float64",
+            "boolean": "bool", "string": "string"}.get(t or "", "interface {}")
 
 
 def _type_error(value: Any, schema: Schema, owner: str | None, path: str) -> str | None:
@@ -422,27 +446,17 @@ def _type_error(value: Any, schema: Schema, owner: str | None, path: str) -> str
         return None
     t = type_of(node)
     alts = one_of(node)
-    got = _JSON_TYPE.get(type(value), "value")
-    ok: bool
     if alts:
         ok = any(_fits(value, a) for a in alts)
-        want = "IntOrString" if "integer" in alts else "Quantity"
     elif t is None:
         return None
     else:
         ok = _fits(value, t)
-        if "additionalProperties" in node:
-            want = "map"
-        else:
-            want = {"integer": str(node.get("format") or "int64"), "number": "float64",
-                    "boolean": "bool"}.get(t, t)
-        name = ref_name(schema)
-        if name and t == "object":
-            want = short(name).rsplit(".", 1)[-1]
     if ok:
         return None
+    got = _JSON_TYPE.get(type(value), "value")
     where = f"{short(owner).rsplit('.', 1)[-1]}.{path}" if owner else path
-    return f"json: cannot unmarshal {got} into Go struct field {where} of type {want}"
+    return f"json: cannot unmarshal {got} into Go struct field {where} of type {go_type(schema)}"
 
 
 def _fits(value: Any, t: str) -> bool:
@@ -463,12 +477,13 @@ def _fits(value: Any, t: str) -> bool:
 
 def check(obj: Any, schema: Schema) -> Findings:
     """Walk `obj` against `schema` (kind_schema's root)."""
-    found = Findings([], [])
-    _walk(obj, schema, None, "", found)
+    found = Findings([], [], [])
+    _walk(obj, schema, None, "", (), found)
     return found
 
 
-def _walk(value: Any, schema: Schema, owner: str | None, path: str, found: Findings) -> None:
+def _walk(value: Any, schema: Schema, owner: str | None, path: str, at: Path,
+          found: Findings) -> None:
     if path:
         err = _type_error(value, schema, owner, path)
         if err:
@@ -491,40 +506,119 @@ def _walk(value: Any, schema: Schema, owner: str | None, path: str, found: Findi
             if sub is None:
                 if "properties" in node:
                     found.strict.append(f'unknown field "{_join(path, key)}"')
+                    found.unknown.append((*at, key))
                 continue
-            _walk(value[key], sub, struct, _join(path, key), found)
+            _walk(value[key], sub, struct, _join(path, key), (*at, key), found)
     elif isinstance(value, list):
         it = items(schema)
         if it is not None:
             for i, v in enumerate(value):
-                _walk(v, it, owner, f"{path}[{i}]", found)
+                _walk(v, it, owner, f"{path}[{i}]", (*at, i), found)
 
 
-def unknown_fields(obj: Any, schema: Schema) -> list[str]:
-    """The paths of members the schema does not declare, sorted (as the apiserver lists
-    those of a patched object)."""
-    return sorted(e[len('unknown field "'):-1] for e in check(obj, schema).strict
-                  if e.startswith("unknown field"))
+def path_text(path: Path) -> str:
+    out = ""
+    for seg in path:
+        out = f"{out}[{seg}]" if isinstance(seg, int) else _join(out, seg)
+    return out
 
 
-def prune(value: Any, schema: Schema) -> Any:
-    """The value without the members its schema does not declare (what a typed decode keeps
-    under fieldValidation Ignore or Warn), as plain dicts."""
-    node = resolve(schema)
-    if node is None or is_free(node):
-        return plain(value)
-    if isinstance(value, dict):
-        out = {}
-        for key, v in value.items():
-            _, sub = child(schema, key)
-            if sub is None:
-                if "properties" in node:
-                    continue
-                out[key] = plain(v)
-            else:
-                out[key] = prune(v, sub)
-        return out
-    if isinstance(value, list):
-        it = items(schema)
-        return [prune(v, it) if it is not None else plain(v) for v in value]
-    return value
+def drop(value: Any, paths: list[Path]) -> Any:
+    """A plain copy of the value without the members at `paths`."""
+    out = plain(value)
+    for path in paths:
+        node = out
+        for seg in path[:-1]:
+            try:
+                node = node[seg]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
+
+
+# ---- fieldValidation: the request-level rules
+
+DIRECTIVES = ("Ignore", "Warn", "Strict")
+
+
+def directive(values: list[str]) -> str:
+    """A request's fieldValidation: Warn when absent, as the apiserver's default."""
+    if not values:
+        return "Warn"
+    if values[0] not in DIRECTIVES:
+        raise bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict": '
+                          f'got {values[0][:40]!r}')
+    return values[0]
+
+
+def _settle(errors: list[str], warnings: list[str], mode: str, prefix: str) -> list[str]:
+    """Strict refuses what was found; Warn says it (a warning each); Ignore drops it."""
+    if not errors or mode == "Ignore":
+        return []
+    if mode == "Strict":
+        raise bad_request(f"{prefix}strict decoding error: {', '.join(errors)}")
+    return warnings
+
+
+def checked_body(body: Any, schema: Schema | None, kind: str, version: str, mode: str,
+                 from_yaml: bool) -> tuple[Any, list[str]]:
+    """A create or update body as the apiserver's typed decode leaves it: (the object
+    without undeclared members, the warnings to send); 400 for a value of the wrong type, and
+    under Strict for unknown or duplicate fields."""
+    if schema is None or not isinstance(body, dict):
+        return plain(body), []
+    found = check(body, schema)
+    prefix = f'{kind} in version "{version}" cannot be handled as a {kind}: '
+    if found.types:
+        raise bad_request(prefix + found.types[0])
+    if from_yaml:
+        lines = [f'line {n}: key "{k}" already set in map' for n, k in yaml_duplicates(body)]
+        unknown = sorted(f'unknown field "{path_text(p)}"' for p in found.unknown)
+        errors = (["yaml: unmarshal errors:\n  " + "\n  ".join(lines)] if lines else [])
+        warnings = _settle(errors + unknown, lines + unknown, mode, prefix)
+    else:
+        warnings = _settle(found.strict, found.strict, mode, prefix)
+    return drop(body, found.unknown), warnings
+
+
+def checked_patch(patch: Any, old: Any, new: Any, schema: Schema | None,
+                  mode: str) -> tuple[Any, list[str]]:
+    """A patched object as the apiserver keeps it: duplicates in the patch body, then the
+    members the patch added that the schema does not declare (sorted), refused under
+    Strict, warned of under Warn, dropped unless Strict; 422 for a value of the wrong type."""
+    dups = [f'duplicate field "{p}"' for p in duplicates(patch)]
+    if isinstance(patch, list):  # a JSON patch: its operations' own members
+        dups = _json_patch_fields(patch)
+    if schema is None or not isinstance(new, dict):
+        return plain(new), _settle(dups, dups, mode, "")
+    found = check(new, schema)
+    if found.types:
+        raise KubeError(422, "Invalid", f"the patched object is invalid: {found.types[0]}")
+    before = set(check(old, schema).unknown) if isinstance(old, dict) else set()
+    added = [p for p in found.unknown if p not in before]
+    unknown = sorted(f'unknown field "{path_text(p)}"' for p in added)
+    warnings = _settle(dups + unknown, dups + unknown, mode, "")
+    return drop(new, added), warnings
+
+
+_OP_FIELDS = {"op", "path", "value", "from"}
+
+
+def _json_patch_fields(ops: list[Any]) -> list[str]:
+    out = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict):
+            continue
+        order = op.order if isinstance(op, Members) else list(op)
+        seen: set[str] = set()
+        for key in order:
+            if key not in _OP_FIELDS:
+                if key not in seen:
+                    out.append(f'json patch unknown field "[{i}].{key}"')
+            elif key in seen:
+                out.append(f'json patch duplicate field "[{i}].{key}"')
+            seen.add(key)
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ...control.kubestate import public
-from ...model import objmeta
+from ...model import kubeschema, objmeta
 from ...model.kubeerrors import KubeError, bad_request, method_not_allowed, unknown_path
 from ...model.selectors import Matcher, field_selector, label_selector, selector_text
 from . import tables
@@ -110,9 +110,27 @@ def _read_only(t: Target, method: str) -> None:
         raise method_not_allowed(method)
 
 
+def _schema(res: Resource) -> kubeschema.Schema | None:
+    return kubeschema.kind_schema(res.group, res.version, res.kind)
+
+
+def _mode(request: web.Request) -> str:
+    return kubeschema.directive(request.query.getall("fieldValidation", []))
+
+
+def _warned(response: web.Response, warnings: list[str]) -> web.Response:
+    """Warnings as the apiserver sends them: a `Warning: 299 - "text"` header each."""
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        response.headers.add("Warning", f'299 - "{quoted[:1000]}"')
+    return response
+
+
 async def create(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
     _read_only(t, "POST")
-    body = await read_body(request)
+    body, warnings = kubeschema.checked_body(await read_body(request), _schema(t.res),
+                                             t.res.kind, t.res.version, _mode(request),
+                                             "yaml" in request.content_type)
     objmeta.assign_name(body, _suffix())
     s = with_changes(s, dry_run=dry_run(request))
     if t.res.create is not None:
@@ -121,7 +139,7 @@ async def create(request: web.Request, s: Scope, t: Target) -> web.StreamRespons
         obj = s.objects.create(s.cluster, t.res.plural, s.ns, body, s.dry_run)
     else:
         raise method_not_allowed("POST")
-    return json_response(public(obj), status=201)
+    return _warned(json_response(public(obj), status=201), warnings)
 
 
 async def delete(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
@@ -160,13 +178,21 @@ async def delete_collection(request: web.Request, s: Scope, t: Target) -> web.St
                           "items": done})
 
 
-async def _new_version(request: web.Request, old: Obj) -> Obj:
-    """The whole object a PUT gives, or a PATCH makes of the stored one."""
+async def _new_version(request: web.Request, old: Obj, res: Resource,
+                       schema: kubeschema.Schema | None) -> tuple[Obj, list[str]]:
+    """The whole object a PUT gives, or a PATCH makes of the stored one, checked against
+    the kind's schema as fieldValidation asks; and the warnings to send with the answer."""
     body = await read_body(request)
-    new = body if request.method == "PUT" else patched(request.content_type, old, body)
+    mode = _mode(request)
+    if request.method == "PUT":
+        new, warnings = kubeschema.checked_body(body, schema, res.kind, res.version, mode,
+                                                "yaml" in request.content_type)
+    else:
+        new = patched(request.content_type, old, body, schema)
+        new, warnings = kubeschema.checked_patch(body, old, new, schema, mode)
     if not isinstance(new, dict):
         raise bad_request("the patched object is not an object")
-    return new
+    return new, warnings
 
 
 async def update(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
@@ -174,14 +200,14 @@ async def update(request: web.Request, s: Scope, t: Target) -> web.StreamRespons
     s = with_changes(s, dry_run=dry_run(request))
     name = t.name or ""
     old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
-    new = await _new_version(request, old)
+    new, warnings = await _new_version(request, old, t.res, _schema(t.res))
     if t.res.replace is not None:
         obj = t.res.replace(s, name, new)
     elif t.res.generic:
         obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, None, s.dry_run)
     else:
         raise method_not_allowed(request.method)
-    return json_response(public(obj))
+    return _warned(json_response(public(obj)), warnings)
 
 
 async def update_status(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
@@ -189,9 +215,9 @@ async def update_status(request: web.Request, s: Scope, t: Target) -> web.Stream
     s = with_changes(s, dry_run=dry_run(request))
     name = t.name or ""
     old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
-    new = await _new_version(request, old)
+    new, warnings = await _new_version(request, old, t.res, _schema(t.res))
     obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, "status", s.dry_run)
-    return json_response(public(obj))
+    return _warned(json_response(public(obj)), warnings)
 
 
 def _scale(res: Resource, obj: Obj) -> Obj:
@@ -218,7 +244,8 @@ async def scale(request: web.Request, s: Scope, t: Target) -> web.StreamResponse
     if request.method not in ("PUT", "PATCH"):
         raise method_not_allowed(request.method)
     s = with_changes(s, dry_run=dry_run(request))
-    new = await _new_version(request, _scale(t.res, obj))
+    new, warnings = await _new_version(request, _scale(t.res, obj), t.res,
+                                       kubeschema.kind_schema("autoscaling", "v1", "Scale"))
     replicas = (new.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise KubeError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
@@ -231,7 +258,7 @@ async def scale(request: web.Request, s: Scope, t: Target) -> web.StreamResponse
     changed.setdefault("spec", {})["replicas"] = replicas
     changed["metadata"]["resourceVersion"] = rv or obj["metadata"]["resourceVersion"]
     out = s.objects.update(s.cluster, t.res.plural, s.ns, name, changed, None, s.dry_run)
-    return json_response(_scale(t.res, public(out)))
+    return _warned(json_response(_scale(t.res, public(out))), warnings)
 
 
 COLLECTION: dict[str, Verb] = {"GET": list_or_watch, "POST": create,

@@ -10,7 +10,7 @@ import yaml
 from aiohttp import web
 
 from ...control.objects import DeleteOptions
-from ...model import kubeobj, objmeta
+from ...model import kubeobj, kubeschema, objmeta, strategic
 from ...model.admission import apply_json_patch
 from ...model.kubeerrors import KubeError, bad_request
 from ...model.kubeobj import MAX_GRACE
@@ -25,13 +25,6 @@ def status_response(err: KubeError) -> web.Response:
 def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), status=status,
                         content_type="application/json")
-
-
-class _NoAliases(yaml.SafeLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases are not accepted")
-        return super().compose_node(parent, index)
 
 
 def _no_constant(word: str) -> Any:
@@ -68,11 +61,12 @@ async def read_body(request: web.Request) -> Any:
                         f"unknown format - accepted media types include: application/json, "
                         f"application/yaml (got {ctype[:80]})")
     try:
+        # Duplicated keys are kept aside for fieldValidation (kubeschema.checked_body). YAML
+        # is read as the apiserver converts it: as JSON (dates become strings, NaN is
+        # refused), and without aliases, whose expansion is a bomb in a small body.
         if "yaml" in request.content_type:
-            # As the apiserver converts YAML: through JSON (dates become strings, NaN is
-            # refused), and without aliases, whose expansion is a bomb in a small body.
-            return _loads(json.dumps(yaml.load(raw, Loader=_NoAliases), default=str).encode())
-        return _loads(raw)
+            return kubeschema.loads_yaml(raw)
+        return kubeschema.loads(raw)
     except (ValueError, TypeError, yaml.YAMLError, RecursionError, UnicodeDecodeError) as err:
         raise bad_request(f"the body of the request could not be decoded: "
                           f"{str(err)[:200]}") from None
@@ -118,23 +112,26 @@ def _grace(grace: Any) -> int | None:
     return min(max(seconds, 0), MAX_GRACE)
 
 
-def patched(ctype: str, old: dict[str, Any], patch: Any) -> Any:
-    """`old` with a PATCH body applied, by the patch type its Content-Type names."""
+def patched(ctype: str, old: dict[str, Any], patch: Any,
+            schema: kubeschema.Schema | None = None) -> Any:
+    """`old` with a PATCH body applied, by the patch type its Content-Type names; `schema`
+    (kubeschema.kind_schema) says where a strategic merge patch merges lists by key.
+    Server-side apply (application/apply-patch+yaml) is ssa.py's, not a patch of this kind."""
     try:
         if ctype == "application/json-patch+json":
             if not isinstance(patch, list):
                 raise bad_request("a JSON patch must be a list of operations")
-            return apply_json_patch(old, patch)
+            return apply_json_patch(kubeschema.plain(old), kubeschema.plain(patch))
         if ctype == "application/merge-patch+json":
-            return kubeobj.merge_patch(old, patch)
+            return kubeobj.merge_patch(old, kubeschema.plain(patch))
         if ctype == "application/strategic-merge-patch+json":
-            return kubeobj.merge_patch(old, patch, strategic=True)
+            return strategic.apply(old, kubeschema.plain(patch), schema)
+    except strategic.PatchError as err:
+        raise KubeError(err.code, "BadRequest" if err.code == 400 else "Invalid",
+                        str(err)[:300]) from None
     except (ValueError, KeyError, IndexError, TypeError) as err:
         raise KubeError(422, "Invalid", f"the patch could not be applied: {str(err)[:200]}"
                         ) from None
-    if ctype == "application/apply-patch+yaml":
-        raise KubeError(415, "UnsupportedMediaType", "server-side apply is not supported by "
-                        "fargo yet: use client-side `kubectl apply`")
     raise KubeError(415, "UnsupportedMediaType", f"the body of the request was in an unknown "
                     f"format - accepted media types include: application/json-patch+json, "
                     f"application/merge-patch+json, application/strategic-merge-patch+json "
