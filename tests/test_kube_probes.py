@@ -51,7 +51,7 @@ def exec_probe(cmd: str, **timing) -> dict:
     return {"exec": {"command": ["sh", "-c", cmd]}, "periodSeconds": 1, **timing}
 
 
-def test_probes_and_downward_env(kubeconfig, busybox_image):
+def test_probes_and_downward_env(kubeconfig, busybox_image):  # noqa: F811
     # web: ready only while /ready is served; alive while its port accepts.
     web = json.loads(pod_yaml("web", busybox_image, script=(
         'echo "ip=$MY_IP node=$MY_NODE name=$MY_NAME/$MY_NS tier=$TIER cpu=$CPU_M '
@@ -78,7 +78,8 @@ def test_probes_and_downward_env(kubeconfig, busybox_image):
                     "resource": "limits.memory", "divisor": "1Mi"}}}]
     # crashy: alive for 2 s, then its liveness probe fails and it is restarted.
     crashy = json.loads(pod_yaml("crashy", busybox_image, script=(
-        'echo "run at $(date +%s%N)"; touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600')))
+        'echo "run at $(cat /proc/sys/kernel/random/uuid)"; touch /tmp/alive; sleep 2; '
+        "rm /tmp/alive; sleep 3600")))
     crashy["spec"]["containers"][0]["livenessProbe"] = exec_probe(
         "cat /tmp/alive", failureThreshold=1, terminationGracePeriodSeconds=1)
     # slow: started after 3 s (its liveness probe would fail before), never ready.
@@ -160,7 +161,7 @@ def test_probes_and_downward_env(kubeconfig, busybox_image):
         wait_deleted(kubeconfig, "pod", name)
 
 
-def test_bad_probes_and_env_are_refused(kubeconfig, busybox_image):
+def test_bad_probes_and_env_are_refused(kubeconfig, busybox_image):  # noqa: F811
     def attempt(**container) -> str:
         body = json.loads(pod_yaml("bad", busybox_image))
         body["spec"]["containers"][0].update(container)
