@@ -24,7 +24,9 @@ from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.cloudmap import CloudMap
 from .control.cost import CostExplorer
+from .control.cronjobs import CronJobController
 from .control.cwlogs import CloudWatchLogs
+from .control.daemonsets import DaemonSetController
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
@@ -32,6 +34,7 @@ from .control.elbv2 import Elbv2
 from .control.gc import GarbageCollector
 from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
+from .control.jobs import JobController
 from .control.kubecontrol import KubeControllers
 from .control.kubestate import KubeState
 from .control.logroutes import LogStarts
@@ -139,6 +142,9 @@ class Server:
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
             GarbageCollector(self.kube_state, self.objects, {
                 "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
+            JobController(self.kube_state, self.objects, self.pods),
+            CronJobController(self.kube_state, self.objects),
+            DaemonSetController(self.kube_state, self.objects),
         ])
         # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
         self.logship = LogShipper(self.cwlogs, self.runtime, self.store)

@@ -77,16 +77,17 @@ class KubeState:
 
     # ---- writes
     def create(self, cluster: str, resource: str, ns: str, obj: dict[str, Any],
-               dry_run: bool = False) -> dict[str, Any]:
+               dry_run: bool = False, uid: str | None = None) -> dict[str, Any]:
         """Stamp and store a new object (its kind's checks have run); with dry_run, the
-        object as it would be stored, with nothing written."""
+        object as it would be stored, with nothing written. `uid`: one drawn before the
+        kind's rules ran (they may need it)."""
         rule = kubekinds.rule(resource)
         meta = obj.setdefault("metadata", {})
         if self.tables.get_object(cluster, resource, ns, meta["name"]) is not None:
             raise already_exists(resource, meta["name"])
         obj["kind"] = rule.kind
         obj["apiVersion"] = rule.api_version
-        obj["metadata"] = meta = objmeta.new_metadata(meta, ns, str(uuid.uuid4()),
+        obj["metadata"] = meta = objmeta.new_metadata(meta, ns, uid or str(uuid.uuid4()),
                                                       now_rfc3339())
         if rule.generation or resource == "pods":
             meta["generation"] = 1

@@ -6,6 +6,7 @@ deletion with propagation and preconditions, and dry runs."""
 from __future__ import annotations
 
 import copy
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +70,13 @@ class Objects:
             del obj[key]  # fargo's private members are its own
         if rule.status:
             obj.pop("status", None)  # a controller's to write
+        # The uid is the server's, drawn before the kind's rules: a Job's selector names it.
+        uid = obj["metadata"]["uid"] = str(uuid.uuid4())
         if rule.default:
             rule.default(obj)
         if rule.check:
             rule.check(obj, None)
-        return self.state.create(cluster, plural, ns, obj, dry_run)
+        return self.state.create(cluster, plural, ns, obj, dry_run, uid=uid)
 
     def update(self, cluster: str, plural: str, ns: str, name: str, body: Any,
                sub: str | None = None, dry_run: bool = False) -> Obj:

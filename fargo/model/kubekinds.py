@@ -42,7 +42,7 @@ class KindRule:
 
 _RULES: dict[str, KindRule] = {}
 # The modules (of this package) whose import registers their kinds' rows.
-KIND_MODULES: tuple[str, ...] = ("configmap",)
+KIND_MODULES: tuple[str, ...] = ("configmap", "batchjobs", "cronjobs", "daemonsets")
 _loaded = False
 
 

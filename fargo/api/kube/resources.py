@@ -161,6 +161,11 @@ RESOURCES: list[Resource] = [
     Resource("events", "event", tables.EVENTS, FIELDS["events"], short=("ev",),
              read_only=True),
     Resource("configmaps", "configmap", tables.CONFIGMAPS, short=("cm",)),
+    Resource("jobs", "job", tables.JOBS, categories=("all",), status=True),
+    Resource("cronjobs", "cronjob", tables.CRONJOBS, short=("cj",), categories=("all",),
+             status=True),
+    Resource("daemonsets", "daemonset", tables.DAEMONSETS, short=("ds",), categories=("all",),
+             status=True),
 ]
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 
