@@ -165,3 +165,77 @@ def test_strategic_merge_patch_by_kubectl(kubeconfig, ns):
     run(kubeconfig, "apply", "-f", "-", stdin=configmap("s", ns, {"a": "2"}))
     got = json.loads(run(kubeconfig, "get", "configmap", "s", "-n", ns, "-o", "json"))
     assert got["data"] == {"a": "2"}
+
+
+def _managers(obj: dict) -> dict[tuple[str, str], dict]:
+    return {(m["manager"], m["operation"]): m["fieldsV1"]
+            for m in obj["metadata"].get("managedFields") or []}
+
+
+def test_server_side_apply(kubeconfig, ns):
+    cm = configmap("ssa", ns, {"a": "1", "b": "2"}, labels={"team": "x"})
+    out = run(kubeconfig, "apply", "--server-side", "-f", "-", stdin=cm)
+    assert "serverside-applied" in out
+    got = json.loads(run(kubeconfig, "get", "cm", "ssa", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    owned = _managers(got)[("kubectl", "Apply")]
+    assert owned == {"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {
+        "f:team": {}}}}
+    # another manager changes a field kubectl applied: it takes it over
+    run(kubeconfig, "patch", "cm", "ssa", "-n", ns, "--field-manager=editor", "-p",
+        '{"data": {"a": "changed"}}')
+    got = json.loads(run(kubeconfig, "get", "cm", "ssa", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    assert _managers(got)[("editor", "Update")] == {"f:data": {"f:a": {}}}
+    # applying the old value again is a conflict naming the field and the manager
+    out = kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=cm)
+    assert out.returncode != 0
+    assert ('Apply failed with 1 conflict: conflict with "editor" using v1: .data.a'
+            in out.stderr), out.stderr
+    # forced, kubectl owns it again; a field it stops applying goes
+    cm2 = configmap("ssa", ns, {"a": "1"}, labels={"team": "x"})
+    run(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=cm2)
+    got = json.loads(run(kubeconfig, "get", "cm", "ssa", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    assert got["data"] == {"a": "1"}
+    assert ("editor", "Update") not in _managers(got)
+    # a field another manager set survives an apply that never named it
+    run(kubeconfig, "patch", "cm", "ssa", "-n", ns, "--field-manager=editor", "-p",
+        '{"data": {"c": "3"}}')
+    run(kubeconfig, "apply", "--server-side", "-f", "-",
+        stdin=configmap("ssa", ns, {"a": "1"}))
+    got = json.loads(run(kubeconfig, "get", "cm", "ssa", "-n", ns, "-o", "json"))
+    assert got["data"] == {"a": "1", "c": "3"} and "labels" not in got["metadata"]
+    # server-side dry run writes nothing
+    run(kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", "-",
+        stdin=configmap("ssa", ns, {"a": "dry"}))
+    got = json.loads(run(kubeconfig, "get", "cm", "ssa", "-n", ns, "-o", "json"))
+    assert got["data"]["a"] == "1"
+    # unknown fields are refused whatever fieldValidation says
+    body = json.loads(configmap("ssa", ns, {"a": "1"}))
+    body["extra"] = True
+    out = kubectl(kubeconfig, "apply", "--server-side", "--validate=false", "-f", "-",
+                  stdin=json.dumps(body))
+    assert out.returncode != 0 and ".extra: field not declared in schema" in out.stderr
+
+
+def test_managed_fields_on_every_write(kubeconfig, ns):
+    run(kubeconfig, "create", "-f", "-", stdin=configmap("mf", ns, {"a": "1"}))
+    got = json.loads(run(kubeconfig, "get", "cm", "mf", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    entry = got["metadata"]["managedFields"][0]
+    assert entry["manager"] == "kubectl-create" and entry["operation"] == "Update"
+    assert entry["fieldsType"] == "FieldsV1" and entry["apiVersion"] == "v1"
+    assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert entry["time"].endswith("Z")
+    # client-side apply over it, then server-side apply takes the fields over
+    run(kubeconfig, "apply", "-f", "-", stdin=configmap("mf", ns, {"a": "1", "b": "2"}))
+    got = json.loads(run(kubeconfig, "get", "cm", "mf", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    assert ("kubectl-client-side-apply", "Update") in _managers(got)
+    run(kubeconfig, "apply", "--server-side", "-f", "-",
+        stdin=configmap("mf", ns, {"a": "1", "b": "2"}))
+    got = json.loads(run(kubeconfig, "get", "cm", "mf", "-n", ns, "-o", "json",
+                         "--show-managed-fields"))
+    assert ("kubectl", "Apply") in _managers(got)
+    assert got["data"] == {"a": "1", "b": "2"}

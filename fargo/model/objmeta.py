@@ -18,9 +18,10 @@ ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 PROPAGATIONS = ("Orphan", "Background", "Foreground")
 # What a client may set in metadata; the rest is the server's to stamp.
-# managedFields are the server's too: model/ssa.py keeps them.
+# managedFields are the server's too: model/ssa.py works them out (from what the client
+# sent, if it sent any) before the write, and the write keeps what it is given.
 _CLIENT_META = ("name", "generateName", "namespace", "labels", "annotations",
-                "ownerReferences", "finalizers")
+                "ownerReferences", "finalizers", "managedFields")
 
 
 def conflict(plural: str, name: str) -> KubeError:
@@ -127,6 +128,11 @@ def updated_metadata(old: Obj, new: Obj, plural: str) -> Obj:
             out[key] = copy.deepcopy(new[key])
         else:
             out.pop(key, None)
+    if "managedFields" in new:  # a writer that leaves them out keeps the stored ones
+        if new["managedFields"]:
+            out["managedFields"] = copy.deepcopy(new["managedFields"])
+        else:
+            out.pop("managedFields", None)
     if old.get("deletionTimestamp"):
         added = set(out.get("finalizers") or []) - set(old.get("finalizers") or [])
         if added:

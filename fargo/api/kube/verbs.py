@@ -6,6 +6,7 @@ own (resources.py) writes through them; every other kind through control/objects
 from __future__ import annotations
 
 import copy
+import datetime
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,8 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from ...control.kubestate import public
-from ...model import kubeschema, objmeta
-from ...model.kubeerrors import KubeError, bad_request, method_not_allowed, unknown_path
+from ...model import kubeschema, objmeta, ssa
+from ...model.kubeerrors import (
+    KubeError,
+    bad_request,
+    method_not_allowed,
+    not_found,
+    unknown_path,
+)
 from ...model.selectors import Matcher, field_selector, label_selector, selector_text
 from . import tables
 from .resources import Obj, Resource, Scope
@@ -79,6 +86,11 @@ async def list_or_watch(request: web.Request, s: Scope, t: Target) -> web.Stream
     match = _matcher(request, t.res)
     _check_integer(request, "limit")
     _check_integer(request, "timeoutSeconds")
+    if t.res.read is not None:  # computed when asked (metrics.k8s.io): nothing to watch
+        if _flag(request, "watch"):
+            raise method_not_allowed("GET")
+        objs = [o for o in await t.res.read(s, t.ns, None) if match(o)]
+        return json_response(_view(request, t.res, objs, "", single=False))
     if _flag(request, "watch"):
         return await watch(request, s.state, s.cluster, t.res, t.ns, match)
     rv = str(s.state.current_rv)
@@ -87,6 +99,11 @@ async def list_or_watch(request: web.Request, s: Scope, t: Target) -> web.Stream
 
 
 async def get(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
+    if t.res.read is not None:
+        found = await t.res.read(s, s.ns, t.name or "")
+        if not found or t.sub is not None:
+            raise not_found(f"{t.res.plural}.{t.res.group}", t.name or "")
+        return json_response(_view(request, t.res, found[:1], "", single=True))
     obj = public(s.state.get(s.cluster, t.res.plural, s.ns, t.name or ""))
     return json_response(_view(request, t.res, [obj], obj["metadata"]["resourceVersion"],
                                single=True))
@@ -126,20 +143,49 @@ def _warned(response: web.Response, warnings: list[str]) -> web.Response:
     return response
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _track(request: web.Request, res: Resource, schema: kubeschema.Schema | None,
+           old: Obj | None, new: Any, sub: str = "") -> None:
+    """The managedFields a write leaves on `new` (its manager: the request's fieldManager,
+    else its User-Agent's program), set on it before the write."""
+    meta = new.get("metadata") if isinstance(new, dict) else None
+    if not isinstance(meta, dict):
+        return  # refused by the write's own checks
+    manager = ssa.manager_name(request.query.get("fieldManager"),
+                               request.headers.get("User-Agent", ""))
+    meta["managedFields"] = ssa.updated(old, new, schema, manager, res.api_version, _now(),
+                                        sub, res.rule.status)
+
+
+def _create(s: Scope, t: Target, body: Any) -> Obj:
+    if t.res.create is not None:
+        return t.res.create(s, body)
+    if t.res.generic:
+        return s.objects.create(s.cluster, t.res.plural, s.ns, body, s.dry_run)
+    raise method_not_allowed("POST")
+
+
+def _replace(s: Scope, t: Target, name: str, new: Obj) -> Obj:
+    if t.res.replace is not None:
+        return t.res.replace(s, name, new)
+    if t.res.generic:
+        return s.objects.update(s.cluster, t.res.plural, s.ns, name, new, None, s.dry_run)
+    raise method_not_allowed("PUT")
+
+
 async def create(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
     _read_only(t, "POST")
-    body, warnings = kubeschema.checked_body(await read_body(request), _schema(t.res),
-                                             t.res.kind, t.res.version, _mode(request),
+    schema = _schema(t.res)
+    body, warnings = kubeschema.checked_body(await read_body(request), schema, t.res.kind,
+                                             t.res.version, _mode(request),
                                              "yaml" in request.content_type)
     objmeta.assign_name(body, _suffix())
+    _track(request, t.res, schema, None, body)
     s = with_changes(s, dry_run=dry_run(request))
-    if t.res.create is not None:
-        obj = t.res.create(s, body)
-    elif t.res.generic:
-        obj = s.objects.create(s.cluster, t.res.plural, s.ns, body, s.dry_run)
-    else:
-        raise method_not_allowed("POST")
-    return _warned(json_response(public(obj), status=201), warnings)
+    return _warned(json_response(public(_create(s, t, body)), status=201), warnings)
 
 
 async def delete(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
@@ -199,15 +245,36 @@ async def update(request: web.Request, s: Scope, t: Target) -> web.StreamRespons
     _read_only(t, request.method)
     s = with_changes(s, dry_run=dry_run(request))
     name = t.name or ""
+    if request.method == "PATCH" and request.content_type == ssa.CONTENT_TYPE:
+        return await _apply(request, s, t, name)
+    ssa.apply_manager(None, request.method == "PATCH" and _flag(request, "force"), False)
     old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
-    new, warnings = await _new_version(request, old, t.res, _schema(t.res))
-    if t.res.replace is not None:
-        obj = t.res.replace(s, name, new)
-    elif t.res.generic:
-        obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, None, s.dry_run)
-    else:
-        raise method_not_allowed(request.method)
-    return _warned(json_response(public(obj)), warnings)
+    schema = _schema(t.res)
+    new, warnings = await _new_version(request, old, t.res, schema)
+    _track(request, t.res, schema, old, new)
+    return _warned(json_response(public(_replace(s, t, name, new))), warnings)
+
+
+async def _apply(request: web.Request, s: Scope, t: Target, name: str) -> web.StreamResponse:
+    """Server-side apply (kubectl apply --server-side): the configuration merged into the
+    object by model/ssa.py, or the object made from it if there is none."""
+    res, force = t.res, _flag(request, "force")
+    manager = ssa.apply_manager(request.query.get("fieldManager"), force, True) or ""
+    schema = _schema(res)
+    applied, warnings = ssa.checked_apply(await read_body(request), schema, res.group,
+                                          res.version, res.kind, name, _mode(request))
+    try:
+        old: Obj | None = public(s.state.get(s.cluster, res.plural, s.ns, name))
+    except KubeError as err:
+        if err.code != 404:
+            raise
+        old = None
+    obj = ssa.apply(old, applied, schema, manager, force, res.api_version, _now(),
+                    res.rule.status)
+    if old is None:
+        obj["metadata"]["name"] = name
+        return _warned(json_response(public(_create(s, t, obj)), status=201), warnings)
+    return _warned(json_response(public(_replace(s, t, name, obj))), warnings)
 
 
 async def update_status(request: web.Request, s: Scope, t: Target) -> web.StreamResponse:
@@ -215,7 +282,9 @@ async def update_status(request: web.Request, s: Scope, t: Target) -> web.Stream
     s = with_changes(s, dry_run=dry_run(request))
     name = t.name or ""
     old = public(s.state.get(s.cluster, t.res.plural, s.ns, name))
-    new, warnings = await _new_version(request, old, t.res, _schema(t.res))
+    schema = _schema(t.res)
+    new, warnings = await _new_version(request, old, t.res, schema)
+    _track(request, t.res, schema, old, new, "status")
     obj = s.objects.update(s.cluster, t.res.plural, s.ns, name, new, "status", s.dry_run)
     return _warned(json_response(public(obj)), warnings)
 
@@ -257,6 +326,7 @@ async def scale(request: web.Request, s: Scope, t: Target) -> web.StreamResponse
     changed = copy.deepcopy(obj)
     changed.setdefault("spec", {})["replicas"] = replicas
     changed["metadata"]["resourceVersion"] = rv or obj["metadata"]["resourceVersion"]
+    _track(request, t.res, _schema(t.res), obj, changed, "scale")
     out = s.objects.update(s.cluster, t.res.plural, s.ns, name, changed, None, s.dry_run)
     return _warned(json_response(_scale(t.res, public(out))), warnings)
 
