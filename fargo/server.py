@@ -45,6 +45,7 @@ from .control.metrics import Metrics
 from .control.metricsampler import MetricSampler
 from .control.network import Networks, TaskNet
 from .control.objects import Objects
+from .control.podmetrics import PodUsage
 from .control.pods import Pods
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
@@ -137,6 +138,7 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
+        self.pods.usage = PodUsage(self.kube_state, self.store, self.runtime, self.sampler)
         # Kubernetes kinds without writes of their own, and the controllers of each cluster.
         self.objects = Objects(self.kube_state)
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [

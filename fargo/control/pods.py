@@ -16,6 +16,7 @@ from ..store.kube import KubeTables
 from .eks import Eks
 from .kubestate import KubeState, now_rfc3339
 from .objects import DeleteOptions, check_preconditions, open_namespace
+from .podmetrics import PodUsage
 from .probes import Prober
 from .scheduler import FargateScheduler
 from .tasks import TaskEngine
@@ -36,6 +37,7 @@ class Pods:
         self.prober = Prober(engine.book, engine.runtime, engine.network, state,
                              engine.containers.watch)
         engine.book.listeners.append(self.prober.task_changed)
+        self.usage: PodUsage | None = None  # what kubectl top reads (the server sets it)
         self._loop: asyncio.Task | None = None
 
     # ---- API operations

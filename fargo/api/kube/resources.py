@@ -22,7 +22,7 @@ from ...model import kubekinds
 from ...model.kubeerrors import method_not_allowed
 from ...model.kubekinds import KindRule
 from ...model.selectors import FIELDS
-from . import tables
+from . import metricsapi, tables
 from .logs import pod_logs
 
 Obj = dict[str, Any]
@@ -45,6 +45,9 @@ Create = Callable[[Scope, Any], Obj]  # (scope, the decoded body) -> the new obj
 Replace = Callable[[Scope, str, Obj], Obj]  # (scope, name, the whole new object)
 Delete = Callable[[Scope, str, DeleteOptions], Obj]  # (scope, name, the DELETE's options)
 Stream = Callable[[web.Request, Scope, str], Awaitable[web.StreamResponse]]
+# A kind computed when asked, never stored (metrics.k8s.io): (scope, namespace (None: all),
+# name (None: the collection)) -> the objects.
+Read = Callable[[Scope, str | None, str | None], Awaitable[list[Obj]]]
 
 
 BASIC_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
@@ -71,10 +74,14 @@ class Resource:
     # .../status answers a GET for every kind (the object itself); this only says whether
     # discovery lists it.
     status: bool = False
+    # Computed kinds: get and list through this reader, no watch, no writes; their rows in
+    # model/kubekinds.py are keyed apart when their plural is another kind's.
+    read: Read | None = None
+    rule_key: str = ""
 
     @property
     def rule(self) -> KindRule:
-        return kubekinds.rule(self.plural)
+        return kubekinds.rule(self.rule_key or self.plural)
 
     @property
     def kind(self) -> str:
@@ -99,6 +106,8 @@ class Resource:
     @property
     def verbs(self) -> list[str]:
         verbs = ["get", "list", "watch"]
+        if self.read is not None:
+            return ["get", "list"]
         if self.read_only:
             return verbs
         verbs += ["create"] if self.create or self.generic else []
@@ -166,6 +175,12 @@ RESOURCES: list[Resource] = [
              status=True),
     Resource("daemonsets", "daemonset", tables.DAEMONSETS, short=("ds",), categories=("all",),
              status=True),
+]
+RESOURCES += [  # metrics.k8s.io: what kubectl top reads (api/kube/metricsapi.py)
+    Resource("pods", "", metricsapi.PODS, read_only=True, read=metricsapi.read_pods,
+             rule_key=metricsapi.POD_KEY),
+    Resource("nodes", "", metricsapi.NODES, read_only=True, read=metricsapi.read_nodes,
+             rule_key=metricsapi.NODE_KEY),
 ]
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 
