@@ -3,6 +3,8 @@ merge keys and the patch's directives."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from fargo.model import kubeschema
@@ -142,3 +144,127 @@ def test_new_values_drop_their_directives_and_nulls():
         apply({}, ["not", "a", "map"], POD)
     # without a schema every list is replaced
     assert apply({"a": [1, 2]}, {"a": [3]}, None) == {"a": [3]}
+
+
+# ---- server-side apply and managedFields (model/ssa.py)
+from fargo.model import ssa  # noqa: E402
+from fargo.model.kubeerrors import KubeError  # noqa: E402
+
+
+def deployment(replicas: int = 1, image: str = "i", **meta) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "n", **meta},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "a"}},
+                     "template": {"metadata": {"labels": {"app": "a"}}, "spec": {
+                         "containers": [{"name": "c", "image": image,
+                                         "ports": [{"containerPort": 80}]}]}}}}
+
+
+def owned(obj: dict, manager: str, operation: str = "Apply") -> dict:
+    return next(m["fieldsV1"] for m in obj["metadata"]["managedFields"]
+                if (m["manager"], m["operation"]) == (manager, operation))
+
+
+def test_field_sets_as_fields_v1():
+    sets = ssa.leaves(deployment(finalizers=["x/y"]), DEPLOYMENT)
+    tree = ssa.to_fields_v1(sets)
+    assert tree["f:metadata"] == {"f:finalizers": {"v:\"x/y\"": {}}}
+    assert tree["f:spec"]["f:selector"] == {}  # a LabelSelector is atomic
+    item = tree["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"c"}']
+    assert list(item)[0] == "." and item["f:ports"] == {
+        'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}
+    assert ssa.from_fields_v1(tree) == set(sets)
+
+
+def test_updates_own_what_they_change():
+    first = deployment()
+    first["metadata"]["managedFields"] = ssa.updated(None, first, DEPLOYMENT, "creator",
+                                                      "apps/v1", "t1")
+    second = copy.deepcopy(first)
+    second["spec"]["replicas"] = 3
+    del second["spec"]["template"]["spec"]["containers"][0]["ports"]
+    second["metadata"]["managedFields"] = ssa.updated(first, second, DEPLOYMENT, "scaler",
+                                                       "apps/v1", "t2")
+    assert owned(second, "scaler", "Update") == {"f:spec": {"f:replicas": {}}}
+    creator = owned(second, "creator", "Update")
+    assert "f:replicas" not in creator["f:spec"]
+    assert "f:ports" not in creator["f:spec"]["f:template"]["f:spec"]["f:containers"][
+        'k:{"name":"c"}']
+    # a write that sends managedFields starts from them; an empty list resets them
+    third = copy.deepcopy(second)
+    third["metadata"]["managedFields"] = []
+    third["spec"]["replicas"] = 4
+    fields = ssa.updated(second, third, DEPLOYMENT, "resetter", "apps/v1", "t3")
+    assert [(m["manager"], m["fieldsV1"]) for m in fields] == [
+        ("resetter", {"f:spec": {"f:replicas": {}}})]
+
+
+def test_apply_conflicts_force_and_sharing():
+    live = ssa.apply(None, deployment(), DEPLOYMENT, "ci", False, "apps/v1", "t1")
+    assert live["metadata"]["managedFields"][0]["operation"] == "Apply"
+    # the same values applied by another manager: shared, no conflict
+    shared = ssa.apply(live, deployment(), DEPLOYMENT, "other", False, "apps/v1", "t2")
+    assert owned(shared, "ci") == owned(shared, "other")
+    with pytest.raises(KubeError) as err:
+        ssa.apply(shared, deployment(replicas=2, image="j"), DEPLOYMENT, "ci", False,
+                  "apps/v1", "t3")
+    assert err.value.code == 409 and err.value.reason == "Conflict"
+    assert err.value.message == (
+        'Apply failed with 2 conflicts: conflicts with "other":\n- .spec.replicas\n'
+        '- .spec.template.spec.containers[name="c"].image')
+    assert {c["field"] for c in err.value.details["causes"]} == {
+        ".spec.replicas", '.spec.template.spec.containers[name="c"].image'}
+    forced = ssa.apply(shared, deployment(replicas=2, image="j"), DEPLOYMENT, "ci", True,
+                       "apps/v1", "t3")
+    assert forced["spec"]["replicas"] == 2
+    assert "f:replicas" not in owned(forced, "other")["f:spec"]
+
+
+def test_apply_removes_what_a_manager_stops_applying():
+    config = deployment(labels={"a": "1", "b": "2"})
+    live = ssa.apply(None, config, DEPLOYMENT, "ci", False, "apps/v1", "t1")
+    # an updater takes label b
+    changed = copy.deepcopy(live)
+    changed["metadata"]["labels"]["b"] = "3"
+    changed["metadata"]["managedFields"] = ssa.updated(live, changed, DEPLOYMENT, "ed",
+                                                        "apps/v1", "t2")
+    less = deployment()
+    less["spec"]["template"]["spec"]["containers"][0].pop("ports")
+    after = ssa.apply(changed, less, DEPLOYMENT, "ci", False, "apps/v1", "t3")
+    assert after["metadata"]["labels"] == {"b": "3"}  # a went; b is ed's
+    assert "ports" not in after["spec"]["template"]["spec"]["containers"][0]
+    # a keyed list item merges with what others added
+    two = deployment()
+    two["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "s"})
+    grown = ssa.apply(after, two, DEPLOYMENT, "ci", False, "apps/v1", "t4")
+    assert [c["name"] for c in grown["spec"]["template"]["spec"]["containers"]] == [
+        "c", "side"]
+
+
+def test_apply_checks():
+    with pytest.raises(KubeError) as err:
+        ssa.apply_manager(None, False, True)
+    assert err.value.code == 422 and "fieldManager: Required value" in err.value.message
+    with pytest.raises(KubeError):
+        ssa.apply_manager(None, True, False)
+    assert ssa.manager_name(None, "kubectl/v1.32.0 (linux/amd64)") == "kubectl"
+    with pytest.raises(KubeError):
+        ssa.manager_name("x" * 200, "")
+    with pytest.raises(KubeError) as err:
+        ssa.checked_apply({"apiVersion": "v1", "kind": "Pod"}, DEPLOYMENT, "apps", "v1",
+                          "Deployment", "d", "Strict")
+    assert err.value.code == 400
+    body = deployment()
+    body["spec"]["surprise"] = 1
+    with pytest.raises(KubeError) as err:
+        ssa.checked_apply(body, DEPLOYMENT, "apps", "v1", "Deployment", "d", "Ignore")
+    assert err.value.message == ("failed to create typed patch object (apps/v1, "
+                                 "Kind=Deployment): .spec.surprise: field not declared in "
+                                 "schema")
+    dup = kubeschema.loads_yaml("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+                                "  name: d\nspec:\n  paused: true\n  paused: false\n")
+    with pytest.raises(KubeError) as err:
+        ssa.checked_apply(dup, DEPLOYMENT, "apps", "v1", "Deployment", "d", "Strict")
+    assert err.value.message.endswith('line 7: key "paused" already set in map')
+    assert ssa.checked_apply(dup, DEPLOYMENT, "apps", "v1", "Deployment", "d", "Warn")[1] == [
+        'line 7: key "paused" already set in map']

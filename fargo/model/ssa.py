@@ -310,7 +310,7 @@ def remove(obj: Any, paths: Iterable[Path]) -> Any:
     """A copy of obj without the members at `paths`; maps and lists a removal empties go
     with it, as an omitted field reads back (the object's own top-level members stay)."""
     out = copy.deepcopy(obj)
-    for path in sorted(paths, key=len, reverse=True):
+    for path in sorted(paths, key=len):  # a removed item takes its fields with it
         trail = [out]  # trail[d]: the node at path[:d]
         for el in path[:-1]:
             trail.append(_step(trail[-1], el))
