@@ -18,6 +18,7 @@ from .api import metadata as metadata_face
 from .api.app import Faces, Runner, build_app
 from .api.dns import DnsServer, ServedSockets
 from .api.ec2 import Ec2Face
+from .api.kube import exec as kube_exec
 from .api.tls import server_tls
 from .config import Settings
 from .control.capacity import Capacity, host_resources
@@ -47,6 +48,7 @@ from .control.network import Networks, TaskNet
 from .control.objects import Objects
 from .control.podmetrics import PodUsage
 from .control.pods import Pods
+from .control.podstreams import PodStreams
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
 from .control.services.registries import ServiceRegistries
@@ -138,6 +140,7 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
+        self.pod_streams = PodStreams(self.kube_state, self.runtime, self.network)
         self.pods.usage = PodUsage(self.kube_state, self.store, self.runtime, self.sampler)
         # Kubernetes kinds without writes of their own, and the controllers of each cluster.
         self.objects = Objects(self.kube_state)
@@ -208,7 +211,9 @@ class Server:
         await asyncio.to_thread(self.networks.start, self._task_nets())
         await self.elbv2.start()  # the load balancers the store knows, re-applied
         # The API app before the tasks are adopted: their networks carry it (signed only).
-        self._runner = Runner(build_app(self.faces()))  # fargo's limits and error shapes
+        app = build_app(self.faces())
+        kube_exec.install(app, self.pod_streams)  # kubectl exec, attach and port-forward
+        self._runner = Runner(app)  # fargo's limits and error shapes
         await self._runner.setup()
         if self.settings.auth:
             self.iam.ensure_root_key()  # before the port opens: clients may ask at once

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import os
 import signal as signals
 import socket
 import threading
@@ -140,6 +141,108 @@ class FakeSandbox:
     stats: TaskStats = field(default_factory=TaskStats)
 
 
+class FakeExecSession:
+    """port.protocols.ExecSession over pipes (a socket pair for a terminal), with a thread as
+    its process: it copies its input to its output, ^D or EOF ends it."""
+
+    def __init__(self, *, tty: bool, stdin: bool, code: int):
+        self.sizes: list[tuple[int, int]] = []  # resizes, as given
+        self._code: int | None = None
+        self._final = code
+        self.stdin: int | None
+        self.stdout: int | None
+        self.stderr: int | None = None
+        self._sock: socket.socket | None
+        self._err: int | None = None
+        end_r, self._end_w = os.pipe()
+        self.ended = end_r
+        if tty:
+            ours, theirs = socket.socketpair()
+            self._sock = ours
+            self.stdin = self.stdout = ours.fileno()
+            self._in: Any = theirs
+            self._out: Any = theirs
+        else:
+            self._sock = None
+            in_r, in_w = os.pipe() if stdin else (None, None)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            self.stdin, self.stdout, self.stderr = in_w, out_r, err_r
+            self._in, self._out, self._err = in_r, out_w, err_w
+        for fd in (self.stdin, self.stdout, self.stderr):
+            if fd is not None:
+                os.set_blocking(fd, False)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> bytes:
+        if self._in is None:
+            return b""
+        if isinstance(self._in, socket.socket):
+            return self._in.recv(4096)
+        return os.read(self._in, 4096)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = self._read()
+                if not data or data == b"\x04":
+                    break
+                if isinstance(self._out, socket.socket):
+                    self._out.sendall(data)
+                else:
+                    os.write(self._out, data)
+        except OSError:
+            pass
+        self._finish(self._final)
+
+    def _finish(self, code: int) -> None:
+        if self._code is not None:
+            return
+        self._code = code
+        if isinstance(self._out, socket.socket):
+            self._out.close()
+        else:
+            for fd in (self._in, self._out, self._err):
+                if fd is not None:
+                    os.close(fd)
+        os.close(self._end_w)
+
+    def code(self) -> int | None:
+        return self._code
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    def close_stdin(self) -> None:
+        if self._sock is not None:
+            self._sock.send(b"\x04")
+        elif self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
+
+    def kill(self) -> None:
+        if self._code is None:
+            self._final = 137  # SIGKILL's
+            if self._sock is not None:
+                self._sock.shutdown(socket.SHUT_WR)  # its thread sees EOF and ends
+            elif self.stdin is not None:
+                os.close(self.stdin)
+                self.stdin = None
+        self._thread.join(5)
+
+    def close(self) -> None:
+        self.kill()
+        if self._sock is not None:
+            self._sock.close()
+        else:
+            for fd in (self.stdin, self.stdout, self.stderr):
+                if fd is not None:
+                    os.close(fd)
+        self.stdin = self.stdout = self.stderr = None
+        os.close(self.ended)
+
+
 def _signal_name(sig: str) -> str:
     sig = sig.upper()
     return sig if sig.startswith("SIG") else "SIG" + sig
@@ -158,6 +261,8 @@ class FakeRuntime:
         # exec_check's outcomes: per container, the codes its next checks end with in turn
         # (None: timed out); the last one holds. A container with none set passes.
         self.checks: dict[tuple[str, str], list[int | None]] = {}
+        self.exec_codes: dict[tuple[str, str], int] = {}  # what exec sessions end with
+        self.sessions: list[FakeExecSession] = []  # every exec session, in order
 
     # what tests drive
     def set_check(self, tid: str, name: str, *codes: int | None) -> None:
@@ -306,6 +411,26 @@ class FakeRuntime:
             if not codes:
                 return 0
             return codes.pop(0) if len(codes) > 1 else codes[0]
+
+    def set_exec(self, tid: str, name: str, code: int) -> None:
+        """Exec sessions in the container end with this code (0 unless set)."""
+        with self._log.lock:
+            self.exec_codes[(tid, name)] = code
+
+    def exec_session(self, tid: str, name: str, argv: list[str], *, tty: bool,
+                     stdin: bool) -> FakeExecSession:
+        """A `cat`: what the session is given on stdin comes back on stdout (with a tty, on
+        the terminal's one descriptor), then it ends with set_exec's code; without stdin it
+        ends at once."""
+        self._log.enter("runtime", "exec_session", tid, name, list(argv), tty, stdin)
+        with self._log.lock:
+            if self.container(tid, name).state != "running":
+                raise ContainerGone(f"container {name} of task {tid} is not running")
+            code = self.exec_codes.get((tid, name), 0)
+        session = FakeExecSession(tty=tty, stdin=stdin, code=code)
+        with self._log.lock:
+            self.sessions.append(session)
+        return session
 
     def stats(self, tid: str) -> TaskStats:
         self._log.enter("runtime", "stats", tid)

@@ -22,7 +22,9 @@ from ..port.data import (
     TaskStats,
 )
 from ..port.errors import AgentError, SandboxError
+from ..port.protocols import ExecSession
 from . import userns
+from .execsession import start_session
 from .images import ImageStore
 from .netplane import HostNetworkPlane
 from .netstats import NetCounters
@@ -166,6 +168,10 @@ class HostRuntime:
 
     def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
         return self.sandbox.exec_process(tid, name, argv, timeout)
+
+    def exec_session(self, tid: str, name: str, argv: list[str], *, tty: bool,
+                     stdin: bool) -> ExecSession:
+        return start_session(self.sandbox, tid, name, argv, tty_=tty, stdin=stdin)
 
     def stats(self, tid: str) -> TaskStats:
         raw = self.sandbox.stats(tid)

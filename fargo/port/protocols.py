@@ -26,6 +26,41 @@ class Images(Protocol):
         ...
 
 
+class ExecSession(Protocol):
+    """A process started by Runtime.exec_session in a running container. Its ends are
+    non-blocking file descriptors of this host (like the listeners' sockets, they need the
+    control process on the same host): `stdin` to write (None: the process reads nothing),
+    `stdout` and `stderr` to read until EOF (None: not asked for). With a terminal, stdin and
+    stdout are one descriptor, the terminal's, and stderr is None. `ended` turns readable once
+    the process has ended; then `code()` answers without blocking."""
+
+    stdin: int | None
+    stdout: int | None
+    stderr: int | None
+    ended: int
+
+    def code(self) -> int | None:
+        """The exit code once the process has ended (128+N when signal N killed it); None
+        while it runs."""
+        ...
+
+    def resize(self, width: int, height: int) -> None:
+        """The terminal's new size in columns and rows (nothing without a terminal)."""
+        ...
+
+    def close_stdin(self) -> None:
+        """The process reads EOF (with a terminal: the terminal's end-of-file character)."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL the process if it has not ended (its client went away)."""
+        ...
+
+    def close(self) -> None:
+        """Release the descriptors (after the process has ended, or been killed)."""
+        ...
+
+
 class Runtime(Protocol):
     """Sandboxes and their containers, named by task id and container name."""
 
@@ -74,6 +109,13 @@ class Runtime(Protocol):
         and return its exit code; None when it did not end within timeout seconds (it is
         killed). ContainerGone when the container is not running. A health check's probe:
         its output is not kept."""
+        ...
+
+    def exec_session(self, tid: str, name: str, argv: list[str], *, tty: bool,
+                     stdin: bool) -> ExecSession:
+        """Start argv in the running container as its own process runs (user, env, cwd,
+        cgroup, namespaces), with a terminal or with pipes (kubectl exec). ContainerGone when
+        the container is not running; SandboxError when it could not be started."""
         ...
 
     def stats(self, tid: str) -> TaskStats: ...

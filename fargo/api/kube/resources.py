@@ -23,7 +23,9 @@ from ...model.kubeerrors import method_not_allowed
 from ...model.kubekinds import KindRule
 from ...model.selectors import FIELDS
 from . import metricsapi, tables
+from .exec import pod_attach, pod_exec
 from .logs import pod_logs
+from .portforward import pod_portforward
 
 Obj = dict[str, Any]
 
@@ -166,7 +168,9 @@ RESOURCES: list[Resource] = [
     Resource("nodes", "node", tables.NODES, FIELDS["nodes"], short=("no",), read_only=True),
     Resource("pods", "pod", tables.PODS, FIELDS["pods"], short=("po",),
              categories=("all",), create=_create_pod, replace=_replace_pod,
-             delete=_delete_pod, streams={"log": _pod_log}, status=True),
+             delete=_delete_pod, status=True,
+             streams={"log": _pod_log, "exec": pod_exec, "attach": pod_attach,
+                      "portforward": pod_portforward}),
     Resource("events", "event", tables.EVENTS, FIELDS["events"], short=("ev",),
              read_only=True),
     Resource("configmaps", "configmap", tables.CONFIGMAPS, short=("cm",)),
