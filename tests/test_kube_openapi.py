@@ -239,3 +239,18 @@ def test_managed_fields_on_every_write(kubeconfig, ns):
                          "--show-managed-fields"))
     assert ("kubectl", "Apply") in _managers(got)
     assert got["data"] == {"a": "1", "b": "2"}
+
+
+def test_openapi_v2_for_lists(kubeconfig, ns):
+    """A `kind: List` (what `kubectl get -o yaml` writes) is validated client-side from
+    OpenAPI v2, which kubectl reads as protobuf."""
+    items = [json.loads(configmap(f"l{i}", ns, {"a": str(i)})) for i in range(2)]
+    body = {"apiVersion": "v1", "kind": "List", "items": items}
+    out = run(kubeconfig, "apply", "-f", "-", stdin=json.dumps(body))
+    assert "configmap/l0 created" in out and "configmap/l1 created" in out
+    items[1]["datum"] = {}
+    refused = kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(body))
+    assert refused.returncode != 0 and 'unknown field "datum"' in refused.stderr
+    out = run(kubeconfig, "explain", "pods.spec.restartPolicy",
+              "--output=plaintext-openapiv2")
+    assert "FIELD:    restartPolicy <string>" in out

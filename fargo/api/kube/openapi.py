@@ -318,3 +318,216 @@ def _build(group: str, version: str) -> Doc:
                                                "in": "header",
                                                "description": "Bearer Token authentication"}}},
             "security": [{"BearerToken": []}]}
+
+
+# ---- OpenAPI v2: kubectl reads it (as protobuf) to validate a `kind: List` client-side,
+# and falls back to it for a kind v3 does not describe.
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # asked for
+V2_PROTOBUF_SENT = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"  # a MIME type
+_V2_REF = "#/definitions/"
+
+
+def _v2_schema(schema: Any, prop: str = "") -> Any:
+    """A JSON-schema definition as swagger 2.0 has it (the oneOf scalars as the apiserver's
+    v2 writes them: IntOrString a string of format int-or-string, Quantity a string)."""
+    if isinstance(schema, list):
+        return [_v2_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, list):
+            kinds = [t for t in value if t != "null"]
+            if kinds:
+                out["type"] = kinds[0]
+        elif key == "enum" and prop in ("apiVersion", "kind"):
+            continue
+        elif key == "oneOf":
+            alts = kubeschema.one_of(schema)
+            out["type"] = "string"
+            if "integer" in alts:
+                out["format"] = "int-or-string"
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {k: _v2_schema(v, k) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "allOf"):
+            out[key] = _v2_schema(value)
+        elif key == "$ref" and isinstance(value, str):
+            out[key] = _V2_REF + value.rsplit("/", 1)[-1]
+        else:
+            out[key] = value
+    return out
+
+
+def _v2_op(op: Doc) -> Doc:
+    params = []
+    for p in op.get("parameters") or []:
+        params.append({"name": p["name"], "in": p["in"], "description": p["description"],
+                       "type": p["schema"]["type"], "uniqueItems": True,
+                       **({"required": True} if p.get("required") else {})})
+    out: Doc = {"description": op["description"], "operationId": op["operationId"],
+                "tags": op["tags"], "produces": ["application/json", "application/yaml",
+                                                 "application/vnd.kubernetes.protobuf"],
+                "schemes": ["https"]}
+    body = op.get("requestBody")
+    if body:
+        content = body["content"]
+        ref = next(iter(content.values()))["schema"]["$ref"].rsplit("/", 1)[-1]
+        out["consumes"] = list(content)
+        params.append({"name": "body", "in": "body", "required": True,
+                       "schema": {"$ref": _V2_REF + ref}})
+    out["parameters"] = params
+    responses: Doc = {}
+    for code, r in op["responses"].items():
+        item: Doc = {"description": r["description"]}
+        for c in (r.get("content") or {}).values():
+            s = c["schema"]
+            item["schema"] = {"$ref": _V2_REF + s["$ref"].rsplit("/", 1)[-1]} \
+                if "$ref" in s else s
+            break
+        responses[code] = item
+    out["responses"] = responses
+    out.update({k: v for k, v in op.items() if k.startswith("x-")})
+    return out
+
+
+@functools.cache
+def v2_document() -> Doc:
+    paths: dict[str, Doc] = {}
+    names: set[str] = set()
+    for r in RESOURCES:
+        kind_def = kubeschema.kind_definition(r.group, r.version, r.kind)
+        if kind_def is None:
+            continue
+        more, used = _paths(r, kind_def)
+        names |= used
+        for path, item in more.items():
+            v2: Doc = {}
+            for key, value in item.items():
+                if key == "parameters":
+                    v2[key] = _v2_op({"parameters": value, "description": "",
+                                      "operationId": "", "tags": [],
+                                      "responses": {}})["parameters"]
+                else:
+                    v2[key] = _v2_op(value)
+            paths[path] = v2
+    defs = kubeschema.definitions()
+    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths,
+            "definitions": {n: _v2_schema(defs[n]) for n in sorted(_closure(names))}}
+
+
+@functools.cache
+def v2_json() -> bytes:
+    return json.dumps(v2_document(), sort_keys=True).encode()
+
+
+# -- the protobuf form: gnostic's openapi_v2.Document, which kubectl decodes
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _s(num: int, text: Any) -> bytes:
+    return _len(num, str(text).encode()) if text not in (None, "") else b""
+
+
+def _b(num: int, flag: Any) -> bytes:
+    return _varint(num << 3) + b"\x01" if flag else b""
+
+
+def _any(num: int, value: Any) -> bytes:
+    return _len(num, _s(2, json.dumps(value, sort_keys=True)))  # JSON is YAML
+
+
+def _extensions(num: int, node: Doc) -> bytes:
+    return b"".join(_len(num, _s(1, k) + _any(2, v)) for k, v in node.items()
+                    if k.startswith("x-"))
+
+
+def _pb_schema(s: Doc) -> bytes:
+    out = _s(1, s.get("$ref")) + _s(2, s.get("format")) + _s(3, s.get("title"))
+    out += _s(4, s.get("description"))
+    if "default" in s:
+        out += _any(5, s["default"])
+    out += _b(16, s.get("uniqueItems"))
+    out += b"".join(_s(19, r) for r in s.get("required") or ())
+    out += b"".join(_any(20, e) for e in s.get("enum") or ())
+    extra = s.get("additionalProperties")
+    if isinstance(extra, dict):
+        out += _len(21, _len(1, _pb_schema(extra)))
+    elif isinstance(extra, bool):
+        out += _len(21, _varint(2 << 3) + (b"\x01" if extra else b"\x00"))
+    if s.get("type"):
+        out += _len(22, _s(1, s["type"]))
+    items = s.get("items")
+    if isinstance(items, dict):
+        out += _len(23, _len(1, _pb_schema(items)))
+    out += b"".join(_len(24, _pb_schema(a)) for a in s.get("allOf") or ())
+    props = s.get("properties")
+    if isinstance(props, dict):
+        out += _len(25, b"".join(_len(1, _s(1, k) + _len(2, _pb_schema(v)))
+                                 for k, v in props.items()))
+    out += _b(27, s.get("readOnly"))
+    return out + _extensions(31, s)
+
+
+def _pb_parameter(p: Doc) -> bytes:
+    if p["in"] == "body":
+        body = _s(1, p.get("description")) + _s(2, p["name"]) + _s(3, "body") + \
+            _b(4, p.get("required")) + _len(5, _pb_schema(p["schema"]))
+        param = _len(1, body)
+    else:
+        common = _b(1, p.get("required")) + _s(2, p["in"]) + _s(3, p.get("description")) + \
+            _s(4, p["name"])
+        if p["in"] == "path":
+            sub = _len(4, common + _s(5, p.get("type")) + _b(19, p.get("uniqueItems")))
+        else:
+            sub = _len(3, common + _s(6, p.get("type")) + _b(20, p.get("uniqueItems")))
+        param = _len(2, sub)
+    return _len(1, param)  # ParametersItem.parameter
+
+
+def _pb_operation(op: Doc) -> bytes:
+    out = b"".join(_s(1, t) for t in op.get("tags") or ())
+    out += _s(3, op.get("description")) + _s(5, op.get("operationId"))
+    out += b"".join(_s(6, t) for t in op.get("produces") or ())
+    out += b"".join(_s(7, t) for t in op.get("consumes") or ())
+    out += b"".join(_len(8, _pb_parameter(p)) for p in op.get("parameters") or ())
+    codes = b""
+    for code, r in (op.get("responses") or {}).items():
+        resp = _s(1, r.get("description"))
+        if "schema" in r:
+            resp += _len(2, _len(1, _pb_schema(r["schema"])))
+        codes += _len(1, _s(1, code) + _len(2, _len(1, resp)))
+    out += _len(9, codes)
+    out += b"".join(_s(10, t) for t in op.get("schemes") or ())
+    return out + _extensions(13, op)
+
+
+_PATH_OPS = {"get": 2, "put": 3, "post": 4, "delete": 5, "patch": 8}
+
+
+@functools.cache
+def v2_protobuf() -> bytes:
+    doc = v2_document()
+    paths = b""
+    for path, item in doc["paths"].items():
+        body = b"".join(_len(num, _pb_operation(item[verb]))
+                        for verb, num in _PATH_OPS.items() if verb in item)
+        body += b"".join(_len(9, _pb_parameter(p)) for p in item.get("parameters") or ())
+        paths += _len(2, _s(1, path) + _len(2, body))
+    definitions = b"".join(_len(1, _s(1, name) + _len(2, _pb_schema(s)))
+                           for name, s in doc["definitions"].items())
+    info = _s(1, doc["info"]["title"]) + _s(2, doc["info"]["version"])
+    return _s(1, "2.0") + _len(2, info) + _len(8, paths) + _len(9, definitions)

@@ -33,7 +33,10 @@ def _discovery(accept: str, aggregated: Callable[[], object],
 
 
 def _openapi_v2(request: web.Request, cluster: str) -> web.Response:
-    raise unknown_path()  # kubectl falls back without it
+    """OpenAPI v2: the protobuf form kubectl asks for, else JSON."""
+    if openapi.V2_PROTOBUF in request.headers.get("Accept", ""):
+        return web.Response(body=openapi.v2_protobuf(), content_type=openapi.V2_PROTOBUF_SENT)
+    return web.Response(body=openapi.v2_json(), content_type="application/json")
 
 
 Page = Callable[[web.Request, str], web.Response]  # (request, cluster)
