@@ -180,3 +180,27 @@ def test_bad_probes_and_env_are_refused(kubeconfig, busybox_image):  # noqa: F81
     err = attempt(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.phase"}}}])
     assert "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value" in err
     assert kubectl(kubeconfig, "get", "pod", "bad", "-n", "apps").returncode != 0
+
+
+def test_ready_survives_a_server_restart(kubeconfig, srv, busybox_image):  # noqa: F811
+    body = json.loads(pod_yaml("steady", busybox_image))
+    body["spec"]["containers"][0]["readinessProbe"] = exec_probe("true", periodSeconds=30)
+    kubectl_run(kubeconfig, "apply", "-f", "-", stdin=json.dumps(body))
+    p = wait_until(lambda: (q := pod(kubeconfig, "steady")) and condition(q, "Ready") == "True"
+                   and q, "steady never became Ready")
+
+    def since(p: dict) -> str:
+        return next(c["lastTransitionTime"] for c in p["status"]["conditions"]
+                    if c["type"] == "Ready")
+
+    before = since(p)
+    time.sleep(1.1)  # a flap would stamp another second
+    srv.kill()
+    srv.start()
+    time.sleep(2)
+    p = pod(kubeconfig, "steady")
+    assert condition(p, "Ready") == "True" and since(p) == before
+    assert p["status"]["containerStatuses"][0]["restartCount"] == 0
+    kubectl_run(kubeconfig, "delete", "pod", "steady", "-n", "apps", "--grace-period=0",
+                "--force")
+    wait_deleted(kubeconfig, "pod", "steady")

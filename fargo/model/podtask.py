@@ -86,6 +86,16 @@ def _terminated(code: int | None, oom: bool, started: float | None,
     return out
 
 
+def _kept(pod: dict[str, Any], status: dict[str, Any], run: float | None) -> ProbeView | None:
+    """What the stored status said of this very run (same state, same restarts), for as long
+    as the prober has not looked at it (a server just restarted): no flap of Ready."""
+    for old in (pod.get("status") or {}).get("containerStatuses") or []:
+        if old.get("name") == status["name"] and old.get("state") == status["state"] and \
+                old.get("restartCount") == status["restartCount"]:
+            return ProbeView(run, bool(old.get("started")), bool(old.get("ready")))
+    return None
+
+
 def container_statuses(pod: dict[str, Any], task: Task, init: bool, now: float,
                        views: Mapping[str, ProbeView] | None = None) -> list[dict[str, Any]]:
     spec = pod["spec"]
@@ -109,8 +119,11 @@ def container_statuses(pod: dict[str, Any], task: Task, init: bool, now: float,
             status["state"] = {"running": {"startedAt": rfc3339(
                 run.started_at or task.started_at or now)}}
             if not init:  # started and ready as its probes (if any) say of this run
+                view = (views or {}).get(c["name"])
+                if view is None or view.run != e.started_at:
+                    view = _kept(pod, status, e.started_at)
                 status["started"], status["ready"] = probes.container_state(
-                    c, True, e.started_at, (views or {}).get(c["name"]))
+                    c, True, e.started_at, view)
         elif e.last_status == "STOPPED":
             status["state"] = {"terminated": _terminated(
                 e.exit_code, oom, run.started_at or task.started_at,
