@@ -105,7 +105,10 @@ def new_namespace(body: Any) -> dict[str, Any]:
     check_kind(body, "Namespace")
     name = check_meta(body, "Namespace", label_name=True)
     meta = body["metadata"]
-    return namespace(name, meta.get("labels"), meta.get("annotations"))
+    made = namespace(name, meta.get("labels"), meta.get("annotations"))
+    if meta.get("managedFields"):  # model/ssa.py's, worked out before the write
+        made["metadata"]["managedFields"] = meta["managedFields"]
+    return made
 
 
 def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> dict[str, Any]:
@@ -124,6 +127,8 @@ def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> d
             merged["metadata"][key] = new["metadata"][key]
         else:
             merged["metadata"].pop(key, None)
+    if "managedFields" in new["metadata"]:  # model/ssa.py's; a writer without keeps them
+        merged["metadata"]["managedFields"] = new["metadata"]["managedFields"]
     merged["metadata"].setdefault("labels", {})[NAME_LABEL] = name
     return merged
 
