@@ -204,3 +204,86 @@ def test_ready_survives_a_server_restart(kubeconfig, srv, busybox_image):  # noq
     kubectl_run(kubeconfig, "delete", "pod", "steady", "-n", "apps", "--grace-period=0",
                 "--force")
     wait_deleted(kubeconfig, "pod", "steady")
+
+
+def test_http_and_tcp_probes_against_local_servers(tmp_path):
+    """The prober's httpGet and tcpSocket (no root: a socket of this host stands in for the
+    pod's netns): status codes, same-host redirects, headers, HTTPS, refusals."""
+    import asyncio
+    import socket
+    import ssl
+    import subprocess as sp
+
+    from fargo.control.probes import Prober, _Run
+    from fargo.model import probes as rules
+
+    class Net:
+        def probe_socket(self, tid: str) -> socket.socket:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            return s
+
+    seen: list[bytes] = []
+
+    async def handler(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        path = head.split(b" ")[1]
+        answer = {b"/ok": b"200 OK", b"/bad": b"500 Oops", b"/hop": b"302 Found",
+                  b"/away": b"301 Moved"}.get(path, b"404 Not Found")
+        where = {b"/hop": b"Location: /bad\r\n", b"/away": b"Location: http://x/\r\n"}
+        writer.write(b"HTTP/1.1 " + answer + b"\r\n" + where.get(path, b"") +
+                     b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+            "-out", str(cert), "-days", "1", "-subj", "/CN=probe"], check=True,
+           capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+
+    async def main() -> dict[str, tuple[bool | None, str]]:
+        plain = await asyncio.start_server(handler, "127.0.0.1", 0)
+        secure = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+        port = plain.sockets[0].getsockname()[1]
+        sport = secure.sockets[0].getsockname()[1]
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+        closed.close()
+        prober = Prober(None, None, Net(), None, {})  # type: ignore[arg-type]
+        run = _Run(tid="t", name="app", run=0.0, cluster="c", pod={}, ip="127.0.0.1",
+                   container={"name": "app", "ports": [{"name": "web", "containerPort": port}]},
+                   workers={}, started=True, ready=False)
+
+        async def one(action) -> tuple[bool | None, str]:
+            r = await prober._attempt(run, rules.Probe("readinessProbe", action))
+            return r.passed, r.message
+        out = {}
+        for key, action in {
+                "ok": rules.HttpGet("web", "/ok", headers=(("X-Probe", "yes"),)),
+                "bad": rules.HttpGet(port, "/bad"), "hop": rules.HttpGet(port, "/hop"),
+                "away": rules.HttpGet(port, "/away"), "tls": rules.HttpGet(sport, "/ok", "HTTPS"),
+                "refused": rules.HttpGet(dead, "/"), "noname": rules.HttpGet("nope", "/"),
+                "tcp": rules.TcpSocket(port), "tcp-refused": rules.TcpSocket(dead)}.items():
+            out[key] = await one(action)
+        out["dead"] = (None, str(dead))
+        plain.close()
+        secure.close()
+        return out
+
+    got = asyncio.run(main())
+    dead = got.pop("dead")[1]
+    assert got["ok"] == (True, "") and got["away"][0] is True and got["tls"][0] is True
+    assert got["bad"] == (False, "HTTP probe failed with statuscode: 500")
+    assert got["hop"] == (False, "HTTP probe failed with statuscode: 500")  # followed
+    assert got["refused"] == (False, f'Get "http://127.0.0.1:{dead}/": dial tcp '
+                                     f"127.0.0.1:{dead}: connect: connection refused")
+    assert got["noname"] == (False, "couldn't find port: nope in app")
+    assert got["tcp"] == (True, "") and got["tcp-refused"] == (
+        False, f"dial tcp 127.0.0.1:{dead}: connect: connection refused")
+    first = seen[0].decode()
+    assert first.startswith("GET /ok HTTP/1.1\r\n") and "X-Probe: yes\r\n" in first
+    assert "User-Agent: kube-probe/1.32\r\n" in first and "Host: 127.0.0.1:" in first

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import ssl
 import time
@@ -355,11 +356,7 @@ class Prober:
     async def _get(self, run: _Run, action: HttpGet, port: int, path: str) -> tuple[int, str]:
         """One GET: the response's status code and Location (no body is read)."""
         sock = await self._connect(run, port)
-        tls = None
-        if action.scheme == "HTTPS":  # as kubelet: encrypted, the certificate not checked
-            tls = ssl.create_default_context()
-            tls.check_hostname = False
-            tls.verify_mode = ssl.CERT_NONE
+        tls = _insecure_tls() if action.scheme == "HTTPS" else None
         reader, writer = await asyncio.open_connection(sock=sock, ssl=tls, limit=HEAD_MAX,
                                                        server_hostname="" if tls else None)
         try:
@@ -380,6 +377,15 @@ class Prober:
             return int(parts[1]), location
         finally:
             writer.close()
+
+
+@functools.cache
+def _insecure_tls() -> ssl.SSLContext:
+    """As kubelet's HTTPS probes: encrypted, the certificate not checked."""
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    return tls
 
 
 def _dial_error(prefix: str, ip: str, port: int, err: OSError) -> str:
