@@ -226,7 +226,7 @@ def test_managed_fields_on_every_write(kubeconfig, ns):
     entry = got["metadata"]["managedFields"][0]
     assert entry["manager"] == "kubectl-create" and entry["operation"] == "Update"
     assert entry["fieldsType"] == "FieldsV1" and entry["apiVersion"] == "v1"
-    assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert entry["fieldsV1"] == {"f:data": {".": {}, "f:a": {}}}
     assert entry["time"].endswith("Z")
     # client-side apply over it, then server-side apply takes the fields over
     run(kubeconfig, "apply", "-f", "-", stdin=configmap("mf", ns, {"a": "1", "b": "2"}))

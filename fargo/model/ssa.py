@@ -69,11 +69,13 @@ def _atomic(value: Any, schema: Schema | None, rule: FieldRule) -> bool:
             or rule.map_type == "atomic")
 
 
-def leaves(obj: Any, schema: Schema | None) -> dict[Path, Any]:
+def leaves(obj: Any, schema: Schema | None,
+           maps: set[Path] | None = None) -> dict[Path, Any]:
     """Every owned path of an object (its leaves, list items and empty maps) -> the value
-    there (_ITEM for an item), the identity and stamps left out."""
+    there (_ITEM for an item), the identity and stamps left out; `maps` collects the paths
+    of its maps (labels, data: not structs)."""
     out: dict[Path, Any] = {}
-    _leaves(obj, schema, NO_RULE, (), out)
+    _leaves(obj, schema, NO_RULE, (), out, maps)
     for path in IGNORED:
         out.pop(path, None)
     out.pop(("f:metadata",), None)
@@ -81,16 +83,20 @@ def leaves(obj: Any, schema: Schema | None) -> dict[Path, Any]:
 
 
 def _leaves(value: Any, schema: Schema | None, rule: FieldRule, path: Path,
-            out: dict[Path, Any]) -> None:
+            out: dict[Path, Any], maps: set[Path] | None = None) -> None:
     if value is None:
         return
     if isinstance(value, dict):
         if path and (not value or _atomic(value, schema, rule)):
             out[path] = value
             return
+        if maps is not None and path and "additionalProperties" in (
+                kubeschema.resolve(schema) or {}):
+            maps.add(path)
         for key, sub in value.items():
             owner, sub_schema = kubeschema.child(schema, key)
-            _leaves(sub, sub_schema, kubeschema.rule(owner, key), (*path, f"f:{key}"), out)
+            _leaves(sub, sub_schema, kubeschema.rule(owner, key), (*path, f"f:{key}"), out,
+                    maps)
         return
     if isinstance(value, list) and rule.list_type in ("map", "set"):
         item_schema = kubeschema.items(schema)
@@ -103,7 +109,8 @@ def _leaves(value: Any, schema: Schema | None, rule: FieldRule, path: Path,
                 if rule.list_type == "map":
                     for k, v in item.items():
                         owner, sub = kubeschema.child(item_schema, k)
-                        _leaves(v, sub, kubeschema.rule(owner, k), (*at, f"f:{k}"), out)
+                        _leaves(v, sub, kubeschema.rule(owner, k), (*at, f"f:{k}"), out,
+                                maps)
             return
     out[path] = value
 
@@ -223,7 +230,12 @@ def updated(old: Any, new: dict[str, Any], schema: Schema | None, manager: str,
     sets managedFields itself starts from those (an empty list resets them)."""
     given = (new.get("metadata") or {}).get("managedFields")
     mgrs = managers(new) if given is not None else managers(old)
-    changed, removed = _compare(leaves(old, schema) if old else {}, leaves(new, schema))
+    old_maps: set[Path] = set()
+    new_maps: set[Path] = set()
+    changed, removed = _compare(leaves(old, schema, old_maps) if old else {},
+                                leaves(new, schema, new_maps))
+    changed |= new_maps - old_maps  # a map the write made is its own (".") as well
+    removed |= old_maps - new_maps - set(leaves(new, schema))
     # A write to the object leaves status to the status subresource, and back.
     reset: Path | None = None
     if status:

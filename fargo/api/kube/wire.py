@@ -132,6 +132,10 @@ def patched(ctype: str, old: dict[str, Any], patch: Any,
     except (ValueError, KeyError, IndexError, TypeError) as err:
         raise KubeError(422, "Invalid", f"the patch could not be applied: {str(err)[:200]}"
                         ) from None
+    if ctype == "application/apply-patch+yaml":  # verbs.py applies to objects themselves
+        raise KubeError(415, "UnsupportedMediaType", "server-side apply to a subresource is "
+                        "not supported by fargo: apply to the object, or patch the "
+                        "subresource")
     raise KubeError(415, "UnsupportedMediaType", f"the body of the request was in an unknown "
                     f"format - accepted media types include: application/json-patch+json, "
                     f"application/merge-patch+json, application/strategic-merge-patch+json "
