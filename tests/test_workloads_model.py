@@ -576,3 +576,59 @@ def test_a_pass_cut_short_is_finished_without_duplicates(world) -> None:
     world.passes(2)
     assert len(world.state.list(C, "replicasets", NS)) == 1
     assert len(world.pods_of()) == 3
+
+
+# ---- protobuf, as `kubectl create deployment` posts it
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _f(num: int, value: int | bytes | str) -> bytes:
+    if isinstance(value, int):
+        return _varint(num << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _entry(num: int, key: str, value: str) -> bytes:
+    return _f(num, _f(1, key) + _f(2, value))
+
+
+def test_protobuf_deployment_reads_as_json() -> None:
+    from fargo.api.kube import protobuf
+
+    labels = _entry(11, "app", "web")
+    meta = _f(1, "web") + _f(2, "") + _f(3, "apps") + _f(7, 0) + _f(8, b"") + labels
+    container = (_f(1, "busybox") + _f(2, "busybox:1") + _f(3, "sh") + _f(3, "-c")
+                 + _f(3, "sleep 1") + _f(5, "") + _f(8, b"") + _f(16, 0))
+    pod = _f(2, container) + _f(3, "") + _f(11, 0)
+    template = _f(1, _f(8, b"") + labels) + _f(2, pod)
+    strategy = _f(1, "RollingUpdate") + _f(2, _f(1, _f(1, 1) + _f(3, "30%"))
+                                            + _f(2, _f(1, 0) + _f(2, 2)))
+    spec = (_f(1, 0) + _f(2, _entry(1, "app", "web")) + _f(3, template) + _f(4, strategy)
+            + _f(5, 0) + _f(7, 0))
+    status = _f(1, 0) + _f(2, 0)
+    body = _f(1, meta) + _f(2, spec) + _f(3, status)
+    raw = protobuf.MAGIC + _f(1, _f(1, "apps/v1") + _f(2, "Deployment")) + _f(2, body)
+    assert protobuf.decode(raw) == {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "apps", "labels": {"app": "web"}},
+        "spec": {"replicas": 0,  # a pointer: its zero is kept
+                 "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "busybox", "image": "busybox:1",
+                                                       "command": ["sh", "-c", "sleep 1"],
+                                                       "resources": {}}]}},
+                 "strategy": {"type": "RollingUpdate",
+                              "rollingUpdate": {"maxUnavailable": "30%", "maxSurge": 2}}}}
+    # A field fargo does not read is refused by name, never dropped.
+    bad = protobuf.MAGIC + _f(1, _f(1, "apps/v1") + _f(2, "Deployment")) + _f(
+        2, _f(2, _f(3, _f(2, _f(18, b"")))))  # spec.template.spec.affinity
+    with pytest.raises(ValueError, match="field 18 of PodSpec"):
+        protobuf.decode(bad)
