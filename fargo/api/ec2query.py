@@ -1,14 +1,13 @@
 """The EC2 query protocol: form-encoded `Action=...` in, XML out, both read and written by
-botocore's model of the operation."""
+botocore's model of the operation. The form and the text are api/queryform.py's, as the
+other query faces share them; the rest is EC2's dialect (flat lists, lowerCamel tags, its
+own error shape). EC2 is the query face a request is for when no other claims it."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from aiohttp import web
 from botocore.model import ListShape, OperationModel, Shape, StructureShape
@@ -16,38 +15,9 @@ from botocore.model import ListShape, OperationModel, Shape, StructureShape
 from ..model.errors import ApiError
 from . import shapes
 from .errors import http_status
+from .queryform import Handler, Node, handler, parse_form, text, tree
 
 XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
-
-
-def parse_form(body: bytes) -> dict[str, str]:
-    """A form (the POST body, or a GET's query string): UTF-8, and so are its %-escapes."""
-    try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                              strict_parsing=False, errors="strict"))
-    except UnicodeDecodeError:
-        raise ApiError("The request is not valid UTF-8.", code="InvalidParameterValue") \
-            from None
-
-
-class _Node:
-    """One dotted segment of the form's keys: the value given for it and the keys below."""
-
-    __slots__ = ("value", "children")
-
-    def __init__(self) -> None:
-        self.value: str | None = None
-        self.children: dict[str, _Node] = {}
-
-
-def _tree(form: dict[str, str]) -> _Node:
-    root = _Node()
-    for key, value in form.items():
-        node = root
-        for part in key.split("."):
-            node = node.children.setdefault(part, _Node())
-        node.value = value
-    return root
 
 
 def _wire(name: str, member: Shape) -> str:
@@ -60,7 +30,7 @@ def _wire(name: str, member: Shape) -> str:
     return name
 
 
-def _value(shape: Shape, node: _Node) -> Any:
+def _value(shape: Shape, node: Node) -> Any:
     """The parameter below node, or None when the form gives none. Scalars stay strings:
     the control methods check and convert them, with EC2's own messages."""
     if isinstance(shape, StructureShape):
@@ -87,7 +57,7 @@ def parse_params(op: OperationModel, form: dict[str, str]) -> dict[str, Any]:
     becomes IpPermissions[0]["UserIdGroupPairs"][0]["GroupId"]); unknown keys are dropped."""
     if op.input_shape is None:
         return {}
-    params = _value(op.input_shape, _tree(form))
+    params = _value(op.input_shape, tree(form))
     return params if isinstance(params, dict) else {}
 
 
@@ -112,16 +82,7 @@ def _xml(shape: Shape, value: Any) -> str:
         return "".join(f"<{tag}>{_xml(shape.member, v)}</{tag}>" for v in value)
     if shape.type_name == "boolean":
         return "true" if value else "false"
-    return _text(str(value))
-
-
-# Characters XML 1.0 cannot carry even escaped (NUL and most C0 controls), and lone
-# surrogates no encoder writes: an answer that echoes hostile input must still parse.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _text(value: str) -> str:
-    return escape(_NOT_XML.sub("\ufffd", value))
+    return text(str(value))
 
 
 def render(action: str, result: dict[str, Any]) -> web.Response:
@@ -135,27 +96,19 @@ def render(action: str, result: dict[str, Any]) -> web.Response:
 
 def error_response(err: ApiError) -> web.Response:
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
-            f"<Code>{_text(err.code)}</Code><Message>{_text(err.message)}</Message>"
+            f"<Code>{text(err.code)}</Code><Message>{text(err.message)}</Message>"
             f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>")
     return web.Response(text=body, status=http_status(err), content_type="text/xml")
-
-
-# handler(params): the request's parameters as its input shape names them, answered with
-# an object of its output shape.
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 async def dispatch_query(body: bytes, handlers: Mapping[str, Handler],
                          permit: Callable[[str], None] = lambda action: None) -> web.Response:
     """permit: raises when the caller may not call that action (api/auth.py's)."""
     try:
-        form = parse_form(body)
+        form = parse_form(body, "InvalidParameterValue")
         action = form.get("Action", "")
         permit(action)
         request = params(action, form)
-        handler = handlers.get(action)
-        if handler is None:
-            raise ApiError(f"{action} is not supported by fargo yet.", code="InvalidAction")
-        return render(action, handler(request))
+        return render(action, handler(handlers, action)(request))
     except ApiError as err:
         return error_response(err)

@@ -1,6 +1,7 @@
 """AWS STS in the query protocol (botocore's `sts` model): GetCallerIdentity and AssumeRole.
 A form of `Action=...&Version=2011-06-15` in (read against the operation's input shape by
-api/elbv2query.py's reader), `<OpResponse><OpResult>` XML out, `<ErrorResponse>` for errors.
+api/queryform.py's reader, in ELBv2's words), `<OpResponse><OpResult>` XML out (queryform's
+writer), `<ErrorResponse>` for errors.
 Requests come here when their signature is scoped to `sts` (or, unsigned, by Version).
 
 AssumeRole's credentials are fargo's temporary keys (control/iam.py): they sign other calls
@@ -11,7 +12,6 @@ fargo keeps no IAM roles: any role ARN of its account may be assumed, by a long-
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +22,9 @@ from ..control.iam import ROOT, Iam
 from ..model import ekstoken
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
-from . import body, shapes
-from .auth import authenticate, permit
+from . import queryform, shapes
+from .auth import permit
 from .body import BodyError
-from .ec2query import parse_form
-from .elbv2query import _text, _xml, parse
 from .errors import HttpError, http_status
 from .keys import IAM
 from .sigv4 import Caller
@@ -35,7 +33,6 @@ SERVICE = "sts"
 VERSION = "2011-06-15"
 XMLNS = f"https://sts.amazonaws.com/doc/{VERSION}/"
 MAX_SESSION = 3600  # seconds: a role's default MaxSessionDuration, and fargo's roles'
-_SCOPE = re.compile(r"Credential=[^/,\s]*/[^/,\s]*/[^/,\s]*/([^/,\s]*)/")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 # The words STS uses for what api/auth.py names in the JSON protocols' terms.
 _CODES = {"MissingAuthenticationTokenException": ("MissingAuthenticationToken", 403),
@@ -58,18 +55,7 @@ def invalid(message: str) -> ApiError:
 async def addressed(request: web.Request) -> bool:
     """Whether a query-protocol request is STS's: signed for `sts`, or unsigned and of
     Version 2011-06-15."""
-    found = _SCOPE.search(request.headers.get("Authorization", ""))
-    if found:
-        return found.group(1) == SERVICE
-    if request.query.get("Version") == VERSION:
-        return True
-    if request.method != "POST":
-        return False
-    try:
-        sent = body.decoded(request, await body.read(request))  # aiohttp keeps the body
-        return parse_form(sent).get("Version") == VERSION
-    except (BodyError, ApiError):
-        return False
+    return await queryform.addressed(request, SERVICE, VERSION)
 
 
 # ---- the operations
@@ -122,45 +108,24 @@ HANDLERS: dict[str, Handler] = {"GetCallerIdentity": _caller_identity,
                                 "AssumeRole": _assume_role}
 
 
-# ---- XML out
-def render(op: OperationModel, result: dict[str, Any]) -> web.Response:
-    out = op.output_shape
-    inner = _xml(out, result) if out is not None else ""
-    wrapper = out.serialization.get("resultWrapper", f"{op.name}Result") if out is not None \
-        else f"{op.name}Result"
-    rid = str(uuid.uuid4())
-    text = (f'<?xml version="1.0" encoding="UTF-8"?>\n<{op.name}Response xmlns="{XMLNS}">'
-            f"<{wrapper}>{inner}</{wrapper}><ResponseMetadata><RequestId>{rid}</RequestId>"
-            f"</ResponseMetadata></{op.name}Response>")
-    return web.Response(text=text, content_type="text/xml", headers={"x-amzn-RequestId": rid})
+# ---- the wire
+def parse(op: OperationModel, form: dict[str, str]) -> dict[str, Any]:
+    dialect = queryform.VALIDATION
+    return queryform.validated(op, queryform.parse(op, form, dialect), dialect.code)
 
 
 def error_response(err: ApiError) -> web.Response:
     code, status = _CODES.get(err.code, (err.code, http_status(err, SERVICE)))
     if isinstance(err, HttpError) and err.code not in _CODES:
         status = err.status
-    rid = str(uuid.uuid4())
-    kind = "Receiver" if status >= 500 else "Sender"
-    text = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{XMLNS}"><Error>'
-            f"<Type>{kind}</Type><Code>{_text(code)}</Code>"
-            f"<Message>{_text(err.message)}</Message></Error><RequestId>{rid}</RequestId>"
-            "</ErrorResponse>")
-    return web.Response(text=text, status=status, content_type="text/xml",
-                        headers={"x-amzn-RequestId": rid})
+    return queryform.error_response(XMLNS, code, err.message, status)
 
 
 async def serve(request: web.Request) -> web.Response:
     """One STS request: the body within its limit, the signature, the form, the action and
     its parameters checked against botocore's shape, the handler, the answer."""
     try:
-        sent = await body.read(request) if request.method == "POST" else b""
-        caller = authenticate(request, sent, SERVICE, "json")
-        raw = body.decoded(request, sent) if request.method == "POST" else \
-            request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
-        try:
-            form = parse_form(raw)
-        except ApiError as err:
-            raise invalid(err.message) from None
+        caller, form = await queryform.received(request, SERVICE, "json", "ValidationError")
         action, version = form.get("Action", ""), form.get("Version")
         if version is not None and version != VERSION:
             raise ApiError(f"Could not find operation {action[:100]} for version "
@@ -175,7 +140,8 @@ async def serve(request: web.Request) -> web.Response:
                            f"{' and '.join(HANDLERS)}.", code="InvalidAction")
         if action != "GetCallerIdentity":  # which needs no permission, in AWS too
             permit(request, action, "json")
-        return render(op, handler(request.app[IAM], caller, parse(op, form)))
+        result = handler(request.app[IAM], caller, parse(op, form))
+        return queryform.response(op, XMLNS, result)
     except ApiError as err:
         return error_response(err)
     except BodyError as err:
