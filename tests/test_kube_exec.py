@@ -252,6 +252,13 @@ def test_attach_follows_the_containers_output(kubeconfig, image):
         assert out.returncode == 0, out.stderr
         assert "tick 5" in out.stdout and "tock 5" in out.stderr
         assert "tock" not in out.stdout
+        wait_for(kubeconfig, "ticker", "status.phase", "Succeeded", timeout=30)
+        server, token, _ = _api(kubeconfig)
+        r = requests.get(f"{server}/api/v1/namespaces/apps/pods/ticker/exec?command=true"
+                         "&stdout=true", headers={"Authorization": f"Bearer {token}"},
+                         verify=_ca_file(kubeconfig), timeout=10)
+        assert r.status_code == 400 and r.json()["message"] == (
+            "cannot exec into a container in a completed pod; current phase is Succeeded")
     finally:
         k(kubeconfig, "delete", "pod", "ticker", "--wait=false")
 
@@ -363,11 +370,16 @@ def _api(config: Path) -> tuple[str, str, ssl.SSLContext]:
     return server, doc["users"][0]["user"]["token"], ctx
 
 
-def test_raw_requests(kubeconfig, shell, tmp_path):
-    server, token, ctx = _api(kubeconfig)
-    ca = tmp_path / "ca.pem"
-    ca.write_bytes(base64.b64decode(yaml.safe_load(kubeconfig.read_text())["clusters"][0][
+def _ca_file(config: Path) -> str:
+    path = config.with_name("ca.pem")
+    path.write_bytes(base64.b64decode(yaml.safe_load(config.read_text())["clusters"][0][
         "cluster"]["certificate-authority-data"]))
+    return str(path)
+
+
+def test_raw_requests(kubeconfig, shell):
+    server, token, ctx = _api(kubeconfig)
+    ca = _ca_file(kubeconfig)
     auth = {"Authorization": f"Bearer {token}"}
     base = f"{server}/api/v1/namespaces/apps/pods/{shell}"
 
@@ -377,19 +389,19 @@ def test_raw_requests(kubeconfig, shell, tmp_path):
         return body
 
     r = requests.get(f"{base}/exec?command=true&stdout=true&container=app", headers=auth,
-                     verify=str(ca), timeout=10)
+                     verify=ca, timeout=10)
     assert r.status_code == 400 and status(r)["message"] == "Upgrade request required"
-    r = requests.get(f"{base}/exec?stdout=true", headers=auth, verify=str(ca), timeout=10)
+    r = requests.get(f"{base}/exec?stdout=true", headers=auth, verify=ca, timeout=10)
     assert status(r)["message"] == "you must specify at least 1 command"
-    r = requests.get(f"{base}/exec?command=true&container=app", headers=auth, verify=str(ca),
+    r = requests.get(f"{base}/exec?command=true&container=app", headers=auth, verify=ca,
                      timeout=10)
     assert "at least 1 of stdin, stdout, stderr" in status(r)["message"]
     r = requests.get(f"{base}/exec?command=true&stdout=true&bogus=1", headers=auth,
-                     verify=str(ca), timeout=10)
+                     verify=ca, timeout=10)
     assert r.status_code == 400 and "bogus" in status(r)["message"]
-    r = requests.delete(f"{base}/exec", headers=auth, verify=str(ca), timeout=10)
+    r = requests.delete(f"{base}/exec", headers=auth, verify=ca, timeout=10)
     assert r.status_code == 405 and status(r)["reason"] == "MethodNotAllowed"
-    r = requests.get(f"{base}/portforward", headers=auth, verify=str(ca), timeout=10)
+    r = requests.get(f"{base}/portforward", headers=auth, verify=ca, timeout=10)
     assert r.status_code == 400 and status(r)["message"] == "Upgrade request required"
 
     async def ws() -> None:

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ...control.logs import ContainerLogs, LogCursor
 from ...control.podstreams import ExecSession, PodStreams
 from ...model.kubeerrors import KubeError, bad_request, method_not_allowed
 from ..logs import LOGS, parse_line
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # resources.py names these handlers in its table
     from .resources import Scope
 
 POD_STREAMS = web.AppKey("pod_streams", PodStreams)
+OPEN = web.AppKey("open_streams", set[web.WebSocketResponse])  # closed when the server stops
 
 CHUNK = 32 << 10  # bytes per message: client-go reads messages into 32 KiB buffers
 QUIET = 0.2  # seconds the output is drained for after the process ended without its EOF
@@ -36,6 +38,27 @@ MAX_MESSAGE = 1 << 20  # a client's message: client-go's are at most 32 KiB and 
 
 def install(app: web.Application, streams: PodStreams) -> None:
     app[POD_STREAMS] = streams
+    app[OPEN] = set()
+    app.on_shutdown.append(_close_open)
+
+
+async def _close_open(app: web.Application) -> None:
+    """A stopping server ends its sessions (their processes go with them) rather than wait
+    on them: aiohttp would give each a minute."""
+    sockets: set[web.WebSocketResponse] = app[OPEN]
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"fargo is stopping")
+                           for ws in list(sockets)), return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def opened(request: web.Request, ws: web.WebSocketResponse) -> AsyncIterator[None]:
+    """The upgrade, and the session counted as open until it ends."""
+    await ws.prepare(request)
+    request.app[OPEN].add(ws)
+    try:
+        yield
+    finally:
+        request.app[OPEN].discard(ws)
 
 
 # ---- the request, before the upgrade
@@ -270,8 +293,8 @@ async def pod_exec(request: web.Request, s: Scope, name: str) -> web.StreamRespo
     session = await asyncio.to_thread(streams.exec, tid, container, opts.command,
                                       tty=opts.tty, stdin=opts.stdin)
     try:
-        await ws.prepare(request)
-        await _Exec(ws, _chosen(chosen), session, opts).run()
+        async with opened(request, ws):
+            await _Exec(ws, _chosen(chosen), session, opts).run()
     finally:
         await asyncio.to_thread(session.close)
     return ws
@@ -297,7 +320,14 @@ async def pod_attach(request: web.Request, s: Scope, name: str) -> web.StreamRes
         await asyncio.to_thread(cursor.lines)
         if not cursor.more:
             break
-    await ws.prepare(request)
+    async with opened(request, ws):
+        await _attach(ws, proto, opts, streams, tid, container, logs, cursor)
+    return ws
+
+
+async def _attach(ws: web.WebSocketResponse, proto: ChannelProtocol, opts: _Options,
+                  streams: PodStreams, tid: str, container: str, logs: ContainerLogs,
+                  cursor: LogCursor) -> None:
     inbound = asyncio.create_task(_drain(ws))
 
     def gone() -> bool:
@@ -325,7 +355,6 @@ async def pod_attach(request: web.Request, s: Scope, name: str) -> web.StreamRes
         inbound.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await inbound
-    return ws
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:
@@ -335,4 +364,4 @@ async def _drain(ws: web.WebSocketResponse) -> None:
             break
 
 
-__all__ = ["POD_STREAMS", "KubeError", "install", "pod_attach", "pod_exec"]
+__all__ = ["POD_STREAMS", "KubeError", "install", "opened", "pod_attach", "pod_exec"]

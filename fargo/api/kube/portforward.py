@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ...model.kubeerrors import method_not_allowed
 from ...port.errors import AgentError
 from . import streaming
-from .exec import POD_STREAMS, check_params, upgrade
+from .exec import POD_STREAMS, check_params, opened, upgrade
 from .streaming import SpdyReader, SpdyWriter
 
 if TYPE_CHECKING:
@@ -229,6 +229,6 @@ async def pod_portforward(request: web.Request, s: Scope, name: str) -> web.Stre
     ws, _ = upgrade(request, lambda asked: streaming.PORTFORWARD_TUNNEL
                     if streaming.PORTFORWARD_TUNNEL in asked else None,
                     [streaming.PORTFORWARD_TUNNEL], required=True)
-    await ws.prepare(request)
-    await _Session(ws, streams, tid, name).run()
+    async with opened(request, ws):
+        await _Session(ws, streams, tid, name).run()
     return ws
