@@ -93,6 +93,8 @@ def test_job_defaults_selector_and_checks():
         {"spec.template.spec.restartPolicy"}  # Always, by the pod default
     assert bad(template={"spec": {"restartPolicy": "Never", "containers": []}}) == \
         {"spec.template.spec.containers"}
+    assert bad(selector={"matchLabels": 5}) == {"spec.selector.matchLabels"}  # never a 500
+    assert "spec.template" in bad(template="x")
     # manualSelector: the user's selector, checked against the template only
     manual = {"metadata": {"name": "m", "uid": "u2"}, "spec": {
         "manualSelector": True, "selector": {"matchLabels": {"app": "m"}},
@@ -449,3 +451,7 @@ def test_daemonset_rules():
     other["spec"]["template"]["spec"]["restartPolicy"] = "Never"
     assert invalid_fields(daemonsets.check_daemonset, other, ds) == {
         "spec.selector", "spec.template.metadata.labels", "spec.template.spec.restartPolicy"}
+    odd = copy.deepcopy(ds)
+    odd["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": 5}
+    assert invalid_fields(daemonsets.check_daemonset, odd, None) == {
+        "spec.updateStrategy.rollingUpdate"}

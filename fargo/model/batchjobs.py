@@ -120,8 +120,9 @@ def template_errors(template: Any, at: str) -> Errors:
 
 
 def selector_matches_template(sel: Any, template: Any, at: str) -> Errors:
-    labels = ((template or {}).get("metadata") or {}).get("labels") or {} \
-        if isinstance(template, dict) else {}
+    """A selector (already found well-formed) must select the template's labels."""
+    meta = template.get("metadata") if isinstance(template, dict) else None
+    labels = (meta.get("labels") if isinstance(meta, dict) else None) or {}
     if isinstance(sel, dict) and isinstance(labels, dict) and \
             not selectors.selector_matcher(sel)(labels):
         return [(f"{at}.template.metadata.labels", f"Invalid value: {labels}: `selector` does "
@@ -237,7 +238,9 @@ def _generated_errors(obj: Obj) -> Errors:
     meta = obj["metadata"]
     want = {LEGACY_UID: meta.get("uid", ""), CONTROLLER_UID: meta.get("uid", ""),
             LEGACY_NAME: meta["name"], JOB_NAME: meta["name"]}
-    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    template = spec.get("template")
+    tmeta = template.get("metadata") if isinstance(template, dict) else None
+    labels = (tmeta.get("labels") if isinstance(tmeta, dict) else None) or {}
     errors: Errors = []
     if isinstance(labels, dict):
         for key, value in want.items():
@@ -309,9 +312,11 @@ def check_job(obj: Obj, old: Obj | None) -> None:
     if sel is None:
         errors.append(("spec.selector", "Required value"))
     else:
-        errors += selectors.selector_errors(sel, "spec.selector")
-        errors += selector_matches_template(sel, spec.get("template"), "spec")
-        errors += _generated_errors(obj)
+        sel_errors = selectors.selector_errors(sel, "spec.selector")
+        errors += sel_errors
+        if not sel_errors:  # only a well-formed selector can be matched
+            errors += selector_matches_template(sel, spec.get("template"), "spec")
+            errors += _generated_errors(obj)
     if old is not None and isinstance(old.get("spec"), dict):
         errors += _update_errors(spec, old)
     if errors:

@@ -61,12 +61,14 @@ def check_daemonset(obj: Obj, old: Obj | None) -> None:
     if sel is None:
         errors.append(("spec.selector", "Required value"))
     else:
-        errors += selectors.selector_errors(sel, "spec.selector")
+        sel_errors = selectors.selector_errors(sel, "spec.selector")
+        errors += sel_errors
         if isinstance(sel, dict) and not sel.get("matchLabels") and \
                 not sel.get("matchExpressions"):
             errors.append(("spec.selector", "Invalid value: {}: empty selector is invalid for "
                            "daemonset"))
-        errors += batchjobs.selector_matches_template(sel, spec.get("template"), "spec")
+        elif not sel_errors:
+            errors += batchjobs.selector_matches_template(sel, spec.get("template"), "spec")
     template = spec.get("template")
     errors += batchjobs.template_errors(template, "spec.template")
     if isinstance(template, dict) and isinstance(template.get("spec"), dict):
@@ -87,6 +89,8 @@ def check_daemonset(obj: Obj, old: Obj | None) -> None:
     elif kind == "OnDelete" and strategy.get("rollingUpdate") is not None:
         errors.append(("spec.updateStrategy.rollingUpdate", "Forbidden: may not be specified "
                        "when strategy `type` is 'OnDelete'"))
+    elif kind == "RollingUpdate" and not isinstance(strategy.get("rollingUpdate") or {}, dict):
+        errors.append(("spec.updateStrategy.rollingUpdate", "Invalid value: must be an object"))
     elif kind == "RollingUpdate":
         rolling = strategy.get("rollingUpdate") or {}
         at = "spec.updateStrategy.rollingUpdate"
@@ -115,7 +119,9 @@ def status_of(ds: Obj) -> Obj:
 def node_selector_cell(ds: Obj) -> str:
     sel = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "nodeSelector") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>"
+    if not isinstance(sel, dict):
+        return "<none>"
+    return ",".join(f"{k}={v}" for k, v in sorted(sel.items(), key=str)) or "<none>"
 
 
 register(KindRule("daemonsets", "DaemonSet", group="apps", status=True, generation=True,
