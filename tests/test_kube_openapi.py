@@ -254,3 +254,47 @@ def test_openapi_v2_for_lists(kubeconfig, ns):
     out = run(kubeconfig, "explain", "pods.spec.restartPolicy",
               "--output=plaintext-openapiv2")
     assert "FIELD:    restartPolicy <string>" in out
+
+
+def deployment(ns: str, image: str, *extra: dict, replicas: int = 1) -> str:
+    containers = [{"name": "web", "image": image, "ports": [{"containerPort": 80}]}, *extra]
+    return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": ns},
+                       "spec": {"replicas": replicas,
+                                "selector": {"matchLabels": {"app": "web"}},
+                                "template": {"metadata": {"labels": {"app": "web"}},
+                                             "spec": {"containers": containers}}}})
+
+
+def test_deployments_patched_and_applied(kubeconfig, ns):
+    if "deployments" not in run(kubeconfig, "api-resources", "--api-group=apps", "-o", "name"):
+        pytest.skip("apps/v1 Deployment is not served yet")
+    run(kubeconfig, "apply", "-f", "-", stdin=deployment(ns, "nginx:1"))
+    # client-side apply: a strategic merge patch built from the served schema
+    side = {"name": "side", "image": "busybox"}
+    run(kubeconfig, "apply", "-f", "-", stdin=deployment(ns, "nginx:2", side))
+    got = json.loads(run(kubeconfig, "get", "deploy", "web", "-n", ns, "-o", "json"))
+    containers = got["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [("web", "nginx:2"),
+                                                             ("side", "busybox")]
+    run(kubeconfig, "set", "image", "deployment/web", "-n", ns, "side=busybox:2")
+    got = json.loads(run(kubeconfig, "get", "deploy", "web", "-n", ns, "-o", "json"))
+    assert got["spec"]["template"]["spec"]["containers"][1]["image"] == "busybox:2"
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:2"
+    # server-side apply takes over from client-side apply; scale's write is its own manager
+    run(kubeconfig, "apply", "--server-side", "-f", "-",
+        stdin=deployment(ns, "nginx:2", {"name": "side", "image": "busybox:2"}))
+    run(kubeconfig, "scale", "deployment/web", "-n", ns, "--replicas=2")
+    out = kubectl(kubeconfig, "apply", "--server-side", "-f", "-",
+                  stdin=deployment(ns, "nginx:2", {"name": "side", "image": "busybox:2"}))
+    assert out.returncode != 0 and "conflict with" in out.stderr and ".spec.replicas" in \
+        out.stderr, out.stderr
+    run(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-",
+        stdin=deployment(ns, "nginx:3"))
+    got = json.loads(run(kubeconfig, "get", "deploy", "web", "-n", ns, "-o", "json"))
+    assert got["spec"]["replicas"] == 1
+    # the side container stays: `kubectl set image` made its image kubectl-set's
+    containers = got["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [("web", "nginx:3"),
+                                                             ("side", "busybox:2")]
+    run(kubeconfig, "delete", "deployment", "web", "-n", ns)

@@ -346,6 +346,18 @@ def _remove_one(node: Any, el: str) -> None:
         node[:] = [item for item in node if not _matches(item, el)]
 
 
+def _key_of_kept(path: Path, kept: set[Path]) -> bool:
+    """A key field of a list item that stays (someone owns something in it) stays too."""
+    if len(path) < 2 or not path[-2].startswith("k:") or not path[-1].startswith("f:"):
+        return False
+    try:
+        keys = json.loads(path[-2][2:])
+    except ValueError:
+        return False
+    item = path[:-1]
+    return path[-1][2:] in keys and any(q[:len(item)] == item for q in kept)
+
+
 def _manager_text(m: Manager) -> str:
     text = json.dumps(m.manager)
     if m.subresource:
@@ -408,7 +420,8 @@ def apply(live: dict[str, Any] | None, applied: dict[str, Any], schema: Schema |
     # What this manager applied last time and not now goes, if no one else owns it (or
     # anything inside it).
     kept = mine_set.union(*(m.fields for m in others))
-    gone = [p for p in last - kept if not any(q[:len(p)] == p for q in kept)]
+    gone = [p for p in last - kept
+            if not any(q[:len(p)] == p for q in kept) and not _key_of_kept(p, kept)]
     merged = remove(merged, gone)
     changed, removed = _compare(leaves(live, schema) if live else {}, leaves(merged, schema))
     if status:

@@ -27,9 +27,12 @@ PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json",
 
 
 def group_versions() -> list[tuple[str, str]]:
+    """The group-versions served with at least one kind Kubernetes defines (metrics.k8s.io's
+    are aggregated upstream, with no OpenAPI of the apiserver's)."""
     out: list[tuple[str, str]] = []
     for r in RESOURCES:
-        if (r.group, r.version) not in out:
+        if (r.group, r.version) not in out and kubeschema.kind_definition(
+                r.group, r.version, r.kind):
             out.append((r.group, r.version))
     return out
 
