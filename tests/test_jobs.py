@@ -111,6 +111,9 @@ def test_completions_with_parallelism(kubeconfig, busybox_image):
     events = kubectl_run(kubeconfig, "get", "events", "-n", NS,
                          "--field-selector", "involvedObject.name=three")
     assert "SuccessfulCreate" in events and "Completed" in events
+    described = kubectl_run(kubeconfig, "describe", "job", "three", "-n", NS)
+    assert "Pods Statuses:" in described and "3 Succeeded" in described
+    assert "job.batch/three" in kubectl_run(kubeconfig, "get", "all", "-n", NS)
     # deleting the Job takes its pods along (the garbage collector)
     kubectl_run(kubeconfig, "delete", "job", "three", "-n", NS)
     for p in pods:
