@@ -25,6 +25,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import time
 import tty
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ..port.protocols import ExecSession
     from .sandbox import Sandbox
 
+PID_WAIT_S = 10.0  # for runc to say which process it started
 _EOF_CHAR = b"\x04"  # ^D: a terminal's end of file (canonical mode, as shells read)
 
 
@@ -88,8 +90,14 @@ class RuncExecSession:
     def kill(self) -> None:
         if self._proc.poll() is not None:
             return
-        # runc waits on the process it started, so while runc lives that pid names it.
+        # runc waits on the process it started, so while runc lives that pid names it. A
+        # session ended at once may come before runc has written it: wait for it, as killing
+        # runc alone would leave the process to the container.
+        deadline = time.monotonic() + PID_WAIT_S
         pid = read_int(self._pid_file)
+        while pid is None and self._proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            pid = read_int(self._pid_file)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -57,6 +57,8 @@ async def opened(request: web.Request, ws: web.WebSocketResponse) -> AsyncIterat
     request.app[OPEN].add(ws)
     try:
         yield
+    except ConnectionResetError:
+        pass  # the client went away mid-stream: there is nobody to answer
     finally:
         request.app[OPEN].discard(ws)
 
@@ -261,18 +263,23 @@ class _Exec:
             self.copy_out(self.session.stderr, streaming.STDERR, self.opts.stderr)))
         try:
             await asyncio.wait({inbound, outputs}, return_when=asyncio.FIRST_COMPLETED)
-            if outputs.done():
+            if outputs.done() and not inbound.done():  # all read: the process's end is next
                 ended: asyncio.Future[Any] = self.ended
                 await asyncio.wait({inbound, ended}, return_when=asyncio.FIRST_COMPLETED)
-            code = self.session.code() if self.ended.done() else None
-            if code is None:  # the client went first: the process goes too
+            if inbound.done() or not self.ended.done():
+                # The client went first (or broke the protocol): the process goes too.
                 await asyncio.to_thread(self.session.kill)
                 return
-            outputs.exception()  # a failed copy is raised here, before the end is told
-            message = streaming.exit_message(self.proto, code, self.opts.command)
-            if message:
-                await self.send(streaming.ERROR, message)
-            await self.ws.close()
+            failed = outputs.exception()
+            if failed is not None and not isinstance(failed, ConnectionResetError):
+                raise failed
+            code = self.session.code()
+            message = streaming.exit_message(self.proto, code if code is not None else 255,
+                                             self.opts.command)
+            with contextlib.suppress(ConnectionResetError):  # it left meanwhile
+                if message:
+                    await self.send(streaming.ERROR, message)
+                await self.ws.close()
         finally:
             loop.remove_reader(self.session.ended)
             for task in (inbound, outputs):
