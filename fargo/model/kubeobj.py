@@ -127,8 +127,10 @@ def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> d
             merged["metadata"][key] = new["metadata"][key]
         else:
             merged["metadata"].pop(key, None)
-    if "managedFields" in new["metadata"]:  # model/ssa.py's; a writer without keeps them
+    if new["metadata"].get("managedFields"):  # model/ssa.py's; a writer without keeps them
         merged["metadata"]["managedFields"] = new["metadata"]["managedFields"]
+    elif "managedFields" in new["metadata"]:
+        merged["metadata"].pop("managedFields", None)
     merged["metadata"].setdefault("labels", {})[NAME_LABEL] = name
     return merged
 
