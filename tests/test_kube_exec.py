@@ -432,8 +432,21 @@ def test_raw_requests(kubeconfig, shell):
                 end = json.loads(frames[-1][1:])
                 assert frames[-1][0] == 3 and end["reason"] == "NonZeroExitCode"
                 assert end["details"]["causes"][0]["message"] == "5"
+            # a protocol error at once: the session ends, and its process with it
+            sleeper = url.replace("command=sh&command=-c&command=cat;exit%205",
+                                  "command=sleep&command=4343")
+            for _ in range(3):
+                async with session.ws_connect(sleeper, protocols=["v5.channel.k8s.io"],
+                                              ssl=ctx) as conn:
+                    await conn.send_bytes(b"\xff")  # a close signal naming no channel
+                    msg = await conn.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1002
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await session.ws_connect(url, protocols=["v9.channel.k8s.io"], ssl=ctx)
             assert refused.value.status == 400
 
     asyncio.run(ws())
+    deadline = time.time() + 10
+    while "sleep 4343" in k(kubeconfig, "exec", shell, "-c", "side", "--", "ps").stdout:
+        assert time.time() < deadline, "a session's process outlived it"
+        time.sleep(0.2)
