@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,12 @@ def cluster(srv) -> str:
     eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
                        resourcesVpcConfig={"subnetIds": subnets})
     yield name
+    for profile in eks.list_fargate_profiles(clusterName=name)["fargateProfileNames"]:
+        eks.delete_fargate_profile(clusterName=name, fargateProfileName=profile)
+    deadline = time.time() + 60
+    while eks.list_fargate_profiles(clusterName=name)["fargateProfileNames"]:
+        assert time.time() < deadline
+        time.sleep(0.2)
     eks.delete_cluster(name=name)
 
 
@@ -298,3 +305,32 @@ def test_deployments_patched_and_applied(kubeconfig, ns):
     assert [(c["name"], c["image"]) for c in containers] == [("web", "nginx:3"),
                                                              ("side", "busybox:2")]
     run(kubeconfig, "delete", "deployment", "web", "-n", ns)
+
+
+def test_served_objects_are_what_their_schemas_say(srv, cluster, kubeconfig, ns,
+                                                    busybox_image):
+    """What fargo serves reads back under Strict: no member the apiserver would not have
+    (kubectl get -o json | kubectl replace -f - must work)."""
+    from fargo.model import kubeschema
+    from tests.test_kubectl import make_profile
+
+    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
+    make_profile(srv.client("eks"), cluster, f"p-{ns}", [{"namespace": ns}], subnets[:1])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": busybox_image,
+                                    "command": ["sleep", "3600"],
+                                    "ports": [{"containerPort": 80}]}]}}
+    run(kubeconfig, "apply", "-f", "-", stdin=json.dumps(pod))
+    run(kubeconfig, "wait", "--for=jsonpath={.status.phase}=Running", "pod/p", "-n", ns,
+        "--timeout=60s")
+    for kind in ("pods", "nodes", "events", "namespaces", "serviceaccounts"):
+        listed = json.loads(run(kubeconfig, "get", kind, "-A", "-o", "json"))
+        for obj in listed["items"]:
+            group, _, version = obj["apiVersion"].rpartition("/")
+            schema = kubeschema.kind_schema(group, version, obj["kind"])
+            assert schema is not None, obj["kind"]
+            found = kubeschema.check(obj, schema)
+            assert found.strict == [] and found.types == [], (kind, found)
+    got = run(kubeconfig, "get", "pod", "p", "-n", ns, "-o", "json")
+    assert "pod/p replaced" in run(kubeconfig, "replace", "-f", "-", stdin=got)
+    run(kubeconfig, "delete", "pod", "p", "-n", ns, "--grace-period=0", "--force")
