@@ -115,10 +115,14 @@ class Options:
     log_rate: int = 50_000
     log_seconds: int = 10
     filter_events: int = 1_000_000
+    deploy_replicas: int = 50
+    deploy_rolling: int = 10
+    deploy_rounds: int = 2
     merge_into: Path | None = None
 
 
-FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs")
+FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs",
+           "deploy")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
@@ -152,6 +156,12 @@ def parse(argv: list[str] | None) -> Options:
     p.add_argument("--log-seconds", type=int, help="seconds figure 11's task writes [10]")
     p.add_argument("--filter-events", type=int,
                    help="events of the group figure 11c filters [1000000]")
+    p.add_argument("--deploy-replicas", type=int,
+                   help="replicas of figure 12's Deployment (and its bare pods) [50]")
+    p.add_argument("--deploy-rolling", type=int,
+                   help="replicas of figure 12b's rolling update [10]")
+    p.add_argument("--deploy-rounds", type=int,
+                   help="runs of each of figure 12's Deployment and bare pods [2]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -179,10 +189,11 @@ def parse(argv: list[str] | None) -> Options:
         o.scale_rounds, o.kills, o.rolling_rps = 1, 2, 20.0
         o.alb_rounds, o.alb_seconds = 1, 1
         o.log_rate, o.log_seconds, o.filter_events = 5_000, 2, 20_000
+        o.deploy_replicas, o.deploy_rolling, o.deploy_rounds = 4, 4, 1
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
                  "alb_rounds", "alb_seconds", "alb_connections", "log_rate", "log_seconds",
-                 "filter_events"):
+                 "filter_events", "deploy_replicas", "deploy_rolling", "deploy_rounds"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -324,6 +335,9 @@ class Bench:
         if "logs" in figs:
             out.append(f"logs: {o.log_rate:,} lines/s × {o.log_seconds} s, FilterLogEvents over "
                        f"{o.filter_events:,} events")
+        if "deploy" in figs:
+            out.append(f"deploy: {o.deploy_replicas} replicas × {o.deploy_rounds} rounds, "
+                       f"a rolling update of {o.deploy_rolling}")
         if o.quick:
             out[-1] += " (--quick)"
         return out
@@ -626,6 +640,20 @@ class Bench:
         ab.run()
         self.alb_hand = ab.hand.changes if ab.hand else []
 
+    def deploy_sizes(self) -> Any:
+        from .deploy import DeploySizes
+
+        o = self.opts
+        return DeploySizes(replicas=o.deploy_replicas, rolling=o.deploy_rolling,
+                           rounds=o.deploy_rounds)
+
+    def deploy(self) -> None:
+        from .deploy import DeployBench
+
+        assert self.fb is not None
+        DeployBench(self.fb, self.results, self.cleanup, self.run_id, self.deploy_sizes(),
+                    self.tmp / "deploy").run()
+
     def log_sizes(self) -> Any:
         from .logs import LogSizes
 
@@ -713,6 +741,10 @@ class Bench:
             from .logs import method_notes as log_notes
 
             self.results.notes += log_notes(self.log_sizes())
+        if "deploy" in o.figures:
+            from .deploy import method_notes as deploy_notes
+
+            self.results.notes += deploy_notes(self.deploy_sizes())
         self.results.notes.append(
             "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
             "a few ms of noise in every latency and more in p99/max.")
@@ -792,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.alb()
         if "logs" in opts.figures:
             bench.logs()
+        if "deploy" in opts.figures:
+            bench.deploy()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")

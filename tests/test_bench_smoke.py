@@ -38,6 +38,10 @@ FIGURES = [
     "| 11. awslogs, a task writing lines | fargo: lines lost |",
     "| 11b. awslogs, write → GetLogEvents | fargo |",
     "| 11c. FilterLogEvents 'ERROR' over",
+    "| 12. Deployment of 4 replicas: kubectl apply → rollout status | fargo Deployment |",
+    "| 12. Deployment of 4 replicas: kubectl apply → rollout status | ratio Deployment / bare",
+    "| 12b. rolling update of 4 replicas (maxSurge 1, maxUnavailable 1) | fargo: replicas "
+    "unavailable beyond maxUnavailable |",
 ]
 # Figure 10 needs wrk (scripts/bench.sh installs it; scripts/setup.sh does not).
 ALB_FIGURES = [

@@ -249,7 +249,65 @@ def test_apply_set_image_history_undo_restart_pause(cfg, busybox_image, second_i
     while set(revisions(cfg, "web")) != {"5", "6"}:
         assert time.time() < deadline, set(revisions(cfg, "web"))
         time.sleep(0.2)
+    # kubectl apply of the Recreate strategy (its patch's $retainKeys drops rollingUpdate),
+    # then a Recreate rollout: every old pod is gone before a new one is made.
+    old_hash = revisions(cfg, "web")["6"]["metadata"]["labels"]["pod-template-hash"]
+    body["spec"]["strategy"] = {"type": "Recreate"}
+    kubectl_run(cfg, "apply", "-f", "-", stdin=json.dumps(body))
+    deadline = time.time() + 60
+    while True:
+        pods = items(cfg, "pods", "-l", "app=web")
+        hashes = {p["metadata"]["labels"]["pod-template-hash"] for p in pods}
+        assert len(hashes) <= 1, "old and new pods at once under Recreate"
+        if hashes and hashes != {old_hash} and len(live_pods(cfg, "web")) == 2:
+            break
+        assert time.time() < deadline, hashes
+        time.sleep(0.05)
+    rollout_status(cfg, "web")
+    assert get(cfg, "deployment", "web")["spec"]["strategy"] == {"type": "Recreate"}
     delete_deployment(cfg, "web")
+
+
+def test_a_replicaset_of_its_own(cfg, busybox_image):
+    body = deployment("solo", busybox_image, replicas=2)
+    body["kind"] = "ReplicaSet"
+    kubectl_run(cfg, "apply", "-f", "-", stdin=json.dumps(body))
+
+    def wait_ready(n: int) -> list[dict]:
+        deadline = time.time() + 30
+        while True:
+            rs = get(cfg, "rs", "solo")
+            pods = live_pods(cfg, "solo")
+            if (rs.get("status") or {}).get("readyReplicas", 0) == n == len(pods) and \
+                    rs["status"].get("observedGeneration") == rs["metadata"]["generation"]:
+                return pods
+            assert time.time() < deadline, rs.get("status")
+            time.sleep(0.1)
+
+    pods = wait_ready(2)
+    uid = get(cfg, "rs", "solo")["metadata"]["uid"]
+    for pod in pods:
+        assert pod["metadata"]["name"].startswith("solo-") and \
+            len(pod["metadata"]["name"]) == len("solo-") + 5
+        assert pod["metadata"]["ownerReferences"] == [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "solo", "uid": uid,
+            "controller": True, "blockOwnerDeletion": True}]
+    # A pod deleted is replaced; kubectl scale goes through the scale subresource.
+    kubectl_run(cfg, "delete", "pod", pods[0]["metadata"]["name"], "-n", NS, "--wait=false")
+    replaced = wait_ready(2)
+    assert pods[0]["metadata"]["name"] not in {p["metadata"]["name"] for p in replaced}
+    kubectl_run(cfg, "scale", "rs", "solo", "-n", NS, "--replicas=1")
+    wait_ready(1)
+    row = kubectl_run(cfg, "get", "rs", "solo", "-n", NS, "--no-headers").split()
+    assert row[:4] == ["solo", "1", "1", "1"]
+    events = kubectl_run(cfg, "get", "events", "-n", NS, "--field-selector",
+                         "involvedObject.name=solo,involvedObject.kind=ReplicaSet")
+    assert "SuccessfulCreate" in events and "SuccessfulDelete" in events
+    kubectl_run(cfg, "delete", "rs", "solo", "-n", NS)
+    deadline = time.time() + 30
+    while items(cfg, "pods", "-l", "app=solo"):
+        assert time.time() < deadline
+        time.sleep(0.2)
 
 
 def test_refusals_replica_failure_and_progress_deadline(cfg, busybox_image):
