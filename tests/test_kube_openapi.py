@@ -321,9 +321,17 @@ def test_served_objects_are_what_their_schemas_say(srv, cluster, kubeconfig, ns,
                                     "command": ["sleep", "3600"],
                                     "ports": [{"containerPort": 80}]}]}}
     run(kubeconfig, "apply", "-f", "-", stdin=json.dumps(pod))
+    served = run(kubeconfig, "api-resources", "-o", "name").split()
+    if "deployments.apps" in served:
+        run(kubeconfig, "apply", "-f", "-", stdin=deployment(ns, busybox_image).replace(
+            '"ports"', '"command": ["sleep", "3600"], "ports"'))
+        run(kubeconfig, "rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     run(kubeconfig, "wait", "--for=jsonpath={.status.phase}=Running", "pod/p", "-n", ns,
         "--timeout=60s")
-    for kind in ("pods", "nodes", "events", "namespaces", "serviceaccounts"):
+    kinds = [k for k in ("pods", "nodes", "events", "namespaces", "serviceaccounts",
+                         "configmaps", "secrets", "deployments.apps", "replicasets.apps")
+             if k in served]
+    for kind in kinds:
         listed = json.loads(run(kubeconfig, "get", kind, "-A", "-o", "json"))
         for obj in listed["items"]:
             group, _, version = obj["apiVersion"].rpartition("/")
