@@ -28,6 +28,7 @@ from .control.cost import CostExplorer
 from .control.cronjobs import CronJobController
 from .control.cwlogs import CloudWatchLogs
 from .control.daemonsets import DaemonSetController
+from .control.deployments import Deployments
 from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
@@ -49,6 +50,7 @@ from .control.objects import Objects
 from .control.podmetrics import PodUsage
 from .control.pods import Pods
 from .control.podstreams import PodStreams
+from .control.replicasets import ReplicaSets
 from .control.secrets import Secrets
 from .control.services import Services, ServiceScheduler
 from .control.services.registries import ServiceRegistries
@@ -147,6 +149,8 @@ class Server:
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
             GarbageCollector(self.kube_state, self.objects, {
                 "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
+            Deployments(self.kube_state, self.objects),
+            ReplicaSets(self.kube_state, self.objects, self.pods),
             JobController(self.kube_state, self.objects, self.pods),
             CronJobController(self.kube_state, self.objects),
             DaemonSetController(self.kube_state, self.objects),

@@ -173,7 +173,7 @@ class KubeState:
                 "metadata": {"name": name},
                 "involvedObject": {"kind": obj.get("kind"), "namespace": meta.get("namespace"),
                                    "name": meta["name"], "uid": meta.get("uid"),
-                                   "apiVersion": "v1",
+                                   "apiVersion": obj.get("apiVersion", "v1"),
                                    "resourceVersion": meta.get("resourceVersion")},
                 "reason": reason, "message": message, "type": type_,
                 "source": {"component": component}, "reportingComponent": component,

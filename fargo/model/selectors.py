@@ -164,4 +164,5 @@ FIELDS = {
                "involvedObject.apiVersion", "involvedObject.resourceVersion",
                "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
     "configmaps": {"metadata.name", "metadata.namespace"},
+    "replicasets": {"metadata.name", "metadata.namespace", "status.replicas"},
 }

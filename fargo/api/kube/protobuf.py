@@ -93,10 +93,14 @@ def decode(raw: bytes) -> dict[str, Any]:
     type_meta = dict(fields(unknown.get(1, b"")))  # type: ignore[arg-type]
     obj: dict[str, Any] = {"apiVersion": _text(type_meta.get(1, b"")),
                            "kind": _text(type_meta.get(2, b""))}
-    if obj["kind"] != "Namespace":
-        raise ValueError(f"fargo reads protobuf only for Namespace, not {obj['kind'][:40]}; "
-                         "send JSON")
     body = unknown.get(2, b"")
+    if obj["kind"] != "Namespace":
+        from . import protoschema  # the workload kinds' messages (it reads with fields())
+
+        if obj["kind"] in protoschema.KINDS and isinstance(body, bytes):
+            return {**obj, **protoschema.decode_object(obj["kind"], body)}
+        raise ValueError(f"fargo reads protobuf only for Namespace, "
+                         f"{', '.join(protoschema.KINDS)}, not {obj['kind'][:40]}; send JSON")
     for num, value in fields(body if isinstance(body, bytes) else b""):
         if num == 1 and isinstance(value, bytes):
             obj["metadata"] = object_meta(value)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...model import batchjobs, daemonsets
 from ...model.podtask import display_status
+from ...model.selectors import selector_text
 
 Column = tuple[str, str, int, str]  # name, type, priority (1 = only with -o wide), description
 
@@ -98,6 +99,115 @@ EVENTS = Printer([("Last Seen", "string", 0, "last seen"), ("Type", "string", 0,
                   ("Message", "string", 0, "message")], _event_row)
 CONFIGMAPS = Printer([("Name", "string", 0, "name"), ("Data", "string", 0, "keys"),
                       ("Age", "string", 0, "age")], _configmap_row)
+
+
+def _job_row(job: dict[str, Any]) -> list[Any]:
+    spec = job.get("spec") or {}
+    return [job["metadata"]["name"], batchjobs.display_status(job),
+            batchjobs.completions_text(job), batchjobs.duration_text(job, time.time()),
+            _age(job["metadata"].get("creationTimestamp")),
+            *batchjobs.container_cells((spec.get("template") or {}).get("spec")),
+            batchjobs.selector_cell(spec.get("selector"))]
+
+
+def _cronjob_row(cj: dict[str, Any]) -> list[Any]:
+    spec = cj.get("spec") or {}
+    st = cj.get("status") or {}
+    job = (spec.get("jobTemplate") or {}).get("spec") or {}
+    suspend = spec.get("suspend")
+    return [cj["metadata"]["name"], spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            "<unset>" if suspend is None else str(bool(suspend)), len(st.get("active") or []),
+            _age(st["lastScheduleTime"]) if st.get("lastScheduleTime") else "<none>",
+            _age(cj["metadata"].get("creationTimestamp")),
+            *batchjobs.container_cells((job.get("template") or {}).get("spec")),
+            batchjobs.selector_cell(job.get("selector"))]
+
+
+def _daemonset_row(ds: dict[str, Any]) -> list[Any]:
+    spec = ds.get("spec") or {}
+    st = ds.get("status") or {}
+    return [ds["metadata"]["name"], st.get("desiredNumberScheduled", 0),
+            st.get("currentNumberScheduled", 0), st.get("numberReady", 0),
+            st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0),
+            daemonsets.node_selector_cell(ds), _age(ds["metadata"].get("creationTimestamp")),
+            *batchjobs.container_cells((spec.get("template") or {}).get("spec")),
+            batchjobs.selector_cell(spec.get("selector"))]
+
+
+_WIDE: list[Column] = [
+    ("Containers", "string", 1, "Names of each container in the template."),
+    ("Images", "string", 1, "Images referenced by each container in the template."),
+    ("Selector", "string", 1, "A label query over pods that should match the pod count.")]
+JOBS = Printer([("Name", "string", 0, "name"), ("Status", "string", 0, "Status of the job."),
+                ("Completions", "string", 0, "The number of pods which reached phase "
+                 "Succeeded."),
+                ("Duration", "string", 0, "Time required to complete the job."),
+                ("Age", "string", 0, "age"), *_WIDE], _job_row)
+CRONJOBS = Printer([("Name", "string", 0, "name"),
+                    ("Schedule", "string", 0, "The schedule in Cron format."),
+                    ("Timezone", "string", 0, "The time zone name for the given schedule."),
+                    ("Suspend", "boolean", 0, "Whether subsequent executions are suspended."),
+                    ("Active", "integer", 0, "A list of pointers to currently running jobs."),
+                    ("Last Schedule", "string", 0, "When the job was last successfully "
+                     "scheduled."), ("Age", "string", 0, "age"), *_WIDE], _cronjob_row)
+DAEMONSETS = Printer([("Name", "string", 0, "name"),
+                      ("Desired", "integer", 0, "The total number of nodes that should be "
+                       "running the daemon pod."),
+                      ("Current", "integer", 0, "The number of nodes running at least one "
+                       "daemon pod and supposed to."),
+                      ("Ready", "integer", 0, "The number of nodes that should be running "
+                       "the daemon pod and have one or more of it running and ready."),
+                      ("Up-to-date", "integer", 0, "The total number of nodes running updated "
+                       "daemon pod."),
+                      ("Available", "integer", 0, "The number of nodes running the daemon pod "
+                       "and available."),
+                      ("Node Selector", "string", 0, "The node selector of the pod template."),
+                      ("Age", "string", 0, "age"), *_WIDE], _daemonset_row)
+
+
+def _template_cells(obj: dict[str, Any]) -> list[Any]:
+    """-o wide's CONTAINERS, IMAGES and SELECTOR of a workload with a pod template."""
+    spec = obj.get("spec") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    sel = spec.get("selector")
+    return [",".join(str(c.get("name", "")) for c in containers),
+            ",".join(str(c.get("image", "")) for c in containers),
+            selector_text(sel) if isinstance(sel, dict) else "<none>"]
+
+
+def _deployment_row(d: dict[str, Any]) -> list[Any]:
+    st = d.get("status") or {}
+    return [d["metadata"]["name"],
+            f"{st.get('readyReplicas', 0)}/{(d.get('spec') or {}).get('replicas', 1)}",
+            st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
+            _age(d["metadata"].get("creationTimestamp")), *_template_cells(d)]
+
+
+def _replicaset_row(rs: dict[str, Any]) -> list[Any]:
+    st = rs.get("status") or {}
+    return [rs["metadata"]["name"], (rs.get("spec") or {}).get("replicas", 1),
+            st.get("replicas", 0), st.get("readyReplicas", 0),
+            _age(rs["metadata"].get("creationTimestamp")), *_template_cells(rs)]
+
+
+_TEMPLATE_COLUMNS: list[Column] = [
+    ("Containers", "string", 1, "Names of each container in the template."),
+    ("Images", "string", 1, "Images referenced by each container in the template."),
+    ("Selector", "string", 1, "Label query over pods that should match the replicas count.")]
+DEPLOYMENTS = Printer([("Name", "string", 0, "name"),
+                       ("Ready", "string", 0, "Number of the pod with ready state"),
+                       ("Up-to-date", "string", 0, "Total number of non-terminated pods "
+                        "targeted by this deployment that have the desired template spec."),
+                       ("Available", "string", 0, "Total number of available pods (ready for "
+                        "at least minReadySeconds) targeted by this deployment."),
+                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _deployment_row)
+REPLICASETS = Printer([("Name", "string", 0, "name"),
+                       ("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+                       ("Current", "integer", 0, "Replicas is the most recently observed "
+                        "number of replicas."),
+                       ("Ready", "integer", 0, "The number of ready replicas for this replica "
+                        "set."),
+                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _replicaset_row)
 
 
 def _job_row(job: dict[str, Any]) -> list[Any]:
