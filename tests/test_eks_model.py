@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from fargo.model import (admission, kubeobj, kubeschema, podsize, podtask, profiles, quantity,
-                         restarts, strategic)
+from fargo.model import (
+    admission,
+    kubeobj,
+    kubeschema,
+    podsize,
+    podtask,
+    profiles,
+    quantity,
+    restarts,
+    strategic,
+)
 from fargo.model.errors import ApiError
 from fargo.model.kubeerrors import KubeError
 from fargo.model.selectors import FIELDS, field_selector, label_selector
