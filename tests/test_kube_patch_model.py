@@ -268,3 +268,12 @@ def test_apply_checks():
     assert err.value.message.endswith('line 7: key "paused" already set in map')
     assert ssa.checked_apply(dup, DEPLOYMENT, "apps", "v1", "Deployment", "d", "Warn")[1] == [
         'line 7: key "paused" already set in map']
+
+
+def test_no_op_writes_keep_their_times():
+    live = ssa.apply(None, deployment(), DEPLOYMENT, "ci", False, "apps/v1", "t1")
+    again = ssa.apply(live, deployment(), DEPLOYMENT, "ci", False, "apps/v1", "t2")
+    assert again == live
+    same = copy.deepcopy(live)
+    fields = ssa.updated(live, same, DEPLOYMENT, "ci", "apps/v1", "t3")
+    assert [m["time"] for m in fields] == ["t1"]

@@ -249,7 +249,8 @@ def updated(old: Any, new: dict[str, Any], schema: Schema | None, manager: str,
         mine = Manager(manager, "Update", api_version, now, set(), subresource)
         mgrs.append(mine)
     mine.fields = (mine.fields | changed) - removed
-    mine.time, mine.api_version = now, api_version
+    if changed:  # a write that changed nothing leaves its manager's time as it was
+        mine.time, mine.api_version = now, api_version
     return _encoded(mgrs)
 
 
@@ -431,10 +432,15 @@ def apply(live: dict[str, Any] | None, applied: dict[str, Any], schema: Schema |
         raise conflict_error(conflicts)
     for m in others:
         m.fields -= changed | removed
+    before = _encoded(managers(live)) if live is not None else []
     if mine is None:
         mine = Manager(manager, "Apply", api_version, now)
         mgrs.append(mine)
-    mine.fields, mine.time, mine.api_version = mine_set, now, api_version
+    mine.fields = mine_set
+    if live is not None and not changed and not removed and \
+            _encoded(mgrs) == before:
+        return copy.deepcopy(live)  # a no-op apply writes nothing, not even a new time
+    mine.time, mine.api_version = now, api_version
     merged.setdefault("metadata", {})["managedFields"] = _encoded(mgrs)
     return merged
 

@@ -225,13 +225,15 @@ async def delete_collection(request: web.Request, s: Scope, t: Target) -> web.St
 
 
 async def _new_version(request: web.Request, old: Obj, res: Resource,
-                       schema: kubeschema.Schema | None) -> tuple[Obj, list[str]]:
+                       schema: kubeschema.Schema | None,
+                       kind: tuple[str, str] | None = None) -> tuple[Obj, list[str]]:
     """The whole object a PUT gives, or a PATCH makes of the stored one, checked against
     the kind's schema as fieldValidation asks; and the warnings to send with the answer."""
     body = await read_body(request)
     mode = _mode(request)
     if request.method == "PUT":
-        new, warnings = kubeschema.checked_body(body, schema, res.kind, res.version, mode,
+        named, version = kind or (res.kind, res.version)
+        new, warnings = kubeschema.checked_body(body, schema, named, version, mode,
                                                 "yaml" in request.content_type)
     else:
         new = patched(request.content_type, old, body, schema)
@@ -314,7 +316,8 @@ async def scale(request: web.Request, s: Scope, t: Target) -> web.StreamResponse
         raise method_not_allowed(request.method)
     s = with_changes(s, dry_run=dry_run(request))
     new, warnings = await _new_version(request, _scale(t.res, obj), t.res,
-                                       kubeschema.kind_schema("autoscaling", "v1", "Scale"))
+                                       kubeschema.kind_schema("autoscaling", "v1", "Scale"),
+                                       ("Scale", "v1"))
     replicas = (new.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise KubeError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
