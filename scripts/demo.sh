@@ -4,7 +4,9 @@
 # its tasks start across two zones with private IPs, are registered in the load balancer's
 # target group, serve HTTP through it, log to CloudWatch Logs (awslogs), show their CPU and
 # memory in CloudWatch, scale out, are replaced when one dies, and scale to zero before the
-# service and the load balancer are deleted; then what they cost, per second.
+# service and the load balancer are deleted; then an EKS cluster with a Fargate profile, reached
+# with `aws eks update-kubeconfig` and kubectl, runs a Deployment that rolls out, scales and
+# rolls again; then what it all cost, per second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -172,6 +174,53 @@ aws elbv2 delete-target-group --target-group-arn "$TG"
 
 step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
 fargo logs "${TASK##*/}"
+
+step "aws eks create-cluster demo, create-fargate-profile web (pods of namespace web run on Fargate)"
+aws eks create-cluster --name demo --role-arn arn:aws:iam::000000000000:role/eks \
+  --resources-vpc-config "subnetIds=$SUBNETS" --query 'cluster.status' --output text
+aws eks create-fargate-profile --cluster-name demo --fargate-profile-name web \
+  --pod-execution-role-arn arn:aws:iam::000000000000:role/pods --selectors namespace=web \
+  --subnets ${SUBNETS//,/ } --query 'fargateProfile.status' --output text
+for _ in $(seq 100); do
+  [ "$(aws eks describe-fargate-profile --cluster-name demo --fargate-profile-name web \
+      --query 'fargateProfile.status' --output text)" = ACTIVE ] && break
+  sleep 0.1
+done
+
+step "aws eks update-kubeconfig --name demo (kubectl then authenticates with aws eks get-token)"
+export KUBECONFIG="$STATE/kubeconfig"
+aws2 eks update-kubeconfig --name demo --kubeconfig "$KUBECONFIG"
+kubectl auth whoami
+
+step "kubectl create namespace web; kubectl create deployment hello --replicas 2 (busybox httpd)"
+kubectl create namespace web
+kubectl create deployment hello -n web --replicas 2 --port 8080 \
+  --image "127.0.0.1:$REGISTRY_PORT/busybox:latest" -- \
+  sh -c 'mkdir -p /tmp/www; echo hello from $(hostname) > /tmp/www/index.html; echo serving; httpd -f -v -p 8080 -h /tmp/www'
+kubectl rollout status deployment/hello -n web --timeout 120s
+
+step "kubectl get deployments,replicasets,pods -o wide (each pod on a Fargate node of its own)"
+kubectl get deployments,replicasets,pods -n web -o wide
+
+step "kubectl scale deployment/hello --replicas 3; kubectl rollout status"
+kubectl scale deployment/hello -n web --replicas 3
+kubectl rollout status deployment/hello -n web --timeout 120s
+
+step "kubectl set env deployment/hello GREETING=hi (a rolling update), then kubectl rollout history"
+kubectl set env deployment/hello -n web GREETING=hi
+kubectl rollout status deployment/hello -n web --timeout 120s
+kubectl rollout history deployment/hello -n web
+
+POD=$(kubectl get pods -n web -o jsonpath='{.items[0].metadata.name}')
+step "kubectl exec $POD -- wget -qO- http://127.0.0.1:8080/ ; kubectl logs deployment/hello"
+kubectl exec -n web "$POD" -- wget -qO- http://127.0.0.1:8080/
+kubectl logs -n web deployment/hello --tail 5
+
+step "kubectl top pods (from fargo's metrics sampler)"
+kubectl top pods -n web || true
+
+step "kubectl delete namespace web (its Deployment, ReplicaSets and pods go with it)"
+kubectl delete namespace web --timeout 120s
 
 step "aws ce get-cost-and-usage --granularity DAILY --group-by USAGE_TYPE (per second, one-minute minimum)"
 aws ce get-cost-and-usage --time-period "Start=$(date -u +%F),End=$(date -u -d tomorrow +%F)" \
