@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import logging
 import signal
@@ -51,13 +52,16 @@ from .control.podmetrics import PodUsage
 from .control.pods import Pods
 from .control.podstreams import PodStreams
 from .control.replicasets import ReplicaSets
+from .control.satokens import ServiceAccountTokens
 from .control.secrets import Secrets
+from .control.serviceaccounts import ServiceAccounts
 from .control.services import Services, ServiceScheduler
 from .control.services.registries import ServiceRegistries
 from .control.services.targets import ServiceTargets
 from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
+from .control.volumes import TaskVolumes
 from .model.dns import resolver_address
 from .model.names import ACCOUNT
 from .model.taskrecord import Task
@@ -142,18 +146,28 @@ class Server:
         self.pods = Pods(self.kube_tables, self.kube_state, self.engine, self.eks,
                          settings.region)
         self.eks.pods = self.pods
-        self.pod_streams = PodStreams(self.kube_state, self.runtime, self.network)
         self.pods.usage = PodUsage(self.kube_state, self.store, self.runtime, self.sampler)
+        self.pod_streams = PodStreams(self.kube_state, self.runtime, self.network)
+        # Service account tokens (signed per cluster) and the volumes of tasks and pods: made
+        # with the sandbox, a pod's filled from its objects before its containers, kept fresh.
+        self.sa_tokens = ServiceAccountTokens(self.kube_state, self.eks.token_key,
+                                              settings.region)
+        self.volumes = TaskVolumes(self.kube_state, self.runtime, self.engine.book,
+                                   self.sa_tokens, self.store.active_tasks)
+        self.engine.starter.volumes = self.volumes
+        self.engine.containers.extras = self.volumes.extras
         # Kubernetes kinds without writes of their own, and the controllers of each cluster.
         self.objects = Objects(self.kube_state)
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
             GarbageCollector(self.kube_state, self.objects, {
                 "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
-            Deployments(self.kube_state, self.objects),
-            ReplicaSets(self.kube_state, self.objects, self.pods),
             JobController(self.kube_state, self.objects, self.pods),
             CronJobController(self.kube_state, self.objects),
             DaemonSetController(self.kube_state, self.objects),
+            Deployments(self.kube_state, self.objects),
+            ReplicaSets(self.kube_state, self.objects, self.pods),
+            ServiceAccounts(self.kube_state, self.sa_tokens,
+                            base64.b64decode(ca_data).decode() if ca_data else ""),
         ])
         # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
         self.logship = LogShipper(self.cwlogs, self.runtime, self.store)
@@ -226,6 +240,7 @@ class Server:
             self.endpoints.serve_api(self._task_runner)
         self.logship.start()  # before retention's first look at what it may forget
         await self.engine.start()
+        self.volumes.start()  # after the engine has re-adopted the tasks whose files it keeps
         await self.scheduler.start()  # after the engine has re-adopted the tasks it counts
         self.runtime.warm(self.settings.warm_filesystems)
         self.pods.start()
@@ -273,6 +288,7 @@ class Server:
         """Tasks keep running; the next start re-adopts them."""
         await self.pods.close()
         await self.kube_controllers.close()
+        await self.volumes.close()
         await self.cost.close()
         await self.cwlogs.close()
         await self.scheduler.close()

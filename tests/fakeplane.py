@@ -29,6 +29,7 @@ from fargo.port.data import (
     NetworkAttachment,
     SandboxSpec,
     TaskStats,
+    VolumeFile,
 )
 from fargo.port.errors import ContainerGone, NetworkError, PullError, SandboxError
 from fargo.port.firewall import FirewallSpec
@@ -139,6 +140,9 @@ class FakeSandbox:
     containers: dict[str, FakeContainer] = field(default_factory=dict)
     rootfs: set[str] = field(default_factory=set)  # names with a prepared rootfs
     stats: TaskStats = field(default_factory=TaskStats)
+    # The files volumes' content, as last written (Runtime.write_volume).
+    volumes: dict[str, list[VolumeFile]] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)  # scratch volumes' bytes, as set
 
 
 class FakeExecSession:
@@ -337,6 +341,21 @@ class FakeRuntime:
                 raise SandboxError(f"container {spec.name} of task {tid} already exists")
             box.rootfs.add(spec.name)
             box.containers[spec.name] = FakeContainer(spec, image)
+
+    def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
+        self._log.enter("runtime", "write_volume", tid, name)
+        with self._log.lock:
+            box = self._sandbox(tid)
+            if not any(v.name == name and v.kind == "files" for v in box.spec.volumes):
+                raise SandboxError(f"volume {name} of task {tid} does not exist")
+            if box.volumes.get(name) == files:
+                return False
+            box.volumes[name] = list(files)
+            return True
+
+    def volume_usage(self, tid: str, name: str) -> int:
+        with self._log.lock:
+            return self._sandbox(tid).usage.get(name, 0)
 
     def start_container(self, tid: str, name: str) -> None:
         self._log.enter("runtime", "start_container", tid, name)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FargoServer, FargoServers
+from tests.conftest import ROOT, FargoServer, FargoServers, wait_status
+from tests.imagebuild import build_busybox_oci, push_layout
 from tests.test_kubectl import (
     KUBECTL,
     kubeconfig,  # noqa: F401 - a fixture
@@ -169,6 +172,21 @@ def test_empty_dir_shared_by_two_containers(kube, busybox_image):
     delete(kube, "pod/share")
 
 
+def test_empty_dir_past_its_size_limit_evicts_the_pod(kube, busybox_image):
+    apply(kube, pod("greedy", busybox_image, [{
+        "name": "app", "command": ["sh", "-c", "dd if=/dev/zero of=/cache/f bs=1M count=4; "
+                                   "sleep 3600"],
+        "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]}],
+        volumes=[{"name": "cache", "emptyDir": {"sizeLimit": "1Mi"}}]))
+    got = wait_for(kube, "greedy", "status.phase", "Failed", ns=NS, timeout=40)
+    assert got["status"]["reason"] == "Evicted"
+    assert got["status"]["message"] == 'Usage of EmptyDir volume "cache" exceeds the limit "1Mi". '
+    events = kubectl_run(kube, "get", "events", "-n", NS, "--field-selector",
+                         "involvedObject.name=greedy")
+    assert "Evicted" in events
+    delete(kube, "pod/greedy")
+
+
 def test_secret_volume_with_items_and_modes(kube, busybox_image):
     apply(kube, {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
                  "metadata": {"name": "creds", "namespace": NS},
@@ -279,3 +297,89 @@ def test_missing_configmap_waits(kube, busybox_image):
     wait_logs(kube, "waits", "^value=here$")
     wait_logs(kube, "mounts", "^here")
     delete(kube, "pod/waits", "pod/mounts", "configmap/late")
+
+
+def test_ecs_bind_mount_volumes(srv, registry, subnets, tmp_path):
+    """ECS's Fargate bind mounts, on the same machinery: a task's scratch volume shared by
+    its containers (volumesFrom, read-only), and one seeded from the image's VOLUME."""
+    layout = build_busybox_oci(tmp_path / "vol", extra_files={
+        "seed/hello.txt": b"from the image\n"}, config={
+        "Cmd": ["sh"], "Env": ["PATH=/bin"], "Volumes": {"/seed": {}}})
+    image = f"{registry.address}/volimage:latest"
+    push_layout(layout, registry.address, "volimage:latest")
+    ecs = srv.client()
+    family = "vol" + uuid.uuid4().hex[:6]
+    writer = ("cat /seed/hello.txt; echo shared > /shared/f; stat -c 'mode=%a uid=%u' /shared; "
+              "sleep 3600")
+    reader = ("while ! cat /shared/f; do sleep 0.2; done; touch /shared/x 2>/dev/null "
+              "|| echo read-only; sleep 3600")
+    ecs.register_task_definition(
+        family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256",
+        memory="512", volumes=[{"name": "scratch"}, {"name": "seeded", "host": {}}],
+        containerDefinitions=[
+            {"name": "writer", "image": image, "command": ["sh", "-c", writer],
+             "mountPoints": [{"sourceVolume": "scratch", "containerPath": "/shared"},
+                             {"sourceVolume": "seeded", "containerPath": "/seed"}]},
+            {"name": "reader", "image": image, "command": ["sh", "-c", reader],
+             "volumesFrom": [{"sourceContainer": "writer", "readOnly": True}]}])
+    task = ecs.run_task(taskDefinition=family, launchType="FARGATE", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": subnets[:1]}})["tasks"][0]
+    try:
+        wait_status(ecs, task["taskArn"], "RUNNING")
+        tid = task["taskArn"].rsplit("/", 1)[-1]
+        deadline = time.time() + 20
+        while True:
+            out = subprocess.run([sys.executable, "-m", "fargo", "logs", tid, "--endpoint",
+                                  srv.endpoint], capture_output=True, text=True, timeout=60,
+                                 cwd=ROOT, env=srv.env()).stdout
+            if "read-only" in out and "mode=" in out:
+                break
+            assert time.time() < deadline, out
+            time.sleep(0.3)
+        assert "from the image" in out and "mode=755 uid=0" in out and "shared" in out
+    finally:
+        ecs.stop_task(task=task["taskArn"])
+    # A mount of an undeclared volume, or a relative path, is refused at registration.
+    with pytest.raises(ecs.exceptions.ClientException, match="absolute path"):
+        ecs.register_task_definition(
+            family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+            cpu="256", memory="512", volumes=[{"name": "v"}], containerDefinitions=[
+                {"name": "a", "image": image, "mountPoints": [
+                    {"sourceVolume": "v", "containerPath": "rel"}]}])
+
+
+def test_kubectl_create_and_token_secrets(kube):
+    # kubectl's typed generators post protobuf.
+    kubectl_run(kube, "create", "secret", "generic", "lit", "-n", NS, "--from-literal=a=1",
+                "--from-literal=b=two")
+    kubectl_run(kube, "create", "configmap", "conf", "-n", NS, "--from-literal=k=v")
+    got = json.loads(kubectl_run(kube, "get", "secret", "lit", "-n", NS, "-o", "json"))
+    assert {k: base64.b64decode(v) for k, v in got["data"].items()} == {"a": b"1", "b": b"two"}
+    assert json.loads(kubectl_run(kube, "get", "cm", "conf", "-n", NS, "-o", "json"))[
+        "data"] == {"k": "v"}
+    assert kubectl_run(kube, "get", "sa", "default", "-n", NS).split()[:3] == [
+        "NAME", "SECRETS", "AGE"]
+    # A token secret gets its account's token (the tokens controller), which opens the API,
+    # and goes when its account does.
+    kubectl_run(kube, "create", "serviceaccount", "legacy", "-n", NS)
+    apply(kube, {"apiVersion": "v1", "kind": "Secret",
+                 "type": "kubernetes.io/service-account-token",
+                 "metadata": {"name": "legacy-token", "namespace": NS, "annotations": {
+                     "kubernetes.io/service-account.name": "legacy"}}})
+    deadline = time.time() + 15
+    while not (data := json.loads(kubectl_run(kube, "get", "secret", "legacy-token", "-n",
+                                              NS, "-o", "json")).get("data") or {}).get(
+            "token"):
+        assert time.time() < deadline, data
+        time.sleep(0.2)
+    assert base64.b64decode(data["namespace"]) == NS.encode() and data["ca.crt"]
+    token = base64.b64decode(data["token"]).decode()
+    who = json.loads(kubectl_run(kube, "--token", token, "auth", "whoami", "-o", "json"))
+    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{NS}:legacy"
+    kubectl_run(kube, "delete", "serviceaccount", "legacy", "-n", NS)
+    deadline = time.time() + 15
+    while kubectl(kube, "get", "secret", "legacy-token", "-n", NS).returncode == 0:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert kubectl(kube, "--token", token, "get", "pods", "-n", NS).returncode != 0
+    delete(kube, "secret/lit", "configmap/conf")

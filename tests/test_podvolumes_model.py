@@ -187,8 +187,9 @@ def test_what_fargo_does_not_run_is_refused_by_name():
                  {"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
                  {"name": "pvc", "persistentVolumeClaim": {"claimName": "c"}}])}
     out = podvolumes.unimplemented(pod["spec"])
-    assert out == ["spec.volumes[0].emptyDir.sizeLimit", "spec.volumes[2].persistentVolumeClaim",
+    assert out == ["spec.volumes[2].persistentVolumeClaim",
                    "spec.containers[0].volumeMounts[0].subPathExpr"]
+    assert podvolumes.disk_limits(pod["spec"]) == {"e": (1 << 30, "1Gi")}
     pod["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}})
     msg = admission.verdict({**pod, "metadata": {"name": "p", "labels": {}}},
                             [{"fargateProfileName": "p", "status": "ACTIVE",

@@ -5,6 +5,7 @@ network side is agent/netplane.py; this needs it only for where a task's netns i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from ..port.data import (
     LogChunk,
     SandboxSpec,
     TaskStats,
+    VolumeFile,
 )
 from ..port.errors import AgentError, SandboxError
 from ..port.protocols import ExecSession
@@ -30,6 +32,7 @@ from .netplane import HostNetworkPlane
 from .netstats import NetCounters
 from .sandbox import Sandbox
 from .storage import TaskStorage
+from .volumes import TaskVolumes
 
 log = logging.getLogger("fargo.agent")
 _LOG_READ_MAX = 1 << 20  # bytes of log one read_log hands back at most
@@ -50,6 +53,9 @@ class HostRuntime:
         self._exit_paths: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
         self.net_counters = NetCounters()  # every task's veth from one read of the host's
+        # Task volumes: mounted in each task's runtime dir, scratch ones on its storage.
+        self.volumes = TaskVolumes(lambda tid: self.sandbox.wait_exit_paths(tid).parent,
+                                   lambda tid: self.root / "rootfs" / tid)
 
     def _rootfs_dir(self, tid: str, name: str) -> Path:
         return self.root / "rootfs" / tid / name
@@ -81,6 +87,7 @@ class HostRuntime:
         # made now, while the network is being made, rather than in the first mount.
         userns.userns_fd(self.sandbox.id_base(tid))
         self.storage.mount(tid, spec.storage_gib, self.root / "rootfs" / tid)
+        self.volumes.make(tid, spec.volumes, self.sandbox.id_base(tid))
         self._count_io(tid)
 
     def _count_io(self, tid: str) -> None:
@@ -120,6 +127,9 @@ class HostRuntime:
     def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
         rootfs = self._mount_rootfs(tid, spec.name, image)
         self._stop_signals[(tid, spec.name)] = spec.stop_signal
+        if spec.volume_mounts:
+            mounts = self.volumes.oci_mounts(tid, spec, rootfs, self.sandbox.id_base(tid))
+            spec = dataclasses.replace(spec, extra_mounts=[*spec.extra_mounts, *mounts])
         self.sandbox.create_container(tid, spec, rootfs=rootfs,
                                       netns_path=self.network.netns_path(tid))
 
@@ -166,6 +176,12 @@ class HostRuntime:
             sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)
         self.sandbox.signal(tid, name, sig)
 
+    def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
+        return self.volumes.write(tid, name, files, self.sandbox.id_base(tid))
+
+    def volume_usage(self, tid: str, name: str) -> int:
+        return self.volumes.usage(tid, name)
+
     def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
         return self.sandbox.exec_process(tid, name, argv, timeout)
 
@@ -210,10 +226,11 @@ class HostRuntime:
         try:
             self.sandbox.destroy_task(tid)
         finally:
+            self.volumes.remove(tid)  # before the storage the scratch ones live on
             base = self.root / "rootfs" / tid
             if base.exists():
                 for d in base.iterdir():
-                    if d.name != "lost+found":  # the storage filesystem's own
+                    if d.name not in ("lost+found", ".volumes"):  # the filesystem's own
                         # Also when destroy_task failed half-way: an overlay left mounted
                         # would pin the task's filesystem and its loop device.
                         with contextlib.suppress(AgentError):

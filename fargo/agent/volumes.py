@@ -251,6 +251,25 @@ class TaskVolumes:
             mount(None, target, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={size}",
                   what=f"growing volume {target.name}", error=SandboxError)
 
+    def usage(self, tid: str, name: str) -> int:
+        """A scratch volume's blocks on the task's storage, as du counts them (hard links
+        once), never following symlinks."""
+        _safe_parts(name)
+        base = self.storage_dir(tid) / ".volumes" / name
+        total, seen = 0, set()
+        for dirpath, dirs, names in os.walk(base):
+            for n in [*dirs, *names]:
+                try:
+                    st = os.lstat(os.path.join(dirpath, n))
+                except OSError:
+                    continue  # gone meanwhile
+                if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+        return total
+
     # ---- a container's mounts
     def oci_mounts(self, tid: str, spec: ContainerSpec, rootfs: Path,
                    id_base: int) -> list[dict[str, Any]]:

@@ -163,7 +163,7 @@ class Eks:
             doc["clientRequestToken"] = client_request_token
         self.tables.put_cluster(doc)
         for ns in DEFAULT_NAMESPACES:
-            self.state.create(name, "namespaces", "", kubeobj.namespace(ns))
+            self.state.add_namespace(name, kubeobj.namespace(ns))
         return _shown(doc)
 
     def describe_cluster(self, name: str) -> dict[str, Any]:

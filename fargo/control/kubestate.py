@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import kubekinds, kubeobj, objmeta
+from ..model import kubekinds, kubeobj, objmeta, serviceaccount
 from ..model.kubeerrors import KubeError, already_exists, not_found
 from ..store.kube import KubeTables
 
@@ -141,7 +141,18 @@ class KubeState:
 
     # ---- namespaces (their deletion, which takes their pods along, is control/pods.py's)
     def create_namespace(self, cluster: str, body: Any, dry_run: bool = False) -> dict[str, Any]:
-        return self.create(cluster, "namespaces", "", kubeobj.new_namespace(body), dry_run)
+        return self.add_namespace(cluster, kubeobj.new_namespace(body), dry_run)
+
+    def add_namespace(self, cluster: str, obj: dict[str, Any],
+                      dry_run: bool = False) -> dict[str, Any]:
+        """A new namespace, with what it holds from the start (its default ServiceAccount:
+        a pod made right after must find it)."""
+        made = self.create(cluster, "namespaces", "", obj, dry_run)
+        if not dry_run:
+            ns = made["metadata"]["name"]
+            if self.find(cluster, "serviceaccounts", ns, serviceaccount.DEFAULT) is None:
+                self.create(cluster, "serviceaccounts", ns, serviceaccount.default_account())
+        return made
 
     def replace_namespace(self, cluster: str, name: str, new: dict[str, Any],
                           dry_run: bool = False) -> dict[str, Any]:

@@ -9,10 +9,20 @@ import logging
 import time
 from typing import Any
 
-from ..model import admission, downward, kubekinds, kubeobj, objmeta, podtask, probes
+from ..model import (
+    admission,
+    downward,
+    kubekinds,
+    kubeobj,
+    objmeta,
+    podtask,
+    podvolumes,
+    probes,
+)
 from ..model.kubeerrors import KubeError, invalid
 from ..model.profiles import PIN_LABEL
 from ..store.kube import KubeTables
+from . import serviceaccounts
 from .eks import Eks
 from .kubestate import KubeState, now_rfc3339
 from .objects import DeleteOptions, check_preconditions, open_namespace
@@ -51,10 +61,12 @@ class Pods:
                             "match the namespace sent on the request")
         kubeobj.check_pod(pod)
         errors = probes.spec_errors(pod["spec"]) + downward.env_errors(pod["spec"])
+        errors += podvolumes.spec_errors(pod["spec"])
         if errors:
             raise invalid("Pod", pod["metadata"]["name"], errors)
         objmeta.check_metadata(pod, "Pod")
         open_namespace(self.state, cluster, ns, "pods", pod["metadata"]["name"])
+        pod = serviceaccounts.admit(self.state, cluster, ns, pod)  # 403 if its account is not
         pod["status"] = {}
         profiles = self.tables.list_profiles(cluster)
         refusal = admission.verdict(pod, profiles, ns)

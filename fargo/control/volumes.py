@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..model import podvolumes
+from ..model import lifecycle, podvolumes
 from ..model import serviceaccount as sa_rules
 from ..model.downward import Placed
 from ..model.errors import ApiError
+from ..model.podtask import EVICTED
 from ..model.podvolumes import Missing, Sources
 from ..model.taskrecord import ContainerDef, Task
 from ..port.data import ContainerSpec, VolumeFile, VolumeSpec
@@ -35,9 +36,12 @@ from .tasks.book import TaskBook
 log = logging.getLogger("fargo.volumes")
 CONFIG_ERROR = "CreateContainerConfigError"
 WAIT = 1.0  # seconds between looks while a pod waits for what its volumes name
-REFRESH = 2.0  # seconds between passes over running pods' volumes when nothing changes
+# Seconds between passes over running pods' volumes when nothing pokes: what no write
+# announces (a token's renewal, labels in downward API files; kubelet takes up to a minute).
+REFRESH = 3.0
 TOKEN_REFRESH = 0.8  # a token is minted again once this much of its life has gone
 TOKEN_MAX_AGE = 24 * 3600
+USAGE_EVERY = 10.0  # seconds between measures of a pod's emptyDirs (kubelet's housekeeping)
 
 
 def _digest(files: list[VolumeFile]) -> str:
@@ -62,6 +66,7 @@ class TaskVolumes:
         self._tokens: dict[tuple[str, str, int], tuple[str, float]] = {}
         self._told: dict[str, set[str]] = {}  # events already recorded, by task
         self._waiting: dict[str, tuple[str, str]] = {}  # tid -> (cluster, ns) of a waiting pod
+        self._measured: dict[str, float] = {}  # when each task's emptyDirs were last measured
         self.loop = PassLoop(self._refresh, REFRESH, 0.2, log, "refreshing pods' volumes")
         state.listeners.append(self._changed)
 
@@ -220,17 +225,19 @@ class TaskVolumes:
 
     # ---- while it runs
     def _changed(self, cluster: str, change: Change) -> None:
+        """A ConfigMap, Secret or account written: the pods waiting in its namespace look
+        again, and the files of running ones follow within a pass. (Pods are written far
+        more often, by their status: their labels reach downward API files by REFRESH.)"""
         if change.resource in ("configmaps", "secrets", "serviceaccounts"):
             for tid, (c, ns) in list(self._waiting.items()):
                 if c == cluster and ns == change.ns:
                     self.book.poke(tid)
             self.loop.poke()
-        elif change.resource == "pods" and change.type == "MODIFIED":
-            self.loop.poke()  # labels and annotations reach downward API files
 
     async def _refresh(self) -> None:
         """Every running pod's config volumes rendered again; what changed is written (an
-        object gone or a key missing leaves the files as they were, as kubelet does)."""
+        object gone or a key missing leaves the files as they were, as kubelet does). And
+        its emptyDirs' usage, against their sizeLimit."""
         live = set()
         for task in self.active():
             if task.pod is None or task.stopping:
@@ -239,18 +246,45 @@ class TaskVolumes:
             if task.last_status != "RUNNING" and task.id not in self._written:
                 continue  # not started yet: prepare writes it
             pod = self._pod(task)
-            if pod is None or not podvolumes.config_volumes(pod["spec"]):
+            if pod is None:
                 continue
             try:
-                files = self._render(task, pod)
-            except Missing:
-                continue
-            try:
-                await self._write(task.id, files)
+                if podvolumes.config_volumes(pod["spec"]):
+                    try:
+                        files = self._render(task, pod)
+                    except Missing:
+                        files = {}
+                    await self._write(task.id, files)
+                if task.last_status == "RUNNING":
+                    await self._check_usage(task, pod)
             except Exception:  # noqa: BLE001 - one task's trouble must not stop the others
                 log.exception("task %s: refreshing its volumes", task.id)
+        for tid in [t for t in self._measured if t not in live]:
+            self._measured.pop(tid, None)
         for tid in [t for t in self._written if t not in live and t not in self._waiting]:
             self.forget(tid)
+
+    async def _check_usage(self, task: Task, pod: dict[str, Any]) -> None:
+        """kubelet's eviction of a pod whose emptyDir outgrew its sizeLimit: stopped at
+        once, Failed with reason Evicted."""
+        limits = podvolumes.disk_limits(pod["spec"])
+        now = time.monotonic()
+        if not limits or now - self._measured.get(task.id, 0.0) < USAGE_EVERY:
+            return
+        self._measured[task.id] = now
+        for name, (limit, given) in limits.items():
+            used = await asyncio.to_thread(self.runtime.volume_usage, task.id, name)
+            if used <= limit:
+                continue
+            message = f'Usage of EmptyDir volume "{name}" exceeds the limit "{given}". '
+            fresh = self.book.fresh(task.id)
+            fresh.stop_timeout = 0
+            if lifecycle.request_stop(fresh, "TerminationNotice", f"{EVICTED}{message}"[:255],
+                                      time.time()):
+                self.book.save(fresh)
+                self.book.poke(task.id)
+                self._tell(fresh, pod, "Evicted", message)
+            return
 
     def forget(self, tid: str) -> None:
         self._written.pop(tid, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import probes
+from . import podvolumes, probes
 from .profiles import PIN_LABEL, choose_profile
 
 SCHEDULER = "fargate-scheduler"
@@ -24,14 +24,15 @@ _SPEC_KNOWN: Known = {
     "hostNetwork": None, "hostPID": None, "hostIPC": None, "tolerations": None,
     "hostUsers": None,  # every task has a user namespace of its own anyway
     "volumes": None, "securityContext": None,  # looked into below
-    "dnsPolicy": ("ClusterFirst", "Default"), "serviceAccountName": ("default",),
-    "serviceAccount": ("default",), "enableServiceLinks": (True, False),
+    "dnsPolicy": ("ClusterFirst", "Default"), "serviceAccountName": None,
+    "serviceAccount": None, "enableServiceLinks": (True, False),
     "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
-    "automountServiceAccountToken": (False,), "os": ({"name": "linux"},),
+    "automountServiceAccountToken": None, "os": ({"name": "linux"},),
 }
 _CONTAINER_KNOWN: Known = {
     "name": None, "image": None, "command": None, "args": None, "workingDir": None,
     "env": None, "ports": None, "resources": None, "securityContext": None,
+    "volumeMounts": None, "envFrom": None,  # model/podvolumes.py looks into them
     "livenessProbe": None, "readinessProbe": None, "startupProbe": None,  # looked into below
     "imagePullPolicy": ("Always", "IfNotPresent"),
     "terminationMessagePath": ("/dev/termination-log",),
@@ -46,7 +47,8 @@ _SECURITY_KNOWN: Known = {
 _POD_SECURITY_KNOWN: Known = {"seccompProfile": _RUNTIME_DEFAULT}
 _PORT_KNOWN: Known = {"containerPort": None, "name": None, "protocol": None, "hostPort": None}
 _RESOURCES_RUN = ("cpu", "memory")
-_VALUE_FROM_RUN = ("fieldRef", "resourceFieldRef")  # env's sources fargo resolves
+# env's sources fargo resolves
+_VALUE_FROM_RUN = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
 
 
 def _escape(key: str) -> str:
@@ -91,8 +93,7 @@ def unimplemented(pod: dict[str, Any]) -> list[str]:
     """The fields of a pod (as field paths) that fargo would have to ignore to run it."""
     spec = pod.get("spec") or {}
     out = _not_run(spec, _SPEC_KNOWN, "spec")
-    if _given(spec.get("volumes")):  # of the types Fargate takes: none is mounted here yet
-        out.append("spec.volumes")
+    out += podvolumes.unimplemented(spec)  # of the volume types Fargate takes
     # fargo applies a container's own securityContext (and the default seccomp profile).
     out += _not_run(spec.get("securityContext"), _POD_SECURITY_KNOWN, "spec.securityContext")
     for group in ("initContainers", "containers"):

@@ -16,6 +16,19 @@ _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 IMMUTABLE = "Forbidden: field is immutable when `immutable` is set"
 
 
+def key_error(key: str) -> str | None:
+    """A config key (ConfigMap's and Secret's): what the apiserver says of a bad one."""
+    if key in (".", ".."):
+        return f"Invalid value: \"{key}\": must not be '{key}'"
+    if key.startswith(".."):
+        return f"Invalid value: \"{key[:253]}\": must not start with '..'"
+    if len(key) > 253 or not _KEY.match(key):
+        return (f'Invalid value: "{key[:253]}": a valid config key must consist of '
+                "alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  "
+                "or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+    return None
+
+
 def _errors(obj: dict[str, Any]) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     total = 0
@@ -31,11 +44,9 @@ def _errors(obj: dict[str, Any]) -> list[tuple[str, str]]:
             if not isinstance(value, str):
                 errors.append((f"{field}[{key}]", "Invalid value: must be a string"))
                 continue
-            if len(key) > 253 or not _KEY.match(key):
-                errors.append((f"{field}[{key}]", f'Invalid value: "{key[:253]}": a valid '
-                               "config key must consist of alphanumeric characters, '-', '_' "
-                               "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex "
-                               "used for validation is '[-._a-zA-Z0-9]+')"))
+            err = key_error(key)
+            if err:
+                errors.append((f"{field}[{key}]", err))
             if key in keys:
                 errors.append((f"{field}[{key}]", f'Invalid value: "{key}": duplicate of key '
                                f'present in {"data" if field == "binaryData" else "binaryData"}'))

@@ -42,8 +42,8 @@ class KindRule:
 
 _RULES: dict[str, KindRule] = {}
 # The modules (of this package) whose import registers their kinds' rows.
-KIND_MODULES: tuple[str, ...] = ("configmap", "batchjobs", "cronjobs", "daemonsets",
-                                 "replicaset", "deployment")
+KIND_MODULES: tuple[str, ...] = ("configmap", "secret", "serviceaccount", "batchjobs",
+                                 "cronjobs", "daemonsets", "replicaset", "deployment")
 _loaded = False
 
 

@@ -6,11 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import probes, quantity
+from . import podvolumes, probes, quantity
 from .probes import ProbeView
 from .taskrecord import ContainerRun, RestartPolicy, Task
 
 TIME = "%Y-%m-%dT%H:%M:%SZ"
+CONFIG_ERROR = "CreateContainerConfigError"
+EVICTED = "Evicted: "  # a stopped reason so made is the pod's eviction
 
 
 def rfc3339(at: float | None) -> str | None:
@@ -60,6 +62,9 @@ def pod_plan(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], RestartPolicy]
     inits = spec.get("initContainers") or []
     for c in inits + spec["containers"]:
         cdef = _container_def(c)
+        points = podvolumes.mount_points(c, spec)  # the pod's volumes it mounts
+        if points:
+            cdef["mountPoints"] = points
         if previous:
             cdef["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
         if c in inits:
@@ -142,6 +147,10 @@ def container_statuses(pod: dict[str, Any], task: Task, init: bool, now: float,
             if (e.reason or "").startswith("CannotPull"):
                 reason = "ErrImagePull"
             status["state"] = {"waiting": {"reason": reason}}
+            why = e.reason or ""
+            if why.startswith(CONFIG_ERROR):  # the objects its variables name are missing
+                status["state"] = {"waiting": {"reason": CONFIG_ERROR,
+                                               "message": why[len(CONFIG_ERROR) + 2:]}}
         last = run.last
         status["lastState"] = {"terminated": _terminated(
             last.exit_code, last.oom, last.started_at, last.finished_at)} if last else {}
@@ -208,6 +217,8 @@ def pod_status(pod: dict[str, Any], task: Task, now: float,
         status.update({k: old[k] for k in ("podIP", "podIPs", "hostIP", "hostIPs") if k in old})
     if phase == "Failed" and task.stopped_reason:
         status["message"] = task.stopped_reason
+        if task.stopped_reason.startswith(EVICTED):  # kubelet's eviction (control/volumes.py)
+            status["reason"], status["message"] = "Evicted", task.stopped_reason[len(EVICTED):]
     return status
 
 

@@ -379,10 +379,6 @@ def unimplemented(spec: dict[str, Any]) -> list[str]:
             continue
         at = f"spec.volumes[{i}]"
         out += [f"{at}.{k}" for k in NOT_RUN if v.get(k) is not None]
-        empty = v.get("emptyDir")
-        if isinstance(empty, dict) and empty.get("medium") != "Memory" and \
-                _given(empty.get("sizeLimit")):
-            out.append(f"{at}.emptyDir.sizeLimit")  # kubelet's eviction is not run here
         for j, proj in enumerate((v.get("projected") or {}).get("sources") or []):
             if isinstance(proj, dict):
                 out += [f"{at}.projected.sources[{j}].{k}" for k, val in proj.items()
@@ -408,8 +404,9 @@ def unimplemented(spec: dict[str, Any]) -> list[str]:
 
 # ---- the task's volumes and each container's mounts
 def _source(volume: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    kind = next(k for k in SOURCES if volume.get(k) is not None)
-    return kind, volume[kind] or {}
+    """(the volume's type, its source); ("", {}) for a type fargo does not run."""
+    kind = next((k for k in SOURCES if volume.get(k) is not None), "")
+    return kind, (volume[kind] or {}) if kind else {}
 
 
 def volume_specs(spec: dict[str, Any], memory_mib: int) -> tuple[VolumeSpec, ...]:
@@ -419,6 +416,8 @@ def volume_specs(spec: dict[str, Any], memory_mib: int) -> tuple[VolumeSpec, ...
     pod_bytes = memory_mib << 20
     for v in spec.get("volumes") or []:
         kind, src = _source(v)
+        if not kind:
+            continue  # refused by admission: never run
         if kind != "emptyDir":
             out.append(VolumeSpec(v["name"], "files", mode=0o777))
         elif src.get("medium") == "Memory":
@@ -430,13 +429,14 @@ def volume_specs(spec: dict[str, Any], memory_mib: int) -> tuple[VolumeSpec, ...
     return tuple(out)
 
 
-def disk_limits(spec: dict[str, Any]) -> dict[str, int]:
-    """The sizeLimit (bytes) of each emptyDir on the task's storage, by volume name."""
+def disk_limits(spec: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """The sizeLimit (bytes, and as given) of each emptyDir on the task's storage, by
+    volume name: kubelet evicts a pod whose emptyDir grows past it."""
     out = {}
     for v in spec.get("volumes") or []:
         kind, src = _source(v)
         if kind == "emptyDir" and src.get("medium") != "Memory" and src.get("sizeLimit"):
-            out[v["name"]] = int(quantity.parse(src["sizeLimit"]))
+            out[v["name"]] = (int(quantity.parse(src["sizeLimit"])), str(src["sizeLimit"]))
     return out
 
 
@@ -618,7 +618,7 @@ def volume_files(pod: dict[str, Any], volume: dict[str, Any], sources: Sources,
 
 def config_volumes(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The pod's volumes whose files are made from objects (all but emptyDir)."""
-    return [v for v in spec.get("volumes") or [] if _source(v)[0] != "emptyDir"]
+    return [v for v in spec.get("volumes") or [] if _source(v)[0] not in ("", "emptyDir")]
 
 
 def _text(value: bytes) -> str:

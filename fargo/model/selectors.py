@@ -164,5 +164,6 @@ FIELDS = {
                "involvedObject.apiVersion", "involvedObject.resourceVersion",
                "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
     "configmaps": {"metadata.name", "metadata.namespace"},
+    "secrets": {"metadata.name", "metadata.namespace", "type"},
     "replicasets": {"metadata.name", "metadata.namespace", "status.replicas"},
 }

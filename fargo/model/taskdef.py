@@ -44,6 +44,7 @@ _CONTAINER_KNOWN = frozenset({
     "secrets",  # model/secretref.py
     "healthCheck",  # model/healthcheck.py
     "logConfiguration",  # model/logconfig.py
+    "mountPoints", "volumesFrom",  # bind mounts: model/podvolumes.py, agent/volumes.py
     *_CONTAINER_FORBIDDEN,
 })
 _LINUX_KNOWN = frozenset({"capabilities", *_LINUX_FORBIDDEN})
@@ -126,10 +127,25 @@ def unknown_given(obj: dict[str, Any], known: frozenset[str]) -> str | None:
 def check_mount_sources(td: dict[str, Any]) -> None:
     """AWS's own rule: every mountPoint names a volume the definition declares."""
     declared = {v.get("name") for v in td.get("volumes") or []}
+    names = {c.get("name") for c in td.get("containerDefinitions") or []}
     for c in td.get("containerDefinitions") or []:
+        paths = set()
         for mp in c.get("mountPoints") or []:
             if mp.get("sourceVolume") not in declared:
                 _fail(f"Unknown volume '{str(mp.get('sourceVolume'))[:255]}'.")
+            path = mp.get("containerPath")
+            if not isinstance(path, str) or not path.startswith("/"):
+                _fail(f"Container '{str(c.get('name'))[:255]}': mountPoints containerPath "
+                      f"'{str(path)[:255]}' must be an absolute path.")
+            if path.rstrip("/") in paths:
+                _fail(f"Container '{str(c.get('name'))[:255]}': duplicate mount point "
+                      f"'{path[:255]}'.")
+            paths.add(path.rstrip("/"))
+        for vf in c.get("volumesFrom") or []:
+            if vf.get("sourceContainer") not in names or vf["sourceContainer"] == c.get("name"):
+                _fail(f"Container '{str(c.get('name'))[:255]}': volumesFrom sourceContainer "
+                      f"'{str(vf.get('sourceContainer'))[:255]}' is not another container "
+                      "of the task definition.")
 
 
 def check_implemented(td: dict[str, Any]) -> None:

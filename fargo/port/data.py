@@ -21,12 +21,49 @@ class Image:
 
 
 @dataclass(frozen=True)
+class VolumeSpec:
+    """One of a task's volumes, shared by the containers that mount it: `scratch` a directory
+    on the task's ephemeral storage (an ECS bind mount, a pod's emptyDir) with that mode,
+    `memory` a tmpfs of size_bytes whose pages count as the task's memory (emptyDir of medium
+    Memory), `files` a tmpfs whose content control writes (Runtime.write_volume: ConfigMaps,
+    Secrets, tokens, the downward API). Owned by the task's root."""
+
+    name: str
+    kind: str  # "scratch" | "memory" | "files"
+    size_bytes: int | None = None  # memory: the tmpfs's size
+    mode: int = 0o777
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    """A file of a `files` volume: its path under the volume, its bytes and mode."""
+
+    path: str
+    data: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A volume (or a path in it, sub_path) mounted into a container at path. seed: before the
+    first mount, an empty volume gets what the image holds at path (Docker's VOLUME rule,
+    which ECS bind mounts keep)."""
+
+    volume: str
+    path: str
+    readonly: bool = False
+    sub_path: str = ""
+    seed: bool = False
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
-    """A task's sandbox: its cgroup size and its ephemeral storage."""
+    """A task's sandbox: its cgroup size, its ephemeral storage and its volumes."""
 
     cpu_units: int
     memory_mib: int
     storage_gib: int = 20
+    volumes: tuple[VolumeSpec, ...] = ()
 
 
 @dataclass
@@ -48,8 +85,10 @@ class ContainerSpec:
     readonly_rootfs: bool = False
     extra_caps: list[str] = field(default_factory=list)
     dropped_caps: list[str] = field(default_factory=list)  # "ALL" drops the default set
-    # Raw OCI mount objects appended after the defaults (volumes, ...).
+    # Raw OCI mount objects appended after the defaults.
     extra_mounts: list[dict[str, Any]] = field(default_factory=list)
+    # The task's volumes (SandboxSpec.volumes) this container mounts, where and how.
+    volume_mounts: list[VolumeMount] = field(default_factory=list)
     # The files the sandbox writes and binds read-only over the image's (None: the image's
     # own stays): the task's resolver and search domain, its own name and address.
     resolv_conf: str | None = None

@@ -16,6 +16,7 @@ from .data import (
     NetworkAttachment,
     SandboxSpec,
     TaskStats,
+    VolumeFile,
 )
 from .firewall import FirewallSpec
 
@@ -82,6 +83,17 @@ class Runtime(Protocol):
         ...
 
     def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None: ...
+
+    def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
+        """Make a `files` volume of the sandbox hold exactly these files, in one atomic swap
+        (as kubelet does: readers see the old set or the new one, never a mix); nothing when
+        it holds them already. Whether anything changed."""
+        ...
+
+    def volume_usage(self, tid: str, name: str) -> int:
+        """Bytes a `scratch` volume of the sandbox takes on its storage (as du counts them;
+        0 when it is gone)."""
+        ...
 
     def start_container(self, tid: str, name: str) -> None: ...
 

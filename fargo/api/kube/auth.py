@@ -1,10 +1,12 @@
-"""The one gate of the Kubernetes face. Two kinds of bearer token open it:
+"""The one gate of the Kubernetes face. Three kinds of bearer token open it:
 
 - EKS's own, as `aws eks update-kubeconfig` sets kubectl up to get them (`aws eks get-token`:
   `k8s-aws-v1.` + a presigned STS GetCallerIdentity URL), checked by control/eksauth.py
   against fargo's keys and mapped to a Kubernetes user (the creator, or aws-auth);
 - the cluster's own token, which `fargo kubeconfig` fetches with a signed request
-  (issue_token) and writes into the kubeconfig: the cluster's admin.
+  (issue_token) and writes into the kubeconfig: the cluster's admin;
+- a service account's token (TokenRequest, projected volumes, token secrets), checked by
+  control/satokens.py: the account's user and groups.
 
 Every refusal is 401 Unauthorized and says nothing more (the server's log says why). The
 user is kept on the request for SelfSubjectReview (`kubectl auth whoami`); RBAC is not
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from ...control.eksauth import AUTHENTICATED, MASTERS, EksAuth, KubeUser, Unauthorized
 from ...control.kubestate import now_rfc3339
+from ...control.satokens import looks_like_jwt
 from ...model.ekstoken import PREFIX
 from ...model.errors import ApiError
 from ...model.kubeerrors import KubeError
@@ -30,6 +33,7 @@ from ..errors import HttpError
 from ..keys import IAM, SETTINGS
 from . import protobuf
 from .keys import EKS, KUBE_STATE
+from .tokens import account_user
 from .wire import json_response, read_body, status_response
 
 log = logging.getLogger("fargo.kube.auth")
@@ -74,6 +78,13 @@ def authorize(request: web.Request, cluster: str) -> None:
             request[USER] = auth.authenticate(cluster, given, own_host=_own_host(request))
         except Unauthorized as err:
             log.info("kube %s: token refused: %s", cluster[:100], err)
+            raise _unauthorized() from None
+        return
+    if looks_like_jwt(given):  # a service account's token (api/kube/tokens.py)
+        try:
+            request[USER] = account_user(request, cluster, given)
+        except (Unauthorized, KubeError) as err:
+            log.info("kube %s: service account token refused: %s", cluster[:100], err)
             raise _unauthorized() from None
         return
     key = request.app[EKS].token_key(cluster)

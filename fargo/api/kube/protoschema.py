@@ -13,6 +13,7 @@ never silently dropped."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import time
 from typing import Any
@@ -123,9 +124,24 @@ _SPEC = {
     "DownwardAPIProjection": "items 1 DownwardAPIVolumeFile*",
     "ServiceAccountTokenProjection": "audience 1 s; expirationSeconds 2 i?; path 3 s",
 }
+_SPEC.update({  # core/v1 config objects, and the TokenRequest of `kubectl create token`
+    "ConfigMap": "metadata 1 ObjectMeta; data 2 ms; binaryData 3 mb; immutable 4 b?",
+    "Secret": "metadata 1 ObjectMeta; data 2 mb; type 3 s; stringData 4 ms; immutable 5 b?",
+    "ServiceAccount": "metadata 1 ObjectMeta; secrets 2 ObjectReference*; "
+                      "imagePullSecrets 3 LocalObjectReference*; "
+                      "automountServiceAccountToken 4 b?",
+    "ObjectReference": "kind 1 s; namespace 2 s; name 3 s; uid 4 s; apiVersion 5 s; "
+                       "resourceVersion 6 s; fieldPath 7 s",
+    "TokenRequest": "metadata 1 ObjectMeta; spec 2 TokenRequestSpec; status 3 Status",
+    "TokenRequestSpec": "audiences 1 s*; boundObjectRef 3 BoundObjectReference?; "
+                        "expirationSeconds 4 i?",
+    "BoundObjectReference": "kind 1 s; apiVersion 2 s; name 3 s; uid 4 s",
+})
 # The kinds whose whole object this module reads, by the message that encodes each.
-KINDS = {"Deployment": "Deployment", "ReplicaSet": "ReplicaSet"}
-_SCALARS = {"s", "i", "b", "t", "q", "ios", "ms", "mq"}
+KINDS = {"Deployment": "Deployment", "ReplicaSet": "ReplicaSet", "ConfigMap": "ConfigMap",
+         "Secret": "Secret", "ServiceAccount": "ServiceAccount",
+         "TokenRequest": "TokenRequest"}
+_SCALARS = {"s", "i", "b", "t", "q", "ios", "ms", "mq", "mb"}
 
 
 class _Field:
@@ -186,12 +202,19 @@ def _int_or_string(buf: bytes) -> int | str:
     return _signed(raw) if isinstance(raw, int) else 0
 
 
-def _map(entries: list[int | bytes], quantities: bool) -> dict[str, str]:
+def _map(entries: list[int | bytes], kind: str) -> dict[str, str]:
+    """ms: strings, mq: Quantities, mb: bytes (base64 in JSON, as a Secret's data)."""
     out = {}
     for entry in entries:
         kv = dict(fields(_bytes(entry)))
         value = kv.get(2, b"")
-        out[_text(kv.get(1, b""))] = _quantity(_bytes(value)) if quantities else _text(value)
+        key = _text(kv.get(1, b""))
+        if kind == "mq":
+            out[key] = _quantity(_bytes(value))
+        elif kind == "mb":
+            out[key] = base64.b64encode(_bytes(value)).decode()
+        else:
+            out[key] = _text(value)
     return out
 
 
@@ -234,7 +257,7 @@ def decode_message(name: str, buf: bytes, depth: int = 0) -> dict[str, Any]:
         if f is None:
             raise ValueError(f"protobuf: fargo does not read field {num} of {name} "
                              "(send the object as JSON, e.g. with kubectl apply -f)")
-        if f.kind in ("ms", "mq"):
+        if f.kind in ("ms", "mq", "mb"):
             maps.setdefault(f.name, []).append(value)
             continue
         if f.kind in _SCALARS:
@@ -258,7 +281,7 @@ def decode_message(name: str, buf: bytes, depth: int = 0) -> dict[str, Any]:
         else:
             out[f.name] = inner
     for key, entries in maps.items():
-        out[key] = _map(entries, quantities=spec_kind(spec, key) == "mq")
+        out[key] = _map(entries, spec_kind(spec, key))
     return out
 
 

@@ -26,6 +26,7 @@ from . import metricsapi, tables
 from .exec import pod_attach, pod_exec
 from .logs import pod_logs
 from .portforward import pod_portforward
+from .tokens import create_token
 
 Obj = dict[str, Any]
 
@@ -148,6 +149,10 @@ async def _pod_log(request: web.Request, s: Scope, name: str) -> web.StreamRespo
     return await pod_logs(request, s.state, s.cluster, s.ns, name)
 
 
+async def _sa_token(request: web.Request, s: Scope, name: str) -> web.StreamResponse:
+    return await create_token(request, s.cluster, s.ns, name)
+
+
 def _create_namespace(s: Scope, body: Any) -> Obj:
     return s.state.create_namespace(s.cluster, body, s.dry_run)
 
@@ -174,6 +179,9 @@ RESOURCES: list[Resource] = [
     Resource("events", "event", tables.EVENTS, FIELDS["events"], short=("ev",),
              read_only=True),
     Resource("configmaps", "configmap", tables.CONFIGMAPS, short=("cm",)),
+    Resource("secrets", "secret", tables.SECRETS, FIELDS["secrets"]),
+    Resource("serviceaccounts", "serviceaccount", tables.SERVICEACCOUNTS, short=("sa",),
+             streams={"token": _sa_token}),
     Resource("deployments", "deployment", tables.DEPLOYMENTS, short=("deploy",),
              categories=("all",), status=True),
     Resource("replicasets", "replicaset", tables.REPLICASETS, FIELDS["replicasets"],

@@ -73,6 +73,16 @@ def _configmap_row(cm: dict[str, Any]) -> list[Any]:
             _age(cm["metadata"].get("creationTimestamp"))]
 
 
+def _secret_row(s: dict[str, Any]) -> list[Any]:
+    return [s["metadata"]["name"], s.get("type", ""), len(s.get("data") or {}),
+            _age(s["metadata"].get("creationTimestamp"))]
+
+
+def _serviceaccount_row(sa: dict[str, Any]) -> list[Any]:
+    return [sa["metadata"]["name"], len(sa.get("secrets") or []),
+            _age(sa["metadata"].get("creationTimestamp"))]
+
+
 @dataclass(frozen=True)
 class Printer:
     """How a kind prints: its columns and the cells of one object's row."""
@@ -99,6 +109,55 @@ EVENTS = Printer([("Last Seen", "string", 0, "last seen"), ("Type", "string", 0,
                   ("Message", "string", 0, "message")], _event_row)
 CONFIGMAPS = Printer([("Name", "string", 0, "name"), ("Data", "string", 0, "keys"),
                       ("Age", "string", 0, "age")], _configmap_row)
+SECRETS = Printer([("Name", "string", 0, "name"), ("Type", "string", 0, "type"),
+                   ("Data", "string", 0, "keys"), ("Age", "string", 0, "age")], _secret_row)
+SERVICEACCOUNTS = Printer([("Name", "string", 0, "name"), ("Secrets", "string", 0, "secrets"),
+                           ("Age", "string", 0, "age")], _serviceaccount_row)
+
+
+def _template_cells(obj: dict[str, Any]) -> list[Any]:
+    """-o wide's CONTAINERS, IMAGES and SELECTOR of a workload with a pod template."""
+    spec = obj.get("spec") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    sel = spec.get("selector")
+    return [",".join(str(c.get("name", "")) for c in containers),
+            ",".join(str(c.get("image", "")) for c in containers),
+            selector_text(sel) if isinstance(sel, dict) else "<none>"]
+
+
+def _deployment_row(d: dict[str, Any]) -> list[Any]:
+    st = d.get("status") or {}
+    return [d["metadata"]["name"],
+            f"{st.get('readyReplicas', 0)}/{(d.get('spec') or {}).get('replicas', 1)}",
+            st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
+            _age(d["metadata"].get("creationTimestamp")), *_template_cells(d)]
+
+
+def _replicaset_row(rs: dict[str, Any]) -> list[Any]:
+    st = rs.get("status") or {}
+    return [rs["metadata"]["name"], (rs.get("spec") or {}).get("replicas", 1),
+            st.get("replicas", 0), st.get("readyReplicas", 0),
+            _age(rs["metadata"].get("creationTimestamp")), *_template_cells(rs)]
+
+
+_TEMPLATE_COLUMNS: list[Column] = [
+    ("Containers", "string", 1, "Names of each container in the template."),
+    ("Images", "string", 1, "Images referenced by each container in the template."),
+    ("Selector", "string", 1, "Label query over pods that should match the replicas count.")]
+DEPLOYMENTS = Printer([("Name", "string", 0, "name"),
+                       ("Ready", "string", 0, "Number of the pod with ready state"),
+                       ("Up-to-date", "string", 0, "Total number of non-terminated pods "
+                        "targeted by this deployment that have the desired template spec."),
+                       ("Available", "string", 0, "Total number of available pods (ready for "
+                        "at least minReadySeconds) targeted by this deployment."),
+                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _deployment_row)
+REPLICASETS = Printer([("Name", "string", 0, "name"),
+                       ("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+                       ("Current", "integer", 0, "Replicas is the most recently observed "
+                        "number of replicas."),
+                       ("Ready", "integer", 0, "The number of ready replicas for this replica "
+                        "set."),
+                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _replicaset_row)
 
 
 def _job_row(job: dict[str, Any]) -> list[Any]:
@@ -163,51 +222,6 @@ DAEMONSETS = Printer([("Name", "string", 0, "name"),
                        "and available."),
                       ("Node Selector", "string", 0, "The node selector of the pod template."),
                       ("Age", "string", 0, "age"), *_WIDE], _daemonset_row)
-
-
-def _template_cells(obj: dict[str, Any]) -> list[Any]:
-    """-o wide's CONTAINERS, IMAGES and SELECTOR of a workload with a pod template."""
-    spec = obj.get("spec") or {}
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-    sel = spec.get("selector")
-    return [",".join(str(c.get("name", "")) for c in containers),
-            ",".join(str(c.get("image", "")) for c in containers),
-            selector_text(sel) if isinstance(sel, dict) else "<none>"]
-
-
-def _deployment_row(d: dict[str, Any]) -> list[Any]:
-    st = d.get("status") or {}
-    return [d["metadata"]["name"],
-            f"{st.get('readyReplicas', 0)}/{(d.get('spec') or {}).get('replicas', 1)}",
-            st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
-            _age(d["metadata"].get("creationTimestamp")), *_template_cells(d)]
-
-
-def _replicaset_row(rs: dict[str, Any]) -> list[Any]:
-    st = rs.get("status") or {}
-    return [rs["metadata"]["name"], (rs.get("spec") or {}).get("replicas", 1),
-            st.get("replicas", 0), st.get("readyReplicas", 0),
-            _age(rs["metadata"].get("creationTimestamp")), *_template_cells(rs)]
-
-
-_TEMPLATE_COLUMNS: list[Column] = [
-    ("Containers", "string", 1, "Names of each container in the template."),
-    ("Images", "string", 1, "Images referenced by each container in the template."),
-    ("Selector", "string", 1, "Label query over pods that should match the replicas count.")]
-DEPLOYMENTS = Printer([("Name", "string", 0, "name"),
-                       ("Ready", "string", 0, "Number of the pod with ready state"),
-                       ("Up-to-date", "string", 0, "Total number of non-terminated pods "
-                        "targeted by this deployment that have the desired template spec."),
-                       ("Available", "string", 0, "Total number of available pods (ready for "
-                        "at least minReadySeconds) targeted by this deployment."),
-                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _deployment_row)
-REPLICASETS = Printer([("Name", "string", 0, "name"),
-                       ("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-                       ("Current", "integer", 0, "Replicas is the most recently observed "
-                        "number of replicas."),
-                       ("Ready", "integer", 0, "The number of ready replicas for this replica "
-                        "set."),
-                       ("Age", "string", 0, "age"), *_TEMPLATE_COLUMNS], _replicaset_row)
 
 
 def wants_table(accept: str) -> bool:

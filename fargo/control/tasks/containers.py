@@ -14,7 +14,7 @@ from ...model import lifecycle
 from ...model.healthcheck import HEALTHY
 from ...model.spec import container_spec
 from ...model.taskrecord import Container, ContainerDef, Task
-from ...port.data import Image
+from ...port.data import ContainerSpec, Image
 from ...port.protocols import Runtime
 from .book import TaskBook
 from .pulls import SharedPulls
@@ -43,6 +43,10 @@ class Containers:
         # The address of a task's VPC resolver, named in its containers' resolv.conf (set by
         # the server; None: the images' own files stay).
         self.resolver: Callable[[Task], str | None] | None = None
+        # The container's mounts and a pod's variables from its objects (control/volumes.py,
+        # set by the server): (task, definition, image config, spec) -> the spec to run.
+        self.extras: Callable[[Task, ContainerDef, dict[str, Any], ContainerSpec],
+                              ContainerSpec] | None = None
 
     def watch_started(self, task: Task) -> None:
         for c in task.containers:
@@ -58,6 +62,8 @@ class Containers:
         secrets = self.secret_env.get(task.id, {}).get(cdef["name"])
         nameserver = self.resolver(task) if self.resolver else None
         spec = container_spec(task, cdef, image.config or {}, secrets, nameserver)
+        if self.extras is not None:
+            spec = self.extras(task, cdef, image.config or {}, spec)
         await asyncio.to_thread(self.runtime.create_container, task.id, spec, image)
         await asyncio.to_thread(self.runtime.start_container, task.id, cdef["name"])
 

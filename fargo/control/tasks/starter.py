@@ -16,7 +16,7 @@ from ...model.errors import ApiError
 from ...model.secretref import SecretsManagerRef, parse_secrets
 from ...model.taskrecord import ContainerDef, Task
 from ...model.vpc import Subnet
-from ...port.data import Image, SandboxSpec
+from ...port.data import Image, SandboxSpec, VolumeSpec
 from ...port.protocols import Network, Runtime
 from ..network import Networks
 from ..secrets import Secrets
@@ -46,6 +46,17 @@ class LogHook(Protocol):
         """Why the task fails to start, if it does."""
 
 
+class VolumeHook(Protocol):
+    """A task's volumes (control/volumes.py): made with its sandbox, filled before its
+    containers."""
+
+    def specs(self, task: Task) -> tuple[VolumeSpec, ...]: ...
+
+    async def prepare(self, tid: str, on_wait: Callable[[], None]) -> str | None:
+        """Once what the volumes hold is written (waiting for it, without the start's turn,
+        until the task is stopped): why the task fails to start, if it does."""
+
+
 class NetworkHooks(Protocol):
     """Told when a task's network comes and goes (the metadata endpoint lives there)."""
 
@@ -71,6 +82,7 @@ class Starter:
         self.credentials = credentials
         self.sources = SecretSources()  # server.py hands it the services' control objects
         self.logs: LogHook | None = None  # server.py: CloudWatch Logs' routes
+        self.volumes: VolumeHook | None = None  # server.py: task volumes
 
     def registry_auth(self, cdef: ContainerDef) -> tuple[str, str] | None:
         return registry_auth(self.credentials, cdef)
@@ -123,7 +135,8 @@ class Starter:
                                abandon: asyncio.Event) -> None:
         """The sandbox's cgroups and storage, then each container's rootfs once its image is
         in (unless the start is abandoned first)."""
-        spec = SandboxSpec(task.cpu, task.memory, task.storage_gib)
+        spec = SandboxSpec(task.cpu, task.memory, task.storage_gib,
+                           self.volumes.specs(task) if self.volumes else ())
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
         if not pulls.done() and not abandon.is_set():
             await done_or_set(pulls, abandon)
@@ -192,6 +205,10 @@ class Starter:
                 return self.book.fail_start(tid, why)
         try:
             await sandbox
+            if self.volumes is not None:
+                why = await self.volumes.prepare(tid, lambda: self.turns.end(tid))
+                if why:
+                    return self.book.fail_start(tid, why)
             ok = await self.containers.start_all(tid, images, lambda: self.turns.end(tid))
         except Exception as err:  # noqa: BLE001
             log.exception("task %s: container start failed", tid)
