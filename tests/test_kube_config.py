@@ -383,3 +383,42 @@ def test_kubectl_create_and_token_secrets(kube):
         time.sleep(0.2)
     assert kubectl(kube, "--token", token, "get", "pods", "-n", NS).returncode != 0
     delete(kube, "secret/lit", "configmap/conf")
+
+
+def test_volumes_after_a_server_crash(srv, kube, busybox_image):
+    """A SIGKILL of the server: the pod runs on, its files still follow their ConfigMap, and
+    the token it was given still opens the API (the key is kept in the store)."""
+    apply(kube, {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "kept", "namespace": NS}, "data": {"v": "before"}})
+    script = ("echo token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token); "
+              "while true; do echo \"v=$(cat /c/v)\"; sleep 0.3; done")
+    apply(kube, pod("survivor", busybox_image, [{
+        "name": "app", "command": ["sh", "-c", script],
+        "volumeMounts": [{"name": "c", "mountPath": "/c"}]}],
+        volumes=[{"name": "c", "configMap": {"name": "kept"}}]))
+    text = wait_logs(kube, "survivor", "^v=before$")
+    token = next(line for line in text.splitlines() if line.startswith("token="))[6:]
+    srv.kill()
+    srv.start()
+    kubectl_run(kube, "patch", "configmap", "kept", "-n", NS, "-p",
+                json.dumps({"data": {"v": "after"}}))
+    wait_logs(kube, "survivor", "^v=after$", timeout=20)
+    who = json.loads(kubectl_run(kube, "--token", token, "auth", "whoami", "-o", "json"))
+    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{NS}:default"
+    delete(kube, "pod/survivor", "configmap/kept")
+
+
+def test_sub_path_never_leads_out_of_its_volume(kube, busybox_image):
+    """A symlink a container plants in an emptyDir must not lead a later subPath mount to the
+    host: the mount is refused, and nothing of the host is seen."""
+    apply(kube, pod("escape", busybox_image, [{
+        "name": "app", "command": ["sh", "-c", "ls /host; sleep 3600"],
+        "volumeMounts": [{"name": "e", "mountPath": "/host", "subPath": "evil"}]}],
+        initContainers=[{"name": "plant", "image": busybox_image,
+                         "command": ["sh", "-c", "ln -s / /e/evil"],
+                         "volumeMounts": [{"name": "e", "mountPath": "/e"}]}],
+        restartPolicy="Never", volumes=[{"name": "e", "emptyDir": {}}]))
+    got = wait_for(kube, "escape", "status.phase", "Failed", ns=NS, timeout=30)
+    assert "leads out of volume" in json.dumps(got["status"])
+    assert "etc" not in logs(kube, "escape", "app")
+    delete(kube, "pod/escape")
