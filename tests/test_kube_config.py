@@ -27,6 +27,7 @@ from tests.test_kubectl import (
     make_profile,
     wait_for,
 )
+from tests.tokenauth import TokenRegistry
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
 NS = "cfg"
@@ -422,3 +423,39 @@ def test_sub_path_never_leads_out_of_its_volume(kube, busybox_image):
     assert "leads out of volume" in json.dumps(got["status"])
     assert "etc" not in logs(kube, "escape", "app")
     delete(kube, "pod/escape")
+
+
+def test_image_pull_secrets_of_the_service_account(kube, tmp_path):
+    """A service account's imagePullSecrets reach its pods (the admission copies them), and
+    kubelet pulls with the dockerconfigjson that names the image's registry."""
+    reg = TokenRegistry(tmp_path / "reg")
+    reg.start()
+    try:
+        layout = build_busybox_oci(tmp_path / "layout")
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds",
+                        f"{reg.auth.user}:{reg.auth.password}", f"oci:{layout}",
+                        f"docker://{reg.address}/private/busybox:1"], check=True,
+                       capture_output=True)
+        image = f"{reg.address}/private/busybox:1"
+        auth = base64.b64encode(f"{reg.auth.user}:{reg.auth.password}".encode()).decode()
+        kubectl_run(kube, "create", "serviceaccount", "puller", "-n", NS)
+        apply(kube, {"apiVersion": "v1", "kind": "Secret",
+                     "type": "kubernetes.io/dockerconfigjson",
+                     "metadata": {"name": "regcred", "namespace": NS},
+                     "stringData": {".dockerconfigjson": json.dumps(
+                         {"auths": {reg.address: {"auth": auth}}})}})
+        kubectl_run(kube, "patch", "serviceaccount", "puller", "-n", NS, "-p",
+                    json.dumps({"imagePullSecrets": [{"name": "regcred"}]}))
+        apply(kube, pod("private", image, [{"name": "app", "command": [
+            "sh", "-c", "echo pulled; sleep 3600"]}], serviceAccountName="puller"))
+        wait_logs(kube, "private", "^pulled$")
+        spec = json.loads(kubectl_run(kube, "get", "pod", "private", "-n", NS, "-o",
+                                      "json"))["spec"]
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+        # Without the secret, the registry says no.
+        apply(kube, pod("anonymous", image, [{"name": "app"}]))
+        got = wait_for(kube, "anonymous", "status.phase", "Failed", ns=NS, timeout=30)
+        assert "unauthorized" in json.dumps(got["status"]).lower()
+    finally:
+        delete(kube, "pod/private", "pod/anonymous", "secret/regcred", "serviceaccount/puller")
+        reg.stop()

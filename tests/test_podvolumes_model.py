@@ -81,6 +81,21 @@ def test_secret_rules():
     assert "must not start with '..'" in err.value.message and "Too long" in err.value.message
 
 
+def test_pull_credentials_from_docker_configs():
+    config = {"auths": {"https://index.docker.io/v1/": {"auth": b64("hub:pw")},
+                        "reg.example.com:5000": {"username": "u", "password": "p"}}}
+    s = {"metadata": {"name": "r"}, "type": "kubernetes.io/dockerconfigjson",
+         "stringData": {".dockerconfigjson": __import__("json").dumps(config)}}
+    secret.default_secret(s)
+    secret.check_secret(s, None)
+    assert secret.pull_credentials("busybox:1", [s]) == ("hub", "pw")
+    assert secret.pull_credentials("docker.io/library/busybox", [s]) == ("hub", "pw")
+    assert secret.pull_credentials("reg.example.com:5000/a/b:1", [s]) == ("u", "p")
+    assert secret.pull_credentials("other.example.com/a", [s]) is None
+    assert secret.image_host("localhost/x") == "localhost"
+    assert secret.image_host("team/app") == "docker.io"
+
+
 # ---- ServiceAccount admission and tokens
 def test_service_account_admission_mounts_kube_api_access():
     pod = {"metadata": {"name": "p"}, "spec": spec({}, {"volumeMounts": [

@@ -287,7 +287,6 @@ def test_a_pod_as_the_apiserver_defaults_it_is_admitted():
     ({}, {"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}]}, "spec.hostAliases"),
     ({}, {"dnsPolicy": "None"}, "spec.dnsPolicy"),
     ({}, {"dnsConfig": {"nameservers": ["1.1.1.1"]}}, "spec.dnsConfig"),
-    ({}, {"imagePullSecrets": [{"name": "reg"}]}, "spec.imagePullSecrets"),
     ({}, {"activeDeadlineSeconds": 60}, "spec.activeDeadlineSeconds"),
     ({}, {"shareProcessNamespace": True}, "spec.shareProcessNamespace"),
     ({}, {"hostname": "box"}, "spec.hostname"),

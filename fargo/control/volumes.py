@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..model import lifecycle, podvolumes
+from ..model import lifecycle, podvolumes, secret
 from ..model import serviceaccount as sa_rules
 from ..model.downward import Placed
 from ..model.errors import ApiError
@@ -122,6 +122,29 @@ class TaskVolumes:
                 raise Missing(f'MountVolume.SetUp failed for volume "{v["name"]}" : '
                               f"{err}") from None
         return out
+
+    def pull_auth(self, task: Task) -> list[tuple[str, str] | None] | None:
+        """A pod's credentials for each container's image, from its imagePullSecrets (one
+        missing is said in an event, and the pull goes on without it, as kubelet does)."""
+        pod = self._pod(task)
+        names = [r.get("name") for r in ((pod or {}).get("spec") or {}).get(
+            "imagePullSecrets") or [] if isinstance(r, dict)]
+        if pod is None or not names:
+            return None
+        assert task.pod is not None
+        found: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for name in names:
+            obj = self.state.find(task.pod.cluster, "secrets", task.pod.namespace, str(name))
+            if obj is None:
+                missing.append(str(name))
+            else:
+                found.append(obj)
+        if missing:
+            self._tell(task, pod, "FailedToRetrieveImagePullSecret",
+                       "Unable to retrieve some image pull secrets (" + ", ".join(missing)
+                       + "); attempting to pull the image may not succeed.")
+        return [secret.pull_credentials(c["image"], found) for c in task.plan]
 
     # ---- the start: before any container
     async def prepare(self, tid: str, on_wait: Callable[[], None]) -> str | None:

@@ -28,6 +28,7 @@ _SPEC_KNOWN: Known = {
     "serviceAccount": None, "enableServiceLinks": (True, False),
     "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
     "automountServiceAccountToken": None, "os": ({"name": "linux"},),
+    "imagePullSecrets": None,  # control/volumes.py's pull_auth
 }
 _CONTAINER_KNOWN: Known = {
     "name": None, "image": None, "command": None, "args": None, "workingDir": None,

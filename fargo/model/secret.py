@@ -39,6 +39,59 @@ def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
+def _host(key: str) -> str:
+    """A docker config's registry key as a host[:port] (it may be a URL with a path)."""
+    key = key.split("://", 1)[-1]
+    host = key.split("/", 1)[0].lower()
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def image_host(image: str) -> str:
+    """The registry an image reference names (Docker's rule: the first part is a host when it
+    holds a dot or a port, or is localhost; otherwise Docker Hub)."""
+    first = image.split("/", 1)[0] if "/" in image else ""
+    if first and ("." in first or ":" in first or first == "localhost"):
+        return _host(first)
+    return "docker.io"
+
+
+def registry_auths(secret: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """(user, password) by registry host, from a dockerconfigjson or dockercfg secret."""
+    values = decoded(secret)
+    raw = values.get(".dockerconfigjson") or values.get(".dockercfg")
+    try:
+        doc = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    auths = doc.get("auths", doc) if ".dockerconfigjson" in values else doc
+    out: dict[str, tuple[str, str]] = {}
+    for key, entry in (auths if isinstance(auths, dict) else {}).items():
+        if not isinstance(entry, dict):
+            continue
+        user, password = entry.get("username"), entry.get("password")
+        if not (user and password) and isinstance(entry.get("auth"), str):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                continue
+        if user and password:
+            out.setdefault(_host(str(key)), (str(user), str(password)))
+    return out
+
+
+def pull_credentials(image: str, secrets: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """What kubelet pulls an image with from a pod's imagePullSecrets: the first secret
+    holding its registry (none: an anonymous pull)."""
+    host = image_host(image)
+    for s in secrets:
+        found = registry_auths(s).get(host)
+        if found:
+            return found
+    return None
+
+
 def merge_string_data(obj: dict[str, Any]) -> None:
     """stringData's plain values into data (each one wins over data's), as the apiserver's
     conversion does on every write; stringData itself is never kept."""

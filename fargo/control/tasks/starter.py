@@ -56,6 +56,10 @@ class VolumeHook(Protocol):
         """Once what the volumes hold is written (waiting for it, without the start's turn,
         until the task is stopped): why the task fails to start, if it does."""
 
+    def pull_auth(self, task: Task) -> list[tuple[str, str] | None] | None:
+        """A pod's registry credentials per container (its imagePullSecrets); None: the
+        containers' own repositoryCredentials."""
+
 
 class NetworkHooks(Protocol):
     """Told when a task's network comes and goes (the metadata endpoint lives there)."""
@@ -99,7 +103,8 @@ class Starter:
     async def _start(self, task: Task) -> Task:
         tid = task.id
         try:
-            creds = [self.registry_auth(c) for c in task.plan]
+            pod_auth = self.volumes.pull_auth(task) if self.volumes else None
+            creds = pod_auth or [self.registry_auth(c) for c in task.plan]
             # Before any container exists; again at each start (a redone one too).
             env = {} if task.pod else resolve_secrets(task, self.sources)
         except ApiError as err:
