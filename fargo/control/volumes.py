@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..model import lifecycle, podvolumes, secret
+from ..model import lifecycle, podvolumes, secret, varexpand
 from ..model import serviceaccount as sa_rules
 from ..model.downward import Placed
 from ..model.errors import ApiError
@@ -244,6 +244,9 @@ class TaskVolumes:
                                + ", ".join(sources.invalid_env) + "] from the EnvFrom were "
                                "skipped since they are considered invalid environment "
                                "variable names.")
+            if c is not None:
+                env, args = varexpand.container_expansion(c, env, list(spec.args))
+                return dataclasses.replace(spec, env=env, args=args, volume_mounts=mounts)
         return dataclasses.replace(spec, env=env, volume_mounts=mounts)
 
     # ---- while it runs
