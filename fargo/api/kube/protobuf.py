@@ -85,8 +85,9 @@ def object_meta(buf: bytes) -> dict[str, Any]:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """A protobuf-encoded object as JSON: TypeMeta and ObjectMeta (all kubectl's generators
-    that post protobuf set for a Namespace). ValueError for anything else."""
+    """A protobuf-encoded object as JSON: for a Namespace its TypeMeta and ObjectMeta (all
+    `kubectl create namespace` sets), the kinds of protoschema.KINDS in full. ValueError for
+    anything else."""
     if not raw.startswith(MAGIC):
         raise ValueError("not a Kubernetes protobuf message")
     unknown = dict(fields(raw[len(MAGIC):]))
@@ -94,13 +95,15 @@ def decode(raw: bytes) -> dict[str, Any]:
     obj: dict[str, Any] = {"apiVersion": _text(type_meta.get(1, b"")),
                            "kind": _text(type_meta.get(2, b""))}
     body = unknown.get(2, b"")
-    if obj["kind"] != "Namespace":
-        from . import protoschema  # the workload kinds' messages (it reads with fields())
+    # Which messages the body is read with: the envelope's TypeMeta, group and version too.
+    if (obj["apiVersion"], obj["kind"]) != ("v1", "Namespace"):
+        from . import protoschema  # the other kinds' messages (it reads with fields())
 
-        if obj["kind"] in protoschema.KINDS and isinstance(body, bytes):
-            return {**obj, **protoschema.decode_object(obj["kind"], body)}
-        raise ValueError(f"fargo reads protobuf only for Namespace, "
-                         f"{', '.join(protoschema.KINDS)}, not {obj['kind'][:40]}; send JSON")
+        if (obj["apiVersion"], obj["kind"]) in protoschema.KINDS and isinstance(body, bytes):
+            return {**obj, **protoschema.decode_object(obj["apiVersion"], obj["kind"], body)}
+        known = ", ".join(f"{v} {k}" for v, k in [("v1", "Namespace"), *protoschema.KINDS])
+        raise ValueError(f"fargo reads protobuf only for {known}, not "
+                         f"{obj['apiVersion'][:60]} {obj['kind'][:40]}; send JSON")
     for num, value in fields(body if isinstance(body, bytes) else b""):
         if num == 1 and isinstance(value, bytes):
             obj["metadata"] = object_meta(value)

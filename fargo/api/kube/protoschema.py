@@ -1,11 +1,13 @@
 """Kubernetes' protobuf encoding of the workload kinds, read into the JSON the rest of fargo
 takes: kubectl's typed clients post protobuf (`kubectl create deployment` does, and does not
-fall back to JSON), so the apiserver's wire form of a Deployment, a ReplicaSet and the pod
-template inside them is read here.
+fall back to JSON, nor does `kubectl create job` or `create cronjob`), so the apiserver's wire
+form of a Deployment, a ReplicaSet, a Job, a CronJob and the pod template inside them is read
+here. The numbers are k8s.io/api's generated.proto (apps/v1, batch/v1, core/v1).
 
 Each message is a line of fields: `jsonName number type`, where the type is s (string),
 i (integer), b (bool), t (a meta Time), q (a Quantity), ios (an IntOrString), ms (a map of
-strings), mq (a map of Quantities) or another message's name; a trailing `*` marks a repeated
+strings), mq (a map of Quantities), mb (a map of bytes, base64 in JSON) or another
+message's name; a trailing `*` marks a repeated
 field, `?` one whose zero value is meaningful (a pointer in Go: kept, where a plain field's
 zero is left out, as its JSON omits it), and `^` a struct embedded inline (its fields are
 its parent's in JSON). A field number a message does not list is refused by name (415): it is
@@ -137,10 +139,38 @@ _SPEC.update({  # core/v1 config objects, and the TokenRequest of `kubectl creat
                         "expirationSeconds 4 i?",
     "BoundObjectReference": "kind 1 s; apiVersion 2 s; name 3 s; uid 4 s",
 })
-# The kinds whose whole object this module reads, by the message that encodes each.
-KINDS = {"Deployment": "Deployment", "ReplicaSet": "ReplicaSet", "ConfigMap": "ConfigMap",
-         "Secret": "Secret", "ServiceAccount": "ServiceAccount",
-         "TokenRequest": "TokenRequest"}
+_SPEC.update({  # batch/v1: what `kubectl create job` (also --from=cronjob) and `create cronjob`
+    # post. A create's status is the server's (an empty one is what kubectl sends).
+    "Job": "metadata 1 ObjectMeta; spec 2 JobSpec; status 3 Status",
+    "JobSpec": "parallelism 1 i?; completions 2 i?; activeDeadlineSeconds 3 i?; "
+               "selector 4 LabelSelector?; manualSelector 5 b?; template 6 PodTemplateSpec; "
+               "backoffLimit 7 i?; ttlSecondsAfterFinished 8 i?; completionMode 9 s?; "
+               "suspend 10 b?; podFailurePolicy 11 PodFailurePolicy?; "
+               "backoffLimitPerIndex 12 i?; maxFailedIndexes 13 i?; "
+               "podReplacementPolicy 14 s?; managedBy 15 s?; successPolicy 16 SuccessPolicy?",
+    # Read so that the Job's checks refuse them by their names (422), as they do in JSON.
+    "PodFailurePolicy": "rules 1 PodFailurePolicyRule*",
+    "PodFailurePolicyRule": "action 1 s; onExitCodes 2 PodFailurePolicyOnExitCodes?; "
+                            "onPodConditions 3 PodFailurePolicyOnPodConditionsPattern*",
+    "PodFailurePolicyOnExitCodes": "containerName 1 s?; operator 2 s; values 3 i*",
+    "PodFailurePolicyOnPodConditionsPattern": "type 1 s; status 2 s",
+    "SuccessPolicy": "rules 1 SuccessPolicyRule*",
+    "SuccessPolicyRule": "succeededIndexes 1 s?; succeededCount 2 i?",
+    "CronJob": "metadata 1 ObjectMeta; spec 2 CronJobSpec; status 3 Status",
+    "CronJobSpec": "schedule 1 s; startingDeadlineSeconds 2 i?; concurrencyPolicy 3 s; "
+                   "suspend 4 b?; jobTemplate 5 JobTemplateSpec; "
+                   "successfulJobsHistoryLimit 6 i?; failedJobsHistoryLimit 7 i?; "
+                   "timeZone 8 s?",
+    "JobTemplateSpec": "metadata 1 ObjectMeta; spec 2 JobSpec",
+})
+# The kinds whose whole object this module reads, by the TypeMeta (apiVersion, kind) of the
+# envelope, each to the message that encodes it: another group's kind of the same name is
+# not read with these numbers.
+KINDS = {("apps/v1", "Deployment"): "Deployment", ("apps/v1", "ReplicaSet"): "ReplicaSet",
+         ("v1", "ConfigMap"): "ConfigMap", ("v1", "Secret"): "Secret",
+         ("v1", "ServiceAccount"): "ServiceAccount",
+         ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+         ("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob"}
 _SCALARS = {"s", "i", "b", "t", "q", "ios", "ms", "mq", "mb"}
 
 
@@ -289,9 +319,9 @@ def spec_kind(spec: dict[int, _Field], name: str) -> str:
     return next(f.kind for f in spec.values() if f.name == name)
 
 
-def decode_object(kind: str, body: bytes) -> dict[str, Any]:
+def decode_object(api_version: str, kind: str, body: bytes) -> dict[str, Any]:
     """The object (metadata, spec, status) a protobuf Unknown's raw bytes hold."""
-    obj = decode_message(KINDS[kind], body)
+    obj = decode_message(KINDS[api_version, kind], body)
     meta = obj.get("metadata") or {}
     meta.pop("selfLink", None)
     return obj
