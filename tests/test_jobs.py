@@ -1,8 +1,8 @@
 """Jobs, CronJobs and DaemonSets driven by the real kubectl against a real fargo server, their
 pods running in runc sandboxes on Fargate nodes: completions with parallelism, a Job that
-runs out of backoffLimit (and goes at its ttlSecondsAfterFinished), an Indexed Job, the Job
-`kubectl create job --from=cronjob` builds, a DaemonSet that never runs, and a Job that finishes,
-counted exactly, across a server SIGKILL."""
+runs out of backoffLimit (and goes at its ttlSecondsAfterFinished), an Indexed Job, the Jobs and
+CronJobs `kubectl create job` (also --from=cronjob) and `create cronjob` post as protobuf, a
+DaemonSet that never runs, and a Job that finishes, counted exactly, across a server SIGKILL."""
 
 from __future__ import annotations
 
@@ -172,14 +172,10 @@ def test_cronjob_and_create_job_from_it(kubeconfig, busybox_image):
                          "SCHEDULE", "AGE"]
     assert cells[9:16] == ["nightly", "0", "3", "*", "*", "*", "Europe/Berlin"]
     assert cells[16:19] == ["True", "0", "<none>"]
-    # kubectl builds the Job from the CronJob client-side; `create job` posts it as
-    # protobuf, which fargo reads for Namespaces only (a 415 naming the kind), so it goes
-    # as the JSON kubectl prints for it.
-    direct = kubectl(kubeconfig, "create", "job", "by-hand", "--from=cronjob/nightly", "-n", NS)
-    assert direct.returncode != 0 and "protobuf" in direct.stderr
-    built = kubectl_run(kubeconfig, "create", "job", "by-hand", "--from=cronjob/nightly",
-                        "-n", NS, "--dry-run=client", "-o", "json")
-    out = kubectl_run(kubeconfig, "create", "-f", "-", stdin=built)
+    # kubectl builds the Job from the CronJob client-side (its stored jobTemplate, defaults
+    # and all) and posts it as protobuf, with no fallback to JSON.
+    out = kubectl_run(kubeconfig, "create", "job", "by-hand", "--from=cronjob/nightly",
+                      "-n", NS)
     assert "job.batch/by-hand created" in out
     job = wait_job(kubeconfig, "by-hand", "complete")
     assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
@@ -197,6 +193,43 @@ def test_cronjob_and_create_job_from_it(kubeconfig, busybox_image):
     # the CronJob's deletion takes its Jobs along
     kubectl_run(kubeconfig, "delete", "cronjob", "nightly", "-n", NS)
     wait_deleted(kubeconfig, "job", "by-hand", NS)
+
+
+def test_kubectl_create_job_and_cronjob(kubeconfig, busybox_image):
+    # kubectl's generators post protobuf and do not fall back to JSON on a 415.
+    out = kubectl_run(kubeconfig, "create", "job", "made", f"--image={busybox_image}", "-n", NS,
+                      "--", "sh", "-c", "echo made by kubectl")
+    assert "job.batch/made created" in out
+    job = wait_job(kubeconfig, "made", "complete")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["containers"][0]["name"] == "made"
+    assert pod["containers"][0]["command"] == ["sh", "-c", "echo made by kubectl"]
+    assert job["spec"]["backoffLimit"] == 6 and job["spec"]["completions"] == 1  # defaulted
+    assert kubectl_run(kubeconfig, "logs", "job/made", "-n", NS).strip() == "made by kubectl"
+    kubectl_run(kubeconfig, "delete", "job", "made", "-n", NS)
+    out = kubectl_run(kubeconfig, "create", "cronjob", "tick", f"--image={busybox_image}",
+                      "--schedule=*/5 * * * *", "-n", NS, "--", "echo", "tick")
+    assert "cronjob.batch/tick created" in out
+    cj = get(kubeconfig, "cronjob", "tick")
+    assert cj["spec"]["schedule"] == "*/5 * * * *"
+    assert cj["spec"]["concurrencyPolicy"] == "Allow" and cj["spec"]["suspend"] is False
+    template = cj["spec"]["jobTemplate"]
+    assert template["metadata"]["name"] == "tick"
+    assert template["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert template["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "tick"]
+    assert row(kubeconfig, "cronjobs", "tick")[9:16] == ["tick", "*/5", "*", "*", "*", "*",
+                                                         "<none>"]
+    # the two together: a Job from the CronJob kubectl made, its owner
+    kubectl_run(kubeconfig, "create", "job", "tick-now", "--from=cronjob/tick", "-n", NS)
+    job = wait_job(kubeconfig, "tick-now", "complete")
+    assert job["metadata"]["ownerReferences"][0]["uid"] == cj["metadata"]["uid"]
+    assert kubectl_run(kubeconfig, "logs", "job/tick-now", "-n", NS).strip() == "tick"
+    # a kind fargo does not serve stays refused
+    out = kubectl(kubeconfig, "create", "quota", "q", "--hard=pods=1", "-n", NS)
+    assert out.returncode != 0 and "could not find the requested resource" in out.stderr
+    kubectl_run(kubeconfig, "delete", "cronjob", "tick", "-n", NS)
+    wait_deleted(kubeconfig, "job", "tick-now", NS)
 
 
 def test_daemonset_is_stored_and_never_runs(kubeconfig, busybox_image):
