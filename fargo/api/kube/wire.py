@@ -12,7 +12,7 @@ from aiohttp import web
 from ...control.objects import DeleteOptions
 from ...model import kubeobj, kubeschema, objmeta, strategic
 from ...model.admission import apply_json_patch
-from ...model.kubeerrors import KubeError, bad_request
+from ...model.kubeerrors import KubeError, bad_request, invalid
 from ...model.kubeobj import MAX_GRACE
 from .. import body
 from . import protobuf
@@ -86,6 +86,7 @@ async def delete_options(request: web.Request, dry_run: bool) -> DeleteOptions:
     if body is not None and not isinstance(body, dict):
         raise bad_request("the DeleteOptions body is not an object")
     body = body or {}
+    _check_delete_options(body)
     grace = request.query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
     propagation = request.query.get("propagationPolicy", body.get("propagationPolicy"))
     if body.get("orphanDependents") is not None or request.query.get("orphanDependents"):
@@ -98,7 +99,28 @@ async def delete_options(request: web.Request, dry_run: bool) -> DeleteOptions:
         raise bad_request("DeleteOptions.preconditions must hold strings")
     return DeleteOptions(grace=_grace(grace), propagation=objmeta.propagation(propagation, ""),
                          uid=pre.get("uid"), resource_version=pre.get("resourceVersion"),
-                         dry_run=dry_run or body.get("dryRun") == ["All"])
+                         dry_run=dry_run or bool(body.get("dryRun")))
+
+
+def _check_delete_options(body: dict[str, Any]) -> None:
+    """A DeleteOptions body as the apiserver decodes and validates it: a member of the
+    wrong type is a 400; a dryRun other than All, or orphanDependents beside a
+    propagationPolicy, a 422 (never a real deletion the client asked to be a dry run)."""
+    schema = kubeschema.kind_schema("", "v1", "DeleteOptions")
+    found = kubeschema.check(body, schema) if schema is not None else None
+    if found is not None and found.types:
+        raise bad_request(f"the DeleteOptions body could not be decoded: {found.types[0]}")
+    causes = []
+    dry = body.get("dryRun") or []
+    if any(v != "All" for v in dry):
+        causes.append(("dryRun", f"Unsupported value: {str(dry)[:80]}: supported values: "
+                       '"All"'))
+    if body.get("orphanDependents") is not None and body.get("propagationPolicy"):
+        causes.append(("propagationPolicy", f"Invalid value: "
+                       f"{str(body['propagationPolicy'])[:40]!r}: orphanDependents and "
+                       "deletionPropagation cannot be both set"))
+    if causes:
+        raise invalid("DeleteOptions.meta.k8s.io", "", causes)
 
 
 def _grace(grace: Any) -> int | None:
