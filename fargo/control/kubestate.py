@@ -102,7 +102,10 @@ class KubeState:
         meta = obj["metadata"]
         if dry_run:
             return obj
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and \
+        # A namespace is held by its spec.finalizers until what it holds is gone
+        # (control/pods.py removes it then): marking it Terminating must not remove it.
+        held = resource == "namespaces" and (obj.get("spec") or {}).get("finalizers")
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not held and \
                 meta.get("deletionGracePeriodSeconds", 0) == 0:
             return self._remove(cluster, resource, ns, obj)
         return self._write(cluster, resource, ns, obj, "MODIFIED")
@@ -158,6 +161,8 @@ class KubeState:
                           dry_run: bool = False) -> dict[str, Any]:
         old = self.get(cluster, "namespaces", "", name)
         merged = kubeobj.replaced_namespace(old, new, name)
+        # A stale resourceVersion is a 409 and the server's stamps stay, as for every kind.
+        objmeta.updated_metadata(old["metadata"], new["metadata"], "namespaces")
         return self.update(cluster, "namespaces", "", merged, dry_run) if merged != old else old
 
     def drop_cluster(self, cluster: str) -> None:
