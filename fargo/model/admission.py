@@ -183,6 +183,15 @@ def verdict(pod: dict[str, Any], profiles: list[dict[str, Any]],
     return "Pod not supported on Fargate: " + "; ".join(parts) if parts else None
 
 
+def _list_index(key: str, size: int) -> int:
+    """An array index of a JSON pointer (RFC 6901: digits, no leading zero), below
+    `size`; ValueError otherwise (Python's negative indices and huge numbers are not)."""
+    if not (key.isascii() and key.isdigit()) or (len(key) > 1 and key[0] == "0") \
+            or len(key) > 18 or int(key) >= size:
+        raise ValueError(f"array index {key[:40]!r} is out of bounds")
+    return int(key)
+
+
 def apply_json_patch(doc: Any, patch: list[dict[str, Any]]) -> Any:
     """RFC 6902 add/remove/replace/test on plain JSON (enough for our own patches and PATCH
     requests); ValueError on anything it cannot apply."""
@@ -198,14 +207,18 @@ def apply_json_patch(doc: Any, patch: list[dict[str, Any]]) -> Any:
                 doc = copy.deepcopy(op["value"])
                 continue
             raise ValueError(f"unsupported operation on the root: {op['op']}")
-        keys = [k.replace("~1", "/").replace("~0", "~") for k in path.lstrip("/").split("/")]
+        if not path.startswith("/"):
+            raise ValueError(f"a JSON pointer must be empty or start with '/': {path[:60]!r}")
+        keys = [k.replace("~1", "/").replace("~0", "~") for k in path[1:].split("/")]
         parent = doc
         for k in keys[:-1]:
-            parent = parent[int(k)] if isinstance(parent, list) else parent[k]
+            parent = parent[_list_index(k, len(parent))] if isinstance(parent, list) \
+                else parent[k]
         last = keys[-1]
         kind = op["op"]
         if isinstance(parent, list):
-            idx = len(parent) if last == "-" else int(last)
+            idx = len(parent) if last == "-" and kind == "add" else \
+                _list_index(last, len(parent) + (kind == "add"))
             if kind == "add":
                 parent.insert(idx, copy.deepcopy(op["value"]))
             elif kind == "remove":
