@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -299,8 +300,10 @@ def _no_constant(word: str) -> Any:
 
 def loads(raw: bytes | str) -> Any:
     """JSON as Go's decoder reads it (NaN and Infinity are not numbers), the last of a
-    duplicated key winning, and the duplicates kept for field validation."""
-    return json.loads(raw, parse_constant=_no_constant, object_pairs_hook=_pairs)
+    duplicated key winning, and the duplicates kept for field validation. Bytes are UTF-8
+    (Python would also guess UTF-16 and UTF-32, which Go's decoder refuses)."""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_pairs)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -452,11 +455,30 @@ def _type_error(value: Any, schema: Schema, owner: str | None, path: str) -> str
         return None
     else:
         ok = _fits(value, t)
-    if ok:
+    if ok and _in_range(value, schema, node):
         return None
     got = _JSON_TYPE.get(type(value), "value")
+    if ok:  # a number its Go type cannot hold, as Go's decoder words it
+        got = f"number {str(value)[:40]}"
     where = f"{short(owner).rsplit('.', 1)[-1]}.{path}" if owner else path
     return f"json: cannot unmarshal {got} into Go struct field {where} of type {go_type(schema)}"
+
+
+_INT_LIMITS = {"int32": 2**31, "int64": 2**63}
+
+
+def _in_range(value: Any, schema: Schema, node: Schema) -> bool:
+    """Whether a number fits the Go type it decodes into: int32 and int64 members (and
+    IntOrString's int32) hold no more, a float64 no infinity (1e400 in JSON)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return True
+    fmt = node.get("format")
+    if fmt is None and (ref_name(schema) or "").endswith("intstr.IntOrString"):
+        fmt = "int32"
+    limit = _INT_LIMITS.get(fmt or "")
+    return limit is None or -limit <= value < limit
 
 
 def _fits(value: Any, t: str) -> bool:
