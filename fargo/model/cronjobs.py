@@ -168,8 +168,10 @@ def zone(name: Any) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ScheduleError(f"unknown time zone {name}") from err
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:
+        # OSError: a directory of the zone database ("America"), a name past the file
+        # system's limit
+        raise ScheduleError(f"unknown time zone {str(name)[:100]}") from err
 
 
 def _zone_error(name: Any) -> str | None:
