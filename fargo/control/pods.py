@@ -88,7 +88,9 @@ class Pods:
         old = self.state.get(cluster, "pods", ns, name)
         kubeobj.check_kind(new, "Pod")
         new = copy.deepcopy(new)
-        new_meta = new.setdefault("metadata", {})
+        if not isinstance(new.get("metadata"), dict):  # left out, or null
+            new["metadata"] = {}
+        new_meta = new["metadata"]
         new_meta.setdefault("name", name)
         new_meta.setdefault("namespace", ns)
         new_meta.setdefault("uid", old["metadata"]["uid"])

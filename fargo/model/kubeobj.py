@@ -64,6 +64,11 @@ def check_meta(obj: dict[str, Any], kind: str, label_name: bool = False) -> str:
     name = meta.get("name")
     err = name_error(name, label_name)
     errors = [("metadata.name", err)] if err else []
+    gen = meta.get("generateName")
+    if isinstance(gen, str) and gen:  # a prefix: its trailing dash is fine
+        err = name_error(gen[:-1] + "a" if gen.endswith("-") else gen, label_name)
+        if err:
+            errors.append(("metadata.generateName", err))
     errors += _label_errors(meta.get("labels"), "metadata.labels")
     ann = meta.get("annotations")
     if ann is not None and (not isinstance(ann, dict)
@@ -115,7 +120,9 @@ def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> d
     """`old` with the labels and annotations of `new` (an update changes nothing else; the
     name may not change)."""
     check_kind(new, "Namespace")
-    if (new.get("metadata") or {}).get("name", name) != name:
+    if not isinstance(new.get("metadata"), dict):  # left out, or null
+        new["metadata"] = {}
+    if new["metadata"].get("name", name) != name:
         raise KubeError(422, "Invalid", f'Namespace "{name}" is invalid: metadata.name: '
                         "Invalid value: field is immutable")
     new.setdefault("metadata", {})["name"] = name
@@ -133,6 +140,57 @@ def replaced_namespace(old: dict[str, Any], new: dict[str, Any], name: str) -> d
         merged["metadata"].pop("managedFields", None)
     merged["metadata"].setdefault("labels", {})[NAME_LABEL] = name
     return merged
+
+
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_MAX_ID = 2**31 - 1  # user and group ids, as the apiserver bounds them
+
+
+def _port_errors(ports: Any, field: str) -> list[tuple[str, str]]:
+    """A container's ports: numbers in 1..65535, a protocol of the three."""
+    if ports is None:
+        return []
+    if not isinstance(ports, list):
+        return [(field, "Invalid value: must be a list")]
+    out = []
+    for i, p in enumerate(ports):
+        at = f"{field}[{i}]"
+        if not isinstance(p, dict):
+            out.append((at, "Invalid value: must be an object"))
+            continue
+        for key in ("containerPort", "hostPort"):
+            v = p.get(key)
+            if v is None or (key == "hostPort" and v == 0):
+                if key == "containerPort":
+                    out.append((f"{at}.{key}", "Required value"))
+            elif not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
+                out.append((f"{at}.{key}", f"Invalid value: {str(v)[:40]}: must be between "
+                            "1 and 65535, inclusive"))
+        if p.get("protocol") not in (None, *_PROTOCOLS):
+            out.append((f"{at}.protocol", f"Unsupported value: {str(p['protocol'])[:40]!r}: "
+                        'supported values: "SCTP", "TCP", "UDP"'))
+    return out
+
+
+def _security_errors(sc: Any, field: str) -> list[tuple[str, str]]:
+    """User and group ids in 0..2^31-1; capability names strings."""
+    if not isinstance(sc, dict):
+        return []
+    out = []
+    for key in ("runAsUser", "runAsGroup", "fsGroup"):
+        v = sc.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                              or not 0 <= v <= _MAX_ID):
+            out.append((f"{field}.{key}", f"Invalid value: {str(v)[:40]}: must be between 0 "
+                        f"and {_MAX_ID}, inclusive"))
+    caps = sc.get("capabilities")
+    for key in ("add", "drop"):
+        names = caps.get(key) if isinstance(caps, dict) else None
+        if names is not None and (not isinstance(names, list) or not all(
+                isinstance(n, str) and n for n in names)):
+            out.append((f"{field}.capabilities.{key}", "Invalid value: must be a list of "
+                        "capability names"))
+    return out
 
 
 def _container_errors(containers: Any, field: str, seen: set[str],
@@ -164,8 +222,14 @@ def _container_errors(containers: Any, field: str, seen: set[str],
         for j, e in enumerate(c.get("env") or []):
             if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]:
                 out.append((f"{at}.env[{j}].name", "Required value"))
+            elif "=" in e["name"] or not all(" " <= ch <= "~" for ch in e["name"]):
+                out.append((f"{at}.env[{j}].name", f"Invalid value: {e['name'][:80]!r}: a "
+                            "valid environment variable name must consist only of printable "
+                            "ASCII characters other than '='"))
             elif e.get("value") is not None and not isinstance(e["value"], str):
                 out.append((f"{at}.env[{j}].value", "Invalid value: must be a string"))
+        out += _port_errors(c.get("ports"), f"{at}.ports")
+        out += _security_errors(c.get("securityContext"), f"{at}.securityContext")
         res = c.get("resources") or {}
         if not isinstance(res, dict):
             out.append((f"{at}.resources", "Invalid value: must be an object"))
@@ -189,6 +253,12 @@ def check_pod(pod: dict[str, Any]) -> str:
     seen: set[str] = set()
     errors = _container_errors(spec.get("containers"), "spec.containers", seen, True)
     errors += _container_errors(spec.get("initContainers"), "spec.initContainers", seen, False)
+    errors += _security_errors(spec.get("securityContext"), "spec.securityContext")
+    node = spec.get("nodeName")
+    if node not in (None, ""):
+        err = name_error(node)
+        if err:
+            errors.append(("spec.nodeName", err))
     policy = spec.get("restartPolicy", "Always")
     if policy not in RESTART_POLICIES:
         errors.append(("spec.restartPolicy", f"Unsupported value: {str(policy)[:40]!r}: "

@@ -14,6 +14,7 @@ Obj = dict[str, Any]
 # The apiserver's alphabet for generateName's suffix: no vowels, no look-alikes.
 NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SUFFIX_LEN = 5
+MAX_GENERATED_PREFIX = 63 - SUFFIX_LEN
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 PROPAGATIONS = ("Orphan", "Background", "Foreground")
@@ -38,7 +39,8 @@ def assign_name(body: Any, suffix: str) -> None:
     meta = body.get("metadata")
     if isinstance(meta, dict) and not meta.get("name") and isinstance(
             meta.get("generateName"), str) and meta["generateName"]:
-        meta["name"] = meta["generateName"][:253 - SUFFIX_LEN] + suffix
+        # The apiserver's generator keeps 58 characters of the prefix, whatever the kind.
+        meta["name"] = meta["generateName"][:MAX_GENERATED_PREFIX] + suffix
 
 
 def _owner_errors(refs: Any) -> list[tuple[str, str]]:
