@@ -13,6 +13,10 @@ Matcher = Callable[[dict[str, Any]], bool]
 _SET = re.compile(r"^\s*([^\s!=()]+)\s+(in|notin)\s+\(([^()]*)\)\s*$")
 _CMP = re.compile(r"^\s*([^\s!=()]+)\s*(==|=|!=)\s*([^\s!=()]*)\s*$")
 _EXISTS = re.compile(r"^\s*(!?)\s*([^\s!=()]+)\s*$")
+# What a label's key (an optional DNS subdomain prefix, a name) and value may be.
+_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def _split(text: str) -> list[str]:
@@ -45,17 +49,38 @@ def _label_set(key: str, present: bool) -> LabelTest:
     return lambda labels: (key in labels) == present
 
 
+def _checked(part: str, key: str, values: set[str]) -> None:
+    """A requirement's key and values as labels take them (the apiserver refuses a
+    selector that no label could ever match by its shape)."""
+    prefix, _, name = key.rpartition("/")
+    if len(name) > 63 or not _NAME.match(name) or (
+            "/" in key and (len(prefix) > 253 or not _PREFIX.match(prefix))):
+        raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}: invalid "
+                          f"label key {key[:80]!r}")
+    for v in values:
+        if len(v) > 63 or not _VALUE.match(v):
+            raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}: invalid "
+                              f"label value {v[:80]!r}: must be 63 characters or less, "
+                              "alphanumeric with '-', '_' or '.' inside")
+
+
 def label_selector(text: str | None) -> LabelTest:
     reqs: list[LabelTest] = []
     for part in _split(text or ""):
         if m := _SET.match(part):
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if values == {""}:
+                raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}: "
+                                  "for 'in', 'notin' operators, values set can't be empty")
+            _checked(part, key, values)
             reqs.append(_label_in(key, values, op == "in"))
         elif m := _CMP.match(part):
             key, op, value = m.groups()
+            _checked(part, key, {value})
             reqs.append(_label_is(key, value, op != "!="))
         elif m := _EXISTS.match(part):
             neg, key = m.groups()
+            _checked(part, key, set())
             reqs.append(_label_set(key, not neg))
         else:
             raise bad_request(f"unable to parse requirement: {part.strip()[:100]!r}")
