@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from . import kubeobj, objmeta, selectors
+from . import replicaset as rsm
 from .kubeerrors import KubeError, invalid
 from .kubekinds import KindRule, register
 
@@ -116,7 +117,8 @@ def template_errors(template: Any, at: str) -> Errors:
     except KubeError as err:
         causes = (err.details or {}).get("causes") or [{"field": "", "message": err.message}]
         return [(f"{at}.{c['field']}" if c.get("field") else at, c["message"]) for c in causes]
-    return []
+    # What a pod's create checks besides: else every pod stamped from it is refused.
+    return [(f"{at}.{f}", m) for f, m in rsm.pod_spec_errors(pod["spec"])]
 
 
 def selector_matches_template(sel: Any, template: Any, at: str) -> Errors:

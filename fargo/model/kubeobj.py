@@ -254,6 +254,8 @@ def check_pod(pod: dict[str, Any]) -> str:
     errors = _container_errors(spec.get("containers"), "spec.containers", seen, True)
     errors += _container_errors(spec.get("initContainers"), "spec.initContainers", seen, False)
     errors += _security_errors(spec.get("securityContext"), "spec.securityContext")
+    if spec.get("ephemeralContainers"):  # added to a running pod only (kubectl debug)
+        errors.append(("spec.ephemeralContainers", "Forbidden: cannot be set on create"))
     node = spec.get("nodeName")
     if node not in (None, ""):
         err = name_error(node)

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from . import kubeobj
+from . import downward, kubeobj, podvolumes, probes
 from .kubeerrors import KubeError, bad_request, invalid
 from .kubekinds import KindRule, register
 from .objmeta import controller_of
@@ -153,6 +153,15 @@ def _remap(field: str, at: str) -> str:
     return f"{at}.{field}" if field.startswith(("spec", "metadata")) else f"{at}.spec.{field}"
 
 
+def pod_spec_errors(pod_spec: Any) -> Errors:
+    """The checks control/pods.py makes of a pod's spec beyond kubeobj.check_pod's, which
+    a template must pass too: else it is stored and every pod stamped from it refused."""
+    if not isinstance(pod_spec, dict):
+        return []  # check_pod's to refuse
+    return probes.spec_errors(pod_spec) + downward.env_errors(pod_spec) + \
+        podvolumes.spec_errors(pod_spec)
+
+
 def template_errors(spec: Obj, at: str = "spec.template") -> Errors:
     """A template a controller may stamp pods from: a valid pod (kubeobj's checks), labels the
     selector matches, restartPolicy Always, no activeDeadlineSeconds."""
@@ -182,6 +191,8 @@ def template_errors(spec: Obj, at: str = "spec.template") -> Errors:
         causes = (err.details or {}).get("causes") or [{"field": "spec",
                                                          "message": err.message}]
         errors += [(_remap(c["field"], at), c["message"]) for c in causes]
+    else:  # what a pod's create checks besides (probes, env sources, volumes)
+        errors += [(_remap(f, at), m) for f, m in pod_spec_errors(pod_spec)]
     if isinstance(pod_spec, dict):
         policy = pod_spec.get("restartPolicy", "Always")
         if policy in kubeobj.RESTART_POLICIES and policy != "Always":
