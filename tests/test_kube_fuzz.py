@@ -26,6 +26,7 @@ import pytest
 from fargo.api.kube import resources
 from fargo.model import kubeschema
 from tests.test_kube_hardening import (
+    APPLY,
     FG,
     JSONP,
     MERGE,
@@ -41,7 +42,7 @@ from tests.test_kube_hardening import (
     tracebacks,
 )
 
-EXAMPLES = int(os.environ.get("FARGO_FUZZ_EXAMPLES", "700"))
+EXAMPLES = int(os.environ.get("FARGO_FUZZ_EXAMPLES", "2000"))
 SEED = int(os.environ.get("FARGO_FUZZ_SEED", "15"))
 FZ = "fz"  # no profile: what is made stays Pending
 Obj = dict[str, Any]
@@ -200,7 +201,8 @@ def test_random_mutations_of_valid_objects(kube):
     for i in range(EXAMPLES):
         res = rng.choice(kinds)
         base = sample(res, f"fz-{i}")
-        verb = rng.choice(["create", "create", "put", "merge", "strategic", "json", "raw"])
+        verb = rng.choice(["create", "create", "put", "merge", "strategic", "json", "apply",
+                           "raw"])
         fz = [f for f in fields[res.plural] if f[0][:1] != ("status",)]
         if verb == "create":
             body = mutate(rng, base, fz)
@@ -221,6 +223,12 @@ def test_random_mutations_of_valid_objects(kube):
             name = old["metadata"]["name"]
             if verb == "put":
                 r = kube.call("PUT", path_of(res, FZ, name), mutate(rng, old, fz))
+            elif verb == "apply":  # server-side apply of a mutated configuration
+                config = mutate(rng, sample(res, name), fz)
+                manager = rng.choice(["fz", "fz", "other", "", "x" * 200, "a\x00"])
+                force = rng.choice(["", "&force=true", "&force=maybe"])
+                r = kube.call("PATCH", f"{path_of(res, FZ, name)}?fieldManager={manager}"
+                              f"{force}", config, ctype=APPLY)
             elif verb == "json":
                 r = kube.call("PATCH", path_of(res, FZ, name), json_patch(rng, old),
                               ctype=JSONP)

@@ -711,6 +711,28 @@ def test_pod_fields_the_apiserver_refuses(kube):
         body = sample(pods, "p")
         body["spec"]["nodeName"] = node
         assert kube.call("POST", path_of(pods, FG) + "?dryRun=All", body).status_code == 422
+    body = sample(pods, "p")
+    body["spec"]["ephemeralContainers"] = [{"name": "e", "image": IMAGE}]
+    assert kube.call("POST", path_of(pods) + "?dryRun=All", body).status_code == 422
+    # A template is checked as its pods will be (probes, volumes too): else it is stored
+    # and every pod stamped from it refused.
+    for res in served():
+        if res.plural not in ("deployments", "replicasets", "daemonsets", "jobs", "cronjobs"):
+            continue
+        for bad in ({"containers": [{"name": "c", "image": IMAGE, "readinessProbe": {
+                        "periodSeconds": -1, "exec": {"command": ["true"]}}}]},
+                    {"containers": [{"name": "c", "image": IMAGE}],
+                     "volumes": [{"name": "v", "configMap": {"name": "x", "defaultMode": -1}}]},
+                    {"containers": [{"name": "c", "image": IMAGE, "ports": [
+                        {"containerPort": 0}]}]}):
+            body = sample(res, "tpl")
+            spec = body["spec"]["jobTemplate"]["spec"] if res.plural == "cronjobs" \
+                else body["spec"]
+            restart = spec["template"]["spec"].get("restartPolicy")
+            spec["template"]["spec"] = {**copy.deepcopy(bad), **(
+                {"restartPolicy": restart} if restart else {})}
+            r = kube.call("POST", path_of(res) + "?dryRun=All", body)
+            assert r.status_code == 422 and "template.spec." in r.text, (res.plural, r.text)
     for res in served():  # a whole-object write with null metadata keeps the stored one
         name = "keep" if res.namespaced else NS
         for body in ({"metadata": None}, {"metadata": None, "spec": None}):
