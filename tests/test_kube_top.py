@@ -42,7 +42,10 @@ def test_kubectl_top(kubeconfig, cluster, busybox_image):  # noqa: F811
     # A second on, the busy pod has used about its half core.
     got = wait_until(lambda: (r := rows()) and {"busy", "idle"} <= set(r)
                      and millicores(r["busy"][0]) > 200 and r, "no CPU figures for busy")
-    assert millicores(got["busy"][0]) <= 800 and millicores(got["idle"][0]) < 50  # not a core
+    # The busy one is not past its limit; the idle one is far below it (its window may hold
+    # its own start on a loaded machine, so only well under the busy one's is asked).
+    assert millicores(got["busy"][0]) <= 800
+    assert millicores(got["idle"][0]) < min(150, millicores(got["busy"][0]) // 2)
     assert got["idle"][1].endswith("Mi")
     one = kubectl_run(kubeconfig, "top", "pod", "busy", "-n", "apps", "--containers")
     assert one.splitlines()[1].split()[:2] == ["busy", "app"]
