@@ -7,6 +7,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..model import (
@@ -48,6 +49,10 @@ class Pods:
                              engine.containers.watch)
         engine.book.listeners.append(self.prober.task_changed)
         self.usage: PodUsage | None = None  # what kubectl top reads (the server sets it)
+        # (cluster, pod) before a running pod's task is stopped while the pod lives on (its
+        # deletionTimestamp already stored): each hook takes the pod out of its data path
+        # (Services' VIPs, load balancers' targets), quickly and synchronously, never raising.
+        self.before_stop: list[Callable[[str, dict[str, Any]], None]] = []
         self._loop: asyncio.Task | None = None
 
     # ---- API operations
@@ -118,16 +123,25 @@ class Pods:
         task = self.engine.get(tid) if tid else None
         if task is None or task.last_status == "STOPPED" or grace == 0:
             if task is not None and task.last_status != "STOPPED":
+                self._before_stop(cluster, pod)
                 self.engine.stop_task(task.id, "Pod deleted", grace=0)
             return self.state.delete(cluster, "pods", ns, name) or pod
         if not pod["metadata"].get("deletionTimestamp"):
             pod["metadata"]["deletionTimestamp"] = now_rfc3339(time.time() + grace)
             pod["metadata"]["deletionGracePeriodSeconds"] = grace
             pod = self.state.update(cluster, "pods", ns, pod)
+            self._before_stop(cluster, pod)
             self.engine.stop_task(task.id, "Pod deleted", grace=grace)
             self.state.record_event(cluster, pod, "Normal", "Killing",
                                     "Stopping containers", "kubelet")
         return pod
+
+    def _before_stop(self, cluster: str, pod: dict[str, Any]) -> None:
+        for hook in self.before_stop:
+            try:
+                hook(cluster, pod)
+            except Exception:  # noqa: BLE001 - a hook's trouble must not keep the pod running
+                log.exception("before stopping pod %s", pod["metadata"].get("name"))
 
     def delete_namespace(self, cluster: str, name: str,
                          opts: DeleteOptions | None = None) -> dict[str, Any]:
@@ -210,6 +224,7 @@ class Pods:
                 gone = profile is None or profile["status"] == "DELETING"
                 if gone and not priv.get("requeue"):
                     # Its profile is going: stop it; once stopped it waits Pending again.
+                    self._before_stop(cluster, pod)
                     self.engine.stop_task(task.id, "Fargate profile deleted", grace=pod["spec"].get(
                         "terminationGracePeriodSeconds", 30))
                     priv["requeue"] = dirty = True
