@@ -9,7 +9,7 @@ import platform
 import time
 from typing import Any
 
-from ..model import admission, downward, podsize, podtask
+from ..model import admission, downward, podsize, podtask, sgpolicy
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.profiles import PIN_LABEL
@@ -104,6 +104,10 @@ class FargateScheduler:
         td = {"family": f"eks-{cname}", "containerDefinitions": plan,
               "taskDefinitionArn": f"arn:aws:eks:{self.region}:{ACCOUNT}:pod/{cname}/{ns}/"
                                    f"{pod['metadata']['name']}"}
+        # EKS's security groups for pods: the groups of the SecurityGroupPolicies that select
+        # it, instead of the default group (an unknown one keeps it Pending, and says so).
+        groups = sgpolicy.groups_for(pod, self.state.list(cname, "securitygrouppolicies", ns),
+                                     self.state.list(cname, "serviceaccounts", ns))
         try:
             task, why = self.engine.run_sized(
                 td=td, cluster_arn=f"arn:aws:ecs:{self.region}:{ACCOUNT}:cluster/eks.{cname}",
@@ -111,9 +115,12 @@ class FargateScheduler:
                 restart=policy, pod=PodRef(cluster=cname, namespace=ns,
                                            name=pod["metadata"]["name"],
                                            uid=pod["metadata"]["uid"]),
-                started_by=f"eks:{cname}"[:128], plan_at=plan_at)
+                started_by=f"eks:{cname}"[:128], plan_at=plan_at,
+                security_groups=groups or None)
         except ApiError as err:  # e.g. the profile's subnet was deleted meanwhile
             task, why = None, err.message
+            if groups:
+                why += f" (security groups {', '.join(groups)} of its SecurityGroupPolicies)"
         if task is None:
             self._later(cname, pod, f"Pod not scheduled: {why}")
             return

@@ -58,10 +58,19 @@ def _definitions_file() -> str:
     return f"{later[0][1]}/_definitions.json"
 
 
+# Modules of this package whose DEFINITIONS add custom resources' schemas (a CRD's
+# openAPIV3Schema in the definitions' form), as the apiserver serves them beside its own.
+CRD_MODULES: tuple[str, ...] = ("sgpolicy",)
+
+
 @functools.cache
 def definitions() -> dict[str, Schema]:
     with open(_definitions_file(), encoding="utf-8") as f:
-        return dict(json.load(f)["$defs"])
+        defs = dict(json.load(f)["$defs"])
+    import importlib
+    for name in CRD_MODULES:
+        defs.update(importlib.import_module(f"{__package__}.{name}").DEFINITIONS)
+    return defs
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..model.netpolicy import Allow
 from ..model.secgroups import Rule
 
 
@@ -26,3 +27,15 @@ class FirewallSpec:
     groups: list[GroupRules] = field(default_factory=list)
     members: dict[str, set[str]] = field(default_factory=dict)  # group id -> task IPs
     tasks: dict[str, str] = field(default_factory=dict)  # task id -> its IP
+
+
+@dataclass
+class PolicySpec:
+    """NetworkPolicies as the kernel holds them, beside the security groups (a packet must
+    pass both): per isolated pod address, what it may receive (ingress) and send (egress);
+    addresses in neither map are not restricted. subnets: ids of the subnets whose bridges
+    carry pods (the only traffic judged)."""
+
+    subnets: list[str] = field(default_factory=list)
+    ingress: dict[str, list[Allow]] = field(default_factory=dict)
+    egress: dict[str, list[Allow]] = field(default_factory=dict)

@@ -104,11 +104,13 @@ class Admission:
     def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
                   memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
                   pod: PodRef | None, started_by: str | None,
-                  plan_at: PlanAt | None = None) -> tuple[Task | None, str | None]:
+                  plan_at: PlanAt | None = None,
+                  security_groups: list[str] | None = None) -> tuple[Task | None, str | None]:
         """A task of exactly this size from a ready plan (a pod's): the task, or why not.
         plan_at: the containers' plan once the address is known (a pod's environment may
-        name it), written in the task's first record."""
-        conf = {"subnets": subnet_ids}
+        name it), written in the task's first record. security_groups: its interface's
+        (none: its VPC's default group); an unknown one is InvalidParameterException."""
+        conf = {"subnets": subnet_ids, "securityGroups": security_groups or []}
         subnets = self.placement.subnets_of(conf)
         groups = self.placement.groups_of(conf, subnets)
         if not self.placement.fits(cpu, memory):

@@ -95,11 +95,12 @@ class TaskEngine:
     def run_sized(self, *, td: dict[str, Any], cluster_arn: str, region: str, cpu: int,
                   memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
                   pod: PodRef | None, started_by: str | None,
-                  plan_at: PlanAt | None = None) -> tuple[Task | None, str | None]:
+                  plan_at: PlanAt | None = None,
+                  security_groups: list[str] | None = None) -> tuple[Task | None, str | None]:
         task, why = self.admission.run_sized(
             td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
             subnet_ids=subnet_ids, restart=restart, pod=pod, started_by=started_by,
-            plan_at=plan_at)
+            plan_at=plan_at, security_groups=security_groups)
         if task is not None:
             self._spawn(task.id)
         return task, why
