@@ -7,6 +7,7 @@ import base64
 import gc
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from .config import Settings
 from .control.capacity import Capacity, host_resources
 from .control.catalog import Catalog
 from .control.cloudmap import CloudMap
+from .control.clusterdns import ClusterDns
 from .control.cost import CostExplorer
 from .control.cronjobs import CronJobController
 from .control.cwlogs import CloudWatchLogs
@@ -64,8 +66,9 @@ from .control.tasks.starter import SecretSources
 from .control.volumes import TaskVolumes
 from .model.dns import resolver_address
 from .model.names import ACCOUNT
-from .model.taskrecord import Task
+from .model.taskrecord import ContainerDef, Task
 from .model.vpc import default_vpc
+from .port.data import ContainerSpec
 from .store.kube import KubeTables
 from .store.metrics import MetricTables
 from .store.services import ServiceTable
@@ -155,7 +158,12 @@ class Server:
         self.volumes = TaskVolumes(self.kube_state, self.runtime, self.engine.book,
                                    self.sa_tokens, self.store.active_tasks)
         self.engine.starter.volumes = self.volumes
-        self.engine.containers.extras = self.volumes.extras
+        self.engine.containers.extras = self._container_extras
+        # Each cluster's DNS (cluster.local) in the resolver, for its own pods only; a pod's
+        # netns sends the cluster DNS address (base + 10 of its service range) there.
+        self.cluster_dns = ClusterDns(self.kube_state, self._service_cidr, settings.region)
+        self.names.add_source(self.cluster_dns)
+        self.endpoints.cluster_dns = self.cluster_dns
         # Kubernetes kinds without writes of their own, and the controllers of each cluster.
         self.objects = Objects(self.kube_state)
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
@@ -190,6 +198,16 @@ class Server:
 
     def _vpc_cidr(self, vpc_id: str) -> str | None:
         return next((v.cidr for v in self.networks.vpc_items() if v.id == vpc_id), None)
+
+    def _service_cidr(self, cluster: str) -> str | None:
+        doc = self.kube_tables.get_cluster(cluster)
+        return ((doc or {}).get("kubernetesNetworkConfig") or {}).get("serviceIpv4Cidr")
+
+    def _container_extras(self, task: Task, cdef: ContainerDef, config: dict[str, Any],
+                          spec: ContainerSpec) -> ContainerSpec:
+        """The volumes' mounts and variables, then a pod's resolv.conf and hosts file."""
+        spec = self.volumes.extras(task, cdef, config, spec)
+        return self.cluster_dns.container_spec(task, spec, self._resolver_of(task))
 
     def _resolver_of(self, task: Task) -> str | None:
         """The task's VPC resolver, for its resolv.conf (None: its VPC is gone)."""

@@ -16,6 +16,7 @@ import os
 import signal as signals
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -568,7 +569,8 @@ class FakeNetwork:
         sock.setblocking(False)
         return sock
 
-    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
+    def dns_listeners(self, tid: str, address: str, aliases: Sequence[str] = ()
+                      ) -> tuple[socket.socket, socket.socket]:
         """A UDP and a TCP socket on one free loopback port (a host's are address:53 in the
         task's netns)."""
         self._log.enter("network", "dns_listeners", tid, address)

@@ -285,11 +285,9 @@ def test_a_pod_as_the_apiserver_defaults_it_is_admitted():
     ({}, {"affinity": {"nodeAffinity": {}}}, "spec.affinity"),
     ({}, {"nodeSelector": {"disk": "ssd"}}, "spec.nodeSelector"),
     ({}, {"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}]}, "spec.hostAliases"),
-    ({}, {"dnsPolicy": "None"}, "spec.dnsPolicy"),
-    ({}, {"dnsConfig": {"nameservers": ["1.1.1.1"]}}, "spec.dnsConfig"),
     ({}, {"activeDeadlineSeconds": 60}, "spec.activeDeadlineSeconds"),
     ({}, {"shareProcessNamespace": True}, "spec.shareProcessNamespace"),
-    ({}, {"hostname": "box"}, "spec.hostname"),
+    ({}, {"setHostnameAsFQDN": True}, "spec.setHostnameAsFQDN"),
     ({}, {"runtimeClassName": "gvisor"}, "spec.runtimeClassName"),
     ({}, {"os": {"name": "windows"}}, "spec.os"),
 ])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -94,12 +95,16 @@ def open_api_listener(netns_path: str, address: str) -> socket.socket:
     return run_in_thread(work)
 
 
-def open_dns_listeners(netns_path: str, address: str) -> tuple[socket.socket, socket.socket]:
+def open_dns_listeners(netns_path: str, address: str,
+                       aliases: Sequence[str] = ()) -> tuple[socket.socket, socket.socket]:
     """The VPC resolver's sockets inside the task's netns: UDP and TCP on address:DNS_PORT,
     where a DNAT of the namespace's own sends the address's port 53 (so port 53 stays the
-    task's own to listen on). Returns (udp, tcp), non-blocking. Safe to call again: the
-    address is kept, the rules are replaced."""
+    task's own to listen on). Port 53 of each alias (a pod's cluster DNS address, which is
+    on no interface: the pod's packets to it are DNATed here before they could leave) goes
+    to the same sockets. Returns (udp, tcp), non-blocking. Safe to call again: the address
+    is kept, the rules are replaced."""
     address = endpoint_address(address)
+    others = [endpoint_address(a) for a in aliases]
 
     def work() -> tuple[socket.socket, socket.socket]:
         enter_netns(netns_path)
@@ -112,7 +117,10 @@ def open_dns_listeners(netns_path: str, address: str) -> tuple[socket.socket, so
                    f"add rule {_DNS_TABLE} output ip daddr {address} udp dport 53 "
                    f"dnat to :{DNS_PORT}\n"
                    f"add rule {_DNS_TABLE} output ip daddr {address} tcp dport 53 "
-                   f"dnat to :{DNS_PORT}\n")
+                   f"dnat to :{DNS_PORT}\n"
+                   + "".join(f"add rule {_DNS_TABLE} output ip daddr {other} {proto} dport 53 "
+                             f"dnat to {address}:{DNS_PORT}\n"
+                             for other in others for proto in ("udp", "tcp")))
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             udp.bind((address, DNS_PORT))

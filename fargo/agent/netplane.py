@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from pyroute2 import Conntrack
@@ -112,8 +112,10 @@ class HostNetworkPlane:
             sock.close()
         return _kernel(lambda: open_api_listener(self.network.netns_path(tid), address))
 
-    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
-        return _kernel(lambda: open_dns_listeners(self.network.netns_path(tid), address))
+    def dns_listeners(self, tid: str, address: str, aliases: Sequence[str] = ()
+                      ) -> tuple[socket.socket, socket.socket]:
+        return _kernel(lambda: open_dns_listeners(self.network.netns_path(tid), address,
+                                                  aliases))
 
     def probe_socket(self, tid: str) -> socket.socket:
         return _kernel(lambda: _socket_inside(self.network.netns_path(tid)))

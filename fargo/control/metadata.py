@@ -18,6 +18,7 @@ from ..model.vpc import Subnet
 from ..port.data import TaskStats
 from ..port.protocols import Network, Runtime
 from ..store.sqlite import Store
+from .clusterdns import ClusterDns
 from .dns import DnsFrontend, Names, Served
 from .iam import Iam, Key
 
@@ -47,6 +48,9 @@ class TaskEndpoints:
         self._api_sites: dict[str, web.SockSite] = {}
         self._dns: _Dns | None = None
         self._dns_served: dict[str, Served] = {}
+        # A pod's cluster DNS (control/clusterdns.py, set by the server): its address is sent
+        # to the same sockets in the pod's netns, and the view knows the pod's cluster.
+        self.cluster_dns: ClusterDns | None = None
 
     def serve_api(self, runner: web.AppRunner) -> None:
         """From now on each task's network also carries fargo's API (runner: the API's, set
@@ -90,8 +94,12 @@ class TaskEndpoints:
         if subnet is None or cidr is None:
             return  # its VPC is gone: no address to serve at
         address = resolver_address(cidr)
-        udp, tcp = await asyncio.to_thread(self.network.dns_listeners, task.id, address)
-        self._dns_served[task.id] = await dns.frontend.serve(View(subnet.vpc_id), udp, tcp)
+        cluster = self.cluster_dns
+        alias = cluster.address(task) if cluster is not None else None
+        udp, tcp = await asyncio.to_thread(self.network.dns_listeners, task.id, address,
+                                           (alias,) if alias else ())
+        view = cluster.view(task, subnet.vpc_id) if cluster is not None else View(subnet.vpc_id)
+        self._dns_served[task.id] = await dns.frontend.serve(view, udp, tcp)
         dns.names.task_up(task.id, subnet.vpc_id, cidr, task.ip, task.interface.private_dns)
 
     async def network_gone(self, tid: str) -> None:

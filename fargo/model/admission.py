@@ -24,7 +24,9 @@ _SPEC_KNOWN: Known = {
     "hostNetwork": None, "hostPID": None, "hostIPC": None, "tolerations": None,
     "hostUsers": None,  # every task has a user namespace of its own anyway
     "volumes": None, "securityContext": None,  # looked into below
-    "dnsPolicy": ("ClusterFirst", "Default"), "serviceAccountName": None,
+    "dnsPolicy": None, "dnsConfig": None,  # model/clusterdns.py's resolv.conf
+    "hostname": None, "subdomain": None,  # its hosts file, and headless Services' names
+    "serviceAccountName": None,
     "serviceAccount": None, "enableServiceLinks": (True, False),
     "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
     "automountServiceAccountToken": None, "os": ({"name": "linux"},),

@@ -108,9 +108,10 @@ class Zone:
 @dataclass(frozen=True)
 class View:
     """Whose question it is: a VPC's tasks (vpc_id), or the host (None), which sees every
-    VPC's names."""
+    VPC's names; cluster: the EKS cluster of the pod whose netns asks (its cluster.local)."""
 
     vpc_id: str | None = None
+    cluster: str | None = None
 
     def sees(self, vpc_id: str | None) -> bool:
         """vpc_id None: a name for every VPC (a load balancer's public-style DNSName)."""

@@ -7,7 +7,7 @@ import copy
 import re
 from typing import Any
 
-from . import quantity
+from . import clusterdns, quantity
 from .kubeerrors import KubeError, bad_request, invalid
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -254,6 +254,7 @@ def check_pod(pod: dict[str, Any]) -> str:
     errors = _container_errors(spec.get("containers"), "spec.containers", seen, True)
     errors += _container_errors(spec.get("initContainers"), "spec.initContainers", seen, False)
     errors += _security_errors(spec.get("securityContext"), "spec.securityContext")
+    errors += clusterdns.spec_errors(spec)
     if spec.get("ephemeralContainers"):  # added to a running pod only (kubectl debug)
         errors.append(("spec.ephemeralContainers", "Forbidden: cannot be set on create"))
     node = spec.get("nodeName")

@@ -4,6 +4,7 @@ agent class (and by tests/fakeplane.py without root); arguments and results are 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -179,9 +180,11 @@ class Network(Protocol):
         Crosses the port like metadata_listener's."""
         ...
 
-    def dns_listeners(self, tid: str, address: str) -> tuple[socket.socket, socket.socket]:
+    def dns_listeners(self, tid: str, address: str, aliases: Sequence[str] = ()
+                      ) -> tuple[socket.socket, socket.socket]:
         """(udp, tcp): the VPC resolver's sockets inside the task's netns, reached at
-        address:53 (its VPC's base + 2), bound and non-blocking. Cross the port like
+        address:53 (its VPC's base + 2), bound and non-blocking; port 53 of each alias (a
+        pod's cluster DNS address) is sent to them too, inside the netns. Cross the port like
         metadata_listener's."""
         ...
 
