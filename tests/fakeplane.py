@@ -9,6 +9,7 @@ the data plane from worker threads."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import ipaddress
@@ -33,7 +34,8 @@ from fargo.port.data import (
     VolumeFile,
 )
 from fargo.port.errors import ContainerGone, NetworkError, PullError, SandboxError
-from fargo.port.firewall import FirewallSpec
+from fargo.port.firewall import FirewallSpec, PolicySpec
+from fargo.port.services import ServicesSpec
 
 
 @dataclass(frozen=True)
@@ -498,6 +500,8 @@ class FakeNetwork:
         self.bridges: dict[str, Subnet] = {}
         self.attached: dict[str, FakeAttachment] = {}
         self.firewall: FirewallSpec | None = None  # the last spec applied
+        self.policies: PolicySpec | None = None  # the last NetworkPolicy spec applied
+        self.services: ServicesSpec | None = None  # the last ClusterIP spec applied
         self.groups: dict[str, set[str]] = {}  # task id -> the groups it has joined
         self._listeners: list[socket.socket] = []
 
@@ -589,6 +593,16 @@ class FakeNetwork:
         with self._log.lock:
             self.firewall = dataclasses.replace(
                 spec, members={g: set(ips) for g, ips in spec.members.items()})
+
+    def apply_policies(self, spec: PolicySpec) -> None:
+        self._log.enter("network", "apply_policies", spec)
+        with self._log.lock:
+            self.policies = dataclasses.replace(spec)
+
+    def apply_services(self, spec: ServicesSpec) -> None:
+        self._log.enter("network", "apply_services", spec)
+        with self._log.lock:
+            self.services = copy.deepcopy(spec)
 
     def join_groups(self, tid: str, ip: str, groups: list[str]) -> None:
         self._log.enter("network", "join_groups", tid, ip, groups)

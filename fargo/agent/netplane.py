@@ -19,7 +19,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..model.vpc import Subnet
 from ..port.data import NetworkAttachment
 from ..port.errors import NetworkError
-from ..port.firewall import FirewallSpec
+from ..port.firewall import FirewallSpec, PolicySpec
+from ..port.services import ServicesSpec
 from .bridges import ensure_bridge_netfilter
 from .firewall import Firewall
 from .metadata import (
@@ -29,9 +30,11 @@ from .metadata import (
     open_dns_listeners,
     open_listener,
 )
+from .netpolicy import PolicyTable
 from .netsys import enter_netns, run_in_thread
 from .network import HostNetwork
 from .rtnl import Rtnl
+from .serviceproxy import ServiceProxy
 
 if TYPE_CHECKING:
     from ..port.protocols import Network
@@ -64,6 +67,8 @@ class HostNetworkPlane:
     def __init__(self, prefix: str = "fg") -> None:
         self.network = HostNetwork(prefix)
         self.firewall = Firewall(prefix)
+        self.policies = PolicyTable(prefix)  # NetworkPolicies, beside the groups
+        self.services = ServiceProxy(prefix)  # ClusterIPs (kube-proxy)
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}  # opened at attach, not yet taken
         self._api: dict[str, socket.socket] = {}  # likewise, the API endpoint's
@@ -88,6 +93,8 @@ class HostNetworkPlane:
         att = _kernel(lambda: self.network.attach(tid, subnet.id, subnet.cidr, ip,
                                                   inside=inside))
         made: Listeners = att.made_inside
+        _kernel(lambda: self.services.attached(self.network.bridge_name(subnet.id),
+                                               att.host_veth))
         self._drop(tid)
         with self._lock:
             self._listeners[tid] = made.metadata
@@ -160,6 +167,12 @@ class HostNetworkPlane:
     def leave_groups(self, tid: str, ip: str, groups: list[str]) -> None:
         self.firewall.member(tid, ip, groups, add=False)
 
+    def apply_policies(self, spec: PolicySpec) -> None:
+        self.policies.apply(spec)
+
+    def apply_services(self, spec: ServicesSpec) -> None:
+        self.services.apply(spec)
+
     # housekeeping
     def cleanup(self) -> None:
         """Every veth, netns and bridge of this prefix, then its nftables tables (purge)."""
@@ -171,6 +184,8 @@ class HostNetworkPlane:
             sock.close()
         _kernel(self.network.cleanup)
         self.firewall.remove()
+        self.policies.remove()
+        self.services.remove()
 
 
 if TYPE_CHECKING:  # mypy checks that the plane is the port's Network

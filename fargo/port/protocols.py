@@ -19,7 +19,8 @@ from .data import (
     TaskStats,
     VolumeFile,
 )
-from .firewall import FirewallSpec
+from .firewall import FirewallSpec, PolicySpec
+from .services import ServicesSpec
 
 
 class Images(Protocol):
@@ -204,3 +205,13 @@ class Network(Protocol):
         ...
 
     def leave_groups(self, tid: str, ip: str, groups: list[str]) -> None: ...
+
+    def apply_policies(self, spec: PolicySpec) -> None:
+        """Replace every NetworkPolicy rule at once (FirewallError when the kernel refuses);
+        they judge pods' traffic beside the security groups, never instead of them."""
+        ...
+
+    def apply_services(self, spec: ServicesSpec) -> None:
+        """Replace every ClusterIP at once (kube-proxy's table; FirewallError when the kernel
+        refuses). Quick when nothing changed: control may call it on every pass."""
+        ...
