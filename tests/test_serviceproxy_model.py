@@ -101,3 +101,56 @@ def test_comments_cannot_break_out():
                      name='a"; flush ruleset; "\nb')
     text = render(T, ServicesSpec([vp]), "fgbr*")
     assert 'comment "a; flush ruleset; b";' in text
+
+
+# ---- control/kubeproxy.py: the spec from upstream-shaped objects
+
+def _svc(**spec) -> dict:
+    return {"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": "ClusterIP", "clusterIP": "172.20.4.7",
+                     "clusterIPs": ["172.20.4.7"],
+                     "ports": [{"name": "http", "port": 80, "targetPort": "web",
+                                "protocol": "TCP"}], **spec}}
+
+
+def _pod(name: str, uid: str, deleting: bool = False) -> dict:
+    meta = {"name": name, "namespace": "default", "uid": uid}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta}
+
+
+def _slice(*eps: tuple[str, str, str, bool]) -> dict:
+    return {"addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": ready},
+                           "targetRef": {"kind": "Pod", "namespace": "default", "name": name,
+                                         "uid": uid}}
+                          for name, uid, ip, ready in eps]}
+
+
+def test_endpoints_are_the_slices_ready_pods_that_live():
+    from fargo.control.kubeproxy import service_ports
+    pods = {"default/a": _pod("a", "u1"), "default/b": _pod("b", "u2"),
+            "default/c": _pod("c", "u3", deleting=True), "default/d": _pod("d", "other")}
+    sl = _slice(("a", "u1", "10.0.1.4", True), ("b", "u2", "10.0.1.5", False),
+                ("c", "u3", "10.0.1.6", True), ("d", "u4", "10.0.1.7", True),
+                ("e", "u5", "10.0.1.8", True))
+    [vp] = service_ports(_svc(), [sl], pods)
+    # b not ready, c being deleted, d is another pod of that name now, e gone
+    assert (vp.vip, vp.protocol, vp.port) == ("172.20.4.7", "tcp", 80)
+    assert vp.backends == [Backend("10.0.1.4", 8080)] and vp.affinity == 0
+    assert vp.name == "default/web:http"
+    [vp] = service_ports(_svc(), [sl], pods, frozenset({"u1"}))  # a's task being stopped
+    assert vp.backends == []
+
+
+def test_affinity_headless_and_external_names():
+    from fargo.control.kubeproxy import service_ports
+    [vp] = service_ports(_svc(sessionAffinity="ClientIP"), [], {})
+    assert vp.affinity == 10800 and vp.backends == []
+    [vp] = service_ports(_svc(sessionAffinity="ClientIP", sessionAffinityConfig={
+        "clientIP": {"timeoutSeconds": 30}}), [], {})
+    assert vp.affinity == 30
+    assert service_ports(_svc(clusterIP="None", clusterIPs=["None"]), [], {}) == []
+    assert service_ports({"metadata": {"name": "x", "namespace": "default"},
+                          "spec": {"type": "ExternalName", "externalName": "a.b"}}, [], {}) == []
