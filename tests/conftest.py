@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PURE_MODULES = {"test_model", "test_eks_model", "test_secgroups_model", "test_fakeplane",
                 "test_billing_model", "test_metrics_model", "test_metrics_store",
                 "test_logconfig_model", "test_logship", "test_filterpattern",
-                "test_cwlogs_model"}
+                "test_cwlogs_model", "test_serviceproxy_model", "test_ingress_model",
+                "test_netpolicy_model"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -60,18 +61,45 @@ def busybox_image(registry, tmp_path_factory) -> str:
     return f"{registry.address}/busybox:latest"
 
 
-_CIDRS_TAKEN: set[int] = set()  # second octets this test process has handed out
+_CIDR_CLAIMS = Path("/tmp/fargo-test-cidrs")  # one file per second octet a live run holds
+
+
+def _claim(octet: int) -> bool:
+    """Take the octet for this process unless a live process (this run's other pytest
+    workers, or another run) holds it: a file made with O_EXCL names the holder's pid."""
+    _CIDR_CLAIMS.mkdir(exist_ok=True)
+    path = _CIDR_CLAIMS / str(octet)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text() or "0")
+                os.kill(holder, 0)
+                return False  # held by a live process (this one included)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # its holder is gone: free again
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
 
 
 def free_vpc_cidr() -> str:
     """A 10.X.0.0/16 for a test server's VPC that no address on this host is in (other
-    servers, of this run or another, hold bridges there) and this run has not given out."""
+    servers, of this run or another, hold bridges there) and no live test process (pytest's
+    parallel workers included) has claimed."""
     out = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
     used = {int(a.split(".")[1]) for a in out.split() if a.startswith("10.") and "/" in a}
-    free = [n for n in range(100, 200) if n not in used | _CIDRS_TAKEN]
-    octet = random.choice(free or list(range(100, 200)))
-    _CIDRS_TAKEN.add(octet)
-    return f"10.{octet}.0.0/16"
+    free = [n for n in range(100, 200) if n not in used]
+    random.shuffle(free)
+    for octet in free:
+        if _claim(octet):
+            return f"10.{octet}.0.0/16"
+    return f"10.{random.randrange(100, 200)}.0.0/16"
 
 
 class FargoServer:

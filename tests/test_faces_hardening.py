@@ -41,7 +41,7 @@ def code_of(exc: pytest.ExceptionInfo) -> str:
 @pytest.mark.parametrize("encoding,body", [
     ("gzip", b"{}"), ("deflate", b"{}"), ("gzip", gzip.compress(b"{}")[:-6]),
     ("br", b"{}"), ("zstd", b"{}"), ("x-unknown", b"{}"),
-])
+], ids=["gzip-plain", "deflate-plain", "gzip-cut", "br", "zstd", "unknown"])  # stable ids
 def test_body_not_in_its_encoding_is_a_json_error(fargo, encoding, body):
     r = send(fargo, "POST", "/", body, {**LIST_CLUSTERS, "Content-Encoding": encoding})
     assert json_error(r.status_code, r.headers, r.content) == "SerializationException"

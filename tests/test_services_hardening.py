@@ -270,7 +270,8 @@ def test_a_blank_service_reference(world):
 
 @pytest.mark.parametrize("cluster", ["a" * 256, "../" + A, "a\x00b", "wé", f"{A}/keep",
                                      f"{ACCOUNT_ARN}:service/{A}",
-                                     f"nope{SUF}"])
+                                     f"nope{SUF}"],
+                         ids=["long", "dotdot", "nul", "unicode", "slash", "arn", "missing"])
 def test_hostile_cluster_references(world, cluster):
     codes = ("InvalidParameterException", "ClusterNotFoundException")
     calls = [lambda c: c.create_service(**create_kw(world, cluster=cluster)),
