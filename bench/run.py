@@ -118,11 +118,12 @@ class Options:
     deploy_replicas: int = 50
     deploy_rolling: int = 10
     deploy_rounds: int = 2
+    kubenet_rounds: int = 3
     merge_into: Path | None = None
 
 
 FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs",
-           "deploy")
+           "deploy", "kubenet")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
@@ -162,6 +163,8 @@ def parse(argv: list[str] | None) -> Options:
                    help="replicas of figure 12b's rolling update [10]")
     p.add_argument("--deploy-rounds", type=int,
                    help="runs of each of figure 12's Deployment and bare pods [2]")
+    p.add_argument("--kubenet-rounds", type=int,
+                   help="rounds of figure 13's ClusterIP / pod IP wrk runs [3]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -190,10 +193,12 @@ def parse(argv: list[str] | None) -> Options:
         o.alb_rounds, o.alb_seconds = 1, 1
         o.log_rate, o.log_seconds, o.filter_events = 5_000, 2, 20_000
         o.deploy_replicas, o.deploy_rolling, o.deploy_rounds = 4, 4, 1
+        o.kubenet_rounds = 1
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
                  "alb_rounds", "alb_seconds", "alb_connections", "log_rate", "log_seconds",
-                 "filter_events", "deploy_replicas", "deploy_rolling", "deploy_rounds"):
+                 "filter_events", "deploy_replicas", "deploy_rolling", "deploy_rounds",
+                 "kubenet_rounds"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -338,6 +343,12 @@ class Bench:
         if "deploy" in figs:
             out.append(f"deploy: {o.deploy_replicas} replicas × {o.deploy_rounds} rounds, "
                        f"a rolling update of {o.deploy_rolling}")
+        if "kubenet" in figs:
+            z = self.kubenet_sizes()
+            out.append(f"kubenet: {z.rounds} rounds of wrk, {z.connections} connections × "
+                       f"{z.seconds} s, {z.latency_n} single requests per path, DNS "
+                       f"{z.dns_rounds} × {z.dns_seconds:g} s, a rolling update of "
+                       f"{z.replicas}")
         if o.quick:
             out[-1] += " (--quick)"
         return out
@@ -654,6 +665,22 @@ class Bench:
         DeployBench(self.fb, self.results, self.cleanup, self.run_id, self.deploy_sizes(),
                     self.tmp / "deploy").run()
 
+    def kubenet_sizes(self) -> Any:
+        from .kubenet import KubeNetSizes
+
+        o = self.opts
+        if o.quick:
+            return KubeNetSizes(rounds=o.kubenet_rounds, seconds=1, latency_n=100,
+                                dns_seconds=0.5, dns_rounds=1)
+        return KubeNetSizes(rounds=o.kubenet_rounds)
+
+    def kubenet(self) -> None:
+        from .kubenet import KubeNetBench
+
+        assert self.fb is not None
+        KubeNetBench(self.fb, self.results, self.cleanup, self.run_id, self.kubenet_sizes(),
+                     self.tmp / "kubenet").run()
+
     def log_sizes(self) -> Any:
         from .logs import LogSizes
 
@@ -745,6 +772,10 @@ class Bench:
             from .deploy import method_notes as deploy_notes
 
             self.results.notes += deploy_notes(self.deploy_sizes())
+        if "kubenet" in o.figures:
+            from .kubenet import method_notes as kubenet_notes
+
+            self.results.notes += kubenet_notes(self.kubenet_sizes())
         self.results.notes.append(
             "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
             "a few ms of noise in every latency and more in p99/max.")
@@ -826,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.logs()
         if "deploy" in opts.figures:
             bench.deploy()
+        if "kubenet" in opts.figures:
+            bench.kubenet()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")
