@@ -36,11 +36,13 @@ from .control.dns import Names
 from .control.ecs import Ecs
 from .control.eks import Eks
 from .control.elbv2 import Elbv2
+from .control.endpoints import EndpointsController
 from .control.gc import GarbageCollector
 from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
 from .control.jobs import JobController
 from .control.kubecontrol import KubeControllers
+from .control.kubeservices import KubeDnsService, ServiceWrites
 from .control.kubestate import KubeState
 from .control.logroutes import LogStarts
 from .control.logs import ContainerLogs
@@ -172,6 +174,8 @@ class Server:
             JobController(self.kube_state, self.objects, self.pods),
             CronJobController(self.kube_state, self.objects),
             DaemonSetController(self.kube_state, self.objects),
+            EndpointsController(self.kube_state, self.objects),
+            KubeDnsService(ServiceWrites(self.kube_state, self.objects)),
             Deployments(self.kube_state, self.objects),
             ReplicaSets(self.kube_state, self.objects, self.pods),
             ServiceAccounts(self.kube_state, self.sa_tokens,

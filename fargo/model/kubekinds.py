@@ -43,7 +43,8 @@ class KindRule:
 _RULES: dict[str, KindRule] = {}
 # The modules (of this package) whose import registers their kinds' rows.
 KIND_MODULES: tuple[str, ...] = ("configmap", "secret", "serviceaccount", "batchjobs",
-                                 "cronjobs", "daemonsets", "replicaset", "deployment")
+                                 "cronjobs", "daemonsets", "replicaset", "deployment",
+                                 "kubeservice", "endpoints")
 _loaded = False
 
 

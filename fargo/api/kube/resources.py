@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...control.kubeservices import ServiceWrites
 from ...control.kubestate import KubeState
 from ...control.objects import DeleteOptions, Objects
 from ...control.pods import Pods
@@ -165,6 +166,22 @@ def _delete_namespace(s: Scope, name: str, opts: DeleteOptions) -> Obj:
     return s.pods.delete_namespace(s.cluster, name, opts)  # its content goes first
 
 
+def _services(s: Scope) -> ServiceWrites:
+    return ServiceWrites(s.state, s.objects)  # stateless: the store holds the allocations
+
+
+def _create_service(s: Scope, body: Any) -> Obj:
+    return _services(s).create(s.cluster, s.ns, body, s.dry_run)
+
+
+def _replace_service(s: Scope, name: str, new: Obj) -> Obj:
+    return _services(s).replace(s.cluster, s.ns, name, new, s.dry_run)
+
+
+def _delete_service(s: Scope, name: str, opts: DeleteOptions) -> Obj:
+    return _services(s).delete(s.cluster, s.ns, name, opts)
+
+
 # In discovery's order.
 RESOURCES: list[Resource] = [
     Resource("namespaces", "namespace", tables.NAMESPACES, FIELDS["namespaces"],
@@ -191,6 +208,11 @@ RESOURCES: list[Resource] = [
              status=True),
     Resource("daemonsets", "daemonset", tables.DAEMONSETS, short=("ds",), categories=("all",),
              status=True),
+    Resource("services", "service", tables.SERVICES, short=("svc",), categories=("all",),
+             create=_create_service, replace=_replace_service, delete=_delete_service,
+             status=True),
+    Resource("endpoints", "endpoints", tables.ENDPOINTS, short=("ep",)),
+    Resource("endpointslices", "endpointslice", tables.ENDPOINTSLICES),
 ]
 RESOURCES += [  # metrics.k8s.io: what kubectl top reads (api/kube/metricsapi.py)
     Resource("pods", "", metricsapi.PODS, read_only=True, read=metricsapi.read_pods,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...model import batchjobs, daemonsets
+from ...model import batchjobs, daemonsets, kubeservice
 from ...model.podtask import display_status
 from ...model.selectors import selector_text
 
@@ -222,6 +222,57 @@ DAEMONSETS = Printer([("Name", "string", 0, "name"),
                        "and available."),
                       ("Node Selector", "string", 0, "The node selector of the pod template."),
                       ("Age", "string", 0, "age"), *_WIDE], _daemonset_row)
+
+
+def _service_row(svc: dict[str, Any]) -> list[Any]:
+    spec = svc.get("spec") or {}
+    return [svc["metadata"]["name"], kubeservice.service_type(svc),
+            spec.get("clusterIP") or "<none>", kubeservice.external_ip_cell(svc),
+            kubeservice.ports_cell(svc), _age(svc["metadata"].get("creationTimestamp")),
+            kubeservice.selector_cell(svc)]
+
+
+def _first_three(items: list[str]) -> str:
+    """kubectl's ENDPOINTS cell: three, then how many more."""
+    if not items:
+        return "<none>"
+    more = f" + {len(items) - 3} more..." if len(items) > 3 else ""
+    return ",".join(items[:3]) + more
+
+
+def _endpoints_row(ep: dict[str, Any]) -> list[Any]:
+    items = []
+    for sub in ep.get("subsets") or []:
+        ports = sub.get("ports") or []
+        for addr in sub.get("addresses") or []:
+            items += [f"{addr.get('ip')}:{p.get('port')}" for p in ports] or \
+                [str(addr.get("ip"))]
+    return [ep["metadata"]["name"], _first_three(items),
+            _age(ep["metadata"].get("creationTimestamp"))]
+
+
+def _slice_row(sl: dict[str, Any]) -> list[Any]:
+    ports = [str(p.get("port")) for p in sl.get("ports") or [] if isinstance(p, dict)]
+    addrs = [a for e in sl.get("endpoints") or [] for a in (e.get("addresses") or [])
+             if (e.get("conditions") or {}).get("ready", True) is not False]
+    return [sl["metadata"]["name"], sl.get("addressType", ""),
+            ",".join(ports) if ports else "<unset>", _first_three(addrs),
+            _age(sl["metadata"].get("creationTimestamp"))]
+
+
+SERVICES = Printer([("Name", "string", 0, "name"), ("Type", "string", 0, "type"),
+                    ("Cluster-IP", "string", 0, "clusterIP"),
+                    ("External-IP", "string", 0, "external addresses"),
+                    ("Port(s)", "string", 0, "ports"), ("Age", "string", 0, "age"),
+                    ("Selector", "string", 1, "selector")], _service_row)
+ENDPOINTS = Printer([("Name", "string", 0, "name"),
+                     ("Endpoints", "string", 0, "ready addresses and ports"),
+                     ("Age", "string", 0, "age")], _endpoints_row)
+ENDPOINTSLICES = Printer([("Name", "string", 0, "name"),
+                          ("AddressType", "string", 0, "address type"),
+                          ("Ports", "string", 0, "ports"),
+                          ("Endpoints", "string", 0, "ready addresses"),
+                          ("Age", "string", 0, "age")], _slice_row)
 
 
 def wants_table(accept: str) -> bool:

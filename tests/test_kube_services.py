@@ -1,0 +1,149 @@
+"""v1 Services, Endpoints and EndpointSlices driven by the real kubectl: create (typed
+generators post protobuf), expose, get / -o wide / describe, ClusterIP allocation across
+clusters, kube-system/kube-dns in every cluster, endpoints following pods' readiness and
+named ports, type changes, and the apiserver's refusals. One server, two small pods."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FargoServers
+from tests.test_deployments import NS, deployment, make_cluster
+from tests.test_kubectl import KUBECTL, kubectl, kubectl_run
+
+pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    with FargoServers(tmp_path_factory.mktemp("svc-state")) as servers:
+        yield servers("--overcommit", "8")
+
+
+@pytest.fixture(scope="module")
+def clusters(srv, tmp_path_factory) -> tuple[Path, Path]:
+    one = make_cluster(srv, tmp_path_factory.mktemp("kube1"))[1]
+    two = make_cluster(srv, tmp_path_factory.mktemp("kube2"))[1]
+    return one, two
+
+
+def svc(cfg: Path, name: str, ns: str = NS) -> dict:
+    return json.loads(kubectl_run(cfg, "get", "svc", name, "-n", ns, "-o", "json"))
+
+
+def apply(cfg: Path, obj: dict) -> None:
+    kubectl_run(cfg, "apply", "-f", "-", stdin=json.dumps(obj))
+
+
+def service(name: str, **spec) -> dict:
+    spec.setdefault("ports", [{"port": 80}])
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": NS}, "spec": spec}
+
+
+def until(what, timeout: float = 30.0, every: float = 0.3):
+    end = time.time() + timeout
+    while True:
+        got = what()
+        if got or time.time() > end:
+            return got
+        time.sleep(every)
+
+
+def test_kube_dns_in_every_cluster(clusters):
+    for cfg in clusters:
+        dns = until(lambda cfg=cfg: kubectl(cfg, "get", "svc", "kube-dns", "-n", "kube-system",
+                                            "-o", "json").stdout)
+        assert dns, kubectl(cfg, "get", "svc", "-A").stderr
+        obj = json.loads(dns)
+        assert obj["spec"]["clusterIP"] == "172.20.0.10"
+        assert [(p["name"], p["port"], p["protocol"]) for p in obj["spec"]["ports"]] == \
+            [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")]
+        assert obj["spec"]["selector"] == {"k8s-app": "kube-dns"}
+        assert obj["metadata"]["labels"]["eks.amazonaws.com/component"] == "kube-dns"
+    # Deleted, it comes back (level-triggered), with the same address.
+    kubectl_run(clusters[0], "delete", "svc", "kube-dns", "-n", "kube-system")
+    back = until(lambda: kubectl(clusters[0], "get", "svc", "kube-dns", "-n", "kube-system",
+                                 "-o", "jsonpath={.spec.clusterIP}").stdout)
+    assert back == "172.20.0.10"
+
+
+def test_create_get_describe_and_allocation(clusters):
+    one, two = clusters
+    apply(one, service("web", selector={"app": "web"},
+                       ports=[{"name": "http", "port": 80, "targetPort": "http"},
+                              {"name": "metrics", "port": 9100, "protocol": "TCP"}]))
+    got = svc(one, "web")
+    spec = got["spec"]
+    assert spec["type"] == "ClusterIP" and spec["sessionAffinity"] == "None"
+    assert spec["clusterIPs"] == [spec["clusterIP"]]
+    assert spec["clusterIP"].startswith("172.20.") and spec["clusterIP"] != "172.20.0.10"
+    assert spec["ports"][1]["targetPort"] == 9100
+    assert spec["ipFamilies"] == ["IPv4"] and spec["ipFamilyPolicy"] == "SingleStack"
+    # The address is taken across clusters; the DNS address is every cluster's own.
+    taken = kubectl(two, "create", "-f", "-", stdin=json.dumps(
+        service("copy", clusterIP=spec["clusterIP"])))
+    assert taken.returncode != 0
+    assert (f'spec.clusterIPs: Invalid value: []string{{"{spec["clusterIP"]}"}}: failed to '
+            f'allocate IP {spec["clusterIP"]}: provided IP is already allocated') in taken.stderr
+    outside = kubectl(two, "create", "-f", "-", stdin=json.dumps(
+        service("copy", clusterIP="10.0.0.5")))
+    assert "provided IP is not in the valid range. The range of valid IPs is 172.20.0.0/16" \
+        in outside.stderr
+    table = kubectl_run(one, "get", "svc", "web", "-n", NS, "-o", "wide")
+    head, row = table.splitlines()[:2]
+    assert head.split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE",
+                            "SELECTOR"]
+    assert row.split()[:5] == ["web", "ClusterIP", spec["clusterIP"], "<none>",
+                               "80/TCP,9100/TCP"]
+    assert row.split()[-1] == "app=web"
+    desc = kubectl_run(one, "describe", "svc", "web", "-n", NS)
+    fields = [line.split(None, 1) for line in desc.splitlines() if line.strip()]
+    assert ["IP:", spec["clusterIP"]] in fields and ["TargetPort:", "http/TCP"] in fields
+    assert ["Port:", "http  80/TCP"] in fields
+    # clusterIP is immutable; a replace without it keeps it.
+    changed = dict(got, spec=dict(spec, clusterIP="172.20.3.3", clusterIPs=["172.20.3.3"]))
+    out = kubectl(one, "replace", "-f", "-", stdin=json.dumps(changed))
+    assert out.returncode != 0 and "may not change once set" in out.stderr
+    kept = service("web", selector={"app": "web"}, ports=spec["ports"])
+    kubectl_run(one, "replace", "-f", "-", stdin=json.dumps(kept))
+    assert svc(one, "web")["spec"]["clusterIP"] == spec["clusterIP"]
+
+
+def test_endpoints_follow_pods(clusters, busybox_image):
+    one = clusters[0]
+    dep = deployment("web", busybox_image, replicas=2)
+    dep["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"name": "http", "containerPort": 8080}]
+    apply(one, dep)
+
+    def ready_slice():
+        slices = json.loads(kubectl_run(one, "get", "endpointslices", "-n", NS, "-l",
+                                        "kubernetes.io/service-name=web", "-o", "json"))
+        eps = [e for s in slices["items"] for e in s["endpoints"] or []
+               if e["conditions"]["ready"]]
+        return slices["items"] if len(eps) == 2 else None
+    slices = until(ready_slice, 60)
+    assert slices, kubectl(one, "get", "endpointslices,pods", "-n", NS, "-o", "wide").stdout
+    sl = slices[0]
+    assert sl["addressType"] == "IPv4"
+    assert sl["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
+        "endpointslice-controller.k8s.io"
+    assert sl["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    assert sorted((p["name"], p["port"]) for p in sl["ports"]) == [("http", 8080),
+                                                                   ("metrics", 9100)]
+    e = sl["endpoints"][0]
+    assert e["targetRef"]["kind"] == "Pod" and e["nodeName"] and e["zone"]
+    ep = json.loads(kubectl_run(one, "get", "endpoints", "web", "-n", NS, "-o", "json"))
+    assert len(ep["subsets"][0]["addresses"]) == 2
+    table = kubectl_run(one, "get", "endpoints", "web", "-n", NS)
+    assert ":8080" in table and ":9100" in table
+    # Deleting the Service takes its slices and Endpoints along.
+    kubectl_run(one, "delete", "svc", "web", "-n", NS)
+    assert until(lambda: not json.loads(kubectl_run(
+        one, "get", "endpointslices,endpoints", "-n", NS, "-o", "json"))["items"], 20)
+    kubectl_run(one, "delete", "deployment", "web", "-n", NS, "--wait=false")
