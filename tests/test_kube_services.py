@@ -142,8 +142,88 @@ def test_endpoints_follow_pods(clusters, busybox_image):
     assert len(ep["subsets"][0]["addresses"]) == 2
     table = kubectl_run(one, "get", "endpoints", "web", "-n", NS)
     assert ":8080" in table and ":9100" in table
+    # kubectl expose makes a Service of the Deployment's selector and ports.
+    kubectl_run(one, "expose", "deployment", "web", "-n", NS, "--name", "web-x",
+                "--port", "80", "--target-port", "http")
+    exposed = svc(one, "web-x")["spec"]
+    assert exposed["selector"] == {"app": "web"} and exposed["ports"][0]["targetPort"] == "http"
+    eps = until(lambda: json.loads(kubectl_run(one, "get", "endpoints", "web-x", "-n", NS,
+                                               "-o", "json")).get("subsets"), 20)
+    assert eps and eps[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
     # Deleting the Service takes its slices and Endpoints along.
-    kubectl_run(one, "delete", "svc", "web", "-n", NS)
+    kubectl_run(one, "delete", "svc", "web", "web-x", "-n", NS)
     assert until(lambda: not json.loads(kubectl_run(
         one, "get", "endpointslices,endpoints", "-n", NS, "-o", "json"))["items"], 20)
     kubectl_run(one, "delete", "deployment", "web", "-n", NS, "--wait=false")
+
+
+def test_generators_post_protobuf(clusters):
+    one = clusters[0]
+    kubectl_run(one, "create", "service", "clusterip", "gen-c", "-n", NS, "--tcp=5678:8080")
+    got = svc(one, "gen-c")["spec"]
+    assert got["ports"] == [{"name": "5678-8080", "port": 5678, "protocol": "TCP",
+                             "targetPort": 8080}]
+    assert got["selector"] == {"app": "gen-c"} and got["clusterIP"].startswith("172.20.")
+    kubectl_run(one, "create", "service", "clusterip", "gen-h", "-n", NS, "--clusterip=None",
+                "--tcp=80")
+    headless = svc(one, "gen-h")["spec"]
+    assert headless["clusterIP"] == "None" and headless["clusterIPs"] == ["None"]
+    kubectl_run(one, "create", "service", "loadbalancer", "gen-lb", "-n", NS, "--tcp=80:8080")
+    lb = svc(one, "gen-lb")["spec"]
+    assert lb["type"] == "LoadBalancer" and lb["allocateLoadBalancerNodePorts"] is True
+    assert 30000 <= lb["ports"][0]["nodePort"] <= 32767
+    assert lb["externalTrafficPolicy"] == "Cluster"
+    kubectl_run(one, "create", "service", "externalname", "gen-x", "-n", NS,
+                "--external-name", "example.com")
+    ext = svc(one, "gen-x")["spec"]
+    assert ext["type"] == "ExternalName" and "clusterIP" not in ext
+    rows = {line.split()[0]: line.split() for line in
+            kubectl_run(one, "get", "svc", "-n", NS).splitlines()[1:]}
+    assert rows["gen-x"][1:4] == ["ExternalName", "<none>", "example.com"]
+    assert rows["gen-h"][2] == "None"
+    assert rows["gen-lb"][3] == "<pending>" and rows["gen-lb"][4].startswith("80:")
+    out = kubectl(one, "create", "service", "nodeport", "gen-np", "-n", NS, "--tcp=80")
+    assert out.returncode != 0 and "NodePort Services are not supported on Fargate" in out.stderr
+    # Type changes as upstream allows: LoadBalancer -> ClusterIP drops the nodePorts,
+    # ClusterIP -> ExternalName drops the address, ExternalName -> ClusterIP gets one.
+    kubectl_run(one, "patch", "svc", "gen-lb", "-n", NS, "-p", '{"spec":{"type":"ClusterIP"}}')
+    back = svc(one, "gen-lb")["spec"]
+    assert back["clusterIP"] == lb["clusterIP"] and "nodePort" not in back["ports"][0]
+    assert "allocateLoadBalancerNodePorts" not in back
+    kubectl_run(one, "patch", "svc", "gen-c", "-n", NS, "-p",
+                '{"spec":{"type":"ExternalName","externalName":"db.example.com"}}')
+    assert "clusterIP" not in svc(one, "gen-c")["spec"]
+    out = kubectl(one, "patch", "svc", "gen-x", "-n", NS, "-p", '{"spec":{"type":"ClusterIP"}}')
+    assert out.returncode != 0 and "spec.ports: Required value" in out.stderr
+    kubectl_run(one, "patch", "svc", "gen-x", "-n", NS, "-p",
+                '{"spec":{"type":"ClusterIP","ports":[{"port":80}]}}')
+    assert svc(one, "gen-x")["spec"]["clusterIP"].startswith("172.20.")
+    kubectl_run(one, "delete", "svc", "gen-c", "gen-h", "gen-lb", "gen-x", "-n", NS)
+
+
+def test_affinity_and_refusals(clusters):
+    one = clusters[0]
+    apply(one, service("sticky", selector={"app": "x"}, sessionAffinity="ClientIP"))
+    assert svc(one, "sticky")["spec"]["sessionAffinityConfig"] == {
+        "clientIP": {"timeoutSeconds": 10800}}
+    kubectl_run(one, "delete", "svc", "sticky", "-n", NS)
+    bad = {
+        "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive":
+            service("b1", ports=[{"port": 0}]),
+        'spec.ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", '
+        '"TCP", "UDP"': service("b2", ports=[{"port": 80, "protocol": "ICMP"}]),
+        "spec.ports[1].name: Required value":
+            service("b3", ports=[{"name": "a", "port": 80}, {"port": 81}]),
+        'spec.ports[1].name: Duplicate value: "a"':
+            service("b4", ports=[{"name": "a", "port": 80}, {"name": "a", "port": 81}]),
+        "spec.ports: Required value": service("b5", ports=[]),
+        "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0":
+            service("b6", sessionAffinity="ClientIP",
+                    sessionAffinityConfig={"clientIP": {"timeoutSeconds": 0}}),
+        "spec.externalName: Required value": service("b7", type="ExternalName"),
+        'metadata.name: Invalid value: "1abc": a DNS-1035 label': service("1abc"),
+    }
+    for want, body in bad.items():
+        out = kubectl(one, "create", "-f", "-", stdin=json.dumps(body))
+        assert out.returncode != 0 and want in out.stderr, (want, out.stderr)
+        assert 'is invalid' in out.stderr

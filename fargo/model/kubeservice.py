@@ -355,9 +355,6 @@ def _type_errors(spec: Obj, kind: str) -> Errors:
             if len(bare) > 253 or not _SUBDOMAIN.match(bare):
                 errors.append(("spec.externalName", f"Invalid value: {q(name)}: "
                                f"{SUBDOMAIN_MSG}"))
-    elif spec.get("externalName") not in (None, ""):
-        errors.append(("spec.externalName", "Forbidden: may only be set when `type` is "
-                       "'ExternalName'"))
     for key in ("internalTrafficPolicy", "externalTrafficPolicy"):
         value = spec.get(key)
         if value is not None and value not in TRAFFIC_POLICIES:

@@ -162,6 +162,21 @@ _SPEC.update({  # batch/v1: what `kubectl create job` (also --from=cronjob) and 
                    "successfulJobsHistoryLimit 6 i?; failedJobsHistoryLimit 7 i?; "
                    "timeZone 8 s?",
     "JobTemplateSpec": "metadata 1 ObjectMeta; spec 2 JobSpec",
+    # core/v1 Service (`kubectl create service clusterip|loadbalancer|externalname`)
+    "Service": "metadata 1 ObjectMeta; spec 2 ServiceSpec; status 3 Status",
+    "ServiceSpec": "ports 1 ServicePort*; selector 2 ms; clusterIP 3 s; type 4 s; "
+                   "externalIPs 5 s*; sessionAffinity 7 s; loadBalancerIP 8 s; "
+                   "loadBalancerSourceRanges 9 s*; externalName 10 s; "
+                   "externalTrafficPolicy 11 s; healthCheckNodePort 12 i; "
+                   "publishNotReadyAddresses 13 b; "
+                   "sessionAffinityConfig 14 SessionAffinityConfig?; ipFamilyPolicy 17 s?; "
+                   "clusterIPs 18 s*; ipFamilies 19 s*; allocateLoadBalancerNodePorts 20 b?; "
+                   "loadBalancerClass 21 s?; internalTrafficPolicy 22 s?; "
+                   "trafficDistribution 23 s?",
+    "ServicePort": "name 1 s; protocol 2 s; port 3 i; targetPort 4 ios; nodePort 5 i; "
+                   "appProtocol 6 s?",
+    "SessionAffinityConfig": "clientIP 1 ClientIPConfig?",
+    "ClientIPConfig": "timeoutSeconds 1 i?",
 })
 # The kinds whose whole object this module reads, by the TypeMeta (apiVersion, kind) of the
 # envelope, each to the message that encodes it: another group's kind of the same name is
@@ -170,7 +185,8 @@ KINDS = {("apps/v1", "Deployment"): "Deployment", ("apps/v1", "ReplicaSet"): "Re
          ("v1", "ConfigMap"): "ConfigMap", ("v1", "Secret"): "Secret",
          ("v1", "ServiceAccount"): "ServiceAccount",
          ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
-         ("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob"}
+         ("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob",
+         ("v1", "Service"): "Service"}
 _SCALARS = {"s", "i", "b", "t", "q", "ios", "ms", "mq", "mb"}
 
 
