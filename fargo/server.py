@@ -50,6 +50,7 @@ from .control.logship import LogShipper
 from .control.metadata import TaskEndpoints
 from .control.metrics import Metrics
 from .control.metricsampler import MetricSampler
+from .control.netpolicy import NetworkPolicies
 from .control.network import Networks, TaskNet
 from .control.objects import Objects
 from .control.podmetrics import PodUsage
@@ -168,6 +169,9 @@ class Server:
         self.endpoints.cluster_dns = self.cluster_dns
         # Kubernetes kinds without writes of their own, and the controllers of each cluster.
         self.objects = Objects(self.kube_state)
+        # NetworkPolicies in the kernel, beside the security groups (a packet passes both).
+        self.netpolicies = NetworkPolicies(self.kube_state, self.kube_tables, self.network,
+                                           lambda: [s.id for s in self.networks.all_subnets()])
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
             GarbageCollector(self.kube_state, self.objects, {
                 "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
@@ -180,6 +184,7 @@ class Server:
             ReplicaSets(self.kube_state, self.objects, self.pods),
             ServiceAccounts(self.kube_state, self.sa_tokens,
                             base64.b64decode(ca_data).decode() if ca_data else ""),
+            self.netpolicies,
         ])
         # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
         self.logship = LogShipper(self.cwlogs, self.runtime, self.store)
@@ -249,6 +254,7 @@ class Server:
             log.info("runtime files in memory: tmpfs at %s", ", ".join(map(str, mounted)))
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start, self._task_nets())
+        self.netpolicies.converge()  # the policies too, before any task is (re)started
         await self.elbv2.start()  # the load balancers the store knows, re-applied
         # The API app before the tasks are adopted: their networks carry it (signed only).
         app = build_app(self.faces())

@@ -213,6 +213,9 @@ RESOURCES: list[Resource] = [
              status=True),
     Resource("endpoints", "endpoints", tables.ENDPOINTS, short=("ep",)),
     Resource("endpointslices", "endpointslice", tables.ENDPOINTSLICES),
+    Resource("networkpolicies", "networkpolicy", tables.NETWORKPOLICIES, short=("netpol",)),
+    Resource("securitygrouppolicies", "securitygrouppolicy", tables.SECURITYGROUPPOLICIES,
+             short=("sgp",)),
 ]
 RESOURCES += [  # metrics.k8s.io: what kubectl top reads (api/kube/metricsapi.py)
     Resource("pods", "", metricsapi.PODS, read_only=True, read=metricsapi.read_pods,

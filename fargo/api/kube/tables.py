@@ -296,3 +296,25 @@ def table(printer: Printer, objs: list[dict[str, Any]], rv: str,
                                    "description": d, "priority": p}
                                   for n, t, p, d in printer.columns],
             "rows": rows}
+
+
+def _netpolicy_row(np: dict[str, Any]) -> list[Any]:
+    sel = (np.get("spec") or {}).get("podSelector") or {}
+    return [np["metadata"]["name"], selector_text(sel) or "<none>",
+            _age(np["metadata"].get("creationTimestamp"))]
+
+
+def _sgpolicy_row(sgp: dict[str, Any]) -> list[Any]:
+    ids = ((sgp.get("spec") or {}).get("securityGroups") or {}).get("groupIds")
+    return [sgp["metadata"]["name"], f'[{",".join(f"{chr(34)}{i}{chr(34)}" for i in ids)}]'
+            if isinstance(ids, list) else "", _age(sgp["metadata"].get("creationTimestamp"))]
+
+
+NETWORKPOLICIES = Printer([("Name", "string", 0, "name"),
+                           ("Pod-Selector", "string", 0, "the pods the policy selects"),
+                           ("Age", "string", 0, "age")], _netpolicy_row)
+SECURITYGROUPPOLICIES = Printer([("Name", "string", 0, "name"),
+                                 ("Security-Group-Ids", "string", 0, "The security group IDs "
+                                  "to apply to the elastic network interface of pods that "
+                                  "match this policy"),
+                                 ("Age", "string", 0, "age")], _sgpolicy_row)
