@@ -42,6 +42,8 @@ from .control.iam import Iam
 from .control.interfaces import TaskInterfaces
 from .control.jobs import JobController
 from .control.kubecontrol import KubeControllers
+from .control.kubelb import LoadBalancerController
+from .control.kubeproxy import KubeProxy
 from .control.kubeservices import KubeDnsService, ServiceWrites
 from .control.kubestate import KubeState
 from .control.logroutes import LogStarts
@@ -172,6 +174,15 @@ class Server:
         # NetworkPolicies in the kernel, beside the security groups (a packet passes both).
         self.netpolicies = NetworkPolicies(self.kube_state, self.kube_tables, self.network,
                                            lambda: [s.id for s in self.networks.all_subnets()])
+        # The AWS Load Balancer Controller: ALBs for Ingresses, NLBs for LoadBalancer Services.
+        self.kube_lbs = LoadBalancerController(self.kube_state, self.elbv2,
+                                               self.kube_tables.get_cluster)
+        self.pods.before_stop.append(self.kube_lbs.before_stop)
+        self.pods.mutators.append(self.kube_lbs.inject_gates)
+        # kube-proxy: every cluster's ClusterIPs in the host's table; a stopping pod leaves
+        # them before its SIGTERM.
+        self.kube_proxy = KubeProxy(self.kube_state, self.network)
+        self.pods.before_stop.append(self.kube_proxy.before_stop)
         self.kube_controllers = KubeControllers(self.kube_state, self.kube_tables, [
             GarbageCollector(self.kube_state, self.objects, {
                 "pods": lambda c, _, ns, name: self.pods.delete(c, ns, name, None)}),
@@ -185,6 +196,8 @@ class Server:
             ServiceAccounts(self.kube_state, self.sa_tokens,
                             base64.b64decode(ca_data).decode() if ca_data else ""),
             self.netpolicies,
+            self.kube_lbs,
+            self.kube_proxy,
         ])
         # Containers' output into CloudWatch Logs: routes readied at each start, one shipper.
         self.logship = LogShipper(self.cwlogs, self.runtime, self.store)
@@ -255,6 +268,7 @@ class Server:
         # The whole firewall from the store before tasks are re-adopted: restarts converge.
         await asyncio.to_thread(self.networks.start, self._task_nets())
         self.netpolicies.converge()  # the policies too, before any task is (re)started
+        self.kube_proxy.sync_all()  # and the ClusterIPs (a table no cluster needs goes)
         await self.elbv2.start()  # the load balancers the store knows, re-applied
         # The API app before the tasks are adopted: their networks carry it (signed only).
         app = build_app(self.faces())

@@ -59,6 +59,10 @@ class LoadBalancerController(Controller):
         self.elbv2 = elbv2
         self.cluster_doc = cluster_doc
         self._said: set[tuple[str, str, str]] = set()  # events already recorded (uid, why, text)
+        # Each cluster's target groups and the Service (ns, name) behind each, as the last
+        # pass made them: what a new pod's readiness gates are injected from.
+        self._bound: dict[str, dict[str, tuple[str, str]]] = {}
+        self._binding: dict[str, tuple[str, str]] = {}
 
     def interested(self, change: Change) -> bool:
         return change.resource in WATCHED
@@ -70,6 +74,7 @@ class LoadBalancerController(Controller):
             return
         if self.state.find(cluster, "ingressclasses", "", ing.CLASS) is None:
             self.state.create(cluster, "ingressclasses", "", ing.alb_class())
+        self._binding = {}
         wanted, kept = self._wanted(cluster)
         made = [(t.get(ing.INGRESS_STACK) or t.get(ing.SERVICE_STACK), lb.arn)
                 for lb in self.elbv2.tables.lbs()
@@ -95,6 +100,7 @@ class LoadBalancerController(Controller):
                     and not self.elbv2.load_balancers_of(tg.arn):
                 self.elbv2.delete_target_group(tg.arn)
         self._finalize(cluster, live)
+        self._bound[cluster] = self._binding
 
     def _wanted(self, cluster: str) -> tuple[dict[str, tuple[ing.Stack, list[Obj]]], set[str]]:
         """The stacks to make now (by stack id, with the objects they serve), and the ids of
@@ -163,9 +169,12 @@ class LoadBalancerController(Controller):
         if lb is None:
             vpc = doc["resourcesVpcConfig"]
             subnets = list(stack.subnets or self._one_per_zone(vpc.get("subnetIds") or []))
+            # Pods run in their VPC's default group, which admits its own members: the load
+            # balancer joins it (NLBs too, as the controller gives NLBs security groups).
+            groups = list(stack.security_groups or [e.networks.default_group(vpc["vpcId"])])
             lb = e.create_load_balancer(
                 name=stack.name, subnets=subnets, kind=stack.kind, scheme=stack.scheme,
-                security_groups=list(stack.security_groups) if stack.security_groups else None,
+                security_groups=groups,
                 tags=base + [m.Tag(stack.resource_tag, "LoadBalancer")] + extra)
         if stack.lb_attributes:
             have = {a.key: a.value for a in e.load_balancer_attributes(lb.arn)}
@@ -219,6 +228,7 @@ class LoadBalancerController(Controller):
             if any(have.get(k) != v for k, v in grp.attributes):
                 e.modify_target_group_attributes(
                     tg.arn, [g.Attribute(k, v) for k, v in grp.attributes])
+        self._binding[tg.name] = (grp.ns, grp.service)
         self._targets(cluster, tg, grp, svc)
         return tg.arn
 
@@ -380,6 +390,28 @@ class LoadBalancerController(Controller):
                     svc["status"]["loadBalancer"] = {}
                     self.state.update(cluster, "services", meta["namespace"], svc)
                 self._finalizer(cluster, "services", svc, ing.SERVICE_FINALIZER, False)
+
+    # ---- pods created (Pods.mutators): the controller's pod readiness gate webhook
+    def inject_gates(self, cluster: str, ns: str, pod: Obj) -> None:
+        """In a namespace labelled elbv2.k8s.aws/pod-readiness-gate-inject=enabled, a new
+        pod that a target group's Service selects waits, unready, for its target's health."""
+        space = self.state.find(cluster, "namespaces", "", ns) or {}
+        if (space.get("metadata", {}).get("labels") or {}).get(ing.GATE_LABEL) != "enabled":
+            return
+        labels = pod["metadata"].get("labels") or {}
+        spec = pod["spec"]
+        gates = spec.get("readinessGates") or []
+        for tg_name, (svc_ns, svc_name) in sorted(self._bound.get(cluster, {}).items()):
+            svc = self.state.find(cluster, "services", svc_ns, svc_name) if svc_ns == ns \
+                else None
+            selector = ((svc or {}).get("spec") or {}).get("selector") or {}
+            if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            gate = ing.GATE_PREFIX + tg_name
+            if not any(x.get("conditionType") == gate for x in gates):
+                gates.append({"conditionType": gate})
+        if gates:
+            spec["readinessGates"] = gates
 
     # ---- pods stopping (Pods.before_stop)
     def before_stop(self, cluster: str, pod: Obj) -> None:

@@ -53,6 +53,9 @@ class Pods:
         # deletionTimestamp already stored): each hook takes the pod out of its data path
         # (Services' VIPs, load balancers' targets), quickly and synchronously, never raising.
         self.before_stop: list[Callable[[str, dict[str, Any]], None]] = []
+        # Mutating admission webhooks' part: (cluster, namespace, pod) may change a new pod
+        # in place before it is stored (the AWS LB controller's readiness gates).
+        self.mutators: list[Callable[[str, str, dict[str, Any]], None]] = []
         self._loop: asyncio.Task | None = None
 
     # ---- API operations
@@ -80,6 +83,8 @@ class Pods:
                             f'mutation.amazonaws.com" denied the request: {refusal}')
         _, patch = admission.mutation(pod, profiles, ns)
         pod = admission.apply_json_patch(pod, patch)
+        for mutate in self.mutators:
+            mutate(cluster, ns, pod)
         kubeobj.default_pod(pod)
         probes.default_probes(pod["spec"])
         downward.default_env(pod["spec"])

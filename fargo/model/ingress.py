@@ -620,8 +620,9 @@ def build_nlb(cluster: str, svc: Obj) -> Stack:
     health = Health(hproto, a.get(S + "aws-load-balancer-healthcheck-path", "/")
                     if hproto == "HTTP" else None,
                     _int(a, S + "aws-load-balancer-healthcheck-interval", 5, 300, 10, where),
-                    _int(a, S + "aws-load-balancer-healthcheck-timeout", 2, 120,
-                         6 if hproto == "HTTP" else 10, where),
+                    # upstream's TCP default is 10 s, as long as its interval: ELBv2 here
+                    # wants the timeout under the interval, so 6 s as for HTTP
+                    _int(a, S + "aws-load-balancer-healthcheck-timeout", 2, 120, 6, where),
                     _int(a, S + "aws-load-balancer-healthcheck-healthy-threshold", 2, 10, 3,
                          where),
                     _int(a, S + "aws-load-balancer-healthcheck-unhealthy-threshold", 2, 10, 3,

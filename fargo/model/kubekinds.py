@@ -44,8 +44,8 @@ _RULES: dict[str, KindRule] = {}
 # The modules (of this package) whose import registers their kinds' rows.
 KIND_MODULES: tuple[str, ...] = ("configmap", "secret", "serviceaccount", "batchjobs",
                                  "cronjobs", "daemonsets", "replicaset", "deployment",
-                                 "kubeservice", "endpoints", "netpolicy",
-                                 "sgpolicy")
+                                 "netpolicy", "sgpolicy", "kubeservice", "endpoints",
+                                 "ingress")
 _loaded = False
 
 

@@ -194,15 +194,24 @@ def pod_status(pod: dict[str, Any], task: Task, now: float,
     initialized = all("terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
                       for s in inits)
     ready = phase == "Running" and all(s["ready"] for s in apps)
+    # Readiness gates (spec.readinessGates): conditions others set (a load balancer's
+    # controller) are kept, and the pod is Ready only once each is True, as kubelet has it.
+    gates = [g.get("conditionType") for g in pod["spec"].get("readinessGates") or []
+             if isinstance(g, dict)]
+    gated = [c for c in old_conds if c.get("type") in gates]
+    gates_ok = all(any(c.get("type") == g and c.get("status") == "True" for c in gated)
+                   for g in gates)
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": [
             _condition("PodReadyToStartContainers", task.last_status != "PROVISIONING",
                        old_conds, stamp),
             _condition("Initialized", initialized, old_conds, stamp, "ContainersNotInitialized"),
-            _condition("Ready", ready, old_conds, stamp, "ContainersNotReady"),
+            _condition("Ready", ready and gates_ok, old_conds, stamp,
+                       "ContainersNotReady" if not ready else "ReadinessGatesNotReady"),
             _condition("ContainersReady", ready, old_conds, stamp, "ContainersNotReady"),
             _condition("PodScheduled", True, old_conds, stamp),
+            *gated,
         ],
         "qosClass": old.get("qosClass", "BestEffort"),
         "startTime": old.get("startTime") or rfc3339(task.created_at),

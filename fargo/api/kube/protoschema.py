@@ -177,6 +177,22 @@ _SPEC.update({  # batch/v1: what `kubectl create job` (also --from=cronjob) and 
                    "appProtocol 6 s?",
     "SessionAffinityConfig": "clientIP 1 ClientIPConfig?",
     "ClientIPConfig": "timeoutSeconds 1 i?",
+    # networking.k8s.io/v1 (`kubectl create ingress` posts protobuf)
+    "Ingress": "metadata 1 ObjectMeta; spec 2 IngressSpec; status 3 Status",
+    "IngressSpec": "defaultBackend 1 IngressBackend; tls 2 IngressTLS*; rules 3 IngressRule*; "
+                   "ingressClassName 4 s?",
+    "IngressBackend": "resource 3 IngressResourceRef; service 4 IngressServiceBackend",
+    "IngressResourceRef": "apiGroup 1 s?; kind 2 s; name 3 s",
+    "IngressServiceBackend": "name 1 s; port 2 ServiceBackendPort",
+    "ServiceBackendPort": "name 1 s; number 2 i",
+    "IngressRule": "host 1 s; value 2 IngressRuleValue^",
+    "IngressRuleValue": "http 1 HTTPIngressRuleValue",
+    "HTTPIngressRuleValue": "paths 1 HTTPIngressPath*",
+    "HTTPIngressPath": "path 1 s; backend 2 IngressBackend; pathType 3 s?",
+    "IngressTLS": "hosts 1 s*; secretName 2 s",
+    "IngressClass": "metadata 1 ObjectMeta; spec 2 IngressClassSpec",
+    "IngressClassSpec": "controller 1 s; parameters 2 IngressClassParams",
+    "IngressClassParams": "apiGroup 1 s?; kind 2 s; name 3 s; scope 4 s?; namespace 5 s?",
 })
 # The kinds whose whole object this module reads, by the TypeMeta (apiVersion, kind) of the
 # envelope, each to the message that encodes it: another group's kind of the same name is
@@ -186,7 +202,9 @@ KINDS = {("apps/v1", "Deployment"): "Deployment", ("apps/v1", "ReplicaSet"): "Re
          ("v1", "ServiceAccount"): "ServiceAccount",
          ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
          ("batch/v1", "Job"): "Job", ("batch/v1", "CronJob"): "CronJob",
-         ("v1", "Service"): "Service"}
+         ("v1", "Service"): "Service",
+         ("networking.k8s.io/v1", "Ingress"): "Ingress",
+         ("networking.k8s.io/v1", "IngressClass"): "IngressClass"}
 _SCALARS = {"s", "i", "b", "t", "q", "ios", "ms", "mq", "mb"}
 
 

@@ -318,3 +318,32 @@ SECURITYGROUPPOLICIES = Printer([("Name", "string", 0, "name"),
                                   "to apply to the elastic network interface of pods that "
                                   "match this policy"),
                                  ("Age", "string", 0, "age")], _sgpolicy_row)
+
+
+def _ingress_row(obj: dict[str, Any]) -> list[Any]:
+    spec = obj.get("spec") or {}
+    hosts = [r.get("host") or "*" for r in spec.get("rules") or [] if isinstance(r, dict)]
+    lbs = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    address = ",".join(x.get("hostname") or x.get("ip") or "" for x in lbs
+                       if isinstance(x, dict))
+    return [obj["metadata"]["name"], spec.get("ingressClassName") or "<none>",
+            ",".join(hosts) or "*", address, "443, 80" if spec.get("tls") else "80",
+            _age(obj["metadata"].get("creationTimestamp"))]
+
+
+def _ingressclass_row(obj: dict[str, Any]) -> list[Any]:
+    spec = obj.get("spec") or {}
+    params = spec.get("parameters") or {}
+    shown = f"{params.get('kind')}/{params.get('name')}" if params else "<none>"
+    return [obj["metadata"]["name"], spec.get("controller", ""), shown,
+            _age(obj["metadata"].get("creationTimestamp"))]
+
+
+INGRESSES = Printer([("Name", "string", 0, "name"), ("Class", "string", 0, "ingress class"),
+                     ("Hosts", "string", 0, "hosts"), ("Address", "string", 0, "address"),
+                     ("Ports", "string", 0, "ports"), ("Age", "string", 0, "age")],
+                    _ingress_row)
+INGRESSCLASSES = Printer([("Name", "string", 0, "name"),
+                          ("Controller", "string", 0, "controller"),
+                          ("Parameters", "string", 0, "parameters"),
+                          ("Age", "string", 0, "age")], _ingressclass_row)
