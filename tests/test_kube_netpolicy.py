@@ -223,3 +223,19 @@ def test_security_group_policy_places_pods_in_groups(srv: FargoServer, cfg: Path
     got = json.loads(kubectl_run(cfg, "get", "pod", "lost", "-n", B, "-o", "json"))
     assert got["status"]["phase"] == "Pending" and not got["spec"].get("nodeName")
     kubectl_run(cfg, "delete", "pod", "guarded", "lost", "-n", B, "--wait=false")
+
+
+def test_policies_converge_after_a_crash(srv: FargoServer, cfg: Path,
+                                         pods: dict[str, str]) -> None:
+    web = f"http://{pods['web']}:8080/"
+    apply(cfg, netpol("deny", A, {"podSelector": {"matchLabels": {"app": "web"}}}))
+    expect(cfg, A, "client", web, False)
+    srv.kill()  # SIGKILL; and the kernel forgets the policies' table meanwhile
+    subprocess.run(["nft", "delete", "table", "inet", f"fargo_{srv.prefix}_np"], check=True)
+    srv.start()  # re-applied from the store before anything else is served
+    assert not reaches(cfg, A, "client", web)
+    assert pods["web"] in subprocess.run(["nft", "list", "table", "inet",
+                                          f"fargo_{srv.prefix}_np"], capture_output=True,
+                                         text=True, check=True).stdout
+    kubectl_run(cfg, "delete", "netpol", "deny", "-n", A)
+    expect(cfg, A, "client", web, True)
