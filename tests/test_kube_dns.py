@@ -236,3 +236,13 @@ def test_cluster_dns_qps_from_a_pod(srv, world):
     qps = int(out.stdout)
     print(f"cluster DNS: {qps} queries/s, one client in a pod's netns, UDP, sequential")
     assert qps > 200
+
+
+def test_a_sigkill_of_the_server_keeps_pods_names(srv, cfg, world):
+    """The running pods are re-adopted: their netns's DNAT and view (its cluster) again."""
+    srv.kill()
+    srv.start()
+    web_ip = get(cfg, "service", "web")["spec"]["clusterIP"]
+    out = sh(cfg, "client", f"nslookup web ; nslookup db-0.db.{NS}.svc.{ZONE}")
+    assert f"Address: {web_ip}" in out and \
+        f"Address: {world['db-0']['status']['podIP']}" in out, out
