@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any, TypeGuard
 
-from . import selectors
+from . import kubeobj
 from .kubeerrors import invalid
 from .kubekinds import KindRule, register
 
@@ -70,6 +70,10 @@ def is_headless(obj: Obj) -> bool:
     return spec_of(obj).get("clusterIP") == HEADLESS
 
 
+def selectorless_headless(obj: Obj) -> bool:
+    return is_headless(obj) and not spec_of(obj).get("selector")
+
+
 def uses_cluster_ip(obj: Obj) -> bool:
     return service_type(obj) != "ExternalName"
 
@@ -109,11 +113,13 @@ def default_service(obj: Obj) -> None:
     if kind == "LoadBalancer":
         spec.setdefault("externalTrafficPolicy", "Cluster")
         spec.setdefault("allocateLoadBalancerNodePorts", True)
-    # One IPv4 family, as on an EKS ipv4 cluster; headless with a selector asks for all the
-    # cluster's families (upstream's RequireDualStack), which here is that one.
+    # One IPv4 family, as on an EKS ipv4 cluster; a headless Service without a selector
+    # gets both families whatever the cluster (its endpoints are the user's), as upstream.
+    if spec.get("ipFamilyPolicy") in (None, "") and spec.get("ipFamilies") in (None, []) \
+            and selectorless_headless(obj):
+        spec["ipFamilyPolicy"], spec["ipFamilies"] = "RequireDualStack", ["IPv4", "IPv6"]
     if spec.get("ipFamilyPolicy") in (None, ""):
-        spec["ipFamilyPolicy"] = "RequireDualStack" if (
-            is_headless(obj) and spec.get("selector")) else "SingleStack"
+        spec["ipFamilyPolicy"] = "SingleStack"
     if spec.get("ipFamilies") in (None, []):
         spec["ipFamilies"] = ["IPv4"]
     ip = spec.get("clusterIP")
@@ -296,21 +302,30 @@ def _ip_errors(spec: Obj, kind: str) -> Errors:
             errors.append((f"spec.clusterIPs[{i}]", f"Invalid value: {q(one)}: this cluster "
                            "serves the IPv4 family only"))
     families = spec.get("ipFamilies")
-    if families is not None and (not isinstance(families, list) or
-                                 any(f != "IPv4" for f in families) or len(families) > 1):
-        if isinstance(families, list) and any(f == "IPv6" for f in families):
-            errors.append(("spec.ipFamilies", f"Invalid value: {q(families)}: the cluster "
-                           "serves IPv4 only (its kubernetesNetworkConfig ipFamily is ipv4)"))
-        else:
-            errors.append(("spec.ipFamilies", f"Unsupported value: {q(families)}: supported "
-                           'values: "IPv4"'))
+    free = selectorless_headless({"spec": spec})  # its families are only recorded
+    if families is not None and not isinstance(families, list):
+        errors.append(("spec.ipFamilies", "Invalid value: must be a list of strings"))
+        families = []
+    for i, family in enumerate(families or []):
+        if family not in ("IPv4", "IPv6"):
+            errors.append((f"spec.ipFamilies[{i}]", f"Unsupported value: {q(family)}: "
+                           'supported values: "IPv4", "IPv6"'))
+        elif family in (families or [])[:i]:
+            errors.append((f"spec.ipFamilies[{i}]", f"Duplicate value: {q(family)}"))
+        elif family == "IPv6" and not free:
+            errors.append((f"spec.ipFamilies[{i}]", f"Invalid value: {q(family)}: not "
+                           "configured on this cluster"))
     policy = spec.get("ipFamilyPolicy")
     if policy is not None and policy not in IP_FAMILY_POLICIES:
         errors.append(("spec.ipFamilyPolicy", f"Unsupported value: {q(policy)}: supported "
                        'values: "PreferDualStack", "RequireDualStack", "SingleStack"'))
-    elif policy == "RequireDualStack" and not (ip == HEADLESS and spec.get("selector")):
+    elif policy == "RequireDualStack" and not free:
         errors.append(("spec.ipFamilyPolicy", f"Invalid value: {q(policy)}: this cluster is "
                        "not configured for dual-stack services"))
+    elif policy == "SingleStack" and len(families or []) > 1:
+        errors.append(("spec.ipFamilies", f"Invalid value: {q(families)}: when multiple IP "
+                       "families are specified, IP family policy must be RequireDualStack or "
+                       "PreferDualStack"))
     return errors
 
 
@@ -419,7 +434,7 @@ def check_service(obj: Obj, old: Obj | None) -> None:
         if not isinstance(sel, dict):
             errors.append(("spec.selector", "Invalid value: must be a map of strings"))
         else:
-            errors += selectors.selector_errors({"matchLabels": sel}, "spec.selector")
+            errors += kubeobj._label_errors(sel, "spec.selector")
     pna = spec.get("publishNotReadyAddresses")
     if pna is not None and not isinstance(pna, bool):
         errors.append(("spec.publishNotReadyAddresses", "Invalid value: must be a boolean"))
