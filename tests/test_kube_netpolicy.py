@@ -137,6 +137,8 @@ def test_network_policies_are_enforced(cfg: Path, pods: dict[str, str]) -> None:
     assert reaches(cfg, A, "client", web)  # replies of admitted flows come back
     listed = kubectl_run(cfg, "get", "netpol", "-n", A)
     assert "POD-SELECTOR" in listed and "app=web" in listed and "from-blue" in listed
+    described = kubectl_run(cfg, "describe", "netpol", "from-blue", "-n", A)
+    assert "app=web" in described and "9000" in described, described
     # Egress: the client may send nothing, yet its own metadata endpoint answers (it never
     # leaves the pod's netns).
     apply(cfg, netpol("client-out", A, {"podSelector": {"matchLabels": {"app": "client"}},
@@ -176,6 +178,8 @@ def test_bad_policies_get_the_apiservers_422(cfg: Path) -> None:
            "spec": {"podSelector": {}, "securityGroups": {"groupIds": []}}}
     out = kubectl(cfg, "apply", "-f", "-", stdin=json.dumps(sgp))
     assert out.returncode != 0 and "should have at least 1 items" in out.stderr, out.stderr
+    explained = kubectl_run(cfg, "explain", "sgp.spec.securityGroups")
+    assert "groupIds" in explained, explained
     sgp["spec"]["bogus"] = 1
     out = kubectl(cfg, "create", "--validate=strict", "-f", "-", stdin=json.dumps(sgp))
     assert out.returncode != 0 and 'unknown field "spec.bogus"' in out.stderr, out.stderr
