@@ -50,6 +50,7 @@ VIP_TARGET = 8100  # ... its targetPort 8100 + r in the solo pod
 DIRECT_PORT = 8200  # the direct path's round r goes to 8200 + r of the same pod
 WEB_PORT = 8080  # the Deployment's pods
 GRACE_S = 2
+DEREGISTRATION_DELAY_S = 2
 
 
 @dataclass
@@ -63,6 +64,7 @@ class KubeNetSizes:
     dns_rounds: int = 2
     replicas: int = 3
     threads: int = 2
+    rollout_timeout: int = 180
 
 
 class NotMeasured(Exception):
@@ -324,6 +326,9 @@ class KubeNetBench:
              "spec": {"replicas": z.replicas, "selector": {"matchLabels": {"app": "web"}},
                       "template": {"metadata": {"labels": {"app": "web"}},
                                    "spec": self._pod(web_command([WEB_PORT]), WEB_PORT)}}}]
+        # As the AWS docs ask for zero-downtime rollouts behind ip targets: new pods count as
+        # Ready only once their target is healthy in the load balancer.
+        self.kubectl("label", "namespace", NS, "elbv2.k8s.aws/pod-readiness-gate-inject=enabled")
         for obj in pods:
             err = self.apply(obj)
             if err:
@@ -346,7 +351,12 @@ class KubeNetBench:
             "metadata": {"name": "web", "namespace": NS, "annotations": {
                 "alb.ingress.kubernetes.io/scheme": "internal",
                 "alb.ingress.kubernetes.io/target-type": "ip",
-                "alb.ingress.kubernetes.io/healthcheck-path": "/health"}},
+                "alb.ingress.kubernetes.io/healthcheck-path": "/health",
+                "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "5",
+                "alb.ingress.kubernetes.io/healthcheck-timeout-seconds": "2",
+                "alb.ingress.kubernetes.io/healthy-threshold-count": "2",
+                "alb.ingress.kubernetes.io/target-group-attributes":
+                    f"deregistration_delay.timeout_seconds={DEREGISTRATION_DELAY_S}"}},
             "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [
                 {"path": "/", "pathType": "Prefix",
                  "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
@@ -488,6 +498,7 @@ class KubeNetBench:
         z = self.sizes
         fig = f"13c. DNS A queries, {z.dns_window} in flight"
         region = "us-east-1"
+        from fargo.api.dns import TASK_BURST, TASK_RATE
         from fargo.model.dns import private_name, resolver_address
 
         private = private_name(self.ips["solo"], region)
@@ -537,8 +548,8 @@ class KubeNetBench:
                            w: int = window) -> DnsRun:
                         return dns_load(a, n, w, z.dns_seconds)
                     box[key].append(go() if key == "host" else in_netns(self.client_ns, go))
-                    time.sleep(1.0)  # the per-task resolver's rate bucket refills between runs
-        from fargo.api.dns import TASK_BURST, TASK_RATE
+                    if key != "host":  # each run starts with the pod's rate bucket full
+                        time.sleep(TASK_BURST / TASK_RATE)
 
         for key in ("svc", "pod", "host"):
             if key not in paths:
@@ -592,13 +603,24 @@ class KubeNetBench:
                     if lb["DNSName"] == host:
                         zones = lb.get("AvailabilityZones") or []
                         addrs = zones[0].get("LoadBalancerAddresses") if zones else []
-                        if addrs:
+                        if addrs and self._healthy(elb, lb["LoadBalancerArn"]):
                             ip = addrs[0]["PrivateIPv4Address"]
                             if answers_from(ip, 80):
                                 return ip, ""
             time.sleep(1.0)
         return "", (f"the Ingress's load balancer {host or '(no status hostname)'} did not "
                     f"answer from the host in {timeout:g} s")
+
+    def _healthy(self, elb: Any, lb_arn: str) -> bool:
+        """Every replica a healthy target of the load balancer's target groups."""
+        groups = elb.describe_target_groups(LoadBalancerArn=lb_arn)["TargetGroups"]
+        for tg in groups:
+            found = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])[
+                "TargetHealthDescriptions"]
+            ok = [d for d in found if d["TargetHealth"]["State"] == "healthy"]
+            if len(ok) < self.sizes.replicas:
+                return False
+        return bool(groups)
 
     def rolling(self) -> None:
         z = self.sizes
@@ -634,17 +656,32 @@ class KubeNetBench:
             f"{', '.join(loads)}")
         procs = {k: w.start(url, conns, 600) for k, (w, url) in loads.items()}
         took = float("nan")
+        stuck = ""
         try:
             time.sleep(1.0)
             t0 = time.monotonic()
             self.kubectl("rollout", "restart", "deployment/web", "-n", NS)
-            self.kubectl("rollout", "status", "deployment/web", "-n", NS, "--timeout=300s",
-                         timeout=320)
-            took = time.monotonic() - t0
-            self._old_pods_gone(timeout=60)
-            time.sleep(1.0)
+            status = self.kubectl("rollout", "status", "deployment/web", "-n", NS,
+                                  f"--timeout={z.rollout_timeout}s",
+                                  timeout=z.rollout_timeout + 20, check=False)
+            if status.returncode == 0:
+                took = time.monotonic() - t0
+                self._old_pods_gone(timeout=60)
+                time.sleep(1.0)
+            else:
+                stuck = (f"the rollout did not finish in {z.rollout_timeout} s "
+                         f"({status.stderr.strip()[-200:]}); warnings: {self._warnings()}")
         finally:
             results = {k: Wrk.stop(p) for k, p in procs.items()}
+        if stuck:
+            self.results.add(Row(fig, "↳ rollout restart → rollout status", "s",
+                                 value="did not finish", ok=False, note=stuck))
+            for label, run in results.items():
+                self.results.add(Row(fig, f"{label}, failed requests", "failed",
+                                     value="not measured",
+                                     note=f"the rollout never finished; meanwhile "
+                                          f"{run.failed} of {run.requests} failed"))
+            return
         for label, run in results.items():
             pods = ", ".join(f"{k} {v}" for k, v in sorted(run.bodies.items()))
             self.results.add(Row(
@@ -655,6 +692,15 @@ class KubeNetBench:
                      f"{run.rps:.0f} req/s); answered by: {pods}; failures: "
                      f"{run.errors_text()}"))
         self.results.add(Row(fig, "↳ rollout restart → rollout status", "s", value=took))
+
+    def _warnings(self) -> str:
+        out = self.kubectl("get", "events", "-n", NS, "--field-selector", "type=Warning",
+                           "-o", "json", check=False)
+        if out.returncode != 0:
+            return "(none listed)"
+        seen = dict.fromkeys(f"{e.get('reason')}: {e.get('message')}"
+                             for e in json.loads(out.stdout).get("items") or [])
+        return "; ".join(list(seen)[-3:])[:400] or "none"
 
     def _old_pods_gone(self, timeout: float) -> None:
         """Until only the Deployment's replicas are left (the old ones have terminated)."""
@@ -693,6 +739,10 @@ def method_notes(sizes: KubeNetSizes) -> list[str]:
         f"Rolling update (13d): `kubectl rollout restart deployment/web` while wrk sends GET / "
         f"with {max(2, z.connections // 2)} connections through the `web` Service's ClusterIP "
         "(from the client pod) and through the ALB that the Ingress (ingressClassName alb, "
-        "target-type ip, scheme internal) made (from the host), from 1 s before the restart "
+        "target-type ip, scheme internal, health check GET /health every 5 s, 2 to rise, "
+        f"deregistration delay {DEREGISTRATION_DELAY_S} s) made (from the host), in a "
+        "namespace labelled elbv2.k8s.aws/pod-readiness-gate-inject=enabled (the AWS Load "
+        "Balancer Controller's readiness gates hold a new pod unready until its target is "
+        "healthy, as AWS documents for zero-downtime rollouts), from 1 s before the restart "
         "until 1 s after the old pods are gone. failed = non-2xx + wrk's socket errors + "
         "timeouts (2 s); the notes count which pod answered."]
