@@ -142,6 +142,16 @@ def test_endpoints_follow_pods(clusters, busybox_image):
     assert len(ep["subsets"][0]["addresses"]) == 2
     table = kubectl_run(one, "get", "endpoints", "web", "-n", NS)
     assert ":8080" in table and ":9100" in table
+    head, row = kubectl_run(one, "get", "endpointslices", sl["metadata"]["name"], "-n",
+                            NS).splitlines()[:2]
+    assert head.split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    ips = sorted(e["addresses"][0] for e in sl["endpoints"])
+    assert row.split()[1] == "IPv4" and sorted(row.split()[3].split(",")) == ips
+    assert sorted(row.split()[2].split(",")) == ["8080", "9100"]
+    desc = [line.split(None, 1) for line in
+            kubectl_run(one, "describe", "svc", "web", "-n", NS).splitlines() if line.strip()]
+    shown = next(v for k, *v in desc if k == "Endpoints:")
+    assert all(f"{ip}:8080" in shown[0] for ip in ips), desc
     # kubectl expose makes a Service of the Deployment's selector and ports.
     kubectl_run(one, "expose", "deployment", "web", "-n", NS, "--name", "web-x",
                 "--port", "80", "--target-port", "http")

@@ -234,6 +234,17 @@ def test_named_target_ports_resolve_per_pod():
     assert sorted(s["ports"][0]["port"] for s in ep["subsets"]) == [8080, 9090]
 
 
+def test_app_protocol_and_unnamed_ports():
+    svc = defaulted(service(selector={"app": "web"},
+                            ports=[{"port": 80, "appProtocol": "http"}]))
+    svc["metadata"]["uid"] = "u"
+    eps = epm.endpoints_of(svc, [pod("a")])
+    (sl,) = epm.slices_for(svc, eps, {})
+    assert sl["ports"] == [{"name": "", "port": 80, "protocol": "TCP", "appProtocol": "http"}]
+    assert epm.endpoints_object(svc, eps)["subsets"][0]["ports"] == [
+        {"port": 80, "protocol": "TCP", "appProtocol": "http"}]
+
+
 def test_no_endpoints_is_one_placeholder_slice():
     svc = defaulted(service(selector={"app": "web"}))
     svc["metadata"]["uid"] = "u"
@@ -273,6 +284,9 @@ def test_allocation_is_unique_across_clusters_but_the_dns_address(state):
                                  "is already allocated")
     with pytest.raises(KubeError) as err:
         writes.create("two", "default", service("b", clusterIP="172.20.0.10"))
+    assert "provided IP is already allocated" in err.value.message
+    with pytest.raises(KubeError) as err:  # default/kubernetes' address, held for it
+        writes.create("two", "default", service("b", clusterIP="172.20.0.1"))
     assert "provided IP is already allocated" in err.value.message
     with pytest.raises(KubeError) as err:
         writes.create("two", "default", service("b", clusterIP="10.1.2.3"))

@@ -66,6 +66,14 @@ def kube_dns_service(net: ipaddress.IPv4Network) -> Obj:
                             "targetPort": 53}]}}
 
 
+def _reserved(net: ipaddress.IPv4Network, ip: str, ns: str, name: str) -> bool:
+    """base + 1 is default/kubernetes' (EKS's API Service) and base + 10 kube-dns': held
+    for them even before they exist, as they are from a cluster's first moment on EKS."""
+    owners = {str(net.network_address + 1): ("default", "kubernetes"),
+              dns_ip(net): (DNS_NAMESPACE, DNS_NAME)}
+    return ip in owners and owners[ip] != (ns, name)
+
+
 class ServiceWrites:
     """create/update/delete of Services through control/objects.py, with the allocations
     made in the same synchronous step as the write."""
@@ -155,7 +163,7 @@ class ServiceWrites:
             if addr not in net or addr in (net.network_address, net.broadcast_address):
                 why = ("provided IP is not in the valid range. The range of valid IPs is "
                        f"{net}")
-            elif asked in used:
+            elif asked in used or _reserved(net, asked, ns, name):
                 why = "provided IP is already allocated"
             if why:
                 raise invalid("Service", name, [("spec.clusterIPs", f"Invalid value: "

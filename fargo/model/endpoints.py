@@ -70,20 +70,33 @@ def conditions(svc: Obj, pod: Obj) -> Obj:
             "terminating": terminating}
 
 
-def _ports_for(svc: Obj, pod: Obj) -> tuple[tuple[str, int, str], ...]:
+Port = tuple[str, int, str, str]  # name, the pod's port, protocol, appProtocol ("": none)
+
+
+def _ports_for(svc: Obj, pod: Obj) -> tuple[Port, ...]:
     named = container_ports(pod)
     out = []
     for p in kubeservice.ports_of(svc):
         port = kubeservice.target_port(p, named)
         if port is not None:
-            out.append((str(p.get("name") or ""), port, str(p.get("protocol") or "TCP")))
+            out.append((str(p.get("name") or ""), port, str(p.get("protocol") or "TCP"),
+                        str(p.get("appProtocol") or "")))
     return tuple(out)
+
+
+def _port_json(port: Port, keep_empty_name: bool) -> Obj:
+    name, number, protocol, app = port
+    out: Obj = {"name": name} if name or keep_empty_name else {}
+    out.update(port=number, protocol=protocol)
+    if app:
+        out["appProtocol"] = app
+    return out
 
 
 @dataclass(frozen=True)
 class Endpoint:
     pod: Obj
-    ports: tuple[tuple[str, int, str], ...]
+    ports: tuple[Port, ...]
     cond: Obj
 
 
@@ -121,10 +134,10 @@ def slices_for(svc: Obj, endpoints: list[Endpoint], zones: dict[str, str]) -> li
     (so the next pass finds the same ones); one placeholder with no endpoints when there
     are none. `zones`: node name -> its topology zone."""
     meta = svc["metadata"]
-    groups: dict[tuple[tuple[str, int, str], ...], list[Endpoint]] = {}
+    groups: dict[tuple[Port, ...], list[Endpoint]] = {}
     for e in endpoints:
         groups.setdefault(e.ports, []).append(e)
-    chunks: list[tuple[tuple[tuple[str, int, str], ...], list[Endpoint], int]] = []
+    chunks: list[tuple[tuple[Port, ...], list[Endpoint], int]] = []
     for ports, group in sorted(groups.items()):
         for i in range(0, len(group), PER_SLICE):
             chunks.append((ports, group[i:i + PER_SLICE], i // PER_SLICE))
@@ -133,7 +146,7 @@ def slices_for(svc: Obj, endpoints: list[Endpoint], zones: dict[str, str]) -> li
              "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}
     labels = _labels(svc, {SERVICE_NAME: meta["name"], MANAGED_BY: CONTROLLER})
     for ports, group, index in chunks or [((), [], 0)]:
-        key = ",".join(f"{n}:{p}/{pr}" for n, p, pr in ports)
+        key = ",".join(f"{n}:{p}/{pr}" for n, p, pr, _ in ports)
         name = f"{meta['name'][:57]}-{_suffix(meta.get('uid', ''), key, str(index))}"
         eps = []
         for e in group:
@@ -154,8 +167,7 @@ def slices_for(svc: Obj, endpoints: list[Endpoint], zones: dict[str, str]) -> li
                          "labels": labels, "ownerReferences": [owner],
                          "generateName": f"{meta['name']}-"},
             "addressType": "IPv4", "endpoints": eps,
-            "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in ports]
-            if group else None}
+            "ports": [_port_json(p, True) for p in ports] if group else None}
         out.append(slice_)
     return out
 
@@ -167,7 +179,7 @@ def endpoints_object(svc: Obj, endpoints: list[Endpoint]) -> Obj:
     not-ready ones; terminating pods left out unless publishNotReadyAddresses."""
     meta = svc["metadata"]
     publish = bool(kubeservice.spec_of(svc).get("publishNotReadyAddresses"))
-    groups: dict[tuple[tuple[str, int, str], ...], tuple[list[Obj], list[Obj]]] = {}
+    groups: dict[tuple[Port, ...], tuple[list[Obj], list[Obj]]] = {}
     for e in endpoints:
         if not e.ports or (e.cond["terminating"] and not publish):
             continue
@@ -184,8 +196,7 @@ def endpoints_object(svc: Obj, endpoints: list[Endpoint]) -> Obj:
             subset["addresses"] = ready
         if not_ready:
             subset["notReadyAddresses"] = not_ready
-        subset["ports"] = [{**({"name": n} if n else {}), "port": p, "protocol": pr}
-                           for n, p, pr in ports]
+        subset["ports"] = [_port_json(p, False) for p in ports]
         subsets.append(subset)
     obj: Obj = {"apiVersion": "v1", "kind": "Endpoints",
                 "metadata": {"name": meta["name"], "namespace": meta.get("namespace", ""),
