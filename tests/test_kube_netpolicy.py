@@ -229,6 +229,31 @@ def test_security_group_policy_places_pods_in_groups(srv: FargoServer, cfg: Path
     kubectl_run(cfg, "delete", "pod", "guarded", "lost", "-n", B, "--wait=false")
 
 
+def test_a_pod_is_judged_from_its_first_packet(cfg: Path, pods: dict[str, str],
+                                               busybox_image: str) -> None:
+    apply(cfg, netpol("early-out", A, {"podSelector": {"matchLabels": {"app": "early"}},
+                                       "policyTypes": ["Egress"]}))
+    probe = (f"if timeout 1 wget -q -O- http://{pods['web']}:8080/ >/dev/null; then echo "
+             "REACHED; else echo BLOCKED; fi; sleep 3600")
+    early = pod("early", A, {"app": "early"}, busybox_image, False)
+    free = pod("free", A, {"app": "free"}, busybox_image, False)  # the same, unselected
+    for p in (early, free):
+        p["spec"]["containers"][0]["command"] = ["sh", "-c", probe]
+    apply(cfg, early, free)
+    said = {}
+    deadline = time.time() + 60
+    while len(said) < 2:
+        for name in ("early", "free"):
+            out = kubectl(cfg, "logs", "-n", A, name).stdout
+            if "REACHED" in out or "BLOCKED" in out:
+                said[name] = "REACHED" if "REACHED" in out else "BLOCKED"
+        assert time.time() < deadline, said
+        time.sleep(0.2)
+    assert said == {"early": "BLOCKED", "free": "REACHED"}
+    kubectl_run(cfg, "delete", "pod", "early", "free", "-n", A, "--wait=false")
+    kubectl_run(cfg, "delete", "netpol", "early-out", "-n", A)
+
+
 def test_policies_converge_after_a_crash(srv: FargoServer, cfg: Path,
                                          pods: dict[str, str]) -> None:
     web = f"http://{pods['web']}:8080/"

@@ -33,6 +33,21 @@ class NetworkPolicies(Controller):
         self.subnets = subnets  # ids of every subnet (their bridges carry the pods)
         self._parts: dict[str, npm.PodRules] = {}
         self._applied: PolicySpec | None = None
+        # Per cluster with policies, the pod addresses its last pass saw: a pod placed at a
+        # new address is judged at once (in the write that binds it), before its task starts.
+        self._seen: dict[str, set[str]] = {}
+        state.listeners.append(self._told)
+
+    def _told(self, cluster: str, change: Change) -> None:
+        if change.resource != "pods" or change.type == "DELETED" or cluster not in self._seen:
+            return
+        view = npm.pod_view(change.obj)
+        if view is None or view.ip in self._seen[cluster]:
+            return
+        try:
+            self.reconcile(cluster)
+        except Exception:  # noqa: BLE001 - the controller's next pass tries again
+            log.exception("network policies for a new pod of cluster %s", cluster)
 
     def interested(self, change: Change) -> bool:
         return change.resource in WATCHED
@@ -40,9 +55,11 @@ class NetworkPolicies(Controller):
     def cluster_rules(self, cluster: str) -> npm.PodRules:
         policies = self.state.list(cluster, "networkpolicies")
         if not policies:
+            self._seen.pop(cluster, None)
             return npm.PodRules()
         pods = [v for v in (npm.pod_view(p) for p in self.state.list(cluster, "pods"))
                 if v is not None]
+        self._seen[cluster] = {v.ip for v in pods}
         # Two pods with one address (one finishing, one new): the live one's labels count.
         by_ip: dict[str, npm.PodView] = {}
         for v in pods:
@@ -63,6 +80,7 @@ class NetworkPolicies(Controller):
         live = {c["name"] for c in self.tables.list_clusters()}
         for gone in [c for c in self._parts if c not in live]:
             del self._parts[gone]
+            self._seen.pop(gone, None)
         self._apply()
 
     def _apply(self) -> None:
