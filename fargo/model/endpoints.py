@@ -241,23 +241,41 @@ def check_endpoints(obj: Obj, old: Obj | None) -> None:
         raise invalid("Endpoints", name, errors)
 
 
-def _address_errors(addr: Any, at: str) -> list[tuple[str, str]]:
+# What no endpoint may be (upstream's ValidateNonSpecialIP): a user's Endpoints or
+# EndpointSlice would otherwise point a ClusterIP or a load balancer's targets at the host's
+# loopback or the metadata address.
+_SPECIAL = (("unspecified (0.0.0.0)", ("0.0.0.0/32", "::/128")),
+            ("in the loopback range (127.0.0.0/8, ::1/128)", ("127.0.0.0/8", "::1/128")),
+            ("in the link-local range (169.254.0.0/16, fe80::/10)",
+             ("169.254.0.0/16", "fe80::/10")),
+            ("in the link-local multicast range (224.0.0.0/24, ff02::/10)",
+             ("224.0.0.0/24", "ff02::/10")))
+
+
+def _address_errors(addr: Any, at: str, version: int | None = None) -> list[tuple[str, str]]:
     import ipaddress
     ip = addr.get("ip") if isinstance(addr, dict) else None
     try:
-        ipaddress.ip_address(ip if isinstance(ip, str) else "")
+        parsed = ipaddress.ip_address(ip if isinstance(ip, str) else "")
     except ValueError:
-        return [(at, f"Invalid value: {kubeservice.q(ip)}: must be a valid IP address, "
-                 "(e.g. 10.9.8.7 or 2001:db8::ffff)")]
+        parsed = None
+    if parsed is None or (version is not None and parsed.version != version):
+        family = f"IPv{version} " if version else "IP "
+        return [(at, f"Invalid value: {kubeservice.q(ip)}: must be a valid {family}address")]
+    for why, nets in _SPECIAL:
+        if any(parsed in ipaddress.ip_network(n, strict=False) for n in nets):
+            return [(at, f"Invalid value: {kubeservice.q(ip)}: may not be {why}")]
     return []
 
 
-def _port_errors(port: Any, at: str) -> list[tuple[str, str]]:
+def _port_errors(port: Any, at: str, optional: bool = False) -> list[tuple[str, str]]:
     if not isinstance(port, dict):
         return [(at, "Invalid value: must be an object")]
     errors = []
     number = port.get("port")
-    if not _is_int(number) or not 0 < number <= 65535:
+    if number is None and optional:  # an EndpointSlice port without a number: all ports
+        pass
+    elif not _is_int(number) or not 0 < number <= 65535:
         errors.append((f"{at}.port", f"Invalid value: {kubeservice.q(number)}: must be "
                        "between 1 and 65535, inclusive"))
     protocol = port.get("protocol", "TCP")
@@ -309,9 +327,10 @@ def check_slice(obj: Obj, old: Obj | None) -> None:
             continue
         if kind in ("IPv4", "IPv6"):
             for j, a in enumerate(addrs):
-                errors += _address_errors({"ip": a}, f"endpoints[{i}].addresses[{j}]")
+                errors += _address_errors({"ip": a}, f"endpoints[{i}].addresses[{j}]",
+                                          4 if kind == "IPv4" else 6)
     for i, p in enumerate(obj.get("ports") or [] if isinstance(obj.get("ports"), list) else []):
-        errors += _port_errors(p, f"ports[{i}]")
+        errors += _port_errors(p, f"ports[{i}]", optional=True)
     if errors:
         raise invalid("EndpointSlice", name, errors)
 

@@ -383,7 +383,7 @@ def _listen_ports(a: dict[str, str], where: str) -> tuple[int, ...]:
         return (80,)
     try:
         entries = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting past the parser's depth too
         raise BuildError(f"{where}: failed to parse json annotation {A}listen-ports: "
                          f"{raw[:80]}") from None
     ports: list[int] = []
@@ -398,7 +398,8 @@ def _listen_ports(a: dict[str, str], where: str) -> tuple[int, ...]:
         if proto == "HTTPS":
             raise BuildError(f"{where}: HTTPS listeners need certificates, which fargo does "
                              "not have yet: listen on HTTP")
-        if proto != "HTTP" or not isinstance(port, int) or not 1 <= port <= 65535:
+        if proto != "HTTP" or not isinstance(port, int) or isinstance(port, bool) or \
+                not 1 <= port <= 65535:
             raise BuildError(f"{where}: listen protocol must be HTTP or HTTPS and the port "
                              f"1-65535: {json.dumps(e)[:60]}")
         if port not in ports:
