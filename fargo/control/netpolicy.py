@@ -33,16 +33,18 @@ class NetworkPolicies(Controller):
         self.subnets = subnets  # ids of every subnet (their bridges carry the pods)
         self._parts: dict[str, npm.PodRules] = {}
         self._applied: PolicySpec | None = None
-        # Per cluster with policies, the pod addresses its last pass saw: a pod placed at a
-        # new address is judged at once (in the write that binds it), before its task starts.
-        self._seen: dict[str, set[str]] = {}
+        # Per cluster with policies, the pods its last pass saw (address -> uid): a pod placed
+        # at a new address, or at one another pod held, is judged at once (in the write that
+        # binds it), before its task starts.
+        self._seen: dict[str, dict[str, str]] = {}
         state.listeners.append(self._told)
 
     def _told(self, cluster: str, change: Change) -> None:
         if change.resource != "pods" or change.type == "DELETED" or cluster not in self._seen:
             return
         view = npm.pod_view(change.obj)
-        if view is None or view.ip in self._seen[cluster]:
+        uid = (change.obj.get("metadata") or {}).get("uid", "")
+        if view is None or self._seen[cluster].get(view.ip) == uid:
             return
         try:
             self.reconcile(cluster)
@@ -57,13 +59,16 @@ class NetworkPolicies(Controller):
         if not policies:
             self._seen.pop(cluster, None)
             return npm.PodRules()
-        pods = [v for v in (npm.pod_view(p) for p in self.state.list(cluster, "pods"))
-                if v is not None]
-        self._seen[cluster] = {v.ip for v in pods}
-        # Two pods with one address (one finishing, one new): the live one's labels count.
+        # Two pods with one address (one terminating, one new): the live one's labels count.
         by_ip: dict[str, npm.PodView] = {}
-        for v in pods:
-            by_ip.setdefault(v.ip, v)
+        seen: dict[str, str] = {}
+        for p in sorted(self.state.list(cluster, "pods"),
+                        key=lambda p: bool(p["metadata"].get("deletionTimestamp"))):
+            v = npm.pod_view(p)
+            if v is not None and v.ip not in by_ip:
+                by_ip[v.ip] = v
+                seen[v.ip] = p["metadata"].get("uid", "")
+        self._seen[cluster] = seen
         namespaces = {n["metadata"]["name"]: dict(n["metadata"].get("labels") or {})
                       for n in self.state.list(cluster, "namespaces")}
         return npm.pod_rules(policies, by_ip.values(), namespaces)
