@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fargo.agent import nftlib
 from tests.conftest import FargoServers
 from tests.test_deployments import NS, make_cluster
 from tests.test_kubectl import KUBECTL, kubectl, kubectl_run
@@ -219,3 +220,26 @@ def test_rolling_update_behind_the_vip_loses_no_request(cfg, vip, busybox_image)
           f"{len(set(results))} pods answered")
     assert not failures, f"{len(failures)} of {len(results) + len(failures)}: {failures[:3]}"
     assert len(results) > 50 and set(results) & old and set(results) & set(new)
+
+
+def _table_exists(prefix: str) -> bool:
+    try:
+        nftlib.run(f"list table ip fargo_{prefix}_svc\n")
+    except nftlib.NftError:
+        return False
+    return True
+
+
+def test_a_restart_reapplies_the_table_from_the_store(srv, cfg, vip):
+    srv.kill()  # SIGKILL
+    nftlib.run(f"delete table ip fargo_{srv.prefix}_svc\n")  # as if the host had lost it
+    srv.start()
+    names = set(ready_pods(cfg))
+    assert len(names) == 3
+    assert wait_for(lambda: set(spread(f"http://{vip}/", 30)) == names, 15)
+
+
+def test_purge_removes_the_table(srv, vip):
+    assert _table_exists(srv.prefix)
+    srv.purge()
+    assert not _table_exists(srv.prefix)
