@@ -712,6 +712,78 @@ def test_kubectl_meets_the_same_refusals(world, tmp_path):
     assert kubectl("delete", "svc", "kbok").returncode == 0
 
 
+def test_an_ingress_and_a_load_balancer_service_of_one_name_get_one_each(world):
+    """The controller tells the stacks apart by their tag (ingress.k8s.aws/stack or
+    service.k8s.aws/stack): an Ingress nh/dual and an NLB Service nh/dual are two load
+    balancers, and each goes with its object."""
+    kube = world.kube
+    assert kube.call("POST", SVC, svc("dualweb")).status_code == 201
+    body = svc("dual", type="LoadBalancer")
+    body["metadata"]["annotations"] = {S + "aws-load-balancer-type": "external",
+                                       S + "aws-load-balancer-nlb-target-type": "ip"}
+    assert kube.call("POST", SVC, body).status_code == 201
+    paths = _path(path="/", backend={"service": {"name": "dualweb", "port": {"number": 80}}})
+    assert kube.call("POST", ING, ingress("dual", paths, annotations={
+        A + "target-type": "ip"})).status_code == 201
+
+    def kinds() -> list[str]:
+        return sorted(lb["Type"] for lb in world.elbv2.describe_load_balancers()[
+            "LoadBalancers"])
+    deadline = time.time() + 20
+    while kinds() != ["application", "network"] and time.time() < deadline:
+        time.sleep(0.3)
+    assert kinds() == ["application", "network"]
+    assert kube.call("DELETE", SVC + "/dual").status_code == 200
+    deadline = time.time() + 20
+    while ("dual" in names(kube, SVC) or kinds() != ["application"]) and \
+            time.time() < deadline:
+        time.sleep(0.3)
+    assert "dual" not in names(kube, SVC) and kinds() == ["application"], kinds()
+    assert kube.call("DELETE", ING + "/dual").status_code == 200
+    deadline = time.time() + 20
+    while ("dual" in names(kube, ING) or kinds()) and time.time() < deadline:
+        time.sleep(0.3)
+    assert "dual" not in names(kube, ING) and kinds() == []
+    assert kube.call("DELETE", SVC + "/dualweb").status_code == 200
+
+
+def test_more_service_refusals(world):
+    kube = world.kube
+    two = [{"name": "a", "port": 80, "nodePort": 30555},
+           {"name": "b", "port": 81, "nodePort": 30555}]
+    refused(kube, "POST", SVC, svc("np", type="LoadBalancer", ports=two), 422,
+            "spec.ports[1].nodePort")
+    # The same port number over TCP and UDP may share its nodePort, as upstream.
+    both = [{"name": "a", "port": 53, "protocol": "TCP", "nodePort": 30556},
+            {"name": "b", "port": 53, "protocol": "UDP", "nodePort": 30556}]
+    r = kube.call("POST", SVC + "?dryRun=All", svc("np2", type="LoadBalancer", ports=both))
+    assert r.status_code == 201, r.text
+    cls = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+           "metadata": {"name": "pcls"}, "spec": {"controller": "example.com/ctl"}}
+    for params in ({"kind": "K"}, {"name": "n"}, {"kind": "K", "name": "n", "scope": "Bogus"},
+                   {"kind": "K", "name": "n", "scope": "Namespace"},
+                   {"kind": "K", "name": "n", "scope": "Cluster", "namespace": "x"}):
+        refused(kube, "POST", CLASSES, _set(cls, "spec.parameters", params), 422,
+                "spec.parameters")
+    ok = _set(cls, "spec.parameters", {"apiGroup": "elbv2.k8s.aws", "kind": "IngressClassParams",
+                                       "name": "p"})
+    ok["spec"]["controller"] = "ingress.k8s.aws/alb"
+    r = kube.call("POST", CLASSES, ok)
+    assert r.status_code == 201 and r.json()["spec"]["parameters"]["scope"] == "Cluster", r.text
+    # The controller does not read IngressClassParams: refused by name, no load balancer.
+    assert kube.call("POST", ING, ingress("pclsing", annotations={A + "target-type": "ip"}) | {
+        "spec": {"ingressClassName": "pcls", "defaultBackend": {"service": {
+            "name": "web", "port": {"number": 80}}}}}).status_code == 201
+    deadline = time.time() + 10
+    while not any("spec.parameters" in m for m in _events(kube, "pclsing")) and \
+            time.time() < deadline:
+        time.sleep(0.2)
+    assert any("IngressClassParams" in m for m in _events(kube, "pclsing"))
+    assert world.elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert kube.call("DELETE", ING + "/pclsing").status_code == 200
+    assert kube.call("DELETE", CLASSES + "/pcls").status_code == 200
+
+
 def test_the_server_logged_no_traceback(world):
     kube = world.kube
     for path in (SVC, EPS, SLICES, ING, CLASSES, NETPOL, SGP):

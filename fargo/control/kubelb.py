@@ -46,6 +46,18 @@ def _tags(obj: m.LoadBalancer | m.TargetGroup) -> dict[str, str]:
     return {t.key: t.value for t in obj.tags}
 
 
+# An NLB Service's stack id as this controller keys it: an Ingress nh/web and a Service
+# nh/web are two stacks (upstream tells them apart by their tag's key).
+SERVICE_KEY = "service:"
+
+
+def _stack_id(tags: dict[str, str]) -> str | None:
+    if ing.INGRESS_STACK in tags:
+        return tags[ing.INGRESS_STACK]
+    stack = tags.get(ing.SERVICE_STACK)
+    return None if stack is None else SERVICE_KEY + stack
+
+
 def _deleting(obj: Obj) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
 
@@ -76,7 +88,7 @@ class LoadBalancerController(Controller):
             self.state.create(cluster, "ingressclasses", "", ing.alb_class())
         self._binding = {}
         wanted, kept = self._wanted(cluster)
-        made = [(t.get(ing.INGRESS_STACK) or t.get(ing.SERVICE_STACK), lb.arn)
+        made = [(_stack_id(t), lb.arn)
                 for lb in self.elbv2.tables.lbs()
                 if (t := _tags(lb)).get(ing.CLUSTER_TAG) == cluster]
         for stack, members in wanted.values():
@@ -95,7 +107,7 @@ class LoadBalancerController(Controller):
                 self.elbv2.delete_load_balancer(arn)
         for tg in self.elbv2.tables.tgs():
             t = _tags(tg)
-            stack_id = t.get(ing.INGRESS_STACK) or t.get(ing.SERVICE_STACK)
+            stack_id = _stack_id(t)
             if t.get(ing.CLUSTER_TAG) == cluster and stack_id not in live \
                     and not self.elbv2.load_balancers_of(tg.arn):
                 self.elbv2.delete_target_group(tg.arn)
@@ -113,6 +125,15 @@ class LoadBalancerController(Controller):
             if not ing.is_alb(obj, classes):
                 continue
             meta = obj["metadata"]
+            used = next((c for c in classes if c["metadata"]["name"] ==
+                         (obj.get("spec") or {}).get("ingressClassName")), None)
+            params = ((used or {}).get("spec") or {}).get("parameters")
+            if used is not None and params:  # IngressClassParams: refused by name
+                self._event(cluster, obj, "Warning", "FailedBuildModel",
+                            f"Failed build model due to IngressClass {used['metadata']['name']}"
+                            f": spec.parameters ({str(params.get('kind'))[:60]}) are not "
+                            "supported by fargo: set the annotations on the Ingress")
+                continue
             try:
                 name, order = ing.group_of(obj)
             except ing.BuildError as err:
@@ -150,7 +171,7 @@ class LoadBalancerController(Controller):
             if not ing.wants_nlb(svc):
                 continue
             self._finalizer(cluster, "services", svc, ing.SERVICE_FINALIZER, True)
-            key = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+            key = f"{SERVICE_KEY}{svc['metadata']['namespace']}/{svc['metadata']['name']}"
             try:
                 wanted[key] = (ing.build_nlb(cluster, svc), [svc])
             except ing.BuildError as err:
@@ -373,8 +394,7 @@ class LoadBalancerController(Controller):
     def _finalize(self, cluster: str, live: set[str]) -> None:
         """Objects being deleted (or no longer asking) let go once nothing of theirs is
         left: an Ingress whose group still lives was rebuilt without it this pass."""
-        stacks = {_tags(lb).get(ing.INGRESS_STACK) or _tags(lb).get(ing.SERVICE_STACK)
-                  for lb in self.elbv2.tables.lbs()
+        stacks = {_stack_id(_tags(lb)) for lb in self.elbv2.tables.lbs()
                   if _tags(lb).get(ing.CLUSTER_TAG) == cluster}
         for obj in self.state.list(cluster, "ingresses"):
             if ing.INGRESS_FINALIZER in (obj["metadata"].get("finalizers") or []) and \
@@ -382,7 +402,7 @@ class LoadBalancerController(Controller):
                 self._finalizer(cluster, "ingresses", obj, ing.INGRESS_FINALIZER, False)
         for svc in self.state.list(cluster, "services"):
             meta = svc["metadata"]
-            key = f"{meta['namespace']}/{meta['name']}"
+            key = f"{SERVICE_KEY}{meta['namespace']}/{meta['name']}"
             if ing.SERVICE_FINALIZER not in (meta.get("finalizers") or []):
                 continue
             if (_deleting(svc) or not ing.wants_nlb(svc)) and key not in stacks:

@@ -196,11 +196,15 @@ class ServiceWrites:
             if hc:
                 used.add(hc)
         mine: set[int] = set()
+        pairs: set[tuple[int, Any]] = set()  # one nodePort per protocol, as upstream
         errors = []
         for i, port in enumerate(ksvc.ports_of(obj)):
             asked = port.get("nodePort")
             if not asked:
                 continue
+            if (asked, port.get("protocol")) in pairs:
+                errors.append((f"spec.ports[{i}].nodePort", f"Duplicate value: {asked}"))
+            pairs.add((asked, port.get("protocol")))
             if not low <= asked <= high:
                 errors.append((f"spec.ports[{i}].nodePort", f"Invalid value: {asked}: "
                                "provided port is not in the valid range. The range of valid "

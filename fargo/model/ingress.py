@@ -190,14 +190,52 @@ def check_ingress_class(obj: Obj, old: Obj | None) -> None:
                        "prefixed path (such as \"acme.io/foo\")"))
     if old is not None and ctl != (old.get("spec") or {}).get("controller"):
         errors.append(("spec.controller", f"Invalid value: {_q(ctl)}: field is immutable"))
+    params = spec.get("parameters") if isinstance(spec, dict) else None
+    if isinstance(params, dict):
+        errors += _parameters_errors(params)
     if errors:
         raise invalid("IngressClass", obj["metadata"]["name"], errors)
+
+
+def _parameters_errors(params: Obj) -> list[tuple[str, str]]:
+    """spec.parameters as the apiserver checks the reference (scope defaults to Cluster)."""
+    at = "spec.parameters"
+    errors: list[tuple[str, str]] = []
+    for key in ("kind", "name"):
+        if not params.get(key):
+            errors.append((f"{at}.{key}", "Required value"))
+    group = params.get("apiGroup")
+    if group not in (None, "") and (not isinstance(group, str) or len(group) > 253 or
+                                    not _SUBDOMAIN.match(group)):
+        errors.append((f"{at}.apiGroup", f"Invalid value: {_q(group)}: {SUBDOMAIN_MSG}"))
+    scope, ns = params.get("scope", "Cluster"), params.get("namespace")
+    if scope not in ("Cluster", "Namespace"):
+        errors.append((f"{at}.scope", f"Unsupported value: {_q(scope)}: supported values: "
+                       "\"Cluster\", \"Namespace\""))
+    elif scope == "Namespace" and not ns:
+        errors.append((f"{at}.namespace", "Required value: `parameters.scope` is set to "
+                       "'Namespace'"))
+    elif scope == "Cluster" and ns is not None:
+        errors.append((f"{at}.namespace", "Forbidden: `parameters.scope` is set to 'Cluster'"))
+    elif ns is not None and (not isinstance(ns, str) or len(ns) > 63 or not _LABEL.match(ns)):
+        errors.append((f"{at}.namespace", f"Invalid value: {_q(ns)}: a lowercase RFC 1123 "
+                       "label must consist of lower case alphanumeric characters or '-', and "
+                       "must start and end with an alphanumeric character"))
+    return errors
+
+
+def default_ingress_class(obj: Obj) -> None:
+    spec = obj.get("spec")
+    params = spec.get("parameters") if isinstance(spec, dict) else None
+    if isinstance(params, dict) and params.get("scope") is None:
+        params["scope"] = "Cluster"
 
 
 register(KindRule("ingresses", "Ingress", group=GROUP, version=VERSION, status=True,
                   generation=True, check=check_ingress),
          KindRule("ingressclasses", "IngressClass", group=GROUP, version=VERSION,
-                  namespaced=False, generation=True, check=check_ingress_class))
+                  namespaced=False, generation=True, check=check_ingress_class,
+                  default=default_ingress_class))
 
 
 def alb_class() -> Obj:
@@ -641,7 +679,9 @@ def build_nlb(cluster: str, svc: Obj) -> Stack:
         listeners.append(ListenerSpec(p["port"], "TCP", (), g.resource))
     if not listeners:
         raise BuildError(f"{where}: a LoadBalancer Service needs at least one port")
-    lb = a.get(S + "aws-load-balancer-name") or lb_name(cluster, f"{ns}/{name}", ns, name, None)
+    # Hashed apart from an Ingress of the same ns/name, whose ALB is another load balancer.
+    lb = a.get(S + "aws-load-balancer-name") or lb_name(cluster, f"service:{ns}/{name}", ns,
+                                                        name, None)
     return Stack(f"{ns}/{name}", "network", lb, SERVICE_STACK, SERVICE_RESOURCE, scheme,
                  _list(a.get(S + "aws-load-balancer-subnets")),
                  _list(a.get(S + "aws-load-balancer-security-groups")), tuple(listeners),
