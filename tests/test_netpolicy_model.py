@@ -169,6 +169,12 @@ def test_render() -> None:
     assert ("ip daddr { 0.0.0.0/0 } ip daddr != { 10.0.0.0/8 } meta l4proto udp th dport 53 "
             "return") in text
     assert "priority filter + 10" in text and "ct state established,related accept" in text
+    # Replicas with the same allows share one chain.
+    same = PolicySpec(subnets=[], ingress={ip: [Allow(None, (), "tcp", 80, 80)]
+                                           for ip in ("10.0.1.3", "10.0.1.2", "10.0.1.20")})
+    text = render("fargo_t_np", same, Names("t"))
+    assert "10.0.1.2 : jump in_0, 10.0.1.3 : jump in_0, 10.0.1.20 : jump in_0" in text
+    assert text.count("chain in_") == 1 and "set bridges { type ifname; }" in text
 
 
 def _sgp(name: str, spec: dict[str, Any], ns: str = "a") -> dict[str, Any]:

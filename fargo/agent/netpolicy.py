@@ -10,8 +10,9 @@ is never a policy's business (upstream: a pod cannot block its node).
 Layout:
 - ``bridges``: this prefix's bridges;
 - ``ingress`` / ``egress``: verdict maps, isolated pod address -> jump to its chain;
-- ``in_<n>``: what pod n may receive (``accept``), else drop; ``out_<n>``: what it may send
-  (``return``: then the receiver's ingress is judged), else drop;
+- ``in_<n>``: what the pods jumping there may receive (``accept``), else drop; ``out_<n>``:
+  what they may send (``return``: then the receiver's ingress is judged), else drop; pods
+  with the same allows share a chain;
 - ``forward``: replies of admitted flows pass (``ct state``), then the sender's egress chain,
   then the receiver's ingress chain. A pod in neither map is not restricted.
 """
@@ -74,11 +75,18 @@ def render(table: str, spec: PolicySpec, names: Names) -> str:
     for kind, rules, side, verdict in (("in", spec.ingress, "saddr", "accept"),
                                        ("out", spec.egress, "daddr", "return")):
         key = "ingress" if kind == "in" else "egress"
-        for n, ip in enumerate(sorted(rules, key=lambda i: ipaddress.IPv4Address(_ip(i)))):
-            maps[key].append(f"{_ip(ip)} : jump {kind}_{n}")
-            chains.append(f"  chain {kind}_{n} {{")
-            chains += [_rule(a, side, verdict) for a in rules[ip]]
-            chains += ["    drop", "  }"]
+        # Pods with the same allows (a Deployment's replicas) share one chain: the text, and
+        # the time the kernel takes to load it, grow with distinct rule sets, not pods.
+        shared: dict[tuple[Allow, ...], str] = {}
+        for ip in sorted(rules, key=lambda i: ipaddress.IPv4Address(_ip(i))):
+            allows = tuple(rules[ip])
+            name = shared.get(allows)
+            if name is None:
+                name = shared[allows] = f"{kind}_{len(shared)}"
+                chains.append(f"  chain {name} {{")
+                chains += [_rule(a, side, verdict) for a in allows]
+                chains += ["    drop", "  }"]
+            maps[key].append(f"{_ip(ip)} : jump {name}")
     for key, elements in maps.items():
         listed = f" elements = {{ {', '.join(elements)} }}" if elements else ""
         out.append(f"  map {key} {{ type ipv4_addr : verdict;{listed} }}")
