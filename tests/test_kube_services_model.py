@@ -51,6 +51,7 @@ def test_defaults_of_a_clusterip_service():
     assert spec["internalTrafficPolicy"] == "Cluster"
     assert spec["ipFamilies"] == ["IPv4"] and spec["ipFamilyPolicy"] == "SingleStack"
     assert "sessionAffinityConfig" not in spec
+    assert defaulted(service())["status"] == {"loadBalancer": {}}
 
 
 def test_defaults_of_affinity_loadbalancer_and_headless():
@@ -122,6 +123,11 @@ def test_defaults_of_affinity_loadbalancer_and_headless():
      "for dual-stack services"),
     ({"selector": {"app": "bad value!"}}, "spec.selector"),
     ({"externalIPs": ["1.2.3.4"]}, "spec.externalIPs: Forbidden"),
+    ({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/33"]},
+     'spec.loadBalancerSourceRanges[0]: Invalid value: "10.0.0.0/33": must be a CIDR'),
+    ({"trafficDistribution": "Anywhere"},
+     'spec.trafficDistribution: Unsupported value: "Anywhere": supported values: '
+     '"PreferClose"'),
     ({"ports": [{"port": 80, "nodePort": 30001}]},
      "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
 ])

@@ -90,6 +90,8 @@ def default_service(obj: Obj) -> None:
     if not isinstance(spec, dict):
         return
     kind = spec.setdefault("type", "ClusterIP")
+    if not isinstance(obj.get("status"), dict):
+        obj["status"] = {"loadBalancer": {}}  # as every Service reads back upstream
     if spec.get("sessionAffinity") in (None, ""):
         spec["sessionAffinity"] = "None"
     if spec["sessionAffinity"] == "ClientIP":
@@ -387,6 +389,16 @@ def _type_errors(spec: Obj, kind: str) -> Errors:
         if spec.get("allocateLoadBalancerNodePorts") is not None:
             errors.append(("spec.allocateLoadBalancerNodePorts", "Forbidden: may only be used "
                            "when `type` is 'LoadBalancer'"))
+    for i, cidr in enumerate(spec.get("loadBalancerSourceRanges") or []):
+        try:
+            ipaddress.ip_network(cidr if isinstance(cidr, str) else "", strict=False)
+        except ValueError:
+            errors.append((f"spec.loadBalancerSourceRanges[{i}]", f"Invalid value: {q(cidr)}: "
+                           "must be a CIDR"))
+    distribution = spec.get("trafficDistribution")
+    if distribution is not None and distribution != "PreferClose":
+        errors.append(("spec.trafficDistribution", f"Unsupported value: {q(distribution)}: "
+                       'supported values: "PreferClose"'))
     if spec.get("externalIPs"):
         errors.append(("spec.externalIPs", "Forbidden: externalIPs are not supported by fargo "
                        "(nothing off this machine is routed to a Service)"))
