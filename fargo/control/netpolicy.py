@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from ..model import netpolicy as npm
+from ..model.selectors import selector_matcher
 from ..port.firewall import PolicySpec
 from ..port.protocols import Network
 from ..store.kube import KubeTables
@@ -45,6 +46,11 @@ class NetworkPolicies(Controller):
         view = npm.pod_view(change.obj)
         uid = (change.obj.get("metadata") or {}).get("uid", "")
         if view is None or self._seen[cluster].get(view.ip) == uid:
+            return
+        # Only a pod a policy isolates needs it now: as a peer of others, a pass later (and
+        # denied until then) fails closed.
+        if not any(selector_matcher((p.get("spec") or {}).get("podSelector") or {})(
+                view.labels) for p in self.state.list(cluster, "networkpolicies", view.namespace)):
             return
         try:
             self.reconcile(cluster)
