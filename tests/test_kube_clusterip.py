@@ -110,8 +110,17 @@ def vip(cfg, busybox_image) -> str:
     ip = get(cfg, "service", "web")["spec"]["clusterIP"]
     assert ip.startswith("172.20.")
     wait_for(lambda: len(ready_pods(cfg)) == 2, 40)
+    # kube-proxy follows the EndpointSlices, which follow the pods' readiness a pass later
+    wait_for(lambda: len(slice_ready(cfg, "web")) == 2, 10)
     kubectl_run(cfg, "wait", "-n", NS, "--for=condition=Ready", "pod/client", "--timeout=30s")
     return ip
+
+
+def slice_ready(cfg: Path, svc: str) -> list[str]:
+    slices = json.loads(kubectl_run(cfg, "get", "endpointslices", "-n", NS, "-l",
+                                    f"kubernetes.io/service-name={svc}", "-o", "json"))["items"]
+    return [a for s in slices for e in s.get("endpoints") or []
+            if e["conditions"].get("ready") for a in e["addresses"]]
 
 
 def test_clusterip_from_the_host_reaches_every_ready_pod(cfg, vip):
@@ -169,8 +178,8 @@ def test_client_ip_affinity(cfg, vip):
     patch = {"spec": {"sessionAffinity": "ClientIP",
                       "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}}
     kubectl_run(cfg, "patch", "service", "web", "-n", NS, "-p", json.dumps(patch))
-    time.sleep(0.5)  # the pass that re-applies the table
-    assert len(spread(f"http://{vip}/", 15)) == 1  # one client, one backend
+    # one client, one backend (15 random picks of one of two: 2**-14), once a pass applied it
+    assert wait_for(lambda: len(spread(f"http://{vip}/", 15)) == 1, 5)
     kubectl_run(cfg, "patch", "service", "web", "-n", NS, "-p",
                 json.dumps({"spec": {"sessionAffinity": "None",
                                          "sessionAffinityConfig": None}}))
@@ -189,7 +198,7 @@ def test_an_endpoint_that_stops_being_ready_is_dropped(cfg, vip):
 
 def test_rolling_update_behind_the_vip_loses_no_request(cfg, vip, busybox_image):
     apply(cfg, web(busybox_image, 3))
-    wait_for(lambda: len(ready_pods(cfg)) == 3, 40)
+    wait_for(lambda: len(ready_pods(cfg)) == 3 and len(slice_ready(cfg, "web")) == 3, 40)
     old = set(ready_pods(cfg))
     results: list[str] = []
     failures: list[str] = []
