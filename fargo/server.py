@@ -44,7 +44,7 @@ from .control.jobs import JobController
 from .control.kubecontrol import KubeControllers
 from .control.kubelb import LoadBalancerController
 from .control.kubeproxy import KubeProxy
-from .control.kubeservices import KubeDnsService, ServiceWrites
+from .control.kubeservices import KubeDnsService, ServiceLinks, ServiceWrites
 from .control.kubestate import KubeState
 from .control.logroutes import LogStarts
 from .control.logs import ContainerLogs
@@ -164,6 +164,7 @@ class Server:
                                    self.sa_tokens, self.store.active_tasks)
         self.engine.starter.volumes = self.volumes
         self.engine.containers.extras = self._container_extras
+        self.service_links = ServiceLinks(self.kube_state)
         # Each cluster's DNS (cluster.local) in the resolver, for its own pods only; a pod's
         # netns sends the cluster DNS address (base + 10 of its service range) there.
         self.cluster_dns = ClusterDns(self.kube_state, self._service_cidr, settings.region)
@@ -229,6 +230,7 @@ class Server:
                           spec: ContainerSpec) -> ContainerSpec:
         """The volumes' mounts and variables, then a pod's resolv.conf and hosts file."""
         spec = self.volumes.extras(task, cdef, config, spec)
+        spec = self.service_links.container_spec(task, spec)  # WEB_SERVICE_HOST...
         return self.cluster_dns.container_spec(task, spec, self._resolver_of(task))
 
     def _resolver_of(self, task: Task) -> str | None:

@@ -138,6 +138,11 @@ def test_endpoints_follow_pods(clusters, busybox_image):
                                                                    ("metrics", 9100)]
     e = sl["endpoints"][0]
     assert e["targetRef"]["kind"] == "Pod" and e["nodeName"] and e["zone"]
+    # The pods were made after the Service: kubelet's service variables are in their env.
+    env = kubectl_run(one, "exec", e["targetRef"]["name"], "-n", NS, "--", "env").split()
+    ip = svc(one, "web")["spec"]["clusterIP"]
+    assert f"WEB_SERVICE_HOST={ip}" in env and "WEB_SERVICE_PORT_HTTP=80" in env
+    assert f"WEB_PORT_9100_TCP=tcp://{ip}:9100" in env
     ep = json.loads(kubectl_run(one, "get", "endpoints", "web", "-n", NS, "-o", "json"))
     assert len(ep["subsets"][0]["addresses"]) == 2
     table = kubectl_run(one, "get", "endpoints", "web", "-n", NS)

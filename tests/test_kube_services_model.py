@@ -181,6 +181,23 @@ def test_cells():
     assert ksvc.selector_cell(service(selector={"b": "2", "a": "1"})) == "a=1,b=2"
 
 
+def test_service_link_variables():
+    web = defaulted(service("my-web", clusterIP="172.20.1.1",
+                            ports=[{"name": "http", "port": 80},
+                                   {"name": "dns", "port": 53, "protocol": "UDP"}]))
+    headless = defaulted(service("h", clusterIP="None"))
+    ext = defaulted(service("x", type="ExternalName", externalName="a.example", ports=[]))
+    env = ksvc.link_env([web, headless, ext])
+    assert env == {
+        "MY_WEB_SERVICE_HOST": "172.20.1.1", "MY_WEB_SERVICE_PORT": "80",
+        "MY_WEB_SERVICE_PORT_HTTP": "80", "MY_WEB_SERVICE_PORT_DNS": "53",
+        "MY_WEB_PORT": "tcp://172.20.1.1:80",
+        "MY_WEB_PORT_80_TCP": "tcp://172.20.1.1:80", "MY_WEB_PORT_80_TCP_PROTO": "tcp",
+        "MY_WEB_PORT_80_TCP_PORT": "80", "MY_WEB_PORT_80_TCP_ADDR": "172.20.1.1",
+        "MY_WEB_PORT_53_UDP": "udp://172.20.1.1:53", "MY_WEB_PORT_53_UDP_PROTO": "udp",
+        "MY_WEB_PORT_53_UDP_PORT": "53", "MY_WEB_PORT_53_UDP_ADDR": "172.20.1.1"}
+
+
 # ---- endpoints from pods
 
 def pod(name: str, ip: str | None = "10.0.1.5", ready: bool = True, deleting: bool = False,

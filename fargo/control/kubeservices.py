@@ -13,6 +13,7 @@ cluster's own (they would be opened on that cluster's nodes)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 import logging
 import random
@@ -22,6 +23,8 @@ from ..model import kubeservice as ksvc
 from ..model import objmeta
 from ..model.kubeerrors import KubeError, invalid
 from ..model.kubekinds import rule
+from ..model.taskrecord import Task
+from ..port.data import ContainerSpec
 from .kubecontrol import Controller
 from .kubestate import Change, KubeState
 from .objects import DeleteOptions, Objects, check_kind, check_namespace
@@ -236,6 +239,27 @@ class ServiceWrites:
                     by_number.setdefault(port.get("port"), port["nodePort"])
         if spec.get("externalTrafficPolicy") == "Local" and not spec.get("healthCheckNodePort"):
             spec["healthCheckNodePort"] = pick()
+
+
+class ServiceLinks:
+    """A pod container's service variables (enableServiceLinks, default true), read from
+    its namespace's Services when the container is made, as kubelet does; the container's
+    own variables win."""
+
+    def __init__(self, state: KubeState):
+        self.state = state
+
+    def container_spec(self, task: Task, spec: ContainerSpec) -> ContainerSpec:
+        if task.pod is None:
+            return spec
+        ref = task.pod
+        pod = self.state.find(ref.cluster, "pods", ref.namespace, ref.name)
+        if pod is None or (pod.get("spec") or {}).get("enableServiceLinks") is False:
+            return spec
+        links = ksvc.link_env(self.state.list(ref.cluster, "services", ref.namespace))
+        if not links:
+            return spec
+        return dataclasses.replace(spec, env={**links, **spec.env})
 
 
 class KubeDnsService(Controller):

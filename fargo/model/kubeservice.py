@@ -497,5 +497,39 @@ def selector_cell(svc: Obj) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
 
 
+def _env_name(text: str) -> str:
+    return text.upper().replace("-", "_")
+
+
+def link_env(services: list[Obj]) -> dict[str, str]:
+    """The Docker-links variables kubelet gives a container for each Service of its
+    namespace that has a clusterIP (enableServiceLinks): WEB_SERVICE_HOST, _SERVICE_PORT,
+    _SERVICE_PORT_<NAME>, _PORT, _PORT_<N>_<PROTO>(_PROTO, _PORT, _ADDR)."""
+    env: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
+        ip = spec_of(svc).get("clusterIP")
+        ports = [p for p in ports_of(svc) if _is_int(p.get("port"))]
+        if not uses_cluster_ip(svc) or not isinstance(ip, str) or ip in ("", HEADLESS) \
+                or not ports:
+            continue
+        name = _env_name(svc["metadata"]["name"])
+        first = ports[0]
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(first["port"])
+        for p in ports:
+            if p.get("name"):
+                env[f"{name}_SERVICE_PORT_{_env_name(str(p['name']))}"] = str(p["port"])
+        proto = str(first.get("protocol") or "TCP").lower()
+        env[f"{name}_PORT"] = f"{proto}://{ip}:{first['port']}"
+        for p in ports:
+            proto = str(p.get("protocol") or "TCP")
+            key = f"{name}_PORT_{p['port']}_{proto.upper()}"
+            env[key] = f"{proto.lower()}://{ip}:{p['port']}"
+            env[f"{key}_PROTO"] = proto.lower()
+            env[f"{key}_PORT"] = str(p["port"])
+            env[f"{key}_ADDR"] = ip
+    return env
+
+
 register(KindRule("services", "Service", status=True, check=check_service,
                   default=default_service))
