@@ -25,13 +25,19 @@ Layout:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
+import socket
 import threading
 
+from pyroute2 import Conntrack
+from pyroute2.conntrack import NFCTAttrTuple
+from pyroute2.netlink.exceptions import NetlinkError
+
 from ..port.errors import InvalidSpec
-from ..port.services import ServicesSpec, VirtualPort
+from ..port.services import Backend, ServicesSpec, VirtualPort
 from . import nftlib
 from .netnames import Names
 from .netsys import read_sysctl, write_sysctl
@@ -159,6 +165,18 @@ def _ports_of(bridge: str) -> list[str]:
         return []
 
 
+def _forget_flows(vip: str, port: int, backend: Backend) -> None:
+    ct = Conntrack()
+    try:
+        orig = NFCTAttrTuple(daddr=vip, proto=socket.IPPROTO_UDP, dport=port)
+        reply = NFCTAttrTuple(saddr=backend.ip, proto=socket.IPPROTO_UDP, sport=backend.port)
+        for entry in list(ct.dump_entries(tuple_orig=orig, tuple_reply=reply)):
+            with contextlib.suppress(NetlinkError):  # it may end meanwhile
+                ct.delete(entry)
+    finally:
+        ct.close()
+
+
 def _hairpin(port: str) -> None:
     """A DNAT to an address on the bridge it came from is bridged, not routed (br_netfilter's
     "bridged DNAT"), so a task reaching itself through its VIP needs its frame sent back out
@@ -178,6 +196,7 @@ class ServiceProxy:
         self._lock = threading.Lock()
         self._applied: str | None = None  # the text last applied by this process
         self.active = False  # a table with VIPs is in place: bridges must forward
+        self._udp: dict[tuple[str, int], set[Backend]] = {}  # what the table sends UDP to
 
     def apply(self, spec: ServicesSpec) -> None:
         """The table as spec says; a no-op when this process already applied the same text
@@ -187,12 +206,25 @@ class ServiceProxy:
             if text != self._applied:
                 nftlib.run(text)
                 self._applied = text
+                self._forget_udp(spec)
             self.active = bool(spec.ports)
             if self.active:
                 for bridge in self._own_bridges():
                     self._forward(bridge)
                     for port in _ports_of(bridge):
                         _hairpin(port)
+
+    def _forget_udp(self, spec: ServicesSpec) -> None:
+        """UDP has no end: a client's flow to a VIP would stay DNATed to an endpoint that has
+        left until conntrack times it out (30 s and more), so those flows are forgotten now
+        and the next datagram chooses again (as kube-proxy clears them)."""
+        now = {(vp.vip, vp.port): set(vp.backends) for vp in spec.ports
+               if vp.protocol == "udp"}
+        for (vip, port), old in self._udp.items():
+            for gone in old - now.get((vip, port), set()):
+                with contextlib.suppress(NetlinkError, OSError):  # best effort: it times out
+                    _forget_flows(vip, port, gone)
+        self._udp = now
 
     def attached(self, bridge: str, veth: str) -> None:
         """A task's port (and maybe its bridge, just made) while services exist: ready for
@@ -220,3 +252,4 @@ class ServiceProxy:
             nftlib.run(f"table ip {self.table} {{}}\ndelete table ip {self.table}\n")
             self._applied = None
             self.active = False
+            self._udp = {}
