@@ -242,3 +242,28 @@ def test_affinity_and_refusals(clusters):
         out = kubectl(one, "create", "-f", "-", stdin=json.dumps(body))
         assert out.returncode != 0 and want in out.stderr, (want, out.stderr)
         assert 'is invalid' in out.stderr
+
+
+def test_a_sigkill_loses_and_duplicates_no_address(srv, clusters):
+    """Last in the module: it restarts the module's server. The Services are the
+    allocation record, so after a SIGKILL every address is still held exactly once."""
+    one, two = clusters
+    for i in range(3):
+        kubectl_run(one, "create", "service", "clusterip", f"keep{i}", "-n", NS, "--tcp=80")
+    before = {n: svc(one, f"keep{i}")["spec"]["clusterIP"]
+              for i, n in enumerate(["keep0", "keep1", "keep2"])}
+    srv.kill()
+    srv.start()
+    assert {n: svc(one, n)["spec"]["clusterIP"] for n in before} == before
+    taken = kubectl(two, "create", "-f", "-", stdin=json.dumps(
+        service("again", clusterIP=before["keep0"])))
+    assert "provided IP is already allocated" in taken.stderr
+    for i in range(4):
+        kubectl_run(two, "create", "service", "clusterip", f"more{i}", "-n", NS, "--tcp=80")
+    ips = [s["spec"]["clusterIP"] for cfg in clusters for s in json.loads(kubectl_run(
+        cfg, "get", "svc", "-A", "-o", "json"))["items"]
+        if s["spec"].get("clusterIP") not in (None, "None", "172.20.0.10")]
+    assert len(ips) == len(set(ips)) and set(before.values()) <= set(ips)
+    for cfg in clusters:
+        assert kubectl_run(cfg, "get", "svc", "kube-dns", "-n", "kube-system", "-o",
+                           "jsonpath={.spec.clusterIP}") == "172.20.0.10"
