@@ -287,6 +287,7 @@ class KubeNetBench:
         self.vip = ""
         self.web_vip = ""
         self.missing: dict[str, str] = {}  # part -> why it was not measured
+        self.gates_refused = ""  # the warning, when the server refused readiness gates
 
     # ------------------------------------------------------------ objects
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -661,9 +662,7 @@ class KubeNetBench:
             time.sleep(1.0)
             t0 = time.monotonic()
             self.kubectl("rollout", "restart", "deployment/web", "-n", NS)
-            status = self.kubectl("rollout", "status", "deployment/web", "-n", NS,
-                                  f"--timeout={z.rollout_timeout}s",
-                                  timeout=z.rollout_timeout + 20, check=False)
+            status = self._rollout_status(t0 + z.rollout_timeout)
             if status.returncode == 0:
                 took = time.monotonic() - t0
                 self._old_pods_gone(timeout=60)
@@ -682,6 +681,10 @@ class KubeNetBench:
                                      note=f"the rollout never finished; meanwhile "
                                           f"{run.failed} of {run.requests} failed"))
             return
+        gates = ("in a namespace with readiness gates" if not self.gates_refused else
+                 "WITHOUT readiness gates: the server refused the pods they were injected "
+                 f"into ({self.gates_refused[:200]}), so the namespace's label was taken "
+                 "off and those pods deleted")
         for label, run in results.items():
             pods = ", ".join(f"{k} {v}" for k, v in sorted(run.bodies.items()))
             self.results.add(Row(
@@ -689,9 +692,34 @@ class KubeNetBench:
                 value=str(run.failed), target="0 failed", ok=run.failed == 0,
                 note=f"wrk, {conns} connections, from 1 s before `kubectl rollout restart` "
                      f"until 1 s after the old pods were gone ({run.seconds:.1f} s, "
-                     f"{run.rps:.0f} req/s); answered by: {pods}; failures: "
+                     f"{run.rps:.0f} req/s); {gates}; answered by: {pods}; failures: "
                      f"{run.errors_text()}"))
         self.results.add(Row(fig, "↳ rollout restart → rollout status", "s", value=took))
+
+    def _rollout_status(self, deadline: float) -> subprocess.CompletedProcess[str]:
+        """`kubectl rollout status` until deadline. If the server refuses the readiness gates
+        it injected (the pods stay Pending), the namespace loses the gate label and those
+        pods are deleted, so that the rollout goes on without gates; a row says so."""
+        while True:
+            left = max(1, min(5, int(deadline - time.monotonic())))
+            status = self.kubectl("rollout", "status", "deployment/web", "-n", NS,
+                                  f"--timeout={left}s", timeout=left + 20, check=False)
+            if status.returncode == 0 or time.monotonic() >= deadline:
+                return status
+            warnings = [w for w in self._warnings().split("; ") if "readinessGates" in w]
+            if not self.gates_refused and warnings:
+                self.gates_refused = warnings[0]
+                log("figure 13d: readiness gates refused; going on without them")
+                self.kubectl("label", "namespace", NS,
+                             "elbv2.k8s.aws/pod-readiness-gate-inject-", check=False)
+                pods = json.loads(self.kubectl("get", "pods", "-n", NS, "-l", "app=web",
+                                               "-o", "json").stdout)["items"]
+                stuck = [p["metadata"]["name"] for p in pods
+                         if (p.get("spec") or {}).get("readinessGates")
+                         and (p.get("status") or {}).get("phase") == "Pending"]
+                if stuck:
+                    self.kubectl("delete", "pod", "-n", NS, "--wait=false", *stuck,
+                                 check=False)
 
     def _warnings(self) -> str:
         out = self.kubectl("get", "events", "-n", NS, "--field-selector", "type=Warning",
