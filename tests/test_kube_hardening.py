@@ -76,6 +76,18 @@ SAMPLES: dict[str, Any] = {
         "schedule": "*/5 * * * *", "suspend": True, "jobTemplate": {"spec": {
             "template": {"spec": _template({}, "Never")["spec"]}}}}},
     "namespaces": lambda n: {"metadata": {"name": n}},
+    # Issue 16's kinds: no selector, no class the load balancer controller takes.
+    "services": lambda n: {"metadata": {"name": n}, "spec": {"ports": [{"port": 80}]}},
+    "endpointslices": lambda n: {"metadata": {"name": n}, "addressType": "IPv4",
+                                 "endpoints": []},
+    "ingresses": lambda n: {"metadata": {"name": n}, "spec": {"defaultBackend": {
+        "service": {"name": "web", "port": {"number": 80}}}}},
+    "ingressclasses": lambda n: {"metadata": {"name": n},
+                                 "spec": {"controller": "example.com/none"}},
+    # A custom resource's spec takes what the schema prunes: the sample has one to keep.
+    "securitygrouppolicies": lambda n: {"metadata": {"name": n}, "spec": {
+        "podSelector": {"matchLabels": {"sgp": n[:63]}},
+        "securityGroups": {"groupIds": ["sg-00000000000000000"]}}},
 }
 
 
@@ -200,8 +212,10 @@ def stored(kube: Kube) -> dict[str, Obj]:
     for res in served():
         if res.namespaced:
             out[res.plural] = kube.create(res, sample(res, "keep"))
-        else:
+        elif res.plural == "namespaces":
             out[res.plural] = kube.get(path_of(res, name=NS))
+        else:  # another cluster-scoped kind (IngressClass): one named as the namespace
+            out[res.plural] = kube.create(res, sample(res, NS))
     return out
 
 
