@@ -1,8 +1,10 @@
 """ClusterIP Services through the host's kernel (kube-proxy, agent/serviceproxy.py), driven by
 the real kubectl: a VIP reached from a pod (busybox wget) and from the host, a named
-targetPort, sessionAffinity ClientIP, headless Services without a VIP, an endpoint dropped
-while not ready, and a rolling update of a 3-replica Deployment behind the VIP under steady
-load losing no request. Pods are real runc sandboxes on one subnet's bridge."""
+targetPort, a pod through its own VIP, headless Services without a VIP, security groups
+judging what a VIP translates, sessionAffinity ClientIP, an endpoint dropped while not ready,
+a rolling update of a 3-replica Deployment behind the VIP under steady load losing no
+request, a restart re-applying the table, purge removing it. Pods are real runc sandboxes on
+one subnet's bridge."""
 
 from __future__ import annotations
 
@@ -172,6 +174,39 @@ def test_headless_service_has_no_vip(cfg, vip):
     apply(cfg, service("headless", clusterIP="None"))
     assert get(cfg, "service", "headless")["spec"]["clusterIP"] == "None"
     kubectl_run(cfg, "delete", "service", "headless", "-n", NS)
+
+
+def test_security_groups_judge_what_a_vip_translates(srv, cfg, vip, busybox_image):
+    """After the DNAT the forward path's security groups judge the real addresses: a pod
+    whose group admits no 8080 is out of reach through its VIP until a rule admits it."""
+    ec2 = srv.client("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName="guarded", Description="no 8080",
+                                   VpcId=vpc)["GroupId"]
+    apply(cfg, {"apiVersion": "vpcresources.k8s.aws/v1beta1", "kind": "SecurityGroupPolicy",
+                "metadata": {"name": "guarded", "namespace": NS},
+                "spec": {"podSelector": {"matchLabels": {"app": "guarded"}},
+                         "securityGroups": {"groupIds": [sg]}}})
+    kubectl_run(cfg, "run", "guarded", "-n", NS, "--image", busybox_image, "--labels",
+                "tier=web,app=guarded", "--restart=Never", "--command", "--", "sh", "-c",
+                SERVE)
+    apply(cfg, {**service("guarded"), "spec": {"selector": {"app": "guarded"},
+                                               "ports": [{"port": 80, "targetPort": 8080}]}})
+    ip = get(cfg, "service", "guarded")["spec"]["clusterIP"]
+    kubectl_run(cfg, "wait", "-n", NS, "--for=condition=Ready", "pod/guarded", "--timeout=30s")
+    wait_for(lambda: slice_ready(cfg, "guarded"), 10)
+
+    def reaches() -> bool:
+        return kubectl(cfg, "exec", "-n", NS, "client", "--", "timeout", "2", "wget", "-q",
+                       "-O", "-", f"http://{ip}/").returncode == 0
+    assert not reaches()
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
+         "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert wait_for(reaches, 10)
+    kubectl_run(cfg, "delete", "pod", "guarded", "-n", NS, "--grace-period=0", "--wait=false")
+    kubectl_run(cfg, "delete", "service", "guarded", "-n", NS)
+    kubectl_run(cfg, "delete", "sgp", "guarded", "-n", NS)
 
 
 def test_client_ip_affinity(cfg, vip):
