@@ -199,6 +199,23 @@ def test_generators_post_protobuf(clusters):
     assert rows["gen-lb"][3] == "<pending>" and rows["gen-lb"][4].startswith("80:")
     out = kubectl(one, "create", "service", "nodeport", "gen-np", "-n", NS, "--tcp=80")
     assert out.returncode != 0 and "NodePort Services are not supported on Fargate" in out.stderr
+    # A port added to a LoadBalancer gets a nodePort; the others keep theirs.
+    kubectl_run(one, "patch", "svc", "gen-lb", "-n", NS, "--type=json", "-p",
+                '[{"op":"add","path":"/spec/ports/-","value":{"name":"b","port":81}}]')
+    grown = svc(one, "gen-lb")["spec"]["ports"]
+    assert grown[0]["nodePort"] == lb["ports"][0]["nodePort"]
+    assert 30000 <= grown[1]["nodePort"] <= 32767
+    assert grown[1]["nodePort"] != grown[0]["nodePort"]
+    lb = svc(one, "gen-lb")["spec"]
+    # Server-side apply, twice: the allocated address stays.
+    body = service("gen-ssa", selector={"app": "a"})
+    kubectl_run(one, "apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    first = svc(one, "gen-ssa")["spec"]["clusterIP"]
+    body["spec"]["selector"] = {"app": "b"}
+    kubectl_run(one, "apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    again = svc(one, "gen-ssa")["spec"]
+    assert again["clusterIP"] == first and again["selector"] == {"app": "b"}
+    kubectl_run(one, "delete", "svc", "gen-ssa", "-n", NS)
     # Type changes as upstream allows: LoadBalancer -> ClusterIP drops the nodePorts,
     # ClusterIP -> ExternalName drops the address, ExternalName -> ClusterIP gets one.
     kubectl_run(one, "patch", "svc", "gen-lb", "-n", NS, "-p", '{"spec":{"type":"ClusterIP"}}')
