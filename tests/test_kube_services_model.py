@@ -268,6 +268,20 @@ def test_app_protocol_and_unnamed_ports():
         {"port": 80, "protocol": "TCP", "appProtocol": "http"}]
 
 
+def test_hostnames_of_pods_under_their_subdomain():
+    svc = defaulted(service(clusterIP="None", selector={"app": "web"}))
+    svc["metadata"]["uid"] = "u"
+    named, other = pod("a"), pod("b", "10.0.1.6")
+    named["spec"].update(hostname="db-0", subdomain="web")
+    other["spec"].update(hostname="db-1", subdomain="elsewhere")
+    eps = epm.endpoints_of(svc, [named, other])
+    (sl,) = epm.slices_for(svc, eps, {})
+    assert [e.get("hostname") for e in sl["endpoints"]] == ["db-0", None]
+    assert sl["metadata"]["labels"][epm.HEADLESS_LABEL] == ""
+    addrs = epm.endpoints_object(svc, eps)["subsets"][0]["addresses"]
+    assert [a.get("hostname") for a in addrs] == ["db-0", None]
+
+
 def test_no_endpoints_is_one_placeholder_slice():
     svc = defaulted(service(selector={"app": "web"}))
     svc["metadata"]["uid"] = "u"

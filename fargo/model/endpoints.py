@@ -114,6 +114,15 @@ def _target_ref(pod: Obj) -> Obj:
             "uid": meta.get("uid", "")}
 
 
+def _hostname(pod: Obj, service: str) -> str | None:
+    """A pod's name under the Service (DNS <hostname>.<svc>...): only a pod that names both
+    its hostname and this Service as its subdomain, as upstream."""
+    spec = pod.get("spec") or {}
+    host = spec.get("hostname")
+    return host if isinstance(host, str) and host and spec.get("subdomain") == service \
+        else None
+
+
 def _suffix(*parts: str) -> str:
     digest = hashlib.sha256("/".join(parts).encode()).digest()
     return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:5])
@@ -157,8 +166,8 @@ def slices_for(svc: Obj, endpoints: list[Endpoint], zones: dict[str, str]) -> li
                 one["nodeName"] = node
                 if zones.get(node):
                     one["zone"] = zones[node]
-            host = (e.pod.get("spec") or {}).get("hostname")
-            if host and (e.pod.get("spec") or {}).get("subdomain") == meta["name"]:
+            host = _hostname(e.pod, meta["name"])
+            if host:
                 one["hostname"] = host
             eps.append(one)
         slice_: Obj = {
@@ -187,6 +196,9 @@ def endpoints_object(svc: Obj, endpoints: list[Endpoint]) -> Obj:
         node = (e.pod.get("spec") or {}).get("nodeName")
         if node:
             addr["nodeName"] = node
+        host = _hostname(e.pod, meta["name"])
+        if host:
+            addr["hostname"] = host
         ready, not_ready = groups.setdefault(e.ports, ([], []))
         (ready if e.cond["ready"] else not_ready).append(addr)
     subsets = []
