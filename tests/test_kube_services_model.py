@@ -93,6 +93,10 @@ def test_defaults_of_affinity_loadbalancer_and_headless():
     ({"ports": [{"port": 80, "targetPort": 0}, {"name": "b", "port": 80}]},
      "spec.ports[0].name: Required value"),
     ({"ports": []}, "spec.ports: Required value"),
+    ({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]},
+     'spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", '
+     'AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, '
+     'StrVal:""}, NodePort:0}'),
     ({"type": "Bogus"}, 'spec.type: Unsupported value: "Bogus": supported values: '
                         '"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'),
     ({"type": "NodePort"}, "spec.type: Forbidden: NodePort Services are not supported on "

@@ -255,8 +255,11 @@ def _port_errors(spec: Obj, kind: str) -> Errors:
                                "between 1 and 65535, inclusive"))
         key = (number, protocol)
         if key in keys:
-            errors.append((where, f"Duplicate value: core.ServicePort{{Port:{q(number)}, "
-                           f"Protocol:{q(protocol)}}}"))
+            # Go's %#v of the (protocol, port) key the apiserver compares
+            errors.append((where, "Duplicate value: core.ServicePort{Name:\"\", "
+                           f"Protocol:{q(protocol)}, AppProtocol:(*string)(nil), "
+                           f"Port:{q(number)}, TargetPort:intstr.IntOrString{{Type:0, "
+                           'IntVal:0, StrVal:""}, NodePort:0}'))
         keys.add(key)
     return errors
 
