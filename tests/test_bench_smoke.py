@@ -42,6 +42,11 @@ FIGURES = [
     "| 12. Deployment of 4 replicas: kubectl apply → rollout status | ratio Deployment / bare",
     "| 12b. rolling update of 4 replicas (maxSurge 1, maxUnavailable 1) | fargo: replicas "
     "unavailable beyond maxUnavailable |",
+    "| 13b. HTTP GET from a pod, one request at a time (connect included) | straight to the "
+    "pod IP |",
+    "| 13b. HTTP GET from a pod, one request at a time (connect included) | through the "
+    "ClusterIP |",
+    "| 13c. DNS A queries, 8 in flight | host → fargo's resolver on 127.0.0.1:",
 ]
 # Figure 10 needs wrk (scripts/bench.sh installs it; scripts/setup.sh does not).
 ALB_FIGURES = [
@@ -51,6 +56,9 @@ ALB_FIGURES = [
     "| 10b. latency at 8 connections |",
     "| 10c. latency, one connection | added p50, fargo ALB − direct |",
     "| 10d. rolling deployment of 3 tasks behind the ALB, under wrk | fargo ALB, failed",
+    "| 13. HTTP GET from a pod, 8 connections | straight to the pod IP |",
+    "| 13d. rolling update of 3 replicas behind a Service and an ALB Ingress, under wrk | "
+    "ClusterIP (from the client pod), failed requests |",
 ]
 
 
