@@ -127,6 +127,9 @@ async def _in_face_shape(request: web.Request, handler: Any) -> web.StreamRespon
         kind = {404: Kind.NOT_FOUND, 405: Kind.METHOD}.get(exc.status, Kind.UNREADABLE)
         return refuse(face_of_request(request), kind, exc.status,
                       f"{exc.reason}: {request.method} {request.path[:200]}")
+    except ConnectionResetError:  # the client left mid-answer (kubectl ending a watch)
+        log.debug("client gone during %s %s", request.method, request.path[:200])
+        return web.Response(status=499)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path[:200])
         return refuse(face_of_request(request), Kind.FAULT, 500, "Internal error in fargo.")
