@@ -42,8 +42,19 @@ S = "service.beta.kubernetes.io/"
 
 
 class World:
-    def __init__(self, kube: Kube, elbv2: Any, cluster: str):
-        self.kube, self.elbv2, self.cluster = kube, elbv2, cluster
+    def __init__(self, kube: Kube, srv: Any, cluster: str, subnets: list[str]):
+        self.kube, self.srv, self.cluster, self.subnets = kube, srv, cluster, subnets
+        self.elbv2, self.eks = srv.client("elbv2"), srv.client("eks")
+
+    def kube_of(self, cluster: str) -> Kube:
+        """A client of another cluster of the server, with its own token."""
+        out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", cluster,
+                              "--endpoint", self.srv.endpoint], capture_output=True,
+                             text=True, cwd=ROOT, env=self.srv.env(), timeout=30,
+                             check=True).stdout
+        doc = yaml.safe_load(out)
+        return Kube(doc["clusters"][0]["cluster"]["server"], doc["users"][0]["user"]["token"],
+                    self.kube.ca, self.kube.log, self.kube.config)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +79,7 @@ def world(tmp_path_factory) -> Iterator[World]:
         kube = Kube(doc["clusters"][0]["cluster"]["server"], doc["users"][0]["user"]["token"],
                     str(ca), srv.log, config)
         kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
-        yield World(kube, srv.client("elbv2"), cluster)
+        yield World(kube, srv, cluster, subnets)
 
 
 def svc(name: str, **spec: Any) -> Obj:
@@ -782,6 +793,116 @@ def test_more_service_refusals(world):
     assert world.elbv2.describe_load_balancers()["LoadBalancers"] == []
     assert kube.call("DELETE", ING + "/pclsing").status_code == 200
     assert kube.call("DELETE", CLASSES + "/pcls").status_code == 200
+
+
+def test_type_changes_free_and_check_addresses(world):
+    kube = world.kube
+    a = kube.call("POST", SVC, svc("tca")).json()["spec"]["clusterIP"]
+    b = kube.call("POST", SVC, svc("tcb")).json()["spec"]["clusterIP"]
+    r = kube.call("PATCH", SVC + "/tca", {"spec": {"type": "ExternalName",
+                                                   "externalName": "db.example.com"}},
+                  ctype=MERGE)
+    assert r.status_code == 200 and "clusterIP" not in r.json()["spec"], r.text
+    assert a not in cluster_ips(kube)
+    before = kube.get(SVC + "/tca")
+    refused(kube, "PATCH", SVC + "/tca", {"spec": {"type": "ClusterIP", "clusterIP": b,
+                                                   "clusterIPs": [b]}}, 422,
+            "already allocated", ctype=MERGE)
+    _same(kube, SVC + "/tca", before)
+    refused(kube, "PATCH", SVC + "/tca", {"spec": {"type": "LoadBalancer", "clusterIP": "None",
+                                                   "clusterIPs": ["None"]}}, 422, "None",
+            ctype=MERGE)
+    _same(kube, SVC + "/tca", before)
+    r = kube.call("PATCH", SVC + "/tca", {"spec": {"type": "ClusterIP", "clusterIP": a,
+                                                   "clusterIPs": [a]}}, ctype=MERGE)
+    assert r.status_code == 200 and r.json()["spec"]["clusterIP"] == a, r.text
+    ips = cluster_ips(kube)
+    assert len(ips) == len(set(ips))
+    for n in ("tca", "tcb"):
+        assert kube.call("DELETE", f"{SVC}/{n}").status_code == 200
+
+
+def test_cluster_ips_are_unique_across_clusters_sharing_a_range(world):
+    """Another cluster of the server has the same service range: an address held here is
+    held there, but each cluster's kube-dns has the DNS address."""
+    kube = world.kube
+    held = kube.call("POST", SVC, svc("xc", clusterIP="172.20.8.8"))
+    assert held.status_code == 201, held.text
+    eks = world.eks
+    other = "o" + uuid.uuid4().hex[:8]
+    eks.create_cluster(name=other, roleArn="arn:aws:iam::000000000000:role/eks",
+                       resourcesVpcConfig={"subnetIds": world.subnets})
+    k2 = world.kube_of(other)
+    deadline = time.time() + 10
+    while k2.call("GET", "/api/v1/namespaces/kube-system/services/kube-dns").status_code \
+            != 200 and time.time() < deadline:
+        time.sleep(0.2)
+    dns = k2.get("/api/v1/namespaces/kube-system/services/kube-dns")["spec"]["clusterIP"]
+    assert dns == "172.20.0.10"
+    p2 = "/api/v1/namespaces/default/services"
+    refused(k2, "POST", p2, svc("xc", clusterIP="172.20.8.8"), 422, "already allocated")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: (k2 if i % 2 else kube).call(
+            "POST", p2 if i % 2 else SVC, svc(f"xr{i}", clusterIP="172.20.8.9")).status_code,
+            range(8)))
+    assert sorted(got) == [201] + [422] * 7, got
+    everywhere = cluster_ips(kube) + [ip for ip in cluster_ips(k2) if ip != dns]
+    assert len(everywhere) == len(set(everywhere)), sorted(everywhere)
+    for n in [f"xr{i}" for i in range(8)]:
+        (k2 if int(n[2:]) % 2 else kube).call("DELETE", f"{p2 if int(n[2:]) % 2 else SVC}/{n}")
+    assert kube.call("DELETE", SVC + "/xc").status_code == 200
+    eks.delete_cluster(name=other)
+
+
+def test_annotations_elbv2_refuses_are_events_and_leave_nothing(world):
+    """What passes the controller's parsing and ELBv2 refuses (a name, subnets, groups,
+    tags, attributes): an event on the object, nothing left once the objects go."""
+    kube = world.kube
+    assert kube.call("POST", SVC, svc("web2")).status_code == 201
+    nlb = {S + "aws-load-balancer-type": "external",
+           S + "aws-load-balancer-nlb-target-type": "ip"}
+    services = {
+        "an-name": {S + "aws-load-balancer-name": "bad_name!" + "x" * 40},
+        "an-subnets": {S + "aws-load-balancer-subnets": "subnet-nope,../x"},
+        "an-groups": {S + "aws-load-balancer-security-groups": "sg-nope"},
+        "an-tags": {S + "aws-load-balancer-additional-resource-tags": "aws:owned=x"},
+        "an-attrs": {S + "aws-load-balancer-target-group-attributes": "bogus.key=1"},
+    }
+    for name, ann in services.items():
+        body = svc(name, type="LoadBalancer")
+        body["metadata"]["annotations"] = {**nlb, **ann}
+        assert kube.call("POST", SVC, body).status_code == 201, name
+    alb = {A + "target-type": "ip"}
+    paths = _path(path="/", backend={"service": {"name": "web2", "port": {"number": 80}}})
+    ingresses = {
+        "ai-attrs": {A + "load-balancer-attributes": "bogus.attribute=1"},
+        "ai-path": {A + "healthcheck-path": "/" + "x" * 2000},
+        "ai-codes": {A + "success-codes": "abc"},
+        "ai-name": {A + "load-balancer-name": "-" * 40},
+    }
+    for name, ann in ingresses.items():
+        r = kube.call("POST", ING, ingress(name, paths, annotations={**alb, **ann}))
+        assert r.status_code == 201, (name, r.text)
+    deadline = time.time() + 20
+    missing = set(services) | set(ingresses)
+    while missing and time.time() < deadline:
+        missing = {n for n in missing if not any(
+            "Failed" in m or "failed" in m for m in _events(kube, n))}
+        time.sleep(0.3)
+    assert not missing, {n: _events(kube, n) for n in missing}
+    for name in ingresses:
+        assert kube.call("DELETE", f"{ING}/{name}").status_code == 200
+    for name in [*services, "web2"]:
+        assert kube.call("DELETE", f"{SVC}/{name}").status_code == 200
+    deadline = time.time() + 20
+    while time.time() < deadline and (
+            world.elbv2.describe_load_balancers()["LoadBalancers"] or
+            world.elbv2.describe_target_groups()["TargetGroups"] or
+            names(kube, SVC) & set(services) or names(kube, ING) & set(ingresses)):
+        time.sleep(0.3)
+    assert world.elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert world.elbv2.describe_target_groups()["TargetGroups"] == []
+    assert not names(kube, SVC) & set(services) and not names(kube, ING) & set(ingresses)
 
 
 def test_the_server_logged_no_traceback(world):
