@@ -6,17 +6,14 @@ server mid-rollout. Pods are real runc sandboxes; replicas stay small, grace per
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, FargoServer, FargoServers
+from tests.conftest import FargoServer, FargoServers
 from tests.imagebuild import build_busybox_oci, push_layout
-from tests.test_kubectl import KUBECTL, kubectl, kubectl_run, make_profile
+from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run
 
 NS = "apps"
 SLEEPER = "trap 'exit 0' TERM; sleep 3600 & wait"
@@ -31,20 +28,8 @@ def srv(tmp_path_factory):
 
 def make_cluster(srv: FargoServer, base: Path) -> tuple[str, Path]:
     """An EKS cluster with a profile for namespace apps, tier=web, and its kubeconfig."""
-    eks = srv.client("eks")
-    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
-    name = "d" + uuid.uuid4().hex[:8]
-    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
-                       resourcesVpcConfig={"subnetIds": subnets})
-    make_profile(eks, name, "web", [{"namespace": NS, "labels": {"tier": "web"}}], subnets[:1])
-    out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", name, "--endpoint",
-                          srv.endpoint], capture_output=True, text=True, cwd=ROOT,
-                         env=srv.env(), timeout=30)
-    assert out.returncode == 0, out.stderr
-    path = base / "config"
-    path.write_text(out.stdout)
-    kubectl_run(path, "create", "namespace", NS)
-    return name, path
+    return eks_cluster(srv, base, [{"namespace": NS, "labels": {"tier": "web"}}], [NS], "d",
+                       "web")
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,14 @@ DaemonSet that never runs, and a Job that finishes, counted exactly, across a se
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, FargoServer, FargoServers
-from tests.test_kubectl import KUBECTL, kubectl, kubectl_run, make_profile, wait_deleted
+from tests.conftest import FargoServer, FargoServers
+from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run, wait_deleted
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
 NS = "batch"
@@ -31,20 +28,7 @@ def srv(tmp_path_factory) -> Iterator[FargoServer]:
 
 @pytest.fixture(scope="module")
 def kubeconfig(srv, tmp_path_factory) -> Path:
-    eks = srv.client("eks")
-    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
-    name = "j" + uuid.uuid4().hex[:8]
-    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
-                       resourcesVpcConfig={"subnetIds": subnets})
-    make_profile(eks, name, "batch", [{"namespace": NS}], subnets[:1])
-    out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", name, "--endpoint",
-                          srv.endpoint], capture_output=True, text=True, cwd=ROOT,
-                         env=srv.env(), timeout=30)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    kubectl_run(path, "create", "namespace", NS)
-    return path
+    return eks_cluster(srv, tmp_path_factory.mktemp("kube"), [{"namespace": NS}], [NS], "j")[1]
 
 
 def job_body(name: str, image: str, script: str, **spec) -> str:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import dns.message
@@ -21,9 +20,9 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import ROOT, FargoServers
+from tests.conftest import FargoServers
 from tests.test_dns import host_dns_port, resolver_of
-from tests.test_kubectl import KUBECTL, kubectl, kubectl_run, make_profile
+from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run
 
 NS = "apps"
 ZONE = "cluster.local"
@@ -40,20 +39,7 @@ def srv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cfg(srv, tmp_path_factory) -> Path:
-    eks = srv.client("eks")
-    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
-    name = "dns" + uuid.uuid4().hex[:6]
-    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
-                       resourcesVpcConfig={"subnetIds": subnets})
-    make_profile(eks, name, "apps", [{"namespace": NS}], subnets[:1])
-    out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", name, "--endpoint",
-                          srv.endpoint], capture_output=True, text=True, cwd=ROOT,
-                         env=srv.env(), timeout=30)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kdns") / "config"
-    path.write_text(out.stdout)
-    kubectl_run(path, "create", "namespace", NS)
-    return path
+    return eks_cluster(srv, tmp_path_factory.mktemp("kdns"), [{"namespace": NS}], [NS], "dns")[1]
 
 
 def pod(name: str, image: str, labels: dict | None = None, **spec) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -20,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, FargoServer, FargoServers
-from tests.test_kubectl import KUBECTL, kubectl, kubectl_run, make_profile, wait_for
+from tests.conftest import FargoServer, FargoServers
+from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run, wait_for
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
 A, B = "np-a", "np-b"
@@ -36,20 +35,8 @@ def srv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cfg(srv: FargoServer, tmp_path_factory) -> Path:
-    eks = srv.client("eks")
-    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
-    name = "n" + uuid.uuid4().hex[:8]
-    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
-                       resourcesVpcConfig={"subnetIds": subnets})
-    make_profile(eks, name, "np", [{"namespace": A}, {"namespace": B}], subnets[:1])
-    out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", name, "--endpoint",
-                          srv.endpoint], capture_output=True, text=True, cwd=ROOT,
-                         env=srv.env(), timeout=30)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("np-kube") / "config"
-    path.write_text(out.stdout)
-    kubectl_run(path, "create", "namespace", A)
-    kubectl_run(path, "create", "namespace", B)
+    path = eks_cluster(srv, tmp_path_factory.mktemp("np-kube"),
+                       [{"namespace": A}, {"namespace": B}], [A, B], "n")[1]
     kubectl_run(path, "label", "namespace", B, "team=blue")
     yield path
     for ns in (A, B):

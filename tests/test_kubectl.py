@@ -60,14 +60,35 @@ def make_profile(eks, cluster: str, name: str, selectors: list, subnets: list) -
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def kubeconfig(srv, cluster, tmp_path_factory) -> Path:
+def write_kubeconfig(srv: FargoServer, cluster: str, path: Path) -> Path:
+    """`fargo kubeconfig CLUSTER` written to path."""
     out = subprocess.run([sys.executable, "-m", "fargo", "kubeconfig", cluster, "--endpoint",
                           srv.endpoint], capture_output=True, text=True, cwd=ROOT,
                          env=srv.env(), timeout=30)
     assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
     path.write_text(out.stdout)
+    return path
+
+
+def eks_cluster(srv: FargoServer, base: Path, selectors: list, namespaces: list[str],
+                prefix: str = "c", profile: str = "fargate") -> tuple[str, Path]:
+    """A new EKS cluster over every subnet, one Fargate profile with these selectors on the
+    first subnet, the namespaces made, and its kubeconfig at base/config."""
+    eks = srv.client("eks")
+    subnets = [s["SubnetId"] for s in srv.client("ec2").describe_subnets()["Subnets"]]
+    name = prefix + uuid.uuid4().hex[:8]
+    eks.create_cluster(name=name, roleArn="arn:aws:iam::000000000000:role/eks",
+                       resourcesVpcConfig={"subnetIds": subnets})
+    make_profile(eks, name, profile, selectors, subnets[:1])
+    path = write_kubeconfig(srv, name, base / "config")
+    for ns in namespaces:
+        kubectl_run(path, "create", "namespace", ns)
+    return name, path
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(srv, cluster, tmp_path_factory) -> Path:
+    path = write_kubeconfig(srv, cluster, tmp_path_factory.mktemp("kube") / "config")
     kubectl_run(path, "create", "namespace", "apps")
     return path
 
