@@ -371,6 +371,12 @@ def test_user_endpoint_slices_and_endpoints(world):
         (_slice("b", ports=[{"name": "http", "port": 2**31}]), 400, "int32"),
         (_slice("b", ports=[{"name": "http", "port": 80, "protocol": "HTTP"}]), 422,
          "ports[0].protocol"),
+        (_slice("b", ports=[{"name": "http", "port": 80}, {"name": "http", "port": 81}]), 422,
+         'ports[1].name: Duplicate value: "http"'),
+        (_slice("b", ports=[{"port": 80}, {"port": 81}]), 422, "ports[1].name: Duplicate"),
+        (_slice("b", ports=[{"name": "Bad_Name", "port": 80}]), 422, "ports[0].name"),
+        (_slice("b", ports=[{"name": f"p{i}", "port": 80} for i in range(101)]), 422,
+         "Too many"),
     ]
     for body, code, says in cases:
         refused(kube, "POST", SLICES, body, code, says)

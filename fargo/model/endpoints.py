@@ -341,8 +341,21 @@ def check_slice(obj: Obj, old: Obj | None) -> None:
             for j, a in enumerate(addrs):
                 errors += _address_errors({"ip": a}, f"endpoints[{i}].addresses[{j}]",
                                           4 if kind == "IPv4" else 6)
-    for i, p in enumerate(obj.get("ports") or [] if isinstance(obj.get("ports"), list) else []):
+    given = obj.get("ports")
+    ports: list[Any] = given if isinstance(given, list) else []
+    if len(ports) > 100:
+        errors.append(("ports", f"Too many: {len(ports)}: must have at most 100 items"))
+    names: set[str] = set()  # consumers match a Service port to a slice port by its name
+    for i, p in enumerate(ports):
         errors += _port_errors(p, f"ports[{i}]", optional=True)
+        pname = p.get("name") if isinstance(p, dict) else None
+        pname = pname if isinstance(pname, str) else ""
+        if pname and (len(pname) > 63 or not kubeservice._DNS1123.match(pname)):
+            errors.append((f"ports[{i}].name", f"Invalid value: {kubeservice.q(pname)}: "
+                           f"{kubeservice.DNS1123_MSG}"))
+        elif pname in names:
+            errors.append((f"ports[{i}].name", f"Duplicate value: {kubeservice.q(pname)}"))
+        names.add(pname)
     if errors:
         raise invalid("EndpointSlice", name, errors)
 
