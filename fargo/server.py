@@ -179,8 +179,8 @@ class Server:
         self.kube_lbs = LoadBalancerController(self.kube_state, self.elbv2,
                                                self.kube_tables.get_cluster)
         self.pods.before_stop.append(self.kube_lbs.before_stop)
-        # Not yet: gated pods were seen never to turn Ready (issue 16, helper D's report).
-        # self.pods.mutators.append(self.kube_lbs.inject_gates)
+        # Its pod readiness gate, in namespaces labelled for it.
+        self.pods.mutators.append(self.kube_lbs.inject_gates)
         # kube-proxy: every cluster's ClusterIPs in the host's table; a stopping pod leaves
         # them before its SIGTERM.
         self.kube_proxy = KubeProxy(self.kube_state, self.network)

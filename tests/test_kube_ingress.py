@@ -251,8 +251,6 @@ def roll_manifest(image: str, rev: str) -> list[dict]:
     return docs
 
 
-@pytest.mark.skip(reason="readiness-gated pods never turned Ready in the last run; the gate "
-                  "injection is unwired in server.py until that is found")
 def test_group_readiness_gates_a_rollout_losing_nothing_and_a_sigkill(srv, cfg, busybox_image):
     """Two Ingresses of one group.name share an ALB (the second made by `kubectl create
     ingress`, protobuf); pods in a namespace with the readiness gate label wait for their

@@ -27,6 +27,7 @@ _SPEC_KNOWN: Known = {
     "dnsPolicy": None, "dnsConfig": None,  # model/clusterdns.py's resolv.conf
     "hostname": None, "subdomain": None,  # its hosts file, and headless Services' names
     "serviceAccountName": None,
+    "readinessGates": None,  # conditions others set (the LB controller's target health)
     "serviceAccount": None, "enableServiceLinks": (True, False),
     "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
     "automountServiceAccountToken": None, "os": ({"name": "linux"},),
