@@ -219,8 +219,54 @@ kubectl logs -n web deployment/hello --tail 5
 step "kubectl top pods (from fargo's metrics sampler)"
 kubectl top pods -n web || true
 
-step "kubectl delete namespace web (its Deployment, ReplicaSets and pods go with it)"
+step "kubectl expose deployment/hello --port 80 --target-port 8080 (a ClusterIP; its EndpointSlice holds the ready pods)"
+kubectl expose deployment hello -n web --port 80 --target-port 8080
+for _ in $(seq 150); do
+  [ "$(kubectl get endpointslices -n web -l kubernetes.io/service-name=hello \
+      -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}x{end}')" = xxx ] && break
+  sleep 0.2
+done
+kubectl get service,endpointslices -n web -o wide
+
+step "from a pod: cluster DNS (its resolv.conf), then wget http://hello/ through the ClusterIP"
+kubectl exec -n web "$POD" -- cat /etc/resolv.conf
+for _ in 1 2 3; do kubectl exec -n web "$POD" -- wget -qO- http://hello/; done
+kubectl exec -n web "$POD" -- wget -qO- http://hello.web.svc.cluster.local/
+CIP=$(kubectl get service hello -n web -o jsonpath='{.spec.clusterIP}')
+echo "from the host, http://$CIP/ says: $(curl -sS --max-time 5 "http://$CIP/")"
+
+step "kubectl create ingress hello --class alb (the AWS Load Balancer Controller's way: an internal ALB, ip targets)"
+kubectl create ingress hello -n web --class alb --rule '/*=hello:80' \
+  --annotation alb.ingress.kubernetes.io/scheme=internal \
+  --annotation alb.ingress.kubernetes.io/target-type=ip \
+  --annotation alb.ingress.kubernetes.io/healthcheck-interval-seconds=5 \
+  --annotation alb.ingress.kubernetes.io/healthcheck-timeout-seconds=2 \
+  --annotation alb.ingress.kubernetes.io/healthy-threshold-count=2
+for _ in $(seq 150); do
+  HOST=$(kubectl get ingress hello -n web -o jsonpath='{.status.loadBalancer.ingress[0].hostname}')
+  [ -n "$HOST" ] && break
+  sleep 0.2
+done
+kubectl get ingress -n web
+ALB=$(aws elbv2 describe-load-balancers --query "LoadBalancers[?DNSName=='$HOST'].LoadBalancerArn | [0]" --output text)
+aws elbv2 describe-load-balancers --load-balancer-arns "$ALB" --output table \
+  --query 'LoadBalancers[0].{name:LoadBalancerName,dns:DNSName,scheme:Scheme,state:State.Code}'
+KTG=$(aws elbv2 describe-target-groups --load-balancer-arn "$ALB" --query 'TargetGroups[0].TargetGroupArn' --output text)
+for _ in $(seq 200); do
+  [ "$(aws elbv2 describe-target-health --target-group-arn "$KTG" \
+    --query 'length(TargetHealthDescriptions[?TargetHealth.State==`healthy`])' --output text)" = 3 ] && break
+  sleep 0.2
+done
+aws elbv2 describe-target-health --target-group-arn "$KTG" --output table \
+  --query 'TargetHealthDescriptions[].{pod_ip:Target.Id,port:Target.Port,state:TargetHealth.State}'
+ALB_IP=$(aws elbv2 describe-load-balancers --load-balancer-arns "$ALB" \
+  --query 'LoadBalancers[0].AvailabilityZones[0].LoadBalancerAddresses[0].PrivateIPv4Address' --output text)
+step "curl http://$ALB_IP/ (the Ingress's ALB, 4 times)"
+for _ in 1 2 3 4; do curl -sS --max-time 5 "http://$ALB_IP/"; done
+
+step "kubectl delete namespace web (its Deployment, pods, Service and Ingress go, and the ALB with them)"
 kubectl delete namespace web --timeout 120s
+aws elbv2 describe-load-balancers --query 'length(LoadBalancers)' --output text
 
 step "aws ce get-cost-and-usage --granularity DAILY --group-by USAGE_TYPE (per second, one-minute minimum)"
 aws ce get-cost-and-usage --time-period "Start=$(date -u +%F),End=$(date -u -d tomorrow +%F)" \
