@@ -22,20 +22,19 @@ Ingress) makes its rows say "not measured" and why, never a number."""
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import random
 import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from fargo.agent.netsys import enter_netns, run_in_thread
 
 from .alb import Wrk, WrkRun, merged, merged_errors
 from .deploy import NS, DeployBench, DeploySizes
@@ -44,7 +43,6 @@ from .fargo_side import FargoBench
 from .stats import Results, Row, Summary
 
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 VIP_PORT = 80  # the Service's first port; round r uses VIP_PORT + r
 VIP_TARGET = 8100  # ... its targetPort 8100 + r in the solo pod
 DIRECT_PORT = 8200  # the direct path's round r goes to 8200 + r of the same pod
@@ -73,40 +71,15 @@ class NotMeasured(Exception):
 
 # ---------------------------------------------------------------- netns helpers
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def in_netns(path: str, fn: Callable[[], T]) -> T:
-    """fn() run in a thread of ours that entered the netns at path (setns affects only the
+    """fn() run in a fresh thread that entered the netns at path (setns affects only the
     calling thread, and the thread ends with it: the bench's own threads stay in the host's)."""
-    box: dict[str, Any] = {}
 
-    def body() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns {path}: {os.strerror(err)}")
-        finally:
-            os.close(fd)
-        try:
-            box["value"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-            box["error"] = err
+    def work() -> T:
+        enter_netns(path)
+        return fn()
 
-    def start() -> None:
-        try:
-            body()
-        except BaseException as err:  # noqa: BLE001
-            box["error"] = err
-
-    t = threading.Thread(target=start, daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
+    return run_in_thread(work)
 
 
 def netns_of_ip(prefix: str, ip: str) -> str:
