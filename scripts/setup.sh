@@ -3,7 +3,7 @@
 # itself in editable mode. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=(runc conmon docker-registry nftables haproxy busybox-static skopeo iproute2 iputils-ping curl
+need=(runc runsc conmon docker-registry nftables haproxy busybox-static skopeo iproute2 iputils-ping curl
       e2fsprogs util-linux gcc libc6-dev
       awscli)  # Debian's AWS CLI v2 at /usr/bin/aws: `aws logs tail` (pip's v1 lacks it)
 missing=()

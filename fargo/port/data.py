@@ -58,12 +58,14 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """A task's sandbox: its cgroup size, its ephemeral storage and its volumes."""
+    """A task's sandbox: its cgroup size, its ephemeral storage, its volumes and its tier
+    (model/isolation.py: "runc", or "gvisor": one gVisor kernel for all its containers)."""
 
     cpu_units: int
     memory_mib: int
     storage_gib: int = 20
     volumes: tuple[VolumeSpec, ...] = ()
+    isolation: str = "runc"
 
 
 @dataclass
