@@ -44,14 +44,15 @@ class Monitor:
 
 
 def _args(conmon: str, runc: Runc, m: Monitor) -> list[str]:
+    runtime, runtime_args = runc.conmon_runtime()
     return [
         conmon,
         "--cid", m.cid,
         # cuuid only names the attach-socket symlink; keep it short for sun_path.
         "--cuuid", hashlib.sha1(m.cid.encode()).hexdigest()[:12],
         "--name", m.cid,
-        "--runtime", runc.binary,
-        "--runtime-arg", f"--root={runc.root}",
+        "--runtime", runtime,
+        *[part for arg in runtime_args for part in ("--runtime-arg", arg)],
         "--bundle", str(m.bundle),
         "--container-pidfile", str(m.pid_file),
         "--conmon-pidfile", str(m.conmon_pid_file),

@@ -10,7 +10,8 @@ between the two, resizing the container's to the host one's size at start and on
 can hand the master to a caller only when it detaches, and then nobody can learn the exit code.
 
 The netns case is the health checks' (runc.py's exec): runc runs from a private root without
-the netns in the container's state, launched inside the netns already.
+the netns in the container's state, launched inside the netns already. A gVisor task's
+container is exec'd the same way through `runsc exec` (Sandbox.exec_command picks the command).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import tempfile
 import termios
 import time
 import tty
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..port.errors import ContainerGone, SandboxError
 from .layout import Layout, checked, container_id
-from .runc import Runc
-from .runfiles import read_int, unlink
+from .runfiles import unlink
 
 if TYPE_CHECKING:
     from ..port.protocols import ExecSession
@@ -53,8 +55,10 @@ class RuncExecSession:
 
     def __init__(self, proc: subprocess.Popen[bytes], *, stdin: int | None,
                  stdout: int | None, stderr: int | None, terminal: bool,
-                 pid_file: Path, files: list[Path], scratch: Path | None) -> None:
+                 pid_file: Path, files: list[Path], scratch: Path | None,
+                 kill_process: Callable[[Path], bool]) -> None:
         self._proc = proc
+        self._kill_process = kill_process
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self._terminal = terminal
         self._pid_file = pid_file
@@ -90,17 +94,13 @@ class RuncExecSession:
     def kill(self) -> None:
         if self._proc.poll() is not None:
             return
-        # runc waits on the process it started, so while runc lives that pid names it. A
-        # session ended at once may come before runc has written it: wait for it, as killing
-        # runc alone would leave the process to the container.
+        # A session ended at once may come before the runtime has written which process it
+        # started: wait for that, as killing the runtime alone would leave the process to
+        # the container.
         deadline = time.monotonic() + PID_WAIT_S
-        pid = read_int(self._pid_file)
-        while pid is None and self._proc.poll() is None and time.monotonic() < deadline:
+        while (not self._kill_process(self._pid_file) and self._proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.005)
-            pid = read_int(self._pid_file)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         try:
             self._proc.wait(2.0)
         except subprocess.TimeoutExpired:  # still setting up: runc (its own group) goes
@@ -144,10 +144,9 @@ def start_session(sandbox: Sandbox, task_id: str, name: str, argv: list[str], *,
     if not argv:
         raise SandboxError("no command given")
     layout = Layout(sandbox.root, sandbox.run_dir)
-    runc = Runc(sandbox.runc, sandbox.runtime_root)
     cid = container_id(task_id, name)
     ctr_dir = layout.ctr_dir(task_id, name)
-    if layout.exit_file(task_id, name).exists() or not runc.exists(cid):
+    if layout.exit_file(task_id, name).exists() or not sandbox.container_exists(task_id, name):
         raise ContainerGone(f"container {name} of task {task_id} is not running")
     try:
         config = json.loads((ctr_dir / "config.json").read_text())
@@ -166,13 +165,7 @@ def start_session(sandbox: Sandbox, task_id: str, name: str, argv: list[str], *,
     ours: list[int] = []  # what the session keeps
     theirs: list[int] = []  # the child's ends, closed here once it has them
     try:
-        root, prefix = sandbox.runtime_root, []
-        if netns:
-            scratch = runc._private_root(cid)  # the health checks' way in
-            root, prefix = scratch, [shutil.which("nsenter") or "nsenter", f"--net={netns}"]
-        # runc's own log aside: a failed start leaves just its message on the stderr.
-        cmd = prefix + [runc.binary, "--root", str(root), "--log", os.devnull, "exec",
-                        "--process", str(spec_path), "--pid-file", str(pid_file), cid]
+        cmd, scratch = sandbox.exec_command(cid, netns, spec_path, pid_file)
         if tty_:
             master, slave = os.openpty()
             ours.append(master)
@@ -183,7 +176,8 @@ def start_session(sandbox: Sandbox, task_id: str, name: str, argv: list[str], *,
                                     start_new_session=True)
             session = RuncExecSession(proc, stdin=_nonblocking(master),
                                       stdout=master, stderr=None, terminal=True,
-                                      pid_file=pid_file, files=[spec_path], scratch=scratch)
+                                      pid_file=pid_file, files=[spec_path], scratch=scratch,
+                                      kill_process=partial(sandbox.kill_exec, cid))
         else:
             ends: dict[str, tuple[int, int] | None] = {}
             for stream, wanted in (("stdin", stdin), ("stdout", True), ("stderr", True)):
@@ -208,7 +202,8 @@ def start_session(sandbox: Sandbox, task_id: str, name: str, argv: list[str], *,
                                     stderr=child_end("stderr"), start_new_session=True)
             session = RuncExecSession(proc, stdin=my_end("stdin"), stdout=my_end("stdout"),
                                       stderr=my_end("stderr"), terminal=False,
-                                      pid_file=pid_file, files=[spec_path], scratch=scratch)
+                                      pid_file=pid_file, files=[spec_path], scratch=scratch,
+                                      kill_process=partial(sandbox.kill_exec, cid))
     except OSError as err:
         for end in ours:
             with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ from ..port.errors import AgentError, SandboxError
 from ..port.protocols import ExecSession
 from . import userns
 from .execsession import start_session
+from .gvisor import GvisorSandbox
 from .images import ImageStore
 from .netplane import HostNetworkPlane
 from .netstats import NetCounters
@@ -44,9 +45,14 @@ class HostRuntime:
         self.root = state_dir
         self.network = network
         self.images = ImageStore(state_dir / "images")
+        run_dir, rootfs_dir = Path(f"/run/{prefix}-tasks"), Path(f"/run/{prefix}-rootfs")
         self.sandbox = Sandbox(state_dir / "tasks", runtime_root=Path(f"/run/{prefix}-runc"),
-                               run_dir=Path(f"/run/{prefix}-tasks"),
-                               rootfs_dir=Path(f"/run/{prefix}-rootfs"))
+                               run_dir=run_dir, rootfs_dir=rootfs_dir)
+        # The gVisor tier shares the runc tier's layout (logs, exit files, rootfs mounts):
+        # only how a container is made and run differs, so a task is routed by its record.
+        self.gvisor = GvisorSandbox(state_dir / "tasks", Path(f"/run/{prefix}-runsc"),
+                                    run_dir=run_dir, rootfs_dir=rootfs_dir)
+        self._tiers: dict[str, Sandbox] = {}
         self.storage = TaskStorage(state_dir / "storage")
         self._stop_signals: dict[tuple[str, str], str] = {}
         self._checked: dict[tuple[str, str], float] = {}
@@ -60,10 +66,26 @@ class HostRuntime:
     def _rootfs_dir(self, tid: str, name: str) -> Path:
         return self.root / "rootfs" / tid / name
 
+    def _box(self, tid: str) -> Sandbox:
+        """The backend that made the task: its record says (read once, then kept)."""
+        box = self._tiers.get(tid)
+        if box is None:
+            record = self.sandbox._layout.read_record(tid)
+            box = self.gvisor if record is not None and record.isolation == "gvisor" \
+                else self.sandbox
+            if record is not None:
+                self._tiers[tid] = box
+        return box
+
+    def _id_base(self, tid: str) -> int | None:
+        """The task's host id range (None: the gVisor tier, which keeps ids in its kernel)."""
+        box = self._box(tid)
+        return None if box is self.gvisor else box.id_base(tid)
+
     # ---- the host as a whole
     def prepare(self) -> list[Path]:
         try:
-            return self.sandbox.prepare_runtime()
+            return self.sandbox.prepare_runtime() + self.gvisor.prepare_runtime()
         except SandboxError as err:  # e.g. mounts refused here: the files stay on disk
             log.warning("runtime files stay where they are: %s", err)
             return []
@@ -82,12 +104,17 @@ class HostRuntime:
     def create_sandbox(self, tid: str, spec: SandboxSpec) -> None:
         """The task's cgroups and user-namespace range, and its ephemeral storage: a
         filesystem at rootfs/<tid>, where its containers' writable layers go."""
-        self.sandbox.create_task(tid, spec.cpu_units, spec.memory_mib)
-        # The range's user namespace, which every idmapped layer mount of the task needs:
-        # made now, while the network is being made, rather than in the first mount.
-        userns.userns_fd(self.sandbox.id_base(tid))
+        if spec.isolation not in ("runc", "gvisor"):
+            raise SandboxError(f"unknown sandbox isolation {spec.isolation!r}")
+        box = self._tiers[tid] = self.gvisor if spec.isolation == "gvisor" else self.sandbox
+        box.create_task(tid, spec.cpu_units, spec.memory_mib)
+        id_base = self._id_base(tid)
+        if id_base is not None:
+            # The range's user namespace, which every idmapped layer mount of the task needs:
+            # made now, while the network is being made, rather than in the first mount.
+            userns.userns_fd(id_base)
         self.storage.mount(tid, spec.storage_gib, self.root / "rootfs" / tid)
-        self.volumes.make(tid, spec.volumes, self.sandbox.id_base(tid))
+        self.volumes.make(tid, spec.volumes, id_base or 0)
         self._count_io(tid)
 
     def _count_io(self, tid: str) -> None:
@@ -122,22 +149,22 @@ class HostRuntime:
         if os.path.ismount(target):
             return target
         return self.images.mount_rootfs(image, self._rootfs_dir(tid, name),
-                                        id_base=self.sandbox.id_base(tid), target=target)
+                                        id_base=self._id_base(tid), target=target)
 
     def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
         rootfs = self._mount_rootfs(tid, spec.name, image)
         self._stop_signals[(tid, spec.name)] = spec.stop_signal
         if spec.volume_mounts:
-            mounts = self.volumes.oci_mounts(tid, spec, rootfs, self.sandbox.id_base(tid))
+            mounts = self.volumes.oci_mounts(tid, spec, rootfs, self._id_base(tid) or 0)
             spec = dataclasses.replace(spec, extra_mounts=[*spec.extra_mounts, *mounts])
-        self.sandbox.create_container(tid, spec, rootfs=rootfs,
-                                      netns_path=self.network.netns_path(tid))
+        self._box(tid).create_container(tid, spec, rootfs=rootfs,
+                                        netns_path=self.network.netns_path(tid))
 
     def start_container(self, tid: str, name: str) -> None:
-        self.sandbox.start_container(tid, name)
+        self._box(tid).start_container(tid, name)
 
     def remove_container(self, tid: str, name: str) -> None:
-        self.sandbox.delete_container(tid, name)
+        self._box(tid).delete_container(tid, name)
         self.images.unmount_rootfs(self._rootfs_dir(tid, name))
         self._checked.pop((tid, name), None)
 
@@ -160,13 +187,14 @@ class HostRuntime:
         return gone
 
     def result(self, tid: str, name: str) -> ContainerExit:
-        st = self.sandbox.state(tid, name)
+        st = self._box(tid).state(tid, name)
         return ContainerExit(st.exit_code, st.oom_killed)
 
     def started(self, tid: str, name: str) -> bool:
-        if name not in self.sandbox.list_containers(tid):
+        box = self._box(tid)
+        if name not in box.list_containers(tid):
             return False
-        st = self.sandbox.state(tid, name)
+        st = box.state(tid, name)
         # runc may have lost it (a reboot, a lost root) while its start or exit was written.
         return (st.status in ("running", "stopped") or st.started_at is not None
                 or st.exit_code is not None)
@@ -174,23 +202,23 @@ class HostRuntime:
     def signal(self, tid: str, name: str, sig: str | None) -> None:
         if sig is None:
             sig = self._stop_signals.get((tid, name)) or self.sandbox.stop_signal(tid, name)
-        self.sandbox.signal(tid, name, sig)
+        self._box(tid).signal(tid, name, sig)
 
     def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
-        return self.volumes.write(tid, name, files, self.sandbox.id_base(tid))
+        return self.volumes.write(tid, name, files, self._id_base(tid) or 0)
 
     def volume_usage(self, tid: str, name: str) -> int:
         return self.volumes.usage(tid, name)
 
     def exec_check(self, tid: str, name: str, argv: list[str], timeout: float) -> int | None:
-        return self.sandbox.exec_process(tid, name, argv, timeout)
+        return self._box(tid).exec_process(tid, name, argv, timeout)
 
     def exec_session(self, tid: str, name: str, argv: list[str], *, tty: bool,
                      stdin: bool) -> ExecSession:
-        return start_session(self.sandbox, tid, name, argv, tty_=tty, stdin=stdin)
+        return start_session(self._box(tid), tid, name, argv, tty_=tty, stdin=stdin)
 
     def stats(self, tid: str) -> TaskStats:
-        raw = self.sandbox.stats(tid)
+        raw = self._box(tid).stats(tid)
         parts = {name: ContainerStats(c.get("memory_usage_bytes"), c.get("cpu_usage_ns"))
                  for name, c in (raw.get("containers") or {}).items()}
         return TaskStats(
@@ -224,7 +252,7 @@ class HostRuntime:
             for key in [k for k in list(cache) if k[0] == tid]:
                 cache.pop(key, None)
         try:
-            self.sandbox.destroy_task(tid)
+            self._box(tid).destroy_task(tid)
         finally:
             self.volumes.remove(tid)  # before the storage the scratch ones live on
             base = self.root / "rootfs" / tid
@@ -241,12 +269,13 @@ class HostRuntime:
                 shutil.rmtree(base, ignore_errors=True)
 
     def forget(self, tid: str) -> None:
-        self.sandbox.forget_task(tid)
+        self._box(tid).forget_task(tid)
+        self._tiers.pop(tid, None)
 
     # ---- fargo purge
     def purge(self) -> None:
         """Remove every task sandbox this host holds, then the networks: a clean slate."""
-        tids = set(self.sandbox.list_tasks())
+        tids = set(self.sandbox.list_tasks()) | set(self.gvisor.list_tasks())
         rootfs = self.root / "rootfs"
         if rootfs.exists():
             tids |= {d.name for d in rootfs.iterdir()}
@@ -259,4 +288,5 @@ class HostRuntime:
             except Exception:  # noqa: BLE001 - purge goes on with the rest
                 log.exception("purging task %s", tid)
         self.network.cleanup()  # bridges and this prefix's nftables tables
+        self.gvisor.cleanup()
         self.sandbox.cleanup()

@@ -39,6 +39,8 @@ class TaskRecord:
     created_at: float = 0.0
     id_slot: int | None = None  # None while the record is provisional
     id_base: int | None = None
+    isolation: str = "runc"  # or "gvisor": agent/gvisor.py made it
+    platform: str = ""  # gvisor: the runsc platform every call for this task must name
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -63,7 +65,9 @@ class TaskRecord:
                        cgroups=dict(raw.get("cgroups") or {}),
                        created_at=float(raw.get("created_at", 0.0)),
                        id_slot=slot if isinstance(slot, int) else None,
-                       id_base=base if isinstance(base, int) else None)
+                       id_base=base if isinstance(base, int) else None,
+                       isolation=str(raw.get("isolation") or "runc"),
+                       platform=str(raw.get("platform") or ""))
         except (TypeError, ValueError):
             return None
 

@@ -42,8 +42,17 @@ class Runc:
         self.binary = binary
         self.root = root
 
+    @property
+    def global_args(self) -> list[str]:
+        """What every call of the binary carries before its command."""
+        return ["--root", str(self.root)]
+
+    def conmon_runtime(self) -> tuple[str, list[str]]:
+        """What conmon runs as the container's runtime: a binary and its leading args."""
+        return self.binary, [f"--root={self.root}"]
+
     def run(self, *args: str) -> str:
-        proc = subprocess.run([self.binary, "--root", str(self.root), *args],
+        proc = subprocess.run([self.binary, *self.global_args, *args],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise SandboxError(f"runc {args[0]}: {runc_message(proc.stderr)}")
@@ -156,47 +165,48 @@ class Runc:
         return None
 
     def start(self, cid: str, init_pid: int | None, timeout: float) -> None:
-        if not self._release_init(cid, init_pid, timeout):
+        if not release_fifo(self.root / cid / "exec.fifo", cid, init_pid, timeout):
             self.run("start", cid)
 
-    def _release_init(self, cid: str, pid: int | None, timeout: float) -> bool:
-        """Do what `runc start` does, without the cost of starting it (a Go binary, ~5 ms
-        and as much CPU): after `runc create`, the container's init waits to open runc's
-        exec.fifo for writing; whoever opens it for reading and reads the "0" it writes lets
-        it exec the process, and removing the fifo marks the container running. False when
-        runc's state does not look like that (another runc layout): then `runc start` does it."""
-        fifo = self.root / cid / "exec.fifo"
-        try:
-            if not stat.S_ISFIFO(os.lstat(fifo).st_mode):
-                return False
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
+
+def release_fifo(fifo: Path, cid: str, pid: int | None, timeout: float) -> bool:
+    """Do what `runc start` does, without the cost of starting it (a Go binary, ~5 ms
+    and as much CPU): after `runc create`, the container's init waits to open runc's
+    exec.fifo for writing; whoever opens it for reading and reads the "0" it writes lets
+    it exec the process, and removing the fifo marks the container running. False when
+    runc's state does not look like that (another runc layout): then `runc start` does it.
+    (The gVisor shim's proxy keeps the same bargain on a fifo of its own.)"""
+    try:
+        if not stat.S_ISFIFO(os.lstat(fifo).st_mode):
             return False
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    data = os.read(fd, 16)
-                except BlockingIOError:  # init holds it open and has not written yet
-                    poller = select.poll()  # not select: fds past 1024 with many tasks
-                    poller.register(fd, select.POLLIN)
-                    poller.poll(100)
-                    data = None
-                if data:
-                    if data != b"0":
-                        raise SandboxError(f"starting container {cid}: unexpected {data!r}")
-                    break
-                if data == b"":  # init has not opened it yet (or is gone)
-                    if pid is None or not alive(pid):
-                        raise SandboxError(f"starting container {cid}: its init is gone")
-                    time.sleep(0.0005)
-                if time.monotonic() > deadline:
-                    raise SandboxError(f"starting container {cid}: init did not respond")
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            fifo.unlink()
-        return True
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                data = os.read(fd, 16)
+            except BlockingIOError:  # init holds it open and has not written yet
+                poller = select.poll()  # not select: fds past 1024 with many tasks
+                poller.register(fd, select.POLLIN)
+                poller.poll(100)
+                data = None
+            if data:
+                if data != b"0":
+                    raise SandboxError(f"starting container {cid}: unexpected {data!r}")
+                break
+            if data == b"":  # init has not opened it yet (or is gone)
+                if pid is None or not alive(pid):
+                    raise SandboxError(f"starting container {cid}: its init is gone")
+                time.sleep(0.0005)
+            if time.monotonic() > deadline:
+                raise SandboxError(f"starting container {cid}: init did not respond")
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        fifo.unlink()
+    return True
 
 
 def signal_number(sig: str | int) -> int:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -216,8 +217,7 @@ class Sandbox:
         try:
             ctr_dir.mkdir(parents=True, exist_ok=True)
             binds = _etc_binds(ctr_dir, spec)
-            config = build_config(task_id, spec, self.id_base(task_id), root, netns_path,
-                                  sysfs=self.flat_sysfs() if netns_path else "/sys")
+            config = self._config(task_id, spec, root, netns_path)
             config["mounts"] += binds
         except BaseException:
             runtimefs.unbind(root)
@@ -236,13 +236,51 @@ class Sandbox:
                                  exit_dir=self.wait_exit_paths(task_id),
                                  socket_dir=self._layout.task_dir(task_id) / "sock")
         try:
-            conmon.create(self.conmon, self._runtime, monitor, CREATE_TIMEOUT_S)
+            conmon.create(self.conmon, self._creator(task_id), monitor, CREATE_TIMEOUT_S)
         except SandboxError as e:
             self._runtime.delete(cid)
             # Nothing ran, so no exit is to be reported for it.
             unlink(self.exit_file(task_id, spec.name), *(ctr_dir / f for f in RUN_FILES))
             runtimefs.unbind(self.rootfs_dir / cid)
             raise SandboxError(f"creating container {spec.name}: {e}") from None
+
+    def _config(self, task_id: str, spec: ContainerSpec, root: Path,
+                netns_path: str | None) -> dict[str, Any]:
+        """The OCI config runc is given for the container."""
+        return build_config(task_id, spec, self.id_base(task_id), root, netns_path,
+                            sysfs=self.flat_sysfs() if netns_path else "/sys")
+
+    def _creator(self, task_id: str) -> Runc:
+        """What conmon runs to create the task's containers."""
+        return self._runtime
+
+    def container_exists(self, task_id: str, name: str) -> bool:
+        return self._runtime.exists(container_id(task_id, name))
+
+    def exec_command(self, cid: str, netns: str | None, process: Path,
+                     pid_file: Path) -> tuple[list[str], Path | None]:
+        """The command that runs the OCI process object in `process` in the running
+        container (runc's log aside, so a failed start leaves just its message on stderr),
+        and a scratch dir to remove afterwards (runc.py's exec explains the netns case)."""
+        runc, root, prefix, scratch = self._runtime, self.runtime_root, [], None
+        if netns:
+            scratch = runc._private_root(cid)
+            root, prefix = scratch, [shutil.which("nsenter") or "nsenter", f"--net={netns}"]
+        return prefix + [runc.binary, "--root", str(root), "--log", os.devnull, "exec",
+                         "--process", str(process), "--pid-file", str(pid_file), cid], scratch
+
+    def kill_exec(self, cid: str, pid_file: Path) -> bool:
+        """SIGKILL an exec'd process: runc waits on the process it started, so while runc
+        lives the pid it wrote names it. False when no pid is written (yet)."""
+        pid = read_int(pid_file)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+    def _container_oom(self, task_id: str, name: str) -> bool:
+        return self._cgroups(task_id).container_oom(name)
 
     def start_container(self, task_id: str, name: str) -> None:
         ctr_dir = self._layout.ctr_dir(task_id, name)
@@ -296,7 +334,7 @@ class Sandbox:
         ctr_dir = self._layout.ctr_dir(task_id, name)
         cid = container_id(task_id, name)
         # Its memory cgroup (and the OOM counter in it) disappears with the container.
-        if self._cgroups(task_id).container_oom(name):
+        if self._container_oom(task_id, name):
             atomic_write(ctr_dir / "oom_killed", "1")
         conmon_pid = read_int(ctr_dir / "conmon.pid")
         if conmon_pid is not None and alive(conmon_pid):
@@ -332,7 +370,7 @@ class Sandbox:
             pid=pid if status in ("created", "running") else None,
             exit_code=exit_code,
             oom_killed=((ctr_dir / "oom_killed").exists()
-                        or self._cgroups(task_id).container_oom(name)),
+                        or self._container_oom(task_id, name)),
             created_at=runc_state.created_at if runc_state else None,
             started_at=started_at,
             finished_at=finished_at,
