@@ -131,7 +131,10 @@ class Runsc(Runc):
 
     @property
     def flags(self) -> list[str]:
-        return [f"--root={self.root}", f"--platform={self.platform}", "--network=host"]
+        # No overlay in the sentry's memory: a container's writes go to its rootfs's upper
+        # dir on the task's own filesystem, which holds them to its ephemeral storage.
+        return [f"--root={self.root}", f"--platform={self.platform}", "--network=host",
+                "--overlay2=none"]
 
     @property
     def global_args(self) -> list[str]:
