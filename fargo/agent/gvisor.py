@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..port.data import ContainerSpec
-from ..port.errors import ContainerGone, SandboxError
+from ..port.errors import SandboxError
 from . import conmon
 from .cgroups import CGROUP_PARENT, TaskCgroups, oom_kills
 from .layout import TaskRecord, container_id
@@ -199,9 +199,12 @@ class GvisorSandbox(Sandbox):
 
     # -- tasks
 
-    def create_task(self, task_id: str, cpu_units: int, memory_mib: int) -> None:
+    def create_task(self, task_id: str, cpu_units: int, memory_mib: int, *,
+                    lone: bool = False) -> None:
         """The task's cgroup with its limits (where the sandbox goes); no id range: runsc
-        keeps the task's ids inside its own kernel."""
+        keeps the task's ids inside its own kernel. lone: the task runs one container only,
+        which then is the sandbox's root itself (a sandbox boot less than a pause and a
+        subcontainer; when it ends, so does the sandbox, as the task does)."""
         if not os.path.exists(self.runsc):
             raise SandboxError("the gvisor sandbox needs runsc, which this host does not have")
         task_dir = self._layout.task_dir(task_id)
@@ -213,7 +216,7 @@ class GvisorSandbox(Sandbox):
         cgroups.limit(cpu_units, memory_mib)
         record = TaskRecord(task_id=task_id, cpu_units=cpu_units, memory_mib=memory_mib,
                             cgroups=cgroups.dirs, created_at=time.time(),
-                            isolation="gvisor", platform=self._runtime.platform)
+                            isolation="gvisor", platform=self._runtime.platform, lone=lone)
         self._layout.write_record(record)
         self._records[task_id] = record
 
@@ -225,15 +228,23 @@ class GvisorSandbox(Sandbox):
     def list_tasks(self) -> list[str]:
         found = self._layout.task_ids()
         for path in glob.glob(f"{glob.escape(str(self.runtime_root))}/*_sandbox:*.state"):
-            found.add(path.rsplit("_sandbox:", 1)[1].removesuffix(".state"))
-        return sorted(t for t in found if "." not in t)
+            # A pause root is named by the task, a lone container's root by the container.
+            found.add(path.rsplit("_sandbox:", 1)[1].removesuffix(".state").split(".")[0])
+        return sorted(found)
 
     def list_containers(self, task_id: str) -> list[str]:
         names = self._layout.bundles(task_id) - {SANDBOX_DIR}
-        pattern = f"{glob.escape(str(self.runtime_root / task_id))}.*_sandbox:{task_id}.state"
+        pattern = f"{glob.escape(str(self.runtime_root / task_id))}.*_sandbox:*.state"
         prefix = len(str(self.runtime_root / task_id)) + 1
-        names.update(p[prefix:].rsplit("_sandbox:", 1)[0] for p in glob.glob(pattern))
+        for path in glob.glob(pattern):
+            name, sandbox = path[prefix:].removesuffix(".state").rsplit("_sandbox:", 1)
+            if sandbox in (task_id, container_id(task_id, name)):
+                names.add(name)
         return sorted(names)
+
+    def _lone(self, task_id: str) -> bool:
+        record = self._record(task_id)
+        return record is not None and record.lone
 
     def stats(self, task_id: str) -> dict[str, Any]:
         # One kernel's usage: the task's cgroup counts it all, no container has its own.
@@ -317,7 +328,8 @@ class GvisorSandbox(Sandbox):
                          netns_path: str | None = None) -> None:
         if not self._layout.has_record(task_id):
             raise SandboxError(f"task {task_id} does not exist")
-        self._ensure_sandbox(task_id, netns_path, spec.hostname or NEUTRAL_HOSTNAME)
+        if not self._lone(task_id):
+            self._ensure_sandbox(task_id, netns_path, spec.hostname or NEUTRAL_HOSTNAME)
         super().create_container(task_id, spec, rootfs, netns_path)
 
     def _config(self, task_id: str, spec: ContainerSpec, root: Path,
@@ -336,16 +348,23 @@ class GvisorSandbox(Sandbox):
             network["path"] = netns_path
         linux["namespaces"] = [ns for ns in linux["namespaces"]
                                if ns["type"] in ("pid", "ipc", "uts", "mount")] + [network]
-        config["annotations"] = {"io.kubernetes.cri.container-type": "container",
-                                 "io.kubernetes.cri.sandbox-id": task_id}
+        if self._lone(task_id):  # the sandbox's root, in the task's cgroup
+            config["annotations"] = {"io.kubernetes.cri.container-type": "sandbox"}
+            linux["cgroupsPath"] = f"{CGROUP_PARENT}/{task_id}"
+        else:
+            config["annotations"] = {"io.kubernetes.cri.container-type": "container",
+                                     "io.kubernetes.cri.sandbox-id": task_id}
         return config
 
     def _creator(self, task_id: str) -> Runc:
-        return self._joining
+        return self._runtime if self._lone(task_id) else self._joining
 
     def start_container(self, task_id: str, name: str) -> None:
         """The shim's proxy waits on start.fifo: reading it lets the proxy run `runsc
-        start`, and what it then writes says how that went."""
+        start`, and what it then writes says how that went. A lone root is runc's case."""
+        if self._lone(task_id):
+            super().start_container(task_id, name)
+            return
         ctr_dir = self._layout.ctr_dir(task_id, name)
         cid = container_id(task_id, name)
         started_at = time.time()
@@ -365,12 +384,6 @@ class GvisorSandbox(Sandbox):
 
     def kill_exec(self, cid: str, pid_file: Path) -> bool:
         return self._runtime.kill_inner(cid, pid_file)
-
-    def exec_process(self, task_id: str, name: str, argv: list[str],
-                     timeout: float) -> int | None:
-        if not self._runtime.exists(task_id):
-            raise ContainerGone(f"the sandbox of task {task_id} is gone")
-        return super().exec_process(task_id, name, argv, timeout)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.run_dir / ".gvisor-pause", ignore_errors=True)

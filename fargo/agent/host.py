@@ -107,7 +107,11 @@ class HostRuntime:
         if spec.isolation not in ("runc", "gvisor"):
             raise SandboxError(f"unknown sandbox isolation {spec.isolation!r}")
         box = self._tiers[tid] = self.gvisor if spec.isolation == "gvisor" else self.sandbox
-        box.create_task(tid, spec.cpu_units, spec.memory_mib)
+        if box is self.gvisor:
+            self.gvisor.create_task(tid, spec.cpu_units, spec.memory_mib,
+                                    lone=spec.containers == 1)
+        else:
+            box.create_task(tid, spec.cpu_units, spec.memory_mib)
         id_base = self._id_base(tid)
         if id_base is not None:
             # The range's user namespace, which every idmapped layer mount of the task needs:

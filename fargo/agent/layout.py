@@ -41,6 +41,7 @@ class TaskRecord:
     id_base: int | None = None
     isolation: str = "runc"  # or "gvisor": agent/gvisor.py made it
     platform: str = ""  # gvisor: the runsc platform every call for this task must name
+    lone: bool = False  # gvisor: its only container is the sandbox's root (no pause)
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -67,7 +68,8 @@ class TaskRecord:
                        id_slot=slot if isinstance(slot, int) else None,
                        id_base=base if isinstance(base, int) else None,
                        isolation=str(raw.get("isolation") or "runc"),
-                       platform=str(raw.get("platform") or ""))
+                       platform=str(raw.get("platform") or ""),
+                       lone=raw.get("lone") is True)
         except (TypeError, ValueError):
             return None
 

@@ -66,6 +66,7 @@ class SandboxSpec:
     storage_gib: int = 20
     volumes: tuple[VolumeSpec, ...] = ()
     isolation: str = "runc"
+    containers: int = 0  # how many containers the task will ever run (0: not known)
 
 
 @dataclass
