@@ -132,6 +132,9 @@ class Task:
     # Where its containers' output goes in CloudWatch Logs (model/logconfig.py), fixed at its
     # start: the awslogs driver's, or EKS's log router's for a pod.
     log_routes: list[LogRoute] = field(default_factory=list)
+    # Its sandbox tier (model/isolation.py), resolved when the task is made and kept: records
+    # of older servers lack it and read as "runc", the only tier they had.
+    isolation: str = "runc"
 
     @property
     def ip(self) -> str:
