@@ -141,7 +141,8 @@ class Starter:
         """The sandbox's cgroups and storage, then each container's rootfs once its image is
         in (unless the start is abandoned first)."""
         spec = SandboxSpec(task.cpu, task.memory, task.storage_gib,
-                           self.volumes.specs(task) if self.volumes else ())
+                           self.volumes.specs(task) if self.volumes else (),
+                           containers=len(task.plan))
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
         if not pulls.done() and not abandon.is_set():
             await done_or_set(pulls, abandon)
