@@ -15,6 +15,7 @@ import click
 import requests
 
 from .config import DEFAULT_PORT, Settings, default_endpoint
+from .model.isolation import RUNC, TIERS
 from .port.errors import AgentError
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -77,6 +78,12 @@ def main() -> None:
               default=60.0, show_default=True,
               help="Seconds between the metric sampler's passes over the running tasks "
               "(CloudWatch metrics, /metrics); below 60, a minute's point holds several.")
+@click.option("--isolation", type=click.Choice(TIERS), default=RUNC,
+              show_default=True,
+              help="Sandbox tier of tasks that choose none: runc (the host kernel behind a user "
+              "namespace, seccomp and cgroups) or gvisor (a gVisor kernel of the task's own). "
+              "ECS platform version 1.4.0 picks runc, 1.4.0-gvisor gvisor, LATEST this; "
+              "a pod picks one by runtimeClassName.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int | None,
            dns_port: int | None, region: str, vpc_cidr: str, cpu_units: int | None,
@@ -84,7 +91,7 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
            overcommit: float, embedded_registry: bool, registry_port: int, prefix: str,
            no_auth: bool, stopped_retention: float, warm_filesystems: int,
            start_concurrency: int, prices_file: Path | None,
-           metrics_interval: float = 60.0) -> None:
+           metrics_interval: float = 60.0, isolation: str = "runc") -> None:
     """Run the whole single-host fargo in the foreground; Ctrl-C stops it (tasks keep running)."""
     from .model.billing import Prices
     from .server import serve
@@ -105,7 +112,7 @@ def server(verbose: bool, host: str, port: int, state_dir: Path, kube_port: int 
         embedded_registry=embedded_registry, registry_port=registry_port, prefix=prefix,
         auth=not no_auth, stopped_retention=stopped_retention,
         warm_filesystems=warm_filesystems, start_concurrency=start_concurrency, prices=prices,
-        metrics_interval=metrics_interval)
+        metrics_interval=metrics_interval, isolation=isolation)
     try:
         asyncio.run(serve(settings))
     except (OSError, RuntimeError, AgentError) as err:  # port taken, registry did not start

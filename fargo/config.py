@@ -47,6 +47,9 @@ class Settings:
     metrics_interval: float = 60.0
     # Fargate's prices for the bill (model/billing.py; `--prices FILE` overrides them).
     prices: Prices = field(default_factory=Prices)
+    # The sandbox tier of tasks that name none (model/isolation.py): ECS platform version
+    # LATEST or none, pods without a runtimeClassName.
+    isolation: str = "runc"
 
     @property
     def db_path(self) -> Path:

@@ -108,7 +108,7 @@ class Server:
                                  credentials=self.secrets.registry_credentials,
                                  hooks=self.endpoints, networks=self.networks,
                                  start_concurrency=settings.start_concurrency,
-                                 api_in_tasks=settings.auth)
+                                 api_in_tasks=settings.auth, isolation=settings.isolation)
         # ELBv2: load balancers on the host's data plane, their addresses from the tasks' pool.
         self.lbs = HaproxyLoadBalancers(self.network.network)  # one HAProxy per load balancer
         self.elbv2 = Elbv2(self.store, self.networks, self.engine.placement, self.lbs,

@@ -9,6 +9,7 @@ from typing import Any
 
 from .capacity import Strategy
 from .errors import ClientException, InvalidParameterException
+from .isolation import RUNC
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
 from .taskdef import (
@@ -83,8 +84,8 @@ class TaskIds:
 def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, memory: int,
              overrides: dict[str, Any], subnet: Subnet, ip: str, groups: list[str],
              group: str | None, started_by: str | None, now: float,
-             capacity_provider: str | None, ids: TaskIds) -> Task:
-    """A task record in PROVISIONING."""
+             capacity_provider: str | None, ids: TaskIds, isolation: str = RUNC) -> Task:
+    """A task record in PROVISIONING, in the sandbox tier `isolation` (already resolved)."""
     cluster_name = cluster_arn.rsplit("/", 1)[-1]
     path = f"{cluster_name}/{ids.task_id}"
     plan = container_plan(td, overrides)
@@ -106,7 +107,7 @@ def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, mem
         group=group or f"family:{td['family']}", started_by=started_by,
         capacity_provider=capacity_provider,
         role=overrides.get("taskRoleArn") or td.get("taskRoleArn"),
-        credentials_id=ids.credentials_id)
+        credentials_id=ids.credentials_id, isolation=isolation)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,9 @@ class RunTaskRequest:
     fingerprint: str = ""  # the whole request but its token: a reused token must match it
     tags: tuple[dict[str, str], ...] = ()
     by_service: bool = False  # the service scheduler's own start (require_fargate)
+    # The platform version named (checked: check_platform_version); None or LATEST: the
+    # server's default tier.
+    platform_version: str | None = None
 
 
 def check_launch(launch_type: str | None, strategy: Strategy | None) -> None:

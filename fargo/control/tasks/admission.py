@@ -12,6 +12,7 @@ from typing import Any
 from ...model import task as taskmodel
 from ...model.capacity import check_strategy, choose_provider
 from ...model.errors import ConflictException
+from ...model.isolation import RUNC, tier_of_platform
 from ...model.task import RunTaskRequest, TaskIds
 from ...model.taskrecord import PodRef, RestartPolicy, Task
 from ...model.vpc import Subnet
@@ -46,9 +47,10 @@ def fresh_ids(containers: int) -> TaskIds:
 class Admission:
     def __init__(self, book: TaskBook, placement: Placement,
                  ids: Callable[[int], TaskIds] = fresh_ids,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, isolation: str = RUNC):
         self.book = book
         self.placement = placement
+        self.isolation = isolation  # the server's default tier (--isolation)
         self.ids = ids
         self.clock = clock
 
@@ -61,6 +63,7 @@ class Admission:
         taskmodel.require_fargate(td, req.by_service)
         count = taskmodel.check_count(req.count)
         cpu, mem = taskmodel.apply_overrides(td, req.overrides)
+        tier = tier_of_platform(req.platform_version, self.isolation)
         conf = {"subnets": list(req.subnets), "securityGroups": list(req.security_groups)}
         subnets = self.placement.subnets_of(conf if req.network_given else None)
         groups = self.placement.groups_of(conf, subnets)
@@ -92,7 +95,8 @@ class Admission:
             tasks.append(self._record(
                 td, subnet, ip, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=mem,
                 overrides=req.overrides, groups=groups, group=req.group,
-                started_by=req.started_by, now=now, capacity_provider=provider))
+                started_by=req.started_by, now=now, capacity_provider=provider,
+                isolation=tier))
             if provider:
                 placed[provider] = placed.get(provider, 0) + 1
         if req.client_token:
@@ -105,8 +109,10 @@ class Admission:
                   memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
                   pod: PodRef | None, started_by: str | None,
                   plan_at: PlanAt | None = None,
-                  security_groups: list[str] | None = None) -> tuple[Task | None, str | None]:
+                  security_groups: list[str] | None = None,
+                  isolation: str | None = None) -> tuple[Task | None, str | None]:
         """A task of exactly this size from a ready plan (a pod's): the task, or why not.
+        isolation: its tier (a pod's RuntimeClass); None: the server's default.
         plan_at: the containers' plan once the address is known (a pod's environment may
         name it), written in the task's first record. security_groups: its interface's
         (none: its VPC's default group); an unknown one is InvalidParameterException."""
@@ -128,7 +134,8 @@ class Admission:
         task = self._record(td, subnet, ip, restart=restart, pod=pod, cluster_arn=cluster_arn,
                             region=region, cpu=cpu, memory=memory, overrides={},
                             groups=groups, group=None, started_by=started_by,
-                            now=self.clock(), capacity_provider=None)
+                            now=self.clock(), capacity_provider=None,
+                            isolation=isolation or self.isolation)
         return task, None
 
     def _record(self, td: dict[str, Any], subnet: Subnet, ip: str, *,

@@ -44,7 +44,7 @@ class TaskEngine:
                  vpc: Vpc, capacity: Capacity, retention: float = 3600.0,
                  credentials: Credentials | None = None, hooks: NetworkHooks | None = None,
                  networks: Networks | None = None, start_concurrency: int = 6,
-                 api_in_tasks: bool = True):
+                 api_in_tasks: bool = True, isolation: str = "runc"):
         self.store = store
         self.runtime = runtime
         self.network = network
@@ -52,7 +52,7 @@ class TaskEngine:
         self.hooks = hooks
         self.book = TaskBook(store)
         self.placement = Placement(vpc, capacity, networks, api_in_tasks)
-        self.admission = Admission(self.book, self.placement)
+        self.admission = Admission(self.book, self.placement, isolation=isolation)
         self.pulls = SharedPulls(images)
         self.restarts = RestartClock()
         self.turns = StartTurns(self.book, start_concurrency)
@@ -96,11 +96,12 @@ class TaskEngine:
                   memory: int, subnet_ids: list[str], restart: RestartPolicy | None,
                   pod: PodRef | None, started_by: str | None,
                   plan_at: PlanAt | None = None,
-                  security_groups: list[str] | None = None) -> tuple[Task | None, str | None]:
+                  security_groups: list[str] | None = None,
+                  isolation: str | None = None) -> tuple[Task | None, str | None]:
         task, why = self.admission.run_sized(
             td=td, cluster_arn=cluster_arn, region=region, cpu=cpu, memory=memory,
             subnet_ids=subnet_ids, restart=restart, pod=pod, started_by=started_by,
-            plan_at=plan_at, security_groups=security_groups)
+            plan_at=plan_at, security_groups=security_groups, isolation=isolation)
         if task is not None:
             self._spawn(task.id)
         return task, why
