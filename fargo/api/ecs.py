@@ -50,7 +50,7 @@ def run_task_request(p: Params) -> RunTaskRequest:
         client_token=p.get("clientToken"),
         fingerprint=json.dumps({k: v for k, v in p.items() if k != "clientToken"},
                                sort_keys=True),
-        tags=tuple(p.get("tags") or ()))
+        tags=tuple(p.get("tags") or ()), platform_version=p.get("platformVersion"))
 
 
 def page(items: list[str], p: Params, key: str) -> dict[str, Any]:

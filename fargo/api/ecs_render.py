@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.healthcheck import task_health
+from ..model.isolation import platform_of
 from ..model.taskrecord import Container, Task
 
-PLATFORM_VERSION = "1.4.0"
 _OVERRIDE_KEYS = ("cpu", "memory", "taskRoleArn", "executionRoleArn")
 # Wire name -> record field, for the timestamps a task has only once it reached them.
 _STAMPS = (("startedAt", "started_at"), ("stoppingAt", "stopping_at"),
@@ -64,7 +64,7 @@ def task_json(task: Task) -> dict[str, Any]:
         # From the containers' health as last recorded: a stopped task keeps its last.
         "healthStatus": task_health(task),
         "version": task.version, "createdAt": task.created_at, "group": task.group,
-        "launchType": task.launch_type, "platformVersion": PLATFORM_VERSION,
+        "launchType": task.launch_type, "platformVersion": platform_of(task.isolation),
         "platformFamily": "Linux", "availabilityZone": task.availability_zone,
         "connectivity": "CONNECTED", "connectivityAt": task.created_at,
         "ephemeralStorage": {"sizeInGiB": task.storage_gib},

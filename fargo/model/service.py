@@ -9,7 +9,9 @@ from typing import Any
 
 from .capacity import Strategy
 from .errors import ApiError, InvalidParameterException
+from .isolation import platform_of, tier_of_platform
 from .names import check_name
+from .task import check_platform_version
 from .taskdef import present, unknown_given
 
 MAX_EVENTS = 100  # what DescribeServices keeps, newest first
@@ -44,6 +46,7 @@ class Deployment:
     desired_count: int = 0
     launch_type: str | None = "FARGATE"
     strategy: Strategy = ()
+    # Resolved (deployment_platform): 1.4.0 or 1.4.0-gvisor; its tasks' tier.
     platform_version: str = "1.4.0"
     rollout_state: str = "IN_PROGRESS"  # IN_PROGRESS | COMPLETED | FAILED
     rollout_state_reason: str = "ECS deployment ecs-svc/0 in progress."
@@ -91,7 +94,7 @@ class Service:
     status: str = ACTIVE
     launch_type: str | None = "FARGATE"
     strategy: Strategy = ()
-    platform_version: str = "LATEST"  # as given; its deployments run 1.4.0
+    platform_version: str = "LATEST"  # as given; each deployment resolves it
     config: DeploymentConfig = field(default_factory=DeploymentConfig)
     grace_seconds: int | None = None  # healthCheckGracePeriodSeconds
     propagate_tags: str = "NONE"
@@ -169,7 +172,6 @@ _UPDATE_KNOWN = frozenset({
 _CONFIG_KNOWN = frozenset({"deploymentCircuitBreaker", "maximumPercent",
                            "minimumHealthyPercent", "strategy"})
 _AWSVPC_KNOWN = frozenset({"subnets", "securityGroups", "assignPublicIp"})
-PLATFORM_VERSIONS = ("LATEST", "1.4.0")
 
 
 def _refuse(member: str) -> InvalidParameterException:
@@ -194,11 +196,14 @@ def check_params(p: dict[str, Any], create: bool) -> None:
         raise _refuse("enableExecuteCommand")
     if p.get("availabilityZoneRebalancing") == "ENABLED":
         raise _refuse("availabilityZoneRebalancing")
-    version = p.get("platformVersion")
-    if version is not None and version not in PLATFORM_VERSIONS:
-        raise InvalidParameterException(
-            f"Platform version {str(version)[:32]} is not supported by fargo; use LATEST "
-            "or 1.4.0.")
+    check_platform_version(p.get("platformVersion"))
+
+
+def deployment_platform(given: str | None, default_tier: str) -> str:
+    """The platform version a deployment runs: the service's as given, LATEST (or none)
+    resolved to the server's default tier when the deployment is made, so that all its
+    tasks run in one tier."""
+    return platform_of(tier_of_platform(given, default_tier))
 
 
 def check_service_name(name: Any) -> str:

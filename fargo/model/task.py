@@ -9,7 +9,7 @@ from typing import Any
 
 from .capacity import Strategy
 from .errors import ClientException, InvalidParameterException
-from .isolation import RUNC
+from .isolation import ECS_PLATFORMS, RUNC
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
 from .taskdef import (
@@ -191,7 +191,17 @@ _OVERRIDES_KNOWN = frozenset({"containerOverrides", "cpu", "memory", "taskRoleAr
                               "executionRoleArn"})
 _CONTAINER_OVERRIDE_KNOWN = frozenset({"name", "command", "environment", "cpu", "memory",
                                        "memoryReservation"})
-PLATFORM_VERSIONS = ("LATEST", "1.4.0")  # fargo behaves as Fargate's platform 1.4.0
+# fargo behaves as Fargate's platform 1.4.0, on runc or in a gVisor sandbox
+# (model/isolation.py); LATEST is the server's default tier.
+PLATFORM_VERSIONS = ("LATEST", *ECS_PLATFORMS)
+
+
+def check_platform_version(version: object) -> None:
+    """RunTask's, CreateService's and UpdateService's platformVersion (None: not given)."""
+    if version is not None and version not in PLATFORM_VERSIONS:
+        raise InvalidParameterException(
+            f"Platform version {str(version)[:32]} is not supported by fargo; use LATEST, "
+            "1.4.0 (runc) or 1.4.0-gvisor (a gVisor sandbox).")
 
 
 def _not_honoured(member: str) -> InvalidParameterException:
@@ -204,11 +214,7 @@ def check_run_task_params(p: dict[str, Any]) -> None:
         if present(p.get(name)):
             raise InvalidParameterException(
                 f"The '{name}' parameter is not supported on Fargate.")
-    version = p.get("platformVersion")
-    if version is not None and version not in PLATFORM_VERSIONS:
-        raise InvalidParameterException(
-            f"Platform version {str(version)[:32]} is not supported by fargo; use LATEST "
-            "or 1.4.0.")
+    check_platform_version(p.get("platformVersion"))
     if p.get("propagateTags") == "NONE":  # what fargo does anyway
         p = {k: v for k, v in p.items() if k != "propagateTags"}
     member = unknown_given(p, _RUN_TASK_KNOWN | set(_EC2_ONLY))

@@ -129,13 +129,15 @@ class Services:
         tags = list(p.get("tags") or [])
         check_tags(tags)
         now = self.clock()
-        dep = self._deployment(td["taskDefinitionArn"], network, launch, strategy, desired, now)
+        given_platform = p.get("platformVersion") or "LATEST"
+        dep = self._deployment(td["taskDefinitionArn"], network, launch, strategy, desired, now,
+                               given_platform)
         svc = Service(
             arn=arn(region, "service", f"{cluster['clusterName']}/{name}"), name=name,
             cluster_arn=cluster["clusterArn"], region=region, created_at=now,
             task_definition=td["taskDefinitionArn"], network=network, deployments=[dep],
             desired_count=desired, launch_type=launch, strategy=strategy,
-            platform_version=p.get("platformVersion") or "LATEST", load_balancers=bindings,
+            platform_version=given_platform, load_balancers=bindings,
             registries=registries,
             config=rules.deployment_config(p.get("deploymentConfiguration")),
             grace_seconds=rules.check_grace(p.get("healthCheckGracePeriodSeconds")),
@@ -182,11 +184,13 @@ class Services:
         return "FARGATE", ()
 
     def _deployment(self, td_arn: str, network: NetworkConf, launch: str | None,
-                    strategy: Strategy, desired: int, now: float) -> Deployment:
+                    strategy: Strategy, desired: int, now: float, platform: str) -> Deployment:
         dep_id = new_deployment_id()
         return Deployment(id=dep_id, task_definition=td_arn, network=network, created_at=now,
                           updated_at=now, desired_count=desired, launch_type=launch,
                           strategy=strategy,
+                          platform_version=rules.deployment_platform(platform,
+                                                                     self.engine.isolation),
                           rollout_state_reason=f"ECS deployment {dep_id} in progress.")
 
     # ---- UpdateService
@@ -267,7 +271,8 @@ class Services:
         for d in svc.deployments:
             if d.status == "PRIMARY":
                 d.status, d.updated_at, d.desired_count = "ACTIVE", now, 0
-        dep = self._deployment(td_arn, network, launch, strategy, svc.desired_count, now)
+        dep = self._deployment(td_arn, network, launch, strategy, svc.desired_count, now,
+                               svc.platform_version)
         svc.deployments.insert(0, dep)
         svc.task_definition, svc.network = td_arn, network
         svc.launch_type, svc.strategy = launch, strategy

@@ -185,9 +185,11 @@ class ServiceScheduler:
         dep = Deployment(id=dep_id, task_definition=good.task_definition,
                          network=good.network, created_at=now, updated_at=now,
                          desired_count=svc.desired_count, launch_type=good.launch_type,
-                         strategy=good.strategy,
+                         strategy=good.strategy, platform_version=good.platform_version,
                          rollout_state_reason=f"ECS deployment {dep_id} in progress.")
         svc.deployments.insert(0, dep)
+        # The service is again what that deployment ran, its platform version too.
+        svc.platform_version = good.platform_version
         svc.task_definition, svc.network = good.task_definition, good.network
         svc.launch_type, svc.strategy = good.launch_type, good.strategy
         return dep
@@ -218,7 +220,7 @@ class ServiceScheduler:
                 launch_type=dep.launch_type, capacity_strategy=one,
                 network_given=True, subnets=tuple(order),
                 security_groups=tuple(dep.network.security_groups), group=svc.group,
-                started_by=dep.id, by_service=True)
+                started_by=dep.id, by_service=True, platform_version=dep.platform_version)
             try:
                 out = self.engine.run_task(td=td, cluster_arn=cluster["clusterArn"],
                                            region=svc.region, req=req)

@@ -46,6 +46,7 @@ class TaskEngine:
                  networks: Networks | None = None, start_concurrency: int = 6,
                  api_in_tasks: bool = True, isolation: str = "runc"):
         self.store = store
+        self.isolation = isolation  # the server's default tier
         self.runtime = runtime
         self.network = network
         self.networks = networks
