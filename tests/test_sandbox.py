@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from fargo.agent.cgroups import hierarchies
+from fargo.agent.gvisor import GvisorSandbox
 from fargo.agent.sandbox import (
     DEFAULT_CAPS,
     ContainerSpec,
@@ -33,6 +34,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The isolation tests that apply to both tiers run on each: `sandbox` is then the runc or the
+# gVisor backend (agent/gvisor.py), the same calls, the same expected answers.
+HAS_RUNSC = bool(shutil.which("runsc"))
+
+
+def tiers(gvisor_xfail: str = "") -> pytest.MarkDecorator:
+    """Both tiers; gvisor_xfail names a known difference of the gVisor backend (strict: once
+    fixed, the mark must go)."""
+    marks = [pytest.mark.skipif(not HAS_RUNSC, reason="needs runsc")]
+    if gvisor_xfail:
+        marks.append(pytest.mark.xfail(strict=True, reason=gvisor_xfail))
+    return pytest.mark.parametrize("sandbox", ["runc", pytest.param("gvisor", marks=marks)],
+                                   indirect=True)
+
+
+both_tiers = tiers()
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +76,10 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path / "sandbox", tmp_path / "runc")
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
+    tier = getattr(request, "param", "runc")
+    sb = (GvisorSandbox if tier == "gvisor" else Sandbox)(tmp_path / "sandbox",
+                                                          tmp_path / tier)
     yield sb
     # Cleanup even when the test failed: every task this test made, by what is on disk.
     errors = []
@@ -145,6 +165,7 @@ def test_parse_log_line() -> None:
         parse_log_line("garbage")
 
 
+@tiers(gvisor_xfail="runsc state has no 'created': ContainerState.created_at is None")
 def test_echo_hello_and_timings(sandbox: Sandbox, task: Callable[..., str],
                                 rootfs: Path) -> None:
     task_id = task()
@@ -188,6 +209,7 @@ def test_create_start_latency(sandbox: Sandbox, task: Callable[..., str],
     print("\np50 ms: " + ", ".join(f"{k} {v:.1f}" for k, v in p50.items()))
 
 
+@both_tiers
 def test_exit_code_and_stderr(sandbox: Sandbox, task: Callable[..., str],
                               rootfs: Path) -> None:
     task_id = task()
@@ -202,6 +224,7 @@ def test_exit_code_and_stderr(sandbox: Sandbox, task: Callable[..., str],
     assert stdout_of(sandbox, task_id, "app") == ["out", "again"]
 
 
+@both_tiers
 def test_hostname_and_caps(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     script = "hostname; grep CapEff /proc/self/status"
@@ -223,6 +246,7 @@ def test_hostname_and_caps(sandbox: Sandbox, task: Callable[..., str], rootfs: P
     assert effective["nobody"] == 0  # like Docker: a non-root user keeps no capabilities
 
 
+@both_tiers
 def test_env_cwd_user(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     script = 'echo "$GREETING"; pwd; id -u; id -g; echo "$HOME"'
@@ -243,6 +267,7 @@ def test_env_cwd_user(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) 
         sandbox.create_container(task_id, *spec(rootfs, ["true"], name="bad", user="nosuch"))
 
 
+@both_tiers
 def test_nofile_and_readonly_rootfs(sandbox: Sandbox, task: Callable[..., str],
                                     rootfs: Path) -> None:
     task_id = task()
@@ -294,6 +319,7 @@ def test_task_limits_and_oom(sandbox: Sandbox, task: Callable[..., str], rootfs:
     assert (after.status, after.exit_code, after.oom_killed) == ("stopped", 137, True)
 
 
+@both_tiers
 def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
                       netns: str) -> None:
     task_id = task()
@@ -307,6 +333,7 @@ def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
     assert stdout_of(sandbox, task_id, "server") == ["ping"]
 
 
+@tiers(gvisor_xfail="gVisor delivers SIGTERM to a PID 1 without a handler (Linux does not)")
 def test_signals(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()
     graceful = 'trap "exit 0" TERM; sleep 1000 & wait'
@@ -399,6 +426,7 @@ def test_destroy_task(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
 # ---------------------------------------------------------------- hardening
 
 
+@both_tiers
 def test_capabilities_only_sys_ptrace_addable(sandbox: Sandbox, task: Callable[..., str],
                                               rootfs: Path) -> None:
     task_id = task()
@@ -436,6 +464,34 @@ def test_seccomp_profile(sandbox: Sandbox, task: Callable[..., str], probe_rootf
     assert stdout_of(sandbox, task_id, "tracer") == ["ptrace=0"]
 
 
+def test_dangerous_syscalls_fail_under_gvisor(tmp_path: Path, probe_rootfs: Path) -> None:
+    """runc's seccomp profile does not apply to gVisor: the sentry answers every syscall
+    itself. What would reach the host kernel's riskiest code (BPF, keys, userfaultfd, perf
+    events) it does not implement or refuses; namespaces and PTRACE_TRACEME (which runc's
+    profile refuses) are made inside gVisor's own kernel, which is the task's alone."""
+    if not HAS_RUNSC:
+        pytest.skip("needs runsc")
+    sb = GvisorSandbox(tmp_path / "sandbox", tmp_path / "runsc")
+    task_id = uuid.uuid4().hex
+    sb.create_task(task_id, 256, 512)
+    try:
+        calls = ["clone", "clone_newns", "unshare", "bpf", "keyctl", "userfaultfd",
+                 "perf_event_open", "clone3", "ptrace"]
+        sb.create_and_start(task_id, *spec(probe_rootfs, ["probe", *calls]))
+        sb.create_and_start(task_id, *spec(probe_rootfs, ["probe", "ptrace"], name="tracer",
+                                           extra_caps=["SYS_PTRACE"]))
+        assert wait_exit(sb, task_id, "app") == 0 and wait_exit(sb, task_id, "tracer") == 0
+        got = dict(line.split("=") for line in stdout_of(sb, task_id, "app"))
+        print(f"\nunder gVisor: {got}")
+        assert got == {"clone": "0", "clone_newns": "0", "unshare": "0", "bpf": "ENOSYS",
+                       "keyctl": "EACCES", "userfaultfd": "ENOSYS", "perf_event_open": "ENODEV",
+                       "clone3": "ENOSYS", "ptrace": "0"}, got
+        assert stdout_of(sb, task_id, "tracer") == ["ptrace=0"]
+    finally:
+        sb.destroy_task(task_id)
+        sb.cleanup()
+
+
 def test_user_namespace_and_pids_limit(sandbox: Sandbox, task: Callable[..., str],
                                        rootfs: Path) -> None:
     task_id = task(memory_mib=2048)
@@ -458,6 +514,7 @@ def test_user_namespace_and_pids_limit(sandbox: Sandbox, task: Callable[..., str
     assert f"Uid:\t{base}\t{base}\t{base}\t{base}" in status
 
 
+@both_tiers
 def test_sys_holds_none_of_the_hosts_mounts(sandbox: Sandbox, task: Callable[..., str],
                                             rootfs: Path, netns: str) -> None:
     """A container in a task netns binds sysfs alone: the host's mounts below /sys (its cgroup
