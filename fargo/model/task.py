@@ -7,9 +7,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import isolation
 from .capacity import Strategy
 from .errors import ClientException, InvalidParameterException
-from .isolation import ECS_PLATFORMS, RUNC
+from .isolation import ECS_PLATFORMS, RUNC, ContainerLimits
 from .names import arn
 from .sizes import check_task_size, parse_cpu, parse_memory
 from .taskdef import (
@@ -108,6 +109,27 @@ def new_task(*, td: dict[str, Any], cluster_arn: str, region: str, cpu: int, mem
         capacity_provider=capacity_provider,
         role=overrides.get("taskRoleArn") or td.get("taskRoleArn"),
         credentials_id=ids.credentials_id, isolation=isolation)
+
+
+def container_limits(plan: list[dict[str, Any]]) -> list[ContainerLimits]:
+    """Each container's hard memory limit as its plan holds it (ECS `memory`, or a pod
+    container's limits.memory in that shape)."""
+    return [ContainerLimits(str(c["name"]), int(c["memory"]) if c.get("memory") else None)
+            for c in plan]
+
+
+def start_refusal(task: Task) -> str | None:
+    """The stoppedReason of a task its tier cannot run (isolation.refusal), or None."""
+    why = isolation.refusal(task.isolation, task.memory, container_limits(task.plan))
+    return f"ResourceInitializationError: {why}"[:255] if why else None
+
+
+def sandbox_memory_mib(task: Task) -> int:
+    """The memory limit of the task's sandbox: the task's; under gvisor, its only
+    container's hard limit if lower (gVisor has one limit for the sandbox as a whole)."""
+    if task.isolation != isolation.GVISOR:
+        return task.memory
+    return isolation.sandbox_memory_mib(task.memory, container_limits(task.plan))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ...model.errors import ApiError
 from ...model.secretref import SecretsManagerRef, parse_secrets
+from ...model.task import sandbox_memory_mib, start_refusal
 from ...model.taskrecord import ContainerDef, Task
 from ...model.vpc import Subnet
 from ...port.data import Image, SandboxSpec, VolumeSpec
@@ -102,6 +103,9 @@ class Starter:
 
     async def _start(self, task: Task) -> Task:
         tid = task.id
+        refused = start_refusal(task)  # what its tier cannot give: nothing is made for it
+        if refused:
+            return self.book.fail_start(tid, refused)
         try:
             pod_auth = self.volumes.pull_auth(task) if self.volumes else None
             creds = pod_auth or [self.registry_auth(c) for c in task.plan]
@@ -140,9 +144,9 @@ class Starter:
                                abandon: asyncio.Event) -> None:
         """The sandbox's cgroups and storage, then each container's rootfs once its image is
         in (unless the start is abandoned first)."""
-        spec = SandboxSpec(task.cpu, task.memory, task.storage_gib,
+        spec = SandboxSpec(task.cpu, sandbox_memory_mib(task), task.storage_gib,
                            self.volumes.specs(task) if self.volumes else (),
-                           containers=len(task.plan))
+                           isolation=task.isolation, containers=len(task.plan))
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
         if not pulls.done() and not abandon.is_set():
             await done_or_set(pulls, abandon)
