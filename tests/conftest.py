@@ -31,7 +31,8 @@ PURE_MODULES = {"test_model", "test_eks_model", "test_secgroups_model", "test_fa
                 "test_billing_model", "test_metrics_model", "test_metrics_store",
                 "test_logconfig_model", "test_logship", "test_filterpattern",
                 "test_cwlogs_model", "test_serviceproxy_model", "test_ingress_model",
-                "test_netpolicy_model", "test_kube_services_model"}
+                "test_netpolicy_model", "test_kube_services_model",
+                "test_isolation_model"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
