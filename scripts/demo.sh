@@ -175,6 +175,16 @@ aws elbv2 delete-target-group --target-group-arn "$TG"
 step "fargo logs ${TASK##*/} (after the stop: the logs outlive the task)"
 fargo logs "${TASK##*/}"
 
+step "aws ecs run-task --platform-version 1.4.0-gvisor (a kernel of its own: gVisor's, not the host's $(uname -r))"
+GTASK=$(aws ecs run-task --task-definition web --launch-type FARGATE --platform-version 1.4.0-gvisor \
+  --network-configuration "awsvpcConfiguration={subnets=[${SUBNETS%%,*}]}" \
+  --overrides '{"containerOverrides": [{"name": "web", "command": ["sh", "-c", "uname -r; dmesg | head -2"]}]}' \
+  --query 'tasks[0].taskArn' --output text)
+aws ecs wait tasks-stopped --tasks "$GTASK"
+aws ecs describe-tasks --tasks "$GTASK" --query 'tasks[0].[platformVersion,lastStatus,containers[0].exitCode]' \
+  --output text
+fargo logs "${GTASK##*/}"
+
 step "aws eks create-cluster demo, create-fargate-profile web (pods of namespace web run on Fargate)"
 aws eks create-cluster --name demo --role-arn arn:aws:iam::000000000000:role/eks \
   --resources-vpc-config "subnetIds=$SUBNETS" --query 'cluster.status' --output text
