@@ -55,10 +55,9 @@ def refusal(tier: str, task_memory_mib: int, containers: Sequence[ContainerLimit
                if c.memory_mib is not None and c.memory_mib < task_memory_mib]
     if not limited:
         return None
-    return ("the gvisor sandbox runs all containers of a task in one kernel and cannot limit "
-            f"one container's memory apart from the others: container {limited[0]} has a "
-            f"memory limit below the task's {task_memory_mib} MiB; remove it, or run the task "
-            "on runc (platform version 1.4.0, or runtimeClassName runc)")
+    return (f"the gvisor sandbox cannot limit one container's memory apart from the others "
+            f"(one kernel runs them all): container {limited[0]} is below the task's "
+            f"{task_memory_mib} MiB; drop its limit or use runc (platform version 1.4.0)")
 
 
 def sandbox_memory_mib(task_memory_mib: int, containers: Sequence[ContainerLimits]) -> int:
