@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from fargo.agent import userns
 from fargo.agent.cgroups import pids_limit
 from fargo.agent.ocispec import DEFAULT_CAPS
@@ -24,11 +26,21 @@ CAP_BITS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID"
             "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31}
 CAP_SYS_PTRACE = 19
 
+# The tests that apply to both sandbox tiers run on each (platform version; None: the
+# server's default, runc). The gVisor tier's own proof is tests/test_gvisor_isolation.py.
+both_tiers = pytest.mark.parametrize("platform", [None, "1.4.0-gvisor"], ids=["runc", "gvisor"])
 
-def finished(ecs, fargo, image: str, subnet: str, script: str, **kw) -> tuple[str, int | None]:
+
+def _tier(platform: str | None) -> dict:
+    return {"platformVersion": platform} if platform else {}
+
+
+def finished(ecs, fargo, image: str, subnet: str, script: str, platform: str | None = None,
+             **kw) -> tuple[str, int | None]:
     """Run `sh -c script` as a one-container task to its end: (its output, its exit code)."""
     fam = register(ecs, image, command=["sh", "-c", script], **kw)
-    t = wait_status(ecs, run(ecs, fam, subnet)["taskArn"], "STOPPED", timeout=120)
+    t = wait_status(ecs, run(ecs, fam, subnet, **_tier(platform))["taskArn"], "STOPPED",
+                    timeout=120)
     return logs(fargo, t["taskArn"]), t["containers"][0].get("exitCode")
 
 
@@ -67,7 +79,8 @@ def status_field(pid: int, name: str) -> list[str]:
 # ---------------------------------------------------------------- the host's files and processes
 
 
-def test_host_files_and_processes_invisible(ecs, fargo, busybox_image, subnet_id):
+@both_tiers
+def test_host_files_and_processes_invisible(ecs, fargo, busybox_image, subnet_id, platform):
     marker = Path(f"/tmp/fargo-host-secret-{uuid.uuid4().hex}")
     marker.write_text("host only\n")
     sleeper = subprocess.Popen(["sleep", "1234.5"])  # a host process the task must not see
@@ -76,7 +89,7 @@ def test_host_files_and_processes_invisible(ecs, fargo, busybox_image, subnet_id
                   f"for p in /proc/[0-9]*; do cat $p/root{marker}; done 2>/dev/null; "
                   "echo procs; ps -o pid,comm; echo mounts; cat /proc/self/mountinfo | wc -l; "
                   "echo links; ip -o link | cut -d: -f2; echo sysnet; ls /sys/class/net")
-        out, code = finished(ecs, fargo, busybox_image, subnet_id, script)
+        out, code = finished(ecs, fargo, busybox_image, subnet_id, script, platform)
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -90,7 +103,8 @@ def test_host_files_and_processes_invisible(ecs, fargo, busybox_image, subnet_id
     assert procs.splitlines()[1].split()[0] == "1"  # the task's own init is pid 1
     links = [name.split("@")[0] for name in out.split("links\n")[1].split("sysnet\n")[0].split()]
     assert sorted(links) == ["eth0", "lo"], links  # no host interface, no other task's veth
-    assert out.split("sysnet\n")[1].strip() == ""  # nor through sysfs
+    # nor through sysfs (gVisor's own sysfs lists the task's interfaces, runc's none)
+    assert out.split("sysnet\n")[1].split() == ([] if platform is None else ["eth0", "lo"])
     assert code == 0
 
 
@@ -258,7 +272,8 @@ def _cgroups(fargo, task: dict) -> dict[str, str]:
     return json.loads((task_dir(fargo, task) / "task.json").read_text())["cgroups"]
 
 
-def test_ephemeral_storage_limit(ecs, fargo, busybox_image, subnet_id):
+@both_tiers
+def test_ephemeral_storage_limit(ecs, fargo, busybox_image, subnet_id, platform):
     host_free = os.statvfs(fargo.state_dir).f_bavail * os.statvfs(fargo.state_dir).f_frsize
     # Fill the real 20 GiB cheaply: fallocate reserves all but 64 MiB without writing data
     # (unwritten extents), then dd writes real bytes until the filesystem refuses.
@@ -267,7 +282,7 @@ def test_ephemeral_storage_limit(ecs, fargo, busybox_image, subnet_id):
         "busybox fallocate -l $(( (avail - 65536) * 1024 )) /big && echo reserved; "
         "dd if=/dev/zero of=/fill bs=1M count=256; echo dd=$?; ls -l /fill; "
         "df -k / | tail -1; rm /big /fill; echo again > /after && cat /after")
-    out, code = finished(ecs, fargo, busybox_image, subnet_id, script)
+    out, code = finished(ecs, fargo, busybox_image, subnet_id, script, platform)
     first = out.splitlines()[0].split()
     size_kib = int(first[1])
     # ext4 keeps ~2% for its own metadata and journal; the task gets the rest of 20 GiB.
@@ -298,12 +313,14 @@ def test_ephemeral_storage_size_from_task_definition(ecs, fargo, busybox_image, 
 # ---------------------------------------------------------------- networking still works
 
 
-def test_low_port_served_by_namespaced_root(ecs, fargo, busybox_image, subnet_id):
+@both_tiers
+def test_low_port_served_by_namespaced_root(ecs, fargo, busybox_image, subnet_id, platform):
     """Container root holds no capability over the task's netns (the host's user namespace
     owns it); the netns lets every uid bind low ports instead."""
     fam = register(ecs, busybox_image, portMappings=[{"containerPort": 80}],
                    command=["httpd", "-f", "-p", "80", "-h", "/www"])
-    t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING", timeout=60)
+    t = wait_status(ecs, run(ecs, fam, subnet_id, **_tier(platform))["taskArn"], "RUNNING",
+                    timeout=60)
     try:
         ip = detail(t, "privateIPv4Address")
         assert http_body(f"http://{ip}:80/") == "hello from fargo\n"
