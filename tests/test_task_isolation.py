@@ -186,8 +186,9 @@ def host_address(exclude: set[str]) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("platform", ["1.4.0", "1.4.0-gvisor"], ids=["runc", "gvisor"])
 def test_a_task_reaches_nothing_of_the_host(ecs, ec2, fargo, busybox_image, subnet_id,
-                                            listener):
+                                            listener, platform):
     gateways = {Ipam.gateway(s["CidrBlock"]) for s in ec2.describe_subnets()["Subnets"]}
     cidr = next(s["CidrBlock"] for s in ec2.describe_subnets()["Subnets"]
                 if s["SubnetId"] == subnet_id)
@@ -198,7 +199,8 @@ def test_a_task_reaches_nothing_of_the_host(ecs, ec2, fargo, busybox_image, subn
                       f"'{a} open'; else echo '{a} closed'; fi" for a in targets)
     fam = register(ecs, busybox_image, ["sh", "-c", f"{probe}; echo READY; trap 'exit 0' TERM;"
                                                     " httpd -f -p 8080 -h /www & wait"])
-    t = wait_status(ecs, run(ecs, fam, subnet_id)["taskArn"], "RUNNING")
+    t = wait_status(ecs, run(ecs, fam, subnet_id, platformVersion=platform)["taskArn"],
+                    "RUNNING")
     try:
         deadline = time.time() + 30
         while "READY" not in (out := logs(fargo, t["taskArn"])):
