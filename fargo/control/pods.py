@@ -23,7 +23,7 @@ from ..model import (
 from ..model.kubeerrors import KubeError, invalid
 from ..model.profiles import PIN_LABEL
 from ..store.kube import KubeTables
-from . import serviceaccounts
+from . import runtimeclasses, serviceaccounts
 from .eks import Eks
 from .kubestate import KubeState, now_rfc3339
 from .objects import DeleteOptions, check_preconditions, open_namespace
@@ -75,6 +75,7 @@ class Pods:
         objmeta.check_metadata(pod, "Pod")
         open_namespace(self.state, cluster, ns, "pods", pod["metadata"]["name"])
         pod = serviceaccounts.admit(self.state, cluster, ns, pod)  # 403 if its account is not
+        runtimeclasses.admit(self.state, cluster, pod)  # 403 if its RuntimeClass is not
         pod["status"] = {}
         profiles = self.tables.list_profiles(cluster)
         refusal = admission.verdict(pod, profiles, ns)

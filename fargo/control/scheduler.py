@@ -9,11 +9,12 @@ import platform
 import time
 from typing import Any
 
-from ..model import admission, downward, podsize, podtask, sgpolicy
+from ..model import admission, downward, podsize, podtask, runtimeclass, sgpolicy
 from ..model.errors import ApiError
 from ..model.names import ACCOUNT
 from ..model.profiles import PIN_LABEL
 from ..model.taskrecord import PodRef, Task
+from . import runtimeclasses
 from .kubestate import KubeState, now_rfc3339
 from .tasks import TaskEngine
 
@@ -55,6 +56,7 @@ class FargateScheduler:
 
     def schedule(self, cluster: dict[str, Any], profiles: list[dict[str, Any]]) -> None:
         name = cluster["name"]
+        runtimeclasses.ensure(self.state, name)  # each cluster's built-in RuntimeClasses
         for pod in self.state.list(name, "pods"):
             meta, spec = pod["metadata"], pod["spec"]
             priv = pod.get("_fargo") or {}
@@ -89,6 +91,10 @@ class FargateScheduler:
             self.warn_once(cname, pod, "FailedScheduling", f"Pod not supported on Fargate: "
                            f"{getattr(err, 'message', err)}")
             return
+        tier, missing = runtimeclasses.resolve(self.state, cname, pod, profile)
+        if missing:
+            self._later(cname, pod, f"Pod not scheduled: {missing}")
+            return
         plan, policy = podtask.pod_plan(pod["spec"])
 
         def plan_at(ip: str) -> list[dict[str, Any]]:
@@ -116,7 +122,7 @@ class FargateScheduler:
                                            name=pod["metadata"]["name"],
                                            uid=pod["metadata"]["uid"]),
                 started_by=f"eks:{cname}"[:128], plan_at=plan_at,
-                security_groups=groups or None)
+                security_groups=groups or None, isolation=tier)
         except ApiError as err:  # e.g. the profile's subnet was deleted meanwhile
             task, why = None, err.message
             if groups:
@@ -131,6 +137,7 @@ class FargateScheduler:
         pod.setdefault("metadata", {}).setdefault("annotations", {})
         pod["metadata"]["annotations"]["CapacityProvisioned"] = podsize.capacity_provisioned(
             cpu, mem)
+        pod["metadata"]["annotations"][runtimeclass.SANDBOX_ANNOTATION] = task.isolation
         pod["metadata"].setdefault("labels", {})[PIN_LABEL] = profile["fargateProfileName"]
         pod["spec"]["nodeName"] = node
         pod["_fargo"] = {"task": tid, "profile": profile["fargateProfileName"]}

@@ -28,6 +28,7 @@ _SPEC_KNOWN: Known = {
     "hostname": None, "subdomain": None,  # its hosts file, and headless Services' names
     "serviceAccountName": None,
     "readinessGates": None,  # conditions others set (the LB controller's target health)
+    "runtimeClassName": None,  # the sandbox tier: model/runtimeclass.py
     "serviceAccount": None, "enableServiceLinks": (True, False),
     "preemptionPolicy": ("PreemptLowerPriority",), "priority": (0,),
     "automountServiceAccountToken": None, "os": ({"name": "linux"},),

@@ -45,7 +45,7 @@ _RULES: dict[str, KindRule] = {}
 KIND_MODULES: tuple[str, ...] = ("configmap", "secret", "serviceaccount", "batchjobs",
                                  "cronjobs", "daemonsets", "replicaset", "deployment",
                                  "netpolicy", "sgpolicy", "kubeservice", "endpoints",
-                                 "ingress")
+                                 "ingress", "runtimeclass")
 _loaded = False
 
 

@@ -213,6 +213,7 @@ RESOURCES: list[Resource] = [
              short=("sgp",)),
     Resource("ingresses", "ingress", tables.INGRESSES, short=("ing",), status=True),
     Resource("ingressclasses", "ingressclass", tables.INGRESSCLASSES),
+    Resource("runtimeclasses", "runtimeclass", tables.RUNTIMECLASSES),
     Resource("services", "service", tables.SERVICES, short=("svc",), categories=("all",),
              create=_create_service, replace=_replace_service, delete=_delete_service,
              status=True),

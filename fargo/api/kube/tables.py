@@ -343,6 +343,10 @@ INGRESSES = Printer([("Name", "string", 0, "name"), ("Class", "string", 0, "ingr
                      ("Hosts", "string", 0, "hosts"), ("Address", "string", 0, "address"),
                      ("Ports", "string", 0, "ports"), ("Age", "string", 0, "age")],
                     _ingress_row)
+RUNTIMECLASSES = Printer([("Name", "string", 0, "name"), ("Handler", "string", 0, "handler"),
+                          ("Age", "string", 0, "age")],
+                         lambda obj: [obj["metadata"]["name"], obj.get("handler", ""),
+                                      _age(obj["metadata"].get("creationTimestamp"))])
 INGRESSCLASSES = Printer([("Name", "string", 0, "name"),
                           ("Controller", "string", 0, "controller"),
                           ("Parameters", "string", 0, "parameters"),
