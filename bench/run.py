@@ -119,11 +119,12 @@ class Options:
     deploy_rolling: int = 10
     deploy_rounds: int = 2
     kubenet_rounds: int = 3
+    gvisor_starts: int = 20
     merge_into: Path | None = None
 
 
 FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs",
-           "deploy", "kubenet")
+           "deploy", "kubenet", "gvisor")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
@@ -165,6 +166,8 @@ def parse(argv: list[str] | None) -> Options:
                    help="runs of each of figure 12's Deployment and bare pods [2]")
     p.add_argument("--kubenet-rounds", type=int,
                    help="rounds of figure 13's ClusterIP / pod IP wrk runs [3]")
+    p.add_argument("--gvisor-starts", type=int,
+                   help="starts per system of figure 14 (gVisor, bare runsc, runc) [20]")
     p.add_argument("--overcommit", type=float, default=30.0,
                    help="fargo server --overcommit, so that the density figure's idle tasks "
                    "fit this host [30]")
@@ -194,11 +197,12 @@ def parse(argv: list[str] | None) -> Options:
         o.log_rate, o.log_seconds, o.filter_events = 5_000, 2, 20_000
         o.deploy_replicas, o.deploy_rolling, o.deploy_rounds = 4, 4, 1
         o.kubenet_rounds = 1
+        o.gvisor_starts = 3
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
                  "alb_rounds", "alb_seconds", "alb_connections", "log_rate", "log_seconds",
                  "filter_events", "deploy_replicas", "deploy_rolling", "deploy_rounds",
-                 "kubenet_rounds"):
+                 "kubenet_rounds", "gvisor_starts"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -349,6 +353,10 @@ class Bench:
                        f"{z.seconds} s, {z.latency_n} single requests per path, DNS "
                        f"{z.dns_rounds} × {z.dns_seconds:g} s, a rolling update of "
                        f"{z.replicas}")
+        if "gvisor" in figs:
+            g = self.gvisor_sizes()
+            out.append(f"gvisor: {g.starts} starts per system, a burst of {g.launch}, "
+                       f"{g.idle} idle sandboxes")
         if o.quick:
             out[-1] += " (--quick)"
         return out
@@ -674,6 +682,22 @@ class Bench:
                                 dns_seconds=0.5, dns_rounds=1)
         return KubeNetSizes(rounds=o.kubenet_rounds)
 
+    def gvisor_sizes(self) -> Any:
+        from .gvisor import GvisorSizes
+
+        o = self.opts
+        if o.quick:
+            return GvisorSizes(starts=o.gvisor_starts, launch=3, idle=2, dd_gvisor=5_000,
+                               dd_runc=100_000, files_gvisor=100, files_runc=2_000)
+        return GvisorSizes(starts=o.gvisor_starts)
+
+    def gvisor(self) -> None:
+        from .gvisor import GvisorBench
+
+        assert self.fb is not None
+        GvisorBench(self.fb, self.results, self.cleanup, self.run_id, self.gvisor_sizes(),
+                    self.tmp / "gvisor").run()
+
     def kubenet(self) -> None:
         from .kubenet import KubeNetBench
 
@@ -776,6 +800,10 @@ class Bench:
             from .kubenet import method_notes as kubenet_notes
 
             self.results.notes += kubenet_notes(self.kubenet_sizes())
+        if "gvisor" in o.figures:
+            from .gvisor import method_notes as gvisor_notes
+
+            self.results.notes += gvisor_notes(self.gvisor_sizes())
         self.results.notes.append(
             "This is a 2-core machine shared with whatever else runs (tests, builds): expect "
             "a few ms of noise in every latency and more in p99/max.")
@@ -859,6 +887,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.deploy()
         if "kubenet" in opts.figures:
             bench.kubenet()
+        if "gvisor" in opts.figures:
+            bench.gvisor()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")

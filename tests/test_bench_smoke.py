@@ -47,6 +47,13 @@ FIGURES = [
     "| 13b. HTTP GET from a pod, one request at a time (connect included) | through the "
     "ClusterIP |",
     "| 13c. DNS A queries, 8 in flight | host → fargo's resolver on 127.0.0.1:",
+    "| 14. start latency, one at a time | bare runsc run (",
+    "| 14. start latency, one at a time | fargo gVisor tier (1.4.0-gvisor) |",
+    "| 14. start latency, one at a time | p50 gVisor tier / bare runsc |",
+    "| 14b. launch rate, a burst of 3 | fargo gvisor tier |",
+    "| 14c. memory per idle task (2 idle) | fargo gVisor task |",
+    "| 14c. memory per idle task (2 idle) | bare runsc sandbox |",
+    "| 14d. a syscall-heavy workload, per operation | dd bs=1: one read + one write, gVisor / runc |",
 ]
 # Figure 10 needs wrk (scripts/bench.sh installs it; scripts/setup.sh does not).
 ALB_FIGURES = [
