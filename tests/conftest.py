@@ -27,7 +27,8 @@ from fargo.agent.registry import LocalRegistry
 from tests.imagebuild import build_busybox_oci, push_layout
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE_MODULES = {"test_model", "test_runtimeclass_model", "test_eks_model", "test_secgroups_model", "test_fakeplane",
+PURE_MODULES = {"test_model", "test_runtimeclass_model", "test_eks_model", "test_secgroups_model",
+                "test_fakeplane",
                 "test_billing_model", "test_metrics_model", "test_metrics_store",
                 "test_logconfig_model", "test_logship", "test_filterpattern",
                 "test_cwlogs_model", "test_serviceproxy_model", "test_ingress_model",
