@@ -288,7 +288,6 @@ def test_a_pod_as_the_apiserver_defaults_it_is_admitted():
     ({}, {"activeDeadlineSeconds": 60}, "spec.activeDeadlineSeconds"),
     ({}, {"shareProcessNamespace": True}, "spec.shareProcessNamespace"),
     ({}, {"setHostnameAsFQDN": True}, "spec.setHostnameAsFQDN"),
-    ({}, {"runtimeClassName": "gvisor"}, "spec.runtimeClassName"),
     ({}, {"os": {"name": "windows"}}, "spec.os"),
 ])
 def test_pod_fields_fargo_does_not_run_are_refused(container, spec, path):
