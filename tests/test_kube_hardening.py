@@ -84,6 +84,7 @@ SAMPLES: dict[str, Any] = {
         "service": {"name": "web", "port": {"number": 80}}}}},
     "ingressclasses": lambda n: {"metadata": {"name": n},
                                  "spec": {"controller": "example.com/none"}},
+    "runtimeclasses": lambda n: {"metadata": {"name": n}, "handler": "runsc"},
     # A custom resource's spec takes what the schema prunes: the sample has one to keep.
     "securitygrouppolicies": lambda n: {"metadata": {"name": n}, "spec": {
         "podSelector": {"matchLabels": {"sgp": n[:63]}},
