@@ -112,8 +112,9 @@ def test_gvisor_refuses_a_container_memory_limit_below_the_tasks(srv, ecs, subne
     t = wait_status(ecs, run(ecs, fam, subnet, GVISOR)["taskArn"], "STOPPED")
     assert t["stopCode"] == "TaskFailedToStart"
     assert t["stoppedReason"].startswith(
-        "ResourceInitializationError: the gvisor sandbox runs all containers of a task in one "
-        "kernel"), t["stoppedReason"]
+        "ResourceInitializationError: the gvisor sandbox cannot limit one container's memory "
+        "apart from the others"), t["stoppedReason"]
+    assert t["stoppedReason"].endswith("use runc (platform version 1.4.0)")
     assert "container side" in t["stoppedReason"] and len(t["stoppedReason"]) <= 255
     assert t["platformVersion"] == GVISOR
     assert all("exitCode" not in c for c in t["containers"])  # none of them ever ran
