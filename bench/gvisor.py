@@ -42,6 +42,7 @@ class GvisorSizes:
     dd_runc: int = 500_000
     files_gvisor: int = 500
     files_runc: int = 5_000
+    settle: float = 3.0  # seconds idle sandboxes settle before their memory is read
 
 
 def method_notes(z: GvisorSizes) -> list[str]:
@@ -219,13 +220,13 @@ class GvisorBench:
         fig = f"14c. memory per idle task ({z.idle} idle)"
         for _ in range(z.idle):
             self.bare.start()
-        time.sleep(3)
+        time.sleep(z.settle)
         mib = {"bare": [u / 2**20 for u in self.bare.memory()]}
         self.bare.stop_all()
         for tier in TIERS:
             arns = self.run_task(tier, z.idle)
             self.fb.wait(arns, "RUNNING", timeout=300)
-            time.sleep(3)
+            time.sleep(z.settle)
             found = []
             for arn in arns:
                 path = TaskCgroups.here(task_id(arn)).dir("memory")

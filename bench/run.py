@@ -688,7 +688,8 @@ class Bench:
         o = self.opts
         if o.quick:
             return GvisorSizes(starts=o.gvisor_starts, launch=3, idle=2, dd_gvisor=5_000,
-                               dd_runc=100_000, files_gvisor=100, files_runc=2_000)
+                               dd_runc=100_000, files_gvisor=100, files_runc=2_000,
+                               settle=1.0)
         return GvisorSizes(starts=o.gvisor_starts)
 
     def gvisor(self) -> None:

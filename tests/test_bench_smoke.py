@@ -73,7 +73,7 @@ ALB_FIGURES = [
 def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--no-peers", "--out",
-                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=360)
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=720)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = out.read_text()
     wrk = shutil.which("wrk") is not None
