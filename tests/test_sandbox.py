@@ -379,6 +379,10 @@ def test_readoption_after_process_exit(sandbox: Sandbox, task: Callable[..., str
     assert fresh.list_containers(task_id) == ["long"]
     state = fresh.state(task_id, "long")
     assert state.status == "running" and state.pid and os.path.exists(f"/proc/{state.pid}")
+    # Running is not yet echoed: on a loaded machine the kill could beat the shell's echo.
+    deadline = time.monotonic() + 15
+    while not stdout_of(fresh, task_id, "long") and time.monotonic() < deadline:
+        time.sleep(0.01)
     fresh.signal(task_id, "long", "SIGKILL")
     assert wait_exit(fresh, task_id, "long") == 137
     assert stdout_of(fresh, task_id, "long") == ["up"]
