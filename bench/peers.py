@@ -24,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fargo.agent.runfiles import wait_child
+
 from .env import IDLE, Cleanup, alive, busybox_rootfs, log, sh
 
 
@@ -162,12 +164,19 @@ class Runc:
         sh("ip", "netns", "add", cid)
         # The container inherits runc's stdio: a pipe would never reach EOF, so use files.
         with open(bundle / "runc.err", "w+") as err:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 ["runc", "--root", str(self.root), "run", "-d", "--pid-file",
                  str(bundle / "pid"), "-b", str(bundle), cid],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            # Woken as runc exits: subprocess's own wait with a timeout polls, and would
+            # round a 32 ms start up to 64 ms (its sleeps double from 0.5 ms).
+            code = wait_child(proc, 60)
             elapsed = time.perf_counter() - t0
-            if proc.returncode != 0:
+            if code is None:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"runc run {cid}: no answer in 60 s")
+            if code != 0:
                 err.seek(0)
                 raise RuntimeError(f"runc run {cid}: {err.read()[-500:]}")
         return elapsed, cid

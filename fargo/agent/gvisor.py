@@ -36,7 +36,7 @@ from .cgroups import CGROUP_PARENT, TaskCgroups, oom_kills
 from .layout import TaskRecord, container_id
 from .ocispec import NEUTRAL_HOSTNAME
 from .runc import Runc, release_fifo
-from .runfiles import alive, atomic_write, read_int, unlink, wait_gone
+from .runfiles import alive, atomic_write, read_int, unlink, wait_child, wait_gone
 from .sandbox import CREATE_TIMEOUT_S, Sandbox
 
 SHIM = Path(__file__).with_name("gvisor_shim.sh")
@@ -93,13 +93,12 @@ def _ends(argv: list[str]) -> int | None:
                                 stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
         return None
-    try:
-        return proc.wait(KVM_PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    code = wait_child(proc, KVM_PROBE_TIMEOUT_S)
+    if code is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
         proc.wait()
-        return None
+    return code
 
 
 @functools.cache
@@ -156,15 +155,12 @@ class Runsc(Runc):
                 "--internal-pid-file", str(inner), cid]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        code = wait_child(proc, timeout)
+        if code is not None:
+            return code
         try:
             self.kill_inner(cid, inner)
-            try:
-                proc.wait(2.0)
-            except subprocess.TimeoutExpired:
+            if wait_child(proc, 2.0) is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, 9)
                 proc.wait()

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..port.errors import ContainerGone, SandboxError
-from .runfiles import alive, read_int
+from .runfiles import alive, read_int, wait_child
 
 # runc's statuses as the sandbox reports them (paused containers still hold their processes).
 STATUS = {"created": "created", "running": "running", "pausing": "running",
@@ -146,19 +146,16 @@ class Runc:
     def _exec(argv: list[str], pid_file: Path, timeout: float) -> int | None:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        code = wait_child(proc, timeout)
+        if code is not None:
+            return code
         # runc waits on the process it started (its child, in the container's namespaces),
         # so while runc lives that pid cannot name anything else: SIGKILL it, and runc ends.
         pid = read_int(pid_file)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal_mod.SIGKILL)
-        try:
-            proc.wait(2.0)
-        except subprocess.TimeoutExpired:  # still setting up: runc (its own group) goes
+        if wait_child(proc, 2.0) is None:  # still setting up: runc (its own group) goes
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal_mod.SIGKILL)
             proc.wait()
