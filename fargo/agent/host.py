@@ -191,8 +191,7 @@ class HostRuntime:
         return gone
 
     def result(self, tid: str, name: str) -> ContainerExit:
-        st = self._box(tid).state(tid, name)
-        return ContainerExit(st.exit_code, st.oom_killed)
+        return ContainerExit(*self._box(tid).result(tid, name))
 
     def started(self, tid: str, name: str) -> bool:
         box = self._box(tid)

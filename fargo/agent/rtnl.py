@@ -4,7 +4,7 @@ pyroute2 encodes every message; this module only sends it and reads the acknowle
 Its IPRoute costs ~0.3 ms of Python per request on top (request filters, a turn of its event
 loop, a full decode of every reply), and an attach makes eight of them while holding the GIL
 that the rest of the server is waiting for. The other network code (bridges, detach, clean-up)
-is not on the start path and keeps using IPRoute.
+is not on the start path and keeps using IPRoute; only detach, on the stop path, uses this too.
 
 Like any socket, an Rtnl talks to the netns it was opened in, wherever the thread goes later.
 """

@@ -78,16 +78,42 @@ class Runc:
     def kill(self, cid: str, sig: str | int) -> None:
         """Signal the container's init. ContainerGone when there is nothing left to signal:
         runc knows no such container, or it has stopped (perhaps while we asked)."""
-        number = str(signal_number(sig))
+        number = signal_number(sig)
         if not self.exists(cid):
             raise ContainerGone(f"container {cid} does not exist")
+        if self._kill_init(cid, number):
+            return
         try:
-            self.run("kill", cid, number)
+            self.run("kill", cid, str(number))
         except SandboxError as e:
             state = self.state(cid)
             if state is None or state.status == "stopped":
                 raise ContainerGone(str(e)) from None
             raise
+
+    def _kill_init(self, cid: str, number: int) -> bool:
+        """What `runc kill` does, without starting it (a Go binary: ~15 ms here): signal the
+        init recorded in runc's state, if the process with that pid is still the one runc
+        started (the same start time, as runc checks), through a pidfd so the pid cannot be
+        reused between the check and the signal. False: let `runc kill` decide."""
+        try:
+            state = json.loads((self.root / cid / "state.json").read_bytes())
+            pid, started = int(state["init_process_pid"]), int(state["init_process_start"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        try:
+            if process_start(pid) != started:
+                return False
+            signal_mod.pidfd_send_signal(fd, number)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     def delete(self, cid: str) -> None:
         """`runc delete --force`; a container runc does not know is deleted already."""
@@ -204,6 +230,15 @@ def release_fifo(fifo: Path, cid: str, pid: int | None, timeout: float) -> bool:
     with contextlib.suppress(FileNotFoundError):
         fifo.unlink()
     return True
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of pid in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat_line.rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def signal_number(sig: str | int) -> int:

@@ -221,20 +221,23 @@ class TaskEngine:
         self.book.advance(task, "DEPROVISIONING")
         if self.hooks:
             await _attempt(tid, "closing the metadata endpoint", self.hooks.network_gone(tid))
-        await _attempt(tid, "removing the sandbox",
-                       asyncio.to_thread(self.runtime.destroy, tid))
-        # The interface goes even if the sandbox would not.
-        await _attempt(tid, "removing the interface", asyncio.to_thread(self.network.detach, tid))
-        if self.networks:  # after the interface is gone, so it never lives unfiltered
-            await _attempt(tid, "leaving its security groups",
-                           asyncio.to_thread(self.networks.task_down, tid))
+        # The sandbox and the interface do not wait on each other (and the interface goes
+        # even if the sandbox would not): both at once, each ~20 ms of kernel work.
+        await asyncio.gather(
+            _attempt(tid, "removing the sandbox", asyncio.to_thread(self.runtime.destroy, tid)),
+            _attempt(tid, "removing the interface", asyncio.to_thread(self.network.detach, tid)))
         task = self.book.fresh(tid)
         task.interface.status = "DELETED"
         for c in task.containers:
             c.last_status = "STOPPED"
         self.book.advance(task, "STOPPED")
-        # Before its address can be handed out again (and after STOPPED: a stop's latency
-        # does not wait on it).
+        # Before its address can be handed out again, and after STOPPED: a stop's latency
+        # does not wait on them. Its groups go after its interface, so the address is never
+        # unfiltered while it lives; a restart before this applies the groups of the active
+        # tasks alone, which drops this one's too.
+        if self.networks:
+            await _attempt(tid, "leaving its security groups",
+                           asyncio.to_thread(self.networks.task_down, tid))
         await _attempt(tid, "forgetting its flows",
                        asyncio.to_thread(self.network.forget_flows, task.ip))
         self.placement.release(task)
