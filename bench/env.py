@@ -29,6 +29,31 @@ ROOT = Path(__file__).resolve().parent.parent
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
 
 
+def await_term_trap(pid: int | None, timeout: float = 5.0) -> None:
+    """Until pid (IDLE's shell) catches SIGTERM. A stop sent before its trap is set would be
+    dropped (a pid namespace's init ignores what it has no handler for), and the stop would
+    last until its SIGKILL: every system waits for this, untimed, before a timed stop."""
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                caught = next(line for line in f if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return  # gone: nothing to wait for
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)) and _in_wait(pid):
+            return
+        time.sleep(0.001)
+
+
+def _in_wait(pid: int) -> bool:
+    """IDLE's shell sits in its `wait` (busybox ash waits in rt_sigsuspend, x86-64's 130)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] == "130"
+    except (OSError, IndexError):
+        return True  # cannot tell: do not wait on it
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -284,7 +309,9 @@ class FargoServer:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.key_id = self.secret = ""
-        self.log_path = state_dir.parent / "fargo-server.log"
+        # FGB_SERVER_LOG keeps the log outside the workdir, which the cleanup removes.
+        self.log_path = Path(os.environ.get("FGB_SERVER_LOG")
+                             or state_dir.parent / "fargo-server.log")
 
     @property
     def argv(self) -> list[str]:

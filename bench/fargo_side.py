@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .env import IDLE, FargoServer, log
+from .env import IDLE, FargoServer, await_term_trap, log
 
 POLL_S = 0.005  # between DescribeTasks polls while waiting for one task's status
 BATCH_POLL_S = 0.05  # ... for many: each poll of 100 tasks costs the shared CPUs a few ms
@@ -109,6 +109,7 @@ class FargoBench:
         return elapsed, arn
 
     def stop_one(self, arn: str) -> float:
+        await_term_trap(next(iter(self.container_pids([arn])), None))
         t0 = time.perf_counter()
         self.ecs.stop_task(task=arn, reason="bench")
         self.wait([arn], "STOPPED")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fargo.agent.runfiles import wait_child
 
-from .env import IDLE, Cleanup, alive, busybox_rootfs, log, sh
+from .env import IDLE, Cleanup, alive, await_term_trap, busybox_rootfs, log, sh
 
 
 def launch_parallel(start: Callable[[], tuple[float, str]], total: int,
@@ -88,6 +88,7 @@ class Podman:
             raise RuntimeError(f"podman container {cid[:12]} is {state}")
 
     def stop(self, cid: str) -> float:
+        await_term_trap(next(iter(self.pids([cid])), None))
         t0 = time.perf_counter()
         sh(*self._ns("stop", "-t", "10", cid))
         elapsed = time.perf_counter() - t0
@@ -192,6 +193,7 @@ class Runc:
     def stop(self, cid: str) -> float:
         """SIGTERM until the container's process is gone (no monitor tells us otherwise)."""
         pid = self.pid(cid)
+        await_term_trap(pid)
         t0 = time.perf_counter()
         sh("runc", "--root", str(self.root), "kill", cid, "TERM")
         deadline = time.monotonic() + 15

@@ -120,11 +120,13 @@ class Options:
     deploy_rounds: int = 2
     kubenet_rounds: int = 3
     gvisor_starts: int = 20
+    crowd_idle: int = 500
+    crowd_most: int = 1000
     merge_into: Path | None = None
 
 
 FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs",
-           "deploy", "kubenet", "gvisor")
+           "deploy", "kubenet", "gvisor", "crowd")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
 PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
 
@@ -166,11 +168,15 @@ def parse(argv: list[str] | None) -> Options:
                    help="runs of each of figure 12's Deployment and bare pods [2]")
     p.add_argument("--kubenet-rounds", type=int,
                    help="rounds of figure 13's ClusterIP / pod IP wrk runs [3]")
+    p.add_argument("--crowd-idle", type=int,
+                   help="idle tasks running while figure 15 measures starts and a launch [500]")
+    p.add_argument("--crowd-most", type=int,
+                   help="idle tasks running for figure 15c's RSS and DescribeTasks [1000]")
     p.add_argument("--gvisor-starts", type=int,
                    help="starts per system of figure 14 (gVisor, bare runsc, runc) [20]")
-    p.add_argument("--overcommit", type=float, default=30.0,
-                   help="fargo server --overcommit, so that the density figure's idle tasks "
-                   "fit this host [30]")
+    p.add_argument("--overcommit", type=float,
+                   help="fargo server --overcommit, so that the density and crowd figures' "
+                   "idle tasks fit this host [30, or what the crowd figure's tasks need]")
     p.add_argument("--no-peers", action="store_true", help="measure fargo only (no podman/runc)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     p.add_argument("--figures", default=",".join(FIGURES),
@@ -183,7 +189,7 @@ def parse(argv: list[str] | None) -> Options:
                    "docs/benchmarks.md), in place of those figures' rows and notes, keeping "
                    "the rest of it")
     a = p.parse_args(argv)
-    o = Options(quick=a.quick, overcommit=a.overcommit, peers=not a.no_peers,
+    o = Options(quick=a.quick, peers=not a.no_peers,
                 plot=not a.no_plot, out=a.out, merge_into=a.merge_into)
     if a.merge_into is not None and not a.merge_into.is_file():
         p.error(f"--merge-into: {a.merge_into} is not there to merge into")
@@ -198,11 +204,12 @@ def parse(argv: list[str] | None) -> Options:
         o.deploy_replicas, o.deploy_rolling, o.deploy_rounds = 4, 4, 1
         o.kubenet_rounds = 1
         o.gvisor_starts = 3
+        o.crowd_idle, o.crowd_most = 6, 10
     for name in ("tasks", "launch_calls", "launch_count", "density", "api_n", "api_seconds",
                  "api_clients", "pull_mb", "pull_runs", "scale_rounds", "kills", "rolling_rps",
                  "alb_rounds", "alb_seconds", "alb_connections", "log_rate", "log_seconds",
                  "filter_events", "deploy_replicas", "deploy_rolling", "deploy_rounds",
-                 "kubenet_rounds", "gvisor_starts"):
+                 "kubenet_rounds", "gvisor_starts", "crowd_idle", "crowd_most"):
         if getattr(a, name) is not None:
             setattr(o, name, getattr(a, name))
     o.figures = {f.strip() for f in a.figures.split(",") if f.strip()}
@@ -212,7 +219,19 @@ def parse(argv: list[str] | None) -> Options:
     if unknown:
         p.error(f"unknown figures: {', '.join(sorted(unknown))}")
     o.density = max(o.density, o.launch_calls * o.launch_count)
+    o.overcommit = a.overcommit if a.overcommit is not None else needed_overcommit(o)
     return o
+
+
+def needed_overcommit(o: Options) -> float:
+    """30, or more if the crowd figure's tasks (0.25 vCPU / 0.5 GB each, a launch beside the
+    most idle ones) would not fit this host's CPUs and memory at 30."""
+    if "crowd" not in o.figures:
+        return 30.0
+    tasks = max(o.crowd_most, o.crowd_idle + o.launch_calls * o.launch_count) + 1
+    cpu = tasks * 256 / ((os.cpu_count() or 1) * 1024)
+    mem = tasks * 512 / (meminfo()["MemTotal"] / 1024)
+    return float(max(30, int(max(cpu, mem) * 1.1) + 1))
 
 
 @dataclass
@@ -353,6 +372,10 @@ class Bench:
                        f"{z.seconds} s, {z.latency_n} single requests per path, DNS "
                        f"{z.dns_rounds} × {z.dns_seconds:g} s, a rolling update of "
                        f"{z.replicas}")
+        if "crowd" in figs:
+            c = self.crowd_sizes()
+            out.append(f"crowd: {c.starts} starts and a launch of {c.launch_calls}×"
+                       f"{c.launch_count} empty and with {c.idle} idle tasks; {c.most} idle")
         if "gvisor" in figs:
             g = self.gvisor_sizes()
             out.append(f"gvisor: {g.starts} starts per system, a burst of {g.launch}, "
@@ -692,6 +715,20 @@ class Bench:
                                settle=1.0)
         return GvisorSizes(starts=o.gvisor_starts)
 
+    def crowd_sizes(self) -> Any:
+        from .crowd import CrowdSizes
+
+        o = self.opts
+        return CrowdSizes(idle=o.crowd_idle, most=max(o.crowd_most, o.crowd_idle),
+                          starts=min(o.tasks, 20), launch_calls=o.launch_calls,
+                          launch_count=o.launch_count, describe_n=o.api_n, settle=o.settle)
+
+    def crowd(self) -> None:
+        from .crowd import CrowdBench
+
+        assert self.fb is not None and self.server is not None
+        CrowdBench(self.fb, self.results, self.server.pid, self.crowd_sizes()).run()
+
     def gvisor(self) -> None:
         from .gvisor import GvisorBench
 
@@ -801,6 +838,10 @@ class Bench:
             from .kubenet import method_notes as kubenet_notes
 
             self.results.notes += kubenet_notes(self.kubenet_sizes())
+        if "crowd" in o.figures:
+            from .crowd import method_notes as crowd_notes
+
+            self.results.notes += crowd_notes(self.crowd_sizes())
         if "gvisor" in o.figures:
             from .gvisor import method_notes as gvisor_notes
 
@@ -890,6 +931,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.kubenet()
         if "gvisor" in opts.figures:
             bench.gvisor()
+        if "crowd" in opts.figures:
+            bench.crowd()
         bench.report()
     except KeyboardInterrupt:
         log("interrupted")

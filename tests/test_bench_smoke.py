@@ -54,6 +54,12 @@ FIGURES = [
     "| 14c. memory per idle task (2 idle) | fargo gVisor task |",
     "| 14c. memory per idle task (2 idle) | bare runsc sandbox |",
     "| 14d. a syscall-heavy workload, per operation | dd bs=1: one read + one write, gVisor / runc |",
+    "| 15. start latency, one at a time | fargo, empty host |",
+    "| 15. start latency, one at a time | fargo, 6 idle tasks running |",
+    "| 15. start latency, one at a time | p50 crowded / empty |",
+    "| 15b. launch rate, 2×3 | empty / crowded |",
+    "| 15c. 10 idle tasks running | fargo server RSS |",
+    "| 15c. 10 idle tasks running | DescribeTasks(10), 10 tasks running (raw HTTP) |",
 ]
 # Figure 10 needs wrk (scripts/bench.sh installs it; scripts/setup.sh does not).
 ALB_FIGURES = [

@@ -8,6 +8,7 @@ repeats the ctypes plumbing."""
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 from pathlib import Path
 
@@ -20,6 +21,21 @@ MNT_DETACH = 2
 TMPFS_MAGIC = 0x01021994
 
 PathLike = str | bytes | Path
+FD_SETSIZE = 1024
+
+
+def lift_fd(fd: int) -> int:
+    """fd moved to a descriptor above FD_SETSIZE (the old one closed). What lives as long as a
+    task (its listeners, its user namespace) would otherwise take every descriptor below 1024
+    once a few hundred tasks run, and C code of this process that still waits with select()
+    (libnftables' netlink talk, in each start) aborts the server on a descriptor past 1024:
+    the low ones are kept for such short-lived use. fd itself when there is no room above."""
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_SETSIZE)
+    except OSError:  # a low RLIMIT_NOFILE
+        return fd
+    os.close(fd)
+    return moved
 
 
 def errno_message(what: str) -> str:

@@ -24,7 +24,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..port.errors import InvalidSpec
 from . import nftlib
-from .netsys import enter_netns, run_in_thread
+from .netsys import enter_netns, lift, run_in_thread
 from .rtnl import LOOPBACK_INDEX, Rtnl
 
 METADATA_IP = "169.254.170.2"
@@ -125,6 +125,7 @@ def open_dns_listeners(netns_path: str, address: str,
         try:
             udp.bind((address, DNS_PORT))
             udp.setblocking(False)
+            udp = lift(udp)
             return udp, _listen(address, DNS_PORT)
         except BaseException:
             udp.close()
@@ -169,4 +170,4 @@ def _listen(address: str, port: int = LISTEN_PORT) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    return sock
+    return lift(sock)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +22,31 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..port.errors import NetworkError
-from .libc import MNT_DETACH, MS_BIND, MS_REC, errno_message, libc, mount, try_mount, umount2
+from .libc import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_REC,
+    errno_message,
+    libc,
+    lift_fd,
+    mount,
+    try_mount,
+    umount2,
+)
 from .netnames import NETNS_DIR
 
 _CLONE_NEWNET = 0x40000000
 _MS_SHARED = 1 << 20
 
 T = TypeVar("T")
+
+
+def lift(sock: socket.socket) -> socket.socket:
+    """sock, on a descriptor above FD_SETSIZE (see libc.lift_fd)."""
+    blocking = sock.getblocking()
+    moved = socket.socket(fileno=lift_fd(sock.detach()))
+    moved.setblocking(blocking)
+    return moved
 
 
 def run_in_thread(fn: Callable[[], T]) -> T:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ..port.errors import UsernsError
-from .libc import last_errno, libc
+from .libc import last_errno, libc, lift_fd
 
 FIRST_ID = 1_000_000_000
 RANGE = 65536
@@ -150,7 +150,8 @@ def _make_userns(base: int) -> int:
         for name in ("uid_map", "gid_map"):
             with open(f"/proc/{proc.pid}/{name}", "w") as f:
                 f.write(f"0 {base} {RANGE}\n")
-        return os.open(f"/proc/{proc.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        # Kept for the server's life: above the descriptors short-lived work needs.
+        return lift_fd(os.open(f"/proc/{proc.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
     finally:
         proc.kill()  # whatever state it is in, it has served
         proc.wait()
