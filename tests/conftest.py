@@ -33,7 +33,7 @@ PURE_MODULES = {"test_model", "test_runtimeclass_model", "test_eks_model", "test
                 "test_logconfig_model", "test_logship", "test_filterpattern",
                 "test_cwlogs_model", "test_serviceproxy_model", "test_ingress_model",
                 "test_netpolicy_model", "test_kube_services_model",
-                "test_isolation_model", "test_procwait"}
+                "test_isolation_model", "test_procwait", "test_exitwake"}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

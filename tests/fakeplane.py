@@ -380,6 +380,9 @@ class FakeRuntime:
             del box.containers[name]
             box.rootfs.discard(name)
 
+    def exit_fd(self, tid: str, name: str) -> int | None:
+        return None  # no process to wait on: control polls exited()
+
     def exited(self, tid: str, name: str) -> bool:
         # Not recorded: control asks this every few tens of milliseconds.
         with self._log.lock:

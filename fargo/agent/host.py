@@ -29,6 +29,7 @@ from . import userns
 from .execsession import start_session
 from .gvisor import GvisorSandbox
 from .images import ImageStore
+from .libc import lift_fd
 from .netplane import HostNetworkPlane
 from .netstats import NetCounters
 from .sandbox import Sandbox
@@ -189,6 +190,17 @@ class HostRuntime:
         gone = self.sandbox.monitor_gone(tid, name)
         self._checked[(tid, name)] = float("inf") if gone else now
         return gone
+
+    def exit_fd(self, tid: str, name: str) -> int | None:
+        """A pidfd of the container's conmon, which writes the exit file and then ends."""
+        pid = self._box(tid).monitor_pid(tid, name)
+        if pid is None:
+            return None
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # ended already: exited() sees to it
+            return None
+        return lift_fd(fd)  # held while the task runs: above the short-lived ones
 
     def result(self, tid: str, name: str) -> ContainerExit:
         return ContainerExit(*self._box(tid).result(tid, name))

@@ -398,6 +398,10 @@ class Sandbox:
                 return
             time.sleep(0.002)
 
+    def monitor_pid(self, task_id: str, name: str) -> int | None:
+        """The pid of the container's conmon, as it recorded it."""
+        return read_int(self._layout.ctr_dir(task_id, name) / "conmon.pid")
+
     def monitor_gone(self, task_id: str, name: str) -> bool:
         """True when the container's conmon has died without writing an exit file (killed,
         or the host rebooted): then nobody will ever report this container's end."""

@@ -107,6 +107,12 @@ class Runtime(Protocol):
         """Cheap: asked every few tens of milliseconds."""
         ...
 
+    def exit_fd(self, tid: str, name: str) -> int | None:
+        """A descriptor, the caller's to close, that turns readable once the running
+        container's monitor has ended (its exit recorded, or lost with it); None when there
+        is none to give: then `exited` is asked as before."""
+        ...
+
     def result(self, tid: str, name: str) -> ContainerExit: ...
 
     def started(self, tid: str, name: str) -> bool:

@@ -17,6 +17,7 @@ from ...model.taskrecord import Container, ContainerDef, Task
 from ...port.data import ContainerSpec, Image
 from ...port.protocols import Runtime
 from .book import TaskBook
+from .exitwake import ExitWakers
 from .pulls import SharedPulls
 from .restarts import RestartClock, note_start, pod_finished
 
@@ -37,6 +38,7 @@ class Containers:
         self.restarts = restarts
         self.auth = auth
         self.watch: dict[str, set[str]] = {}  # task id -> names of containers running
+        self.wakers = ExitWakers(runtime, book.poke)  # what wakes a task as one ends
         self._images: dict[str, dict[str, Image]] = {}  # what each task's containers run
         # task id -> container -> its `secrets` as environment variables: the starter's,
         # held in memory only while the task starts (never in the store or a log).
@@ -53,9 +55,11 @@ class Containers:
         for c in task.containers:
             if c.last_status == "RUNNING":
                 self.watch.setdefault(task.id, set()).add(c.name)
+                self.wakers.arm(task.id, c.name)
 
     def forget(self, tid: str) -> None:
         self.watch.pop(tid, None)
+        self.wakers.disarm_task(tid)
         self._images.pop(tid, None)
         self.restarts.drop(tid)
 
@@ -78,6 +82,7 @@ class Containers:
         task.bump()
         self.book.save(task)
         self.watch.setdefault(tid, set()).add(name)
+        self.wakers.arm(tid, name)
 
     async def start_all(self, tid: str, images: dict[str, Image],
                         on_wait: Callable[[], None]) -> bool:
@@ -129,6 +134,7 @@ class Containers:
         now = time.time()
         for name in done:
             names.discard(name)
+            self.wakers.disarm(tid, name)
             res = results[name]
             if self.restarts.note_exit(task, name, res.exit_code, res.oom_killed, now):
                 continue
@@ -206,8 +212,8 @@ class Containers:
                     await asyncio.to_thread(self.runtime.signal, tid, name, "SIGKILL")
                     deadline[name] = now + 3600
             # Most containers end within milliseconds of their stop signal: look again soon,
-            # then less often (a look is a stat per container).
-            await asyncio.sleep(pause)
+            # then less often (a look is a stat per container); an exit's wake-up comes sooner.
+            await self.book.wait(tid, pause)
             pause = min(pause * 2, POLL)
 
 

@@ -33,6 +33,7 @@ from .turns import StartTurns
 
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at the containers' exit files
+SWEEP_S = 1.0  # ... at those whose end the kernel wakes us for (a safety net)
 IDLE = 5.0  # a running task's driver looks again at least this often
 REDO_REFUSED = ("ResourceInitializationError: the server restarted after the task's "
                 "containers had begun to start; a start is not run twice")
@@ -80,6 +81,7 @@ class TaskEngine:
         for t in [*self._loops, *self._drivers.values()]:
             t.cancel()
         self.health.close()
+        self.containers.wakers.close()
         await asyncio.gather(*self._drivers.values(), return_exceptions=True)
 
     # ---- operations
@@ -244,13 +246,23 @@ class TaskEngine:
         self.containers.forget(tid)
 
     async def _watch_exits(self) -> None:
-        """One loop for the whole host: notice exits and wake the tasks they belong to."""
+        """One loop for the whole host: notice exits and wake the tasks they belong to. The
+        containers the kernel wakes us for (control/tasks/exitwake.py) are looked at once a
+        sweep; the others every POLL."""
+        sweep_at = 0.0
+        wakers = self.containers.wakers
         while True:
             await asyncio.sleep(POLL)
             try:
-                for tid, names in list(self.containers.watch.items()):
-                    if any(self.runtime.exited(tid, n) for n in list(names)):
-                        self.book.poke(tid)
+                now = time.monotonic()
+                if now >= sweep_at:
+                    sweep_at = now + SWEEP_S
+                    looks = [(tid, n) for tid, names in list(self.containers.watch.items())
+                             for n in list(names)]
+                else:
+                    looks = list(wakers.unarmed)
+                for tid in {tid for tid, n in looks if self.runtime.exited(tid, n)}:
+                    self.book.poke(tid)
             except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
                 log.exception("watching container exits")
 
