@@ -32,6 +32,7 @@ from .images import ImageStore
 from .libc import lift_fd
 from .netplane import HostNetworkPlane
 from .netstats import NetCounters
+from .runfiles import pidfd
 from .sandbox import Sandbox
 from .storage import TaskStorage
 from .volumes import TaskVolumes
@@ -194,13 +195,10 @@ class HostRuntime:
     def exit_fd(self, tid: str, name: str) -> int | None:
         """A pidfd of the container's conmon, which writes the exit file and then ends."""
         pid = self._box(tid).monitor_pid(tid, name)
-        if pid is None:
-            return None
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:  # ended already: exited() sees to it
-            return None
-        return lift_fd(fd)  # held while the task runs: above the short-lived ones
+        fd = pidfd(pid) if pid is not None else None
+        # None: ended already, and exited() sees to it. Held while the task runs: above the
+        # short-lived descriptors.
+        return lift_fd(fd) if fd is not None else None
 
     def result(self, tid: str, name: str) -> ContainerExit:
         return ContainerExit(*self._box(tid).result(tid, name))

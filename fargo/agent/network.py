@@ -121,12 +121,11 @@ class HostNetwork:
             # Leftovers of an earlier run are replaced. No pin, no veth: the pin is made first
             # and removed last (and a stray veth is caught by the EEXIST in _plumb).
             leftover = os.path.lexists(att.netns_path)
-            if bridge is None or leftover:
+            if leftover:
+                self._detach(att.task_id)
+            if bridge is None:
                 with IPRoute() as ipr:
-                    if leftover:
-                        self._detach(att.task_id)
-                    if bridge is None:
-                        bridge = self.bridges.converge(ipr, key, cidr)
+                    bridge = self.bridges.converge(ipr, key, cidr)
             with Rtnl() as host:
                 try:
                     self._plumb(host, host_ns, bridge, att, inside)

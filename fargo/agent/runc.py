@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..port.errors import ContainerGone, SandboxError
-from .runfiles import alive, read_int, wait_child
+from .runfiles import alive, pidfd, read_int, wait_child
 
 # runc's statuses as the sandbox reports them (paused containers still hold their processes).
 STATUS = {"created": "created", "running": "running", "pausing": "running",
@@ -101,9 +101,8 @@ class Runc:
             pid, started = int(state["init_process_pid"]), int(state["init_process_start"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:
+        fd = pidfd(pid)
+        if fd is None:
             return False
         try:
             if process_start(pid) != started:

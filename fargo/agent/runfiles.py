@@ -62,9 +62,10 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def _exit_fd(pid: int) -> int | None:
-    """A pidfd of pid, which the kernel makes readable the moment the process exits; None
-    when there is no such process (or no pidfd on this kernel)."""
+def pidfd(pid: int) -> int | None:
+    """A pidfd of pid, which the kernel makes readable the moment the process exits and
+    which names that process alone; None when there is no such process (or no pidfd on this
+    kernel)."""
     try:
         return os.pidfd_open(pid)
     except OSError:
@@ -80,7 +81,7 @@ def _until_readable(fd: int, timeout: float) -> bool:
 def wait_gone(pid: int, timeout: float) -> None:
     """Return once pid has exited (a zombie counts) or timeout seconds have passed, woken by
     the kernel rather than by polling."""
-    fd = _exit_fd(pid)
+    fd = pidfd(pid)
     if fd is None:
         return
     try:
@@ -93,7 +94,7 @@ def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     """proc's exit code, or None if it still runs after timeout seconds. Popen.wait(timeout)
     polls with sleeps that double up to 50 ms, so it sees an exit up to that late (a 32 ms
     `runc run` reads as 64 ms); a pidfd wakes us as the process exits."""
-    fd = _exit_fd(proc.pid)
+    fd = pidfd(proc.pid)
     if fd is None:  # reaped already
         return proc.wait()
     try:

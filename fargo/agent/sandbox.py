@@ -282,6 +282,11 @@ class Sandbox:
     def _container_oom(self, task_id: str, name: str) -> bool:
         return self._cgroups(task_id).container_oom(name)
 
+    def _oom_killed(self, task_id: str, name: str) -> bool:
+        """Noted when the container was deleted (its cgroup went with it), or counted now."""
+        return ((self._layout.ctr_dir(task_id, name) / "oom_killed").exists()
+                or self._container_oom(task_id, name))
+
     def start_container(self, task_id: str, name: str) -> None:
         ctr_dir = self._layout.ctr_dir(task_id, name)
         started_at = time.time()  # before: a quick process may exit before runc returns
@@ -356,9 +361,7 @@ class Sandbox:
         if exit_code is None:
             st = self.state(task_id, name)
             return st.exit_code, st.oom_killed
-        oom = ((self._layout.ctr_dir(task_id, name) / "oom_killed").exists()
-               or self._container_oom(task_id, name))
-        return exit_code, oom
+        return exit_code, self._oom_killed(task_id, name)
 
     def state(self, task_id: str, name: str) -> ContainerState:
         ctr_dir = self._layout.ctr_dir(task_id, name)
@@ -381,8 +384,7 @@ class Sandbox:
             status=status,
             pid=pid if status in ("created", "running") else None,
             exit_code=exit_code,
-            oom_killed=((ctr_dir / "oom_killed").exists()
-                        or self._container_oom(task_id, name)),
+            oom_killed=self._oom_killed(task_id, name),
             created_at=runc_state.created_at if runc_state else None,
             started_at=started_at,
             finished_at=finished_at,
@@ -408,7 +410,7 @@ class Sandbox:
         if self.exit_file(task_id, name).exists():
             return False
         ctr_dir = self._layout.ctr_dir(task_id, name)
-        pid = read_int(ctr_dir / "conmon.pid")
+        pid = self.monitor_pid(task_id, name)
         if pid is None:
             # Nothing left of the container at all (its runtime files were in a tmpfs that a
             # reboot emptied): nothing can still be watching it.

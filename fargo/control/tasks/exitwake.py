@@ -65,9 +65,6 @@ class ExitWakers:
         self.unarmed.clear()
 
     def _fire(self, key: Key) -> None:
-        fd = self._fds.pop(key, None)
-        if fd is not None:
-            asyncio.get_running_loop().remove_reader(fd)
-            os.close(fd)
+        self.disarm(*key)
         self.unarmed.add(key)  # polled from now on, until its end is written down
         self._poke(key[0])
