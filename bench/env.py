@@ -30,9 +30,10 @@ IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
 
 
 def await_term_trap(pid: int | None, timeout: float = 5.0) -> None:
-    """Until pid (IDLE's shell) catches SIGTERM. A stop sent before its trap is set would be
-    dropped (a pid namespace's init ignores what it has no handler for), and the stop would
-    last until its SIGKILL: every system waits for this, untimed, before a timed stop."""
+    """Until pid (IDLE's shell) catches SIGTERM and sits in its `wait`. A stop sent before
+    then could be dropped (a pid namespace's init ignores what it has no handler for; busybox
+    ash lost some that came between its trap and its wait), and the stop would last until its
+    SIGKILL: every system waits for this, untimed, before a timed stop."""
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline:
         try:
@@ -192,15 +193,6 @@ def processes() -> Iterator[Proc]:
         mem = next((line.split(":", 2)[2] for line in cgroups.splitlines()
                     if "memory" in line.split(":", 2)[1].split(",")), "")
         yield Proc(pid, ppid, comm, [c.decode(errors="replace") for c in cmd if c], mem)
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (this host's init reaps orphans lazily)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def memory_cgroup_of(pid: int) -> Path | None:

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fargo.agent.runfiles import wait_child
+from fargo.agent.runfiles import wait_child, wait_gone
 
-from .env import IDLE, Cleanup, alive, await_term_trap, busybox_rootfs, log, sh
+from .env import IDLE, Cleanup, await_term_trap, busybox_rootfs, log, sh
 
 
 def launch_parallel(start: Callable[[], tuple[float, str]], total: int,
@@ -196,9 +196,7 @@ class Runc:
         await_term_trap(pid)
         t0 = time.perf_counter()
         sh("runc", "--root", str(self.root), "kill", cid, "TERM")
-        deadline = time.monotonic() + 15
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_gone(pid, 15)
         elapsed = time.perf_counter() - t0
         self._delete(cid)
         return elapsed
