@@ -522,6 +522,9 @@ class FakeNetwork:
         with self._log.lock:
             self.bridges.pop(subnet_id, None)
 
+    def pin(self, tid: str) -> None:
+        self._log.enter("network", "pin", tid)
+
     def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
         self._log.enter("network", "attach", tid, subnet, ip)
         net = ipaddress.ip_network(subnet.cidr)

@@ -84,6 +84,9 @@ class HostNetworkPlane:
         _kernel(lambda: self.network.remove_bridge(subnet_id))
 
     # task interfaces
+    def pin(self, tid: str) -> None:
+        _kernel(lambda: self.network.pin(tid))
+
     def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
         # The attach converges the subnet's bridge when this process has not yet (or it has
         # changed since); the endpoints' sockets are opened while it is in the netns.

@@ -31,6 +31,7 @@ from . import netclean
 from .bridges import Bridges, subnet_network
 from .netnames import Names, check_task_id, task_mac
 from .netsys import (
+    enter_netns,
     enter_new_netns,
     index,
     quiet_ipv6,
@@ -66,6 +67,7 @@ class HostNetwork:
         self.names = Names(prefix)
         self.prefix = prefix
         self.bridges = Bridges(self.names)
+        self._pinned: set[str] = set()  # tasks whose empty netns pin() made, not yet attached
 
     # names -------------------------------------------------------------------------------
 
@@ -91,6 +93,21 @@ class HostNetwork:
         self.bridges.remove(key)
 
     # tasks -------------------------------------------------------------------------------
+
+    def pin(self, task_id: str) -> None:
+        """An empty netns for task_id at its path (a leftover's goes first): its containers
+        can join it while attach makes the interface."""
+        check_task_id(task_id)
+        path = self.netns_path(task_id)
+
+        def make() -> None:
+            if os.path.lexists(path):
+                self._detach(task_id)
+            enter_new_netns(path)  # the throwaway thread ends in it, and nothing else does
+
+        self._pinned.discard(task_id)
+        run_in_thread(make)
+        self._pinned.add(task_id)
 
     def attach(self, task_id: str, key: str, cidr: str, ip: str,
                mac: str | None = None,
@@ -119,16 +136,18 @@ class HostNetwork:
         try:
             bridge = self.bridges.converged(key)
             # Leftovers of an earlier run are replaced. No pin, no veth: the pin is made first
-            # and removed last (and a stray veth is caught by the EEXIST in _plumb).
-            leftover = os.path.lexists(att.netns_path)
-            if leftover:
+            # and removed last (and a stray veth is caught by the EEXIST in _plumb). A netns
+            # pin() made for this start is the task's own.
+            fresh = att.task_id in self._pinned and os.path.ismount(att.netns_path)
+            self._pinned.discard(att.task_id)
+            if not fresh and os.path.lexists(att.netns_path):
                 self._detach(att.task_id)
             if bridge is None:
                 with IPRoute() as ipr:
                     bridge = self.bridges.converge(ipr, key, cidr)
             with Rtnl() as host:
                 try:
-                    self._plumb(host, host_ns, bridge, att, inside)
+                    self._plumb(host, host_ns, bridge, att, inside, fresh)
                 except BaseException:
                     setns(host_ns)
                     if hasattr(att.made_inside, "close"):
@@ -139,11 +158,14 @@ class HostNetwork:
             os.close(host_ns)
 
     def _plumb(self, host: Rtnl, host_ns: int, bridge: int, att: Attachment,
-               inside: Callable[[Rtnl], object] | None = None) -> None:
+               inside: Callable[[Rtnl], object] | None = None, pinned: bool = False) -> None:
         # Until setns the thread lives in the task netns (so /proc/sys/net is the task's);
         # sockets keep the netns they were opened in: `host` talks to the host, `task` to the
         # task, whichever netns the thread is in.
-        enter_new_netns(att.netns_path)
+        if pinned:
+            enter_netns(att.netns_path)
+        else:
+            enter_new_netns(att.netns_path)
         task_ns = os.open(att.netns_path, os.O_RDONLY)
         try:
             with Rtnl() as task:
@@ -194,6 +216,7 @@ class HostNetwork:
         run_in_thread(lambda: self._detach(task_id))
 
     def _detach(self, task_id: str) -> None:
+        self._pinned.discard(task_id)
         # Deleting the host end destroys the peer too; the netns then only needs unpinning.
         # A process still inside keeps the netns alive, but without an interface. On the
         # plain socket, as attach: it is on a stop's path (IPRoute's set-up alone is ~5 ms).

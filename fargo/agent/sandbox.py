@@ -129,6 +129,7 @@ class Sandbox:
             # write a provisional one first so the slot is never seen as stale.
             self._layout.write_record(record)
             slot = userns.claim_slot(self.slots_dir, task_dir)
+            userns.warm_next(self.slots_dir)
         record.id_slot, record.id_base = slot, userns.base_of(slot)
         self._layout.write_record(record)
         self._records[task_id] = record  # what this process wrote, it need not read back

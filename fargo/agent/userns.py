@@ -12,8 +12,9 @@ The rootfs must look owned by the mapped ids. Image layers are shared by every t
 are not chowned: each container's overlay uses *idmapped* mounts of the layers
 (mount_setattr(MOUNT_ATTR_IDMAP), kernel >= 5.12), which shift ids as they are read, for the
 price of one open_tree + mount_setattr per layer (tens of microseconds). An idmapped mount
-needs a user namespace holding the mapping; making one costs a helper process (about a ms), so
-one is kept per range for the life of the process.
+needs a user namespace holding the mapping; making one costs a helper process (a few ms of a
+start), so one is kept per range for the life of the process, and the one the next claim will
+most likely take is made ahead, on a background thread at idle priority (warm_next).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ _UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
 
 _lock = threading.Lock()
 _userns_fds: dict[int, int] = {}
+_ahead = threading.Event()  # a claim was made: make the next slot's namespace
+_ahead_slots: list[Path] = []  # the slot directories claims were made in, for that thread
 # Slots this process claimed and has not released: a claim skips them without reading their
 # files, so claiming stays cheap with hundreds of tasks running.
 _held: dict[Path, set[int]] = {}
@@ -126,6 +129,48 @@ def userns_fd(base: int) -> int:
         if fd is None:
             fd = _userns_fds[base] = _make_userns(base)
         return fd
+
+
+def warm_next(slots_dir: Path) -> None:
+    """Have the user namespace of the slot the next claim would take made in the background
+    (a guess: a claim elsewhere may take it first; then it serves a later one)."""
+    with _lock:
+        if slots_dir not in _ahead_slots:
+            _ahead_slots.append(slots_dir)
+            if len(_ahead_slots) == 1:
+                threading.Thread(target=_warm_loop, name="fargo-userns", daemon=True).start()
+    _ahead.set()
+
+
+def _warm_loop() -> None:
+    # Idle priority: what it makes is off every start's path, and must not slow one down
+    # (the helper process it spawns inherits the policy).
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    while True:
+        _ahead.wait()
+        _ahead.clear()
+        for slots_dir in list(_ahead_slots):
+            base = _next_free_base(slots_dir)
+            if base is None or base in _userns_fds:
+                continue
+            try:
+                fd = _make_userns(base)  # not under _lock: a start's own make never waits
+            except UsernsError:
+                continue  # the start that takes the slot makes it, and says why not
+            with _lock:
+                if base in _userns_fds:
+                    os.close(fd)
+                else:
+                    _userns_fds[base] = fd
+
+
+def _next_free_base(slots_dir: Path) -> int | None:
+    held = _held.get(slots_dir, set())
+    for slot in range(MAX_SLOTS):
+        if slot not in held and not (slots_dir / str(slot)).exists():
+            return base_of(slot)
+    return None
 
 
 def _make_userns(base: int) -> int:

@@ -162,6 +162,11 @@ class Network(Protocol):
 
     def remove_bridge(self, subnet_id: str) -> None: ...
 
+    def pin(self, tid: str) -> None:
+        """The task's network namespace, still empty, so its containers can be made while
+        attach fills it (optional: attach makes it when pin did not); leftovers go."""
+        ...
+
     def attach(self, tid: str, subnet: Subnet, ip: str, endpoint: str = "") -> NetworkAttachment:
         """endpoint: the task's VPC endpoint address for fargo's API, so the attach opens its
         listener (api_listener) while it is making the netns anyway; "" none."""

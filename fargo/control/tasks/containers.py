@@ -50,6 +50,7 @@ class Containers:
         # set by the server): (task, definition, image config, spec) -> the spec to run.
         self.extras: Callable[[Task, ContainerDef, dict[str, Any], ContainerSpec],
                               ContainerSpec] | None = None
+        self._made: dict[str, set[str]] = {}  # task id -> containers created ahead, not started
 
     def watch_started(self, task: Task) -> None:
         for c in task.containers:
@@ -61,16 +62,35 @@ class Containers:
         self.watch.pop(tid, None)
         self.wakers.disarm_task(tid)
         self._images.pop(tid, None)
+        self._made.pop(tid, None)
         self.restarts.drop(tid)
 
-    async def _create_and_start(self, task: Task, cdef: ContainerDef, image: Image) -> None:
+    async def _create(self, task: Task, cdef: ContainerDef, image: Image) -> None:
         secrets = self.secret_env.get(task.id, {}).get(cdef["name"])
         nameserver = self.resolver(task) if self.resolver else None
         spec = container_spec(task, cdef, image.config or {}, secrets, nameserver)
         if self.extras is not None:
             spec = self.extras(task, cdef, image.config or {}, spec)
         await asyncio.to_thread(self.runtime.create_container, task.id, spec, image)
+
+    async def _create_and_start(self, task: Task, cdef: ContainerDef, image: Image) -> None:
+        made = self._made.get(task.id, set())
+        if cdef["name"] in made:
+            made.discard(cdef["name"])  # created ahead (create_first): only its start is left
+        else:
+            await self._create(task, cdef, image)
         await asyncio.to_thread(self.runtime.start_container, task.id, cdef["name"])
+
+    async def create_first(self, tid: str, images: dict[str, Image]) -> None:
+        """Create (not start) the containers that depend on nothing, ahead of the start:
+        runc makes them while the task's interface is being made, and start_all then only
+        starts them. Until then their first process waits in runc's init, before exec."""
+        task = self.book.fresh(tid)
+        for cdef in task.plan:
+            if cdef.get("dependsOn") or self.book.fresh(tid).stopping:
+                continue
+            await self._create(task, cdef, images[cdef["name"]])
+            self._made.setdefault(tid, set()).add(cdef["name"])
 
     def _mark_running(self, tid: str, name: str) -> None:
         task = self.book.fresh(tid)

@@ -1,6 +1,8 @@
 """A task's start, from PROVISIONING to RUNNING. Network, images and the sandbox's cgroups
 and storage do not depend on each other: the pulls and the sandbox are set going first and
-run while the interface is made; the containers are created once all three are there."""
+run while the interface is made. An ECS task's containers that depend on nothing are created
+as soon as their rootfs and the task's (still empty) netns are there, while the interface is
+made; every container is started once all three are done."""
 
 from __future__ import annotations
 
@@ -129,16 +131,17 @@ class Starter:
         pulls = asyncio.gather(*[asyncio.shield(p) for p in mine], return_exceptions=True)
         abandon = asyncio.Event()
         sandbox = asyncio.ensure_future(self._prepare_sandbox(task, pulls, abandon))
+        ahead: list[asyncio.Future[None]] = []  # the containers created ahead, if they are
         try:
-            return await self._after_network(tid, pulls, sandbox, pull_started)
+            return await self._after_network(tid, pulls, sandbox, ahead, abandon, pull_started)
         finally:
-            # Whatever happened, nothing may still be making this task's sandbox when teardown
-            # comes: wait for that, without a turn. A start that ended before its pulls
-            # (stopped, failed) does not wait for them: they go on filling the image store,
-            # and no rootfs is mounted from them.
+            # Whatever happened, nothing may still be making this task's sandbox or containers
+            # when teardown comes: wait for that, without a turn. A start that ended before its
+            # pulls (stopped, failed) does not wait for them: they go on filling the image
+            # store, and no rootfs is mounted from them.
             self.turns.end(tid)
             abandon.set()
-            await asyncio.gather(sandbox, return_exceptions=True)
+            await asyncio.gather(sandbox, *ahead, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: Task, pulls: asyncio.Future[list[Any]],
                                abandon: asyncio.Event) -> None:
@@ -158,6 +161,20 @@ class Starter:
             if not isinstance(res, BaseException):  # a failed pull is reported by the caller
                 await asyncio.to_thread(self.runtime.prepare_rootfs, task.id, c["name"], res)
 
+    async def _create_ahead(self, tid: str, pulls: asyncio.Future[list[Any]],
+                            sandbox: asyncio.Future[None], abandon: asyncio.Event) -> None:
+        """The first containers, once their rootfs is mounted (the netns is pinned already);
+        nothing when a pull or the sandbox failed (the start reports that) or it is over."""
+        await done_or_set(sandbox, abandon)
+        if abandon.is_set() or not sandbox.done() or sandbox.cancelled() or sandbox.exception():
+            return
+        results = pulls.result() if pulls.done() else None
+        if results is None or any(isinstance(r, BaseException) for r in results):
+            return
+        plan = self.book.fresh(tid).plan
+        await self.containers.create_first(
+            tid, {c["name"]: r for c, r in zip(plan, results, strict=True)})
+
     async def _hook(self, tid: str, call: Callable[[str], Awaitable[None]]) -> str | None:
         try:
             await call(tid)
@@ -167,13 +184,21 @@ class Starter:
         return None
 
     async def _after_network(self, tid: str, pulls: asyncio.Future[list[Any]],
-                             sandbox: asyncio.Future[None], pull_started: float) -> Task:
+                             sandbox: asyncio.Future[None], ahead: list[asyncio.Future[None]],
+                             abandon: asyncio.Event, pull_started: float) -> Task:
         task = self.book.fresh(tid)
         eni = task.interface
         subnet = self.subnets.get(eni.subnet_id)
         try:
             if subnet is None:  # deleted since RunTask: nothing of the network is made
                 raise ApiError(f"subnet {eni.subnet_id} is unknown")
+            # runc needs no more than the netns to exist: an ECS task's first containers are
+            # created while the interface is made (a pod's wait for their volumes' contents,
+            # and a gVisor sandbox boots as it is created: they are created after).
+            if task.pod is None and task.isolation == "runc":
+                await asyncio.to_thread(self.network.pin, tid)
+                ahead.append(asyncio.ensure_future(
+                    self._create_ahead(tid, pulls, sandbox, abandon)))
             if self.networks:  # into its groups before its interface exists: never unfiltered
                 await asyncio.to_thread(self.networks.task_up, tid, eni.ip, eni.groups,
                                         eni.subnet_id)
@@ -215,6 +240,8 @@ class Starter:
                 return self.book.fail_start(tid, why)
         try:
             await sandbox
+            for created in ahead:
+                await created  # a failure to create is the start's
             if self.volumes is not None:
                 why = await self.volumes.prepare(tid, lambda: self.turns.end(tid))
                 if why:
