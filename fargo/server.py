@@ -161,7 +161,7 @@ class Server:
         self.sa_tokens = ServiceAccountTokens(self.kube_state, self.eks.token_key,
                                               settings.region)
         self.volumes = TaskVolumes(self.kube_state, self.runtime, self.engine.book,
-                                   self.sa_tokens, self.store.active_tasks)
+                                   self.sa_tokens, self.store.active_pod_tasks)
         self.engine.starter.volumes = self.volumes
         self.engine.containers.extras = self._container_extras
         self.service_links = ServiceLinks(self.kube_state)

@@ -227,6 +227,13 @@ class Store:
                           "ORDER BY created")
         return [_decode(r[0]) for r in rows]
 
+    def active_pod_tasks(self) -> list[Task]:
+        """The active tasks the scheduler started for pods (startedBy eks:<cluster>), and any
+        other a user so named: the caller checks task.pod. Skips decoding ECS tasks."""
+        rows = self.rows("SELECT record FROM task_records WHERE last != 'STOPPED' "
+                          "AND started_by LIKE 'eks:%' ORDER BY created")
+        return [_decode(r[0]) for r in rows]
+
     def count_tasks(self, cluster: str, last: str | None = None,
                     not_last: str | None = None) -> int:
         sql, args = self._where("SELECT COUNT(*) FROM task_records WHERE 1=1",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -33,8 +34,11 @@ from .turns import StartTurns
 
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at the containers' exit files
-SWEEP_S = 1.0  # ... at those whose end the kernel wakes us for (a safety net)
-IDLE = 5.0  # a running task's driver looks again at least this often
+SWEEP_S = 5.0  # ... at those whose end the kernel wakes us for (a safety net), a slice a POLL
+# A running task's driver looks again at least this often. Whatever ends or stops a task pokes
+# its driver (an exit through its pidfd or the sweep, StopTask, an eviction), so this is a
+# last resort; each look reads the task back from the store.
+IDLE = 10.0
 REDO_REFUSED = ("ResourceInitializationError: the server restarted after the task's "
                 "containers had begun to start; a start is not run twice")
 INTERNAL_ERROR = "ResourceInitializationError: internal error in fargo"
@@ -247,20 +251,21 @@ class TaskEngine:
 
     async def _watch_exits(self) -> None:
         """One loop for the whole host: notice exits and wake the tasks they belong to. The
-        containers the kernel wakes us for (control/tasks/exitwake.py) are looked at once a
-        sweep; the others every POLL."""
-        sweep_at = 0.0
+        containers the kernel wakes us for (control/tasks/exitwake.py) are each looked at once
+        a sweep, a slice of them every POLL (a host of a thousand containers would otherwise
+        hold the loop tens of ms at once); the others every POLL."""
+        sweep: list[tuple[str, str]] = []
+        per_poll = 1
         wakers = self.containers.wakers
         while True:
             await asyncio.sleep(POLL)
             try:
-                now = time.monotonic()
-                if now >= sweep_at:
-                    sweep_at = now + SWEEP_S
-                    looks = [(tid, n) for tid, names in list(self.containers.watch.items())
+                if not sweep:
+                    sweep = [(tid, n) for tid, names in list(self.containers.watch.items())
                              for n in list(names)]
-                else:
-                    looks = list(wakers.unarmed)
+                    per_poll = max(1, math.ceil(len(sweep) * POLL / SWEEP_S))
+                looks = [*sweep[-per_poll:], *wakers.unarmed]
+                del sweep[-per_poll:]
                 for tid in {tid for tid, n in looks if self.runtime.exited(tid, n)}:
                     self.book.poke(tid)
             except Exception:  # noqa: BLE001 - this loop must outlive any one bad reading
