@@ -105,8 +105,7 @@ class HostNetwork:
                 self._detach(task_id)
             enter_new_netns(path)  # the throwaway thread ends in it, and nothing else does
 
-        self._pinned.discard(task_id)
-        run_in_thread(make)
+        run_in_thread(make)  # a leftover's _detach forgets an earlier pin of the task too
         self._pinned.add(task_id)
 
     def attach(self, task_id: str, key: str, cidr: str, ip: str,

@@ -256,15 +256,17 @@ class TaskEngine:
         hold the loop tens of ms at once); the others every POLL."""
         sweep: list[tuple[str, str]] = []
         per_poll = 1
-        wakers = self.containers.wakers
+        watch, wakers = self.containers.watch, self.containers.wakers
         while True:
             await asyncio.sleep(POLL)
             try:
                 if not sweep:
-                    sweep = [(tid, n) for tid, names in list(self.containers.watch.items())
-                             for n in list(names)]
+                    sweep = [(tid, n) for tid, names in list(watch.items()) for n in list(names)]
                     per_poll = max(1, math.ceil(len(sweep) * POLL / SWEEP_S))
-                looks = [*sweep[-per_poll:], *wakers.unarmed]
+                # The slice was listed up to SWEEP_S ago: containers written down since are
+                # not looked at (a look would cache paths of a task the runtime forgot).
+                looks = [(tid, n) for tid, n in sweep[-per_poll:] if n in watch.get(tid, ())]
+                looks += wakers.unarmed
                 del sweep[-per_poll:]
                 for tid in {tid for tid, n in looks if self.runtime.exited(tid, n)}:
                     self.book.poke(tid)
