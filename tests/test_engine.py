@@ -331,3 +331,49 @@ def test_a_container_the_record_missed_is_stopped_properly(store: Store,
         await second.close()
 
     run(body)
+
+
+def test_first_containers_are_created_ahead_but_start_only_once_the_interface_is_up(
+        store: Store, plane: FakePlane) -> None:
+    td = taskdef(store, containers=[
+        {"name": "app", "image": "busybox"},
+        {"name": "late", "image": "busybox",
+         "dependsOn": [{"containerName": "app", "condition": "START"}]}])
+
+    async def body() -> None:
+        eng = engine(store, plane)
+        await eng.start()
+        [task] = eng.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
+        await status(eng, task.id, "RUNNING")
+        order = [(c.method, c.args[1].name if c.method == "create_container" else
+                  c.args[1] if c.method == "start_container" else None)
+                 for c in plane.calls if c.method in (
+                     "pin", "attach", "create_container", "start_container")]
+        assert order.index(("pin", None)) < order.index(("create_container", "app"))
+        assert order.index(("attach", None)) < order.index(("start_container", "app"))
+        # A container with a dependency is made only once it holds, as before.
+        assert order.index(("start_container", "app")) < order.index(("create_container", "late"))
+        assert [c[0] for c in order].count("create_container") == 2  # none made twice
+        await eng.close()
+
+    run(body)
+
+
+def test_a_failed_attach_removes_the_containers_made_ahead_unstarted(
+        store: Store, plane: FakePlane) -> None:
+    td = taskdef(store)
+    plane.fail("attach", SandboxError("no veth for you"))
+
+    async def body() -> None:
+        eng = engine(store, plane)
+        await eng.start()
+        [task] = eng.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
+        task = await status(eng, task.id, "STOPPED")
+        assert task.stop_code == "TaskFailedToStart"
+        assert task.stopped_reason.startswith("ResourceInitializationError: ")
+        assert plane.calls_to("start_container") == []  # nothing ran without its network
+        assert (task.id,) in plane.calls_to("destroy")
+        assert plane.calls_to("detach") == [(task.id,)]  # the pinned netns goes too
+        await eng.close()
+
+    run(body)
