@@ -75,6 +75,47 @@ def umount2(target: PathLike, flags: int = 0) -> int:
     return ctypes.get_errno()
 
 
+# The new mount API (Linux 5.2); these numbers are the same on every architecture.
+_SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 429, 430, 431, 432
+_FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 0, 1, 6
+_CLOEXEC = 1  # FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC
+_MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x2, 0x4
+
+
+def mount_detached(fstype: str, source: str, options: list[str], attrs: int) -> int:
+    """A filesystem mounted nowhere yet (fsopen, fsconfig, fsmount): the fd of its mount,
+    which attach() puts in place. Until then no mount table lists it, and closing the fd
+    unmounts it, also when the process dies. options are flag options ("discard"); raises
+    OSError (EINVAL for an option the filesystem does not know, ENOSYS on old kernels)."""
+    fs = libc.syscall(_SYS_FSOPEN, os.fsencode(fstype), _CLOEXEC)
+    if fs < 0:
+        raise OSError(last_errno(), f"fsopen {fstype}: {os.strerror(last_errno())}")
+    try:
+        steps: list[tuple[int, bytes | None, bytes | None]] = [
+            (_FSCONFIG_SET_STRING, b"source", os.fsencode(source))]
+        steps += [(_FSCONFIG_SET_FLAG, os.fsencode(o), None) for o in options]
+        steps.append((_FSCONFIG_CMD_CREATE, None, None))
+        for cmd, key, value in steps:
+            if libc.syscall(_SYS_FSCONFIG, fs, cmd, key, value, 0) < 0:
+                err = last_errno()
+                raise OSError(err, f"fsconfig {fstype} {key!r}: {os.strerror(err)}")
+        fd = libc.syscall(_SYS_FSMOUNT, fs, _CLOEXEC, attrs)
+        if fd < 0:
+            raise OSError(last_errno(), f"fsmount {fstype}: {os.strerror(last_errno())}")
+        return int(fd)
+    finally:
+        os.close(fs)
+
+
+def attach(mount_fd: int, target: PathLike) -> int:
+    """move_mount(2) of a detached mount's fd onto target: 0 when done, else the errno."""
+    if libc.syscall(_SYS_MOVE_MOUNT, mount_fd, b"", -100, _c(target),
+                    _MOVE_MOUNT_F_EMPTY_PATH) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
 class _Statfs(ctypes.Structure):
     # Only f_type is read; the rest of struct statfs (120 bytes on x86-64) is room.
     _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import fcntl
 import logging
@@ -27,7 +28,18 @@ import time
 from pathlib import Path
 
 from ..port.errors import StorageError
-from .libc import MNT_DETACH, MS_NODEV, MS_NOSUID, try_mount, umount2
+from .libc import (
+    MNT_DETACH,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NOSUID,
+    MS_NODEV,
+    MS_NOSUID,
+    attach,
+    lift_fd,
+    mount_detached,
+    try_mount,
+    umount2,
+)
 
 log = logging.getLogger("fargo.storage")
 DEFAULT_GIB = 20
@@ -56,15 +68,18 @@ class _LoopConfig(ctypes.Structure):
 class TaskStorage:
     """Per-task filesystems under root (templates/, and tasks' image files while attaching).
 
-    With warm(), a few fresh filesystems of the default size wait attached to loop devices
-    (their files already unlinked), so a task's start only mounts one; a background thread
-    makes the next. Nothing else is kept idle: an unused device detaches itself when its fd
-    closes, at close() or when the process ends."""
+    With warm(), a few fresh filesystems of the default size wait ready (their files already
+    unlinked): mounted but attached nowhere, so no mount table lists them and a task's start
+    only moves one into place (the mount itself waits on the loop device: its superblock
+    read and write). A background thread makes the next. Nothing else is kept idle: an unused
+    one unmounts itself and frees its device when its fd closes, at close() or when the
+    process ends. Where the kernel lacks the new mount API they wait attached to their loop
+    device and the start mounts them."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._lock = threading.Lock()
-        self._ready: list[tuple[str, int]] = []  # (device, fd) of fresh DEFAULT_GIB systems
+        self._ready: list[_Ready] = []  # fresh DEFAULT_GIB systems
         self._want = 0
         self._refill = threading.Event()
         self._closed = False
@@ -81,8 +96,8 @@ class TaskStorage:
         self._refill.set()
         with self._lock:
             ready, self._ready = self._ready, []
-        for _, fd in ready:
-            os.close(fd)
+        for made in ready:
+            os.close(made.fd)
 
     def _refill_loop(self) -> None:
         # The next filesystem is made while a start is under way (it took the last one): at
@@ -95,7 +110,7 @@ class TaskStorage:
             self._refill.clear()
             while not self._closed and len(self._ready) < self._want:
                 try:
-                    made = self._fresh_device("warm", DEFAULT_GIB)
+                    made = _premount(*self._fresh_device("warm", DEFAULT_GIB))
                 except Exception:  # noqa: BLE001 - starts fall back to making their own
                     log.exception("preparing a task filesystem (retrying in 10 s)")
                     self._refill.wait(10.0)  # a take or a close wakes it sooner
@@ -103,11 +118,11 @@ class TaskStorage:
                     continue
                 with self._lock:
                     if self._closed:
-                        os.close(made[1])
+                        os.close(made.fd)
                         return
                     self._ready.append(made)
 
-    def _take_ready(self, size_gib: int) -> tuple[str, int] | None:
+    def _take_ready(self, size_gib: int) -> _Ready | None:
         if size_gib != DEFAULT_GIB:
             return None
         with self._lock:
@@ -134,7 +149,16 @@ class TaskStorage:
         target.mkdir(parents=True, exist_ok=True)
         if os.path.ismount(target):
             return  # a retried start: the task's filesystem is there already
-        device, dev_fd = self._take_ready(size_gib) or self._fresh_device(task_id, size_gib)
+        made = self._take_ready(size_gib) or _Ready(*self._fresh_device(task_id, size_gib))
+        if made.mounted:
+            try:
+                err = attach(made.fd, target)
+            finally:
+                os.close(made.fd)  # attached, the mount holds itself; else it goes
+            if err:
+                raise StorageError(f"mounting {made.device} at {target}: {os.strerror(err)}")
+            return
+        device, dev_fd = made.device, made.fd
         try:
             _mount(device, target)
         except BaseException:
@@ -175,6 +199,34 @@ class TaskStorage:
                     raise StorageError(f"mkfs.ext4: {proc.stderr.strip()}")
                 os.replace(tmp, path)
         return path
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ready:
+    """A fresh filesystem: fd is its loop device's, or once mounted (detached) its mount's."""
+    device: str
+    fd: int
+    mounted: bool = False
+
+
+def _premount(device: str, dev_fd: int) -> _Ready:
+    """The filesystem on device mounted nowhere yet, holding the device (its fd closed); as
+    it was (attached only) where the kernel cannot."""
+    for options in _OPTIONS:
+        try:
+            fd = mount_detached("ext4", device, options.split(","),
+                                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+        except OSError as e:
+            if e.errno == errno.EINVAL:
+                continue
+            if e.errno in (errno.ENOSYS, errno.EPERM):
+                return _Ready(device, dev_fd)  # no new mount API: mounted at the start
+            _detach(dev_fd)
+            os.close(dev_fd)
+            raise StorageError(f"mounting {device}: {e.strerror}") from e
+        os.close(dev_fd)  # autoclear now waits for the mount
+        return _Ready(device, lift_fd(fd), mounted=True)
+    return _Ready(device, dev_fd)
 
 
 def _sparse_copy(src: Path, dst: Path) -> None:
@@ -240,14 +292,17 @@ def _detach(dev_fd: int) -> None:
         fcntl.ioctl(dev_fd, 0x4C01)  # LOOP_CLR_FD
 
 
+# discard: blocks freed in the task go back to the host as holes in the sparse file.
+# noinit_itable: no kernel thread zeroing the fresh filesystem's inode tables behind it
+# (CPU and I/O per task, for an fsck nobody runs on a filesystem that dies with the task);
+# no_prefetch_block_bitmaps: nor one reading every block bitmap through the loop device
+# after the mount (allocation reads the few it needs when it needs them).
+# Kernels before 5.9 lack the last one of the first set.
+_OPTIONS = ("discard,noinit_itable,no_prefetch_block_bitmaps", "discard,noinit_itable")
+
+
 def _mount(device: str, target: Path) -> None:
-    # discard: blocks freed in the task go back to the host as holes in the sparse file.
-    # noinit_itable: no kernel thread zeroing the fresh filesystem's inode tables behind it
-    # (CPU and I/O per task, for an fsck nobody runs on a filesystem that dies with the task);
-    # no_prefetch_block_bitmaps: nor one reading every block bitmap through the loop device
-    # after the mount (allocation reads the few it needs when it needs them).
-    for options in ("discard,noinit_itable,no_prefetch_block_bitmaps",
-                    "discard,noinit_itable"):  # kernels before 5.9 lack the last one
+    for options in _OPTIONS:
         err = try_mount(device, target, "ext4", MS_NOSUID | MS_NODEV, options)
         if not err:
             return
