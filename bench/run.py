@@ -249,6 +249,8 @@ class Bench:
     header: list[str] = field(default_factory=list)
     alb_hand: list[str] = field(default_factory=list)  # how figure 10's hand-run config differs
     alb_ran: bool = False
+    # figure 2 by system: (tasks/s, machine CPU ms per task)
+    _launched: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     # ------------------------------------------------------------ setup
 
@@ -426,12 +428,39 @@ class Bench:
                                      summary=Summary.of([p[key] * 1000 for p in phases])))
         for name, values in stops.items():
             self.results.add(Row("3. stop latency", name, "ms", summary=Summary.of(values)))
+        self._ratios_to_peers(starts, stops)
+
+    def _ratios_to_peers(self, starts: dict[str, list[float]],
+                         stops: dict[str, list[float]]) -> None:
+        """Figures 1 and 3 beside the peers measured in the same rounds: the ratios the
+        performance targets are set in."""
+        add = self.results.add
+        f = {k: Summary.of(v) for k, v in starts.items() if v}
+        if "fargo" in f and "runc" in f:
+            p50, p99 = f["fargo"].p50 / f["runc"].p50, f["fargo"].p99 / f["runc"].p99
+            add(Row("1. start latency", "p50 fargo / runc", "×", value=p50,
+                    target="≤ 1.5×", ok=p50 <= 1.5))
+            add(Row("1. start latency", "p99 fargo / runc", "×", value=p99,
+                    target="≤ 2×", ok=p99 <= 2))
+        g = {k: Summary.of(v) for k, v in stops.items() if v}
+        if "fargo" in g and "podman" in g:
+            ratio = g["fargo"].p50 / g["podman"].p50
+            add(Row("3. stop latency", "p50 fargo / podman", "×", value=ratio,
+                    target="≤ ¼", ok=ratio <= 0.25))
 
     # ------------------------------------------------------------ figures 2, 4, 5
 
     def launch_density_api(self) -> None:
         for system in self.systems:
             self._launch_density(system)
+        mine, peer = self._launched.get("fargo"), self._launched.get("runc")
+        if mine and peer:  # figure 2 beside bare runc's, in the ratios its targets are set in
+            ratio = mine[0] / peer[0]
+            self.results.add(Row("2. launch rate", "fargo / runc", "×", value=ratio,
+                                 target="≥ 0.6×", ok=ratio >= 0.6))
+            ratio = mine[1] / peer[1]
+            self.results.add(Row("2b. machine CPU per started task", "fargo / runc", "×",
+                                 value=ratio, target="≤ 1.5×", ok=ratio <= 1.5))
 
     def _launch_density(self, system: System) -> None:
         o = self.opts
@@ -454,6 +483,7 @@ class Bench:
             else:
                 row.note += " (10 parallel workers, one start each at a time)"
             self.results.add(row)
+            self._launched[system.name] = (batch / elapsed, cpu * 1000 / batch)
             self.results.add(Row(
                 "2b. machine CPU per started task", system.name, "ms",
                 value=cpu * 1000 / batch,
