@@ -128,8 +128,13 @@ class TaskCgroups:
                 return Path(path) / name if name else Path(path)
         return None
 
-    def limit(self, cpu_units: int, memory_mib: int) -> None:
-        """Make the task-level directories and write the task's limits into them."""
+    def limit(self, cpu_units: int, memory_mib: int, *, cap_now: bool = True) -> None:
+        """Make the task-level directories and write the task's limits into them.
+
+        cap_now=False leaves a new task's CPU quota for cap_cpu() (before its first
+        container starts): until then only runc's own init runs in it, whose CPU on a busy
+        host (it reads the host's mount table, mounts the container's tree) can pass a small
+        task's 25 ms per 100 ms period and be throttled for the rest of the period."""
         # Limits are written through cgroup v1 files: on a host without the v1 cpu, memory and
         # pids hierarchies (cgroup v2 only), refuse rather than run a task unlimited.
         have = {c for key in self.dirs for c in key.split(",")}
@@ -138,7 +143,13 @@ class TaskCgroups:
                                "task limits cannot be enforced (cgroup v2 is not supported yet)")
         for key, path in self.dirs.items():
             if set(key.split(",")) & set(TASK_CONTROLLERS):
-                _init_cgroup(key.split(","), Path(path), cpu_units, memory_mib)
+                _init_cgroup(key.split(","), Path(path), cpu_units, memory_mib, cap_now)
+
+    def cap_cpu(self, cpu_units: int) -> None:
+        """The task's CPU quota in place (idempotent)."""
+        cpu = self.dir("cpu")
+        if cpu is not None:
+            _write(cpu / "cpu.cfs_quota_us", cpu_quota_us(cpu_units))
 
     def check_base(self, task_id: str) -> None:
         """runc places a container relative to its own cgroup, inherited from this process.
@@ -230,12 +241,20 @@ def remove_parents() -> None:
             h.parent_dir.rmdir()
 
 
-def _init_cgroup(controllers: list[str], path: Path, cpu_units: int, memory_mib: int) -> None:
+def cpu_quota_us(cpu_units: int) -> int:
+    return cpu_units * CPU_PERIOD_US // 1024
+
+
+def _init_cgroup(controllers: list[str], path: Path, cpu_units: int, memory_mib: int,
+                 cap_now: bool = True) -> None:
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     if "cpu" in controllers:  # co-mounted hierarchies look like "cpu,cpuacct"
         _write(path / "cpu.cfs_period_us", CPU_PERIOD_US)
-        _write(path / "cpu.cfs_quota_us", cpu_units * CPU_PERIOD_US // 1024)
+        # A new directory has no quota (-1); one made before (a start redone after a
+        # restart, whose containers may run already) keeps the task's.
+        if cap_now or not created:
+            _write(path / "cpu.cfs_quota_us", cpu_quota_us(cpu_units))
         _write(path / "cpu.shares", max(2, cpu_units))
     if "memory" in controllers:
         if created:

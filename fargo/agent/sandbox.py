@@ -83,6 +83,7 @@ class Sandbox:
         self._runtime = Runc(self.runc, self.runtime_root)
         self._layout = Layout(self.root, self.run_dir)
         self._records: dict[str, TaskRecord] = {}  # task.json of the tasks made here
+        self._capped: set[str] = set()  # tasks whose CPU quota is written (cap_cpu)
         self._rootfs_dir_ready = False
 
     # -- paths
@@ -120,7 +121,7 @@ class Sandbox:
         cgroups = self._cgroups(task_id)
         if not cgroups.dirs:
             cgroups = TaskCgroups.here(task_id)
-        cgroups.limit(cpu_units, memory_mib)
+        cgroups.limit(cpu_units, memory_mib, cap_now=False)  # capped at the first start
         record = TaskRecord(task_id=task_id, cpu_units=cpu_units, memory_mib=memory_mib,
                             cgroups=cgroups.dirs, created_at=time.time())
         slot = known.id_slot if known else None
@@ -180,6 +181,7 @@ class Sandbox:
         shutil.rmtree(task_dir / "sock", ignore_errors=True)
         record = self._record(task_id)
         self._records.pop(task_id, None)
+        self._capped.discard(task_id)
         with contextlib.suppress(FileNotFoundError):
             (task_dir / "task.json").unlink()
         if record is not None and record.id_slot is not None:
@@ -290,6 +292,12 @@ class Sandbox:
 
     def start_container(self, task_id: str, name: str) -> None:
         ctr_dir = self._layout.ctr_dir(task_id, name)
+        if task_id not in self._capped:  # the workload never runs uncapped
+            record = self._record(task_id)
+            if record is None:
+                raise SandboxError(f"task {task_id} has no sandbox")
+            self._cgroups(task_id).cap_cpu(record.cpu_units)
+            self._capped.add(task_id)
         started_at = time.time()  # before: a quick process may exit before runc returns
         self._runtime.start(container_id(task_id, name), read_int(ctr_dir / "pid"),
                             CREATE_TIMEOUT_S)
