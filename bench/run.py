@@ -31,7 +31,8 @@ from .env import (
     tool_version,
 )
 from .fargo_side import (
-    BATCH_POLL_S,
+    LAUNCH_POLL_S,
+    STAMPED_POLL_S,
     FargoBench,
     log_phases,
     server_python_children,
@@ -816,13 +817,18 @@ class Bench:
             notes.append(
                 "Each round starts and stops one container of each system, rotating which goes "
                 "first; stop = StopTask until STOPPED / `podman stop -t 10` / `runc kill TERM` "
-                "until the process is gone. The workload traps SIGTERM and exits 0.")
+                "until the process is gone. The workload traps SIGTERM and exits 0. fargo's "
+                "start and stop are timed from the call to the task's startedAt / stoppedAt "
+                "(the server's stamps, same clock), found by a DescribeTasks poll every "
+                f"{STAMPED_POLL_S * 1000:g} ms: polling every 5 ms to see the moment took "
+                "~20 ms of CPU from the start it timed.")
         if figs & {"launch", "density", "api"}:
             notes.append(
                 f"Launch rate: fargo gets {o.launch_calls} RunTask calls of count "
                 f"{o.launch_count} back to back, then DescribeTasks polls (every "
-                f"{BATCH_POLL_S * 1000:g} ms: each poll of 100 tasks costs the two shared cores "
-                "a few ms) until all are RUNNING; the peers start the same number from 10 "
+                f"{LAUNCH_POLL_S * 1000:g} ms) until all are RUNNING; the time is to the last "
+                "task's startedAt (the server's stamp, on this machine's clock), so the "
+                "polls, which cost the two shared cores, can be few; the peers start the same number from 10 "
                 "parallel workers. 2b divides the machine's busy CPU time over the launch "
                 "(/proc/stat, all cores) by the tasks started: what a start costs whoever pays "
                 "it, and steadier than the rate on a shared host.")
