@@ -14,7 +14,7 @@ from .env import IDLE, FargoServer, await_term_trap, log
 
 POLL_S = 0.005  # between DescribeTasks polls while waiting for one task's status
 BATCH_POLL_S = 0.05  # ... for many: each poll of 100 tasks costs the shared CPUs a few ms
-# Figures 1-3 time a start or stop by the server's own stamp of the status (startedAt,
+# Figures 1 and 3 time a start or stop by the server's own stamp of the status (startedAt,
 # stoppedAt, on this machine's clock), so they can poll seldom: polling every 5 ms took ~20 ms
 # of CPU from a ~70 ms start on two cores (p50 98 against 82 ms, alternated in one server).
 STAMPED_POLL_S = 0.05
