@@ -130,10 +130,18 @@ class Starter:
         # Shielded: a task cancelled mid-pull must not cancel the pull others share.
         pulls = asyncio.gather(*[asyncio.shield(p) for p in mine], return_exceptions=True)
         abandon = asyncio.Event()
-        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, pulls, abandon))
+        # Set when the network may be made: once the sandbox is (ready for runc's create),
+        # or as soon as a pull is seen to be still under way (the network then goes beside
+        # it). A start from images already here thus makes its sandbox and rootfs, and has
+        # conmon spawned, without the interface's Python work beside it on the GIL; the
+        # interface is then made while runc creates the container (its longest step).
+        net_go = asyncio.Event()
+        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, pulls, abandon, net_go))
+        sandbox.add_done_callback(lambda _: net_go.set())
         ahead: list[asyncio.Future[None]] = []  # the containers created ahead, if they are
         try:
-            return await self._after_network(tid, pulls, sandbox, ahead, abandon, pull_started)
+            return await self._after_network(tid, pulls, sandbox, ahead, abandon, pull_started,
+                                             net_go)
         finally:
             # Whatever happened, nothing may still be making this task's sandbox or containers
             # when teardown comes: wait for that, without a turn. A start that ended before its
@@ -144,14 +152,16 @@ class Starter:
             await asyncio.gather(sandbox, *ahead, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: Task, pulls: asyncio.Future[list[Any]],
-                               abandon: asyncio.Event) -> None:
+                               abandon: asyncio.Event, net_go: asyncio.Event) -> None:
         """The sandbox's cgroups and storage, then each container's rootfs once its image is
-        in (unless the start is abandoned first)."""
+        in (unless the start is abandoned first). net_go is set if a pull is still going
+        once the sandbox is made."""
         spec = SandboxSpec(task.cpu, sandbox_memory_mib(task), task.storage_gib,
                            self.volumes.specs(task) if self.volumes else (),
                            isolation=task.isolation, containers=len(task.plan))
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
         if not pulls.done() and not abandon.is_set():
+            net_go.set()
             await done_or_set(pulls, abandon)
         if abandon.is_set() or not pulls.done():
             return
@@ -185,7 +195,8 @@ class Starter:
 
     async def _after_network(self, tid: str, pulls: asyncio.Future[list[Any]],
                              sandbox: asyncio.Future[None], ahead: list[asyncio.Future[None]],
-                             abandon: asyncio.Event, pull_started: float) -> Task:
+                             abandon: asyncio.Event, pull_started: float,
+                             net_go: asyncio.Event) -> Task:
         task = self.book.fresh(tid)
         eni = task.interface
         subnet = self.subnets.get(eni.subnet_id)
@@ -199,6 +210,7 @@ class Starter:
                 await asyncio.to_thread(self.network.pin, tid)
                 ahead.append(asyncio.ensure_future(
                     self._create_ahead(tid, pulls, sandbox, abandon)))
+                await net_go.wait()
             if self.networks:  # into its groups before its interface exists: never unfiltered
                 await asyncio.to_thread(self.networks.task_up, tid, eni.ip, eni.groups,
                                         eni.subnet_id)
