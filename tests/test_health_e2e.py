@@ -129,10 +129,11 @@ def test_checks_go_on_across_a_server_restart(fargo_servers, busybox_image):
     srv.start()
     task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert task["lastStatus"] == "RUNNING" and task["healthStatus"] == "HEALTHY"  # as recorded
-    # The container falls sick (its rootfs, as the host sees it): the restarted server's
-    # checks notice.
-    rootfs = Path(f"/run/{srv.prefix}-rootfs/{arn.rsplit('/', 1)[-1]}.app")
-    assert rootfs.is_dir(), rootfs
+    # The container falls sick (its rootfs, as its own init sees it: the host keeps no mount
+    # of it once runc has made the container): the restarted server's checks notice.
+    pid = int((srv.run_dir / arn.rsplit("/", 1)[-1] / "app" / "pid").read_text())
+    rootfs = Path(f"/proc/{pid}/root")
+    assert (rootfs / "tmp").is_dir(), rootfs
     (rootfs / "tmp" / "sick").write_text("")
     task = until_health("UNHEALTHY", 15)
     assert _containers(task)["app"]["healthStatus"] == "UNHEALTHY"

@@ -346,6 +346,27 @@ def test_shared_netns(sandbox: Sandbox, task: Callable[..., str], rootfs: Path,
     assert stdout_of(sandbox, task_id, "server") == ["ping"]
 
 
+@both_tiers
+def test_host_lets_go_of_a_created_containers_rootfs(sandbox: Sandbox,
+                                                     task: Callable[..., str],
+                                                     rootfs: Path) -> None:
+    """runc's containers keep their rootfs in their own mount namespace: the host's mount
+    of it goes once the container is created (one mount less per container on the host),
+    and the container still reads and writes its files. runsc's gofer needs it kept."""
+    task_id = task()
+    script = "sleep 0.3; cat /etc/group > /tmp/copy && grep -c staff /tmp/copy && ls /bin/sh"
+    sandbox.create_container(task_id, *spec(rootfs, ["sh", "-c", script]))
+    target = sandbox.rootfs_target(task_id, "app")
+    # The table, not ismount: a bind of a directory of the same filesystem has no device
+    # of its own.
+    mounted = str(target) in [line.split()[4] for line in
+                              Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert mounted == isinstance(sandbox, GvisorSandbox)
+    sandbox.start_container(task_id, "app")
+    assert wait_exit(sandbox, task_id, "app") == 0
+    assert stdout_of(sandbox, task_id, "app") == ["1", "/bin/sh"]
+
+
 @tiers(gvisor_xfail="gVisor delivers SIGTERM to a PID 1 without a handler (Linux does not)")
 def test_signals(sandbox: Sandbox, task: Callable[..., str], rootfs: Path) -> None:
     task_id = task()

@@ -328,6 +328,9 @@ class GvisorSandbox(Sandbox):
             self._ensure_sandbox(task_id, netns_path, spec.hostname or NEUTRAL_HOSTNAME)
         super().create_container(task_id, spec, rootfs, netns_path)
 
+    def _created(self, root: Path) -> None:
+        """Kept mounted: runsc's gofer serves the container's files from it."""
+
     def _config(self, task_id: str, spec: ContainerSpec, root: Path,
                 netns_path: str | None) -> dict[str, Any]:
         """runc's config, less what the sandbox as a whole provides or this runsc cannot
