@@ -115,9 +115,12 @@ def test_essential_exit_codes_and_sizes(ecs, busybox_image, subnet_id):
 def test_sandbox_is_sized_and_env_set(ecs, fargo, busybox_image, subnet_id):
     import json
 
-    script = ("echo region=$AWS_REGION env=$AWS_EXECUTION_ENV greeting=$GREETING; "
+    # The trap first: the test stops the task as soon as it runs, and a PID 1 shell ignores
+    # a SIGTERM that comes before it (the stop would then wait out stopTimeout's 30 s).
+    script = ("trap 'exit 0' TERM; "
+              "echo region=$AWS_REGION env=$AWS_EXECUTION_ENV greeting=$GREETING; "
               "echo ip=$(ip -4 -o addr show eth0 | awk '{print $4}'); echo nofile=$(ulimit -n); "
-              "trap 'exit 0' TERM; sleep 60 & wait")
+              "sleep 60 & wait")
     fam = register(ecs, busybox_image, cpu="1024", memory="2048",
                    command=["sh", "-c", script], environment=[{"name": "GREETING", "value": "a"}])
     t = run(ecs, fam, subnet_id, overrides={"containerOverrides": [
