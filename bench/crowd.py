@@ -8,11 +8,14 @@
     beside the same call with only 100 tasks running.
 
 Every figure is fargo against itself in the same run: the targets are about staying flat.
+With peers, bare runc's single starts are taken beside fargo's, on the empty host and among
+fargo's idle tasks: the share of the crowd's cost that any runc start on that host pays.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .env import log, proc_status_kib
@@ -50,12 +53,17 @@ def method_notes(z: CrowdSizes) -> list[str]:
             f"running (each start stopped before the next; the launch's tasks stopped after "
             f"it); then {z.most} idle tasks for the server's RSS and DescribeTasks(100) "
             f"({z.describe_n} raw HTTP calls, beside the same with 100 tasks running). The "
-            f"host rests {z.settle:g} s after each batch."]
+            f"host rests {z.settle:g} s after each batch. With peers, a bare runc start "
+            f"(as figure 1's) follows each of fargo's single starts, on the empty host and "
+            f"beside the idle tasks: what the crowd costs any runc start on this host."]
 
 
 class CrowdBench:
-    def __init__(self, fb: FargoBench, results: Results, server_pid: int, sizes: CrowdSizes):
+    def __init__(self, fb: FargoBench, results: Results, server_pid: int, sizes: CrowdSizes,
+                 peer: tuple[Callable[[], tuple[float, str]],
+                             Callable[[list[str]], None]] | None = None):
         self.fb = fb
+        self.peer = peer  # bare runc's (start, remove), when peers are measured
         self.results = results
         self.server_pid = server_pid
         self.z = sizes
@@ -64,10 +72,11 @@ class CrowdBench:
     def run(self) -> None:
         z = self.z
         try:
-            empty_start, empty_stop = self._starts("empty host")
+            empty_start, empty_stop, empty_peer = self._starts("empty host")
             empty_rate, few = self._launch("empty host", describe=True)
             self._grow(z.idle)
-            crowded_start, crowded_stop = self._starts(f"{len(self.idle)} idle tasks running")
+            crowded_start, crowded_stop, crowded_peer = self._starts(
+                f"{len(self.idle)} idle tasks running")
             crowded_rate, _ = self._launch(f"{len(self.idle)} idle tasks running")
             self._grow(z.most)
             rss_mb = proc_status_kib(self.server_pid) * 1024 / 1e6
@@ -75,6 +84,13 @@ class CrowdBench:
         finally:
             self._remove()
         self._report(empty_start, crowded_start, empty_rate, crowded_rate, few, most, rss_mb)
+        if empty_peer and crowded_peer:
+            fig = "15. start latency, one at a time"
+            self.results.add(Row(fig, "bare runc, empty host", "ms", summary=empty_peer))
+            self.results.add(Row(fig, f"bare runc, beside {self.z.idle} idle fargo tasks", "ms",
+                                 summary=crowded_peer))
+            self.results.add(Row(fig, "runc p50 crowded / empty", "×",
+                                 value=crowded_peer.p50 / empty_peer.p50))
         fig = "15a. stop latency, one at a time"
         self.results.add(Row(fig, "fargo, empty host", "ms", summary=empty_stop))
         self.results.add(Row(fig, f"fargo, {self.z.idle} idle tasks running", "ms",
@@ -82,15 +98,21 @@ class CrowdBench:
 
     # ---- measuring
 
-    def _starts(self, label: str) -> tuple[Summary, Summary]:
-        """Single starts, each stopped before the next: (starts, stops) in ms."""
+    def _starts(self, label: str) -> tuple[Summary, Summary, Summary | None]:
+        """Single starts, each stopped before the next: (starts, stops, the peer's starts)
+        in ms; the peer's come between fargo's."""
         log(f"figure 15: {self.z.starts} single starts, {label}")
-        starts, stops = [], []
+        starts, stops, peer = [], [], []
         for _ in range(self.z.starts):
             elapsed, arn = self.fb.start_one()
             starts.append(elapsed * 1000)
             stops.append(self.fb.stop_one(arn) * 1000)
-        return Summary.of(starts), Summary.of(stops)
+            if self.peer:
+                start, remove = self.peer
+                elapsed, cid = start()
+                peer.append(elapsed * 1000)
+                remove([cid])
+        return Summary.of(starts), Summary.of(stops), Summary.of(peer) if peer else None
 
     def _launch(self, label: str, describe: bool = False) -> tuple[float, Described | None]:
         z = self.z

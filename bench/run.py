@@ -129,7 +129,7 @@ class Options:
 FIGURES = ("start", "launch", "density", "api", "pull", "scale", "replace", "rolling", "alb", "logs",
            "deploy", "kubenet", "gvisor", "crowd")
 SERVICE_FIGURES = {"scale", "replace", "rolling"}  # `--figures services` names all three
-PEER_FIGURES = {"start", "launch", "density", "api", "pull"}  # the others measure fargo alone
+PEER_FIGURES = {"start", "launch", "density", "api", "pull", "crowd"}  # the others: fargo alone
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -758,7 +758,9 @@ class Bench:
         from .crowd import CrowdBench
 
         assert self.fb is not None and self.server is not None
-        CrowdBench(self.fb, self.results, self.server.pid, self.crowd_sizes()).run()
+        runc = next((s for s in self.systems if isinstance(s, Runc)), None)
+        CrowdBench(self.fb, self.results, self.server.pid, self.crowd_sizes(),
+                   peer=(runc.start, runc.remove) if runc else None).run()
 
     def gvisor(self) -> None:
         from .gvisor import GvisorBench
