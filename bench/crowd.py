@@ -15,11 +15,11 @@ fargo's idle tasks: the share of the crowd's cost that any runc start on that ho
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .env import log, proc_status_kib
 from .fargo_side import FargoBench
+from .peers import Runc
 from .stats import Results, Row, Summary
 
 
@@ -60,10 +60,9 @@ def method_notes(z: CrowdSizes) -> list[str]:
 
 class CrowdBench:
     def __init__(self, fb: FargoBench, results: Results, server_pid: int, sizes: CrowdSizes,
-                 peer: tuple[Callable[[], tuple[float, str]],
-                             Callable[[list[str]], None]] | None = None):
+                 peer: Runc | None = None):
         self.fb = fb
-        self.peer = peer  # bare runc's (start, remove), when peers are measured
+        self.peer = peer  # bare runc, when peers are measured
         self.results = results
         self.server_pid = server_pid
         self.z = sizes
@@ -108,10 +107,9 @@ class CrowdBench:
             starts.append(elapsed * 1000)
             stops.append(self.fb.stop_one(arn) * 1000)
             if self.peer:
-                start, remove = self.peer
-                elapsed, cid = start()
+                elapsed, cid = self.peer.start()
                 peer.append(elapsed * 1000)
-                remove([cid])
+                self.peer.remove([cid])
         return Summary.of(starts), Summary.of(stops), Summary.of(peer) if peer else None
 
     def _launch(self, label: str, describe: bool = False) -> tuple[float, Described | None]:

@@ -759,8 +759,7 @@ class Bench:
 
         assert self.fb is not None and self.server is not None
         runc = next((s for s in self.systems if isinstance(s, Runc)), None)
-        CrowdBench(self.fb, self.results, self.server.pid, self.crowd_sizes(),
-                   peer=(runc.start, runc.remove) if runc else None).run()
+        CrowdBench(self.fb, self.results, self.server.pid, self.crowd_sizes(), peer=runc).run()
 
     def gvisor(self) -> None:
         from .gvisor import GvisorBench
