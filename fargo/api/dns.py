@@ -234,7 +234,8 @@ class ServedSockets:
         self.udp.close()
         self.tcp.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.tcp.wait_closed(), 1)
+            async with asyncio.timeout(1):
+                await self.tcp.wait_closed()
 
 
 class DnsServer:
@@ -286,9 +287,11 @@ class DnsServer:
             open_now[0] += 1
             try:
                 while True:
-                    head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
+                    async with asyncio.timeout(TCP_IDLE):
+                        head = await reader.readexactly(2)
                     (size,) = struct.unpack("!H", head)
-                    wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
+                    async with asyncio.timeout(TCP_IDLE):
+                        wire = await reader.readexactly(size)
                     while bucket is not None and not bucket.take():
                         await asyncio.sleep(0.01)  # over TCP: slowed down, not dropped
                     try:

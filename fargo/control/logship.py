@@ -22,6 +22,7 @@ from ..model.taskrecord import Task
 from ..port.protocols import Runtime
 from ..store.sqlite import Store
 from .logsink import Event, LogSink
+from .waits import wait_set
 
 log = logging.getLogger("fargo.logs")
 PERIOD = 0.25  # seconds between passes
@@ -127,11 +128,7 @@ class LogShipper:
                 await asyncio.sleep(0)
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(),
-                                       max(0.0, PERIOD - (time.monotonic() - began)))
-            except TimeoutError:
-                pass
+            await wait_set(self._wake, max(0.0, PERIOD - (time.monotonic() - began)))
 
     async def pass_once(self) -> bool:
         """One look at every route that may have lines to ship; True if some had more than

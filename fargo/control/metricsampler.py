@@ -10,7 +10,6 @@ SIGKILL the next pass goes on from them. The latest readings stay in memory for 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from ..port.protocols import Runtime
 from ..store.services import ServiceTable
 from ..store.sqlite import Store
 from .metrics import Metrics
+from .waits import wait_set
 
 log = logging.getLogger("fargo.metrics")
 SWEEP_EVERY_S = 600.0
@@ -172,9 +172,7 @@ class MetricSampler:
     async def _loop(self) -> None:
         while not self._stop.is_set():
             now = self.clock()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(),
-                                       (now // self.interval + 1) * self.interval - now)
+            if await wait_set(self._stop, (now // self.interval + 1) * self.interval - now):
                 return
             try:
                 await asyncio.to_thread(self.sample)

@@ -8,6 +8,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from .waits import wait_set
+
 
 class PassLoop:
     def __init__(self, run_pass: Callable[[], Awaitable[None]], every: float, settle: float,
@@ -33,11 +35,8 @@ class PassLoop:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.every)
+            if await wait_set(self._wake, self.every):
                 await asyncio.sleep(self.settle)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.run_pass()

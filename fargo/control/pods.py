@@ -31,6 +31,7 @@ from .podmetrics import PodUsage
 from .probes import Prober
 from .scheduler import FargateScheduler
 from .tasks import TaskEngine
+from .waits import wait_set
 
 log = logging.getLogger("fargo.pods")
 TICK = 0.25  # seconds between passes when nothing wakes the loop
@@ -191,10 +192,7 @@ class Pods:
                 self.reconcile()
             except Exception:  # noqa: BLE001 - the loop outlives any one bad object
                 log.exception("reconciling pods")
-            try:
-                await asyncio.wait_for(self.state.changed.wait(), TICK)
-            except TimeoutError:
-                pass
+            await wait_set(self.state.changed, TICK)
             await asyncio.sleep(0.02)  # let a burst of writes settle
 
     def reconcile(self) -> None:

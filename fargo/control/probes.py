@@ -319,7 +319,8 @@ class Prober:
 
     async def _tcp(self, run: _Run, port: int, timeout: int) -> _Result:
         try:
-            sock = await asyncio.wait_for(self._connect(run, port), timeout)
+            async with asyncio.timeout(timeout):
+                sock = await self._connect(run, port)
         except TimeoutError:
             return _Result(False, rules.timed_out_tcp(run.ip, port))
         except AgentError as err:

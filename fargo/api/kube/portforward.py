@@ -155,8 +155,8 @@ class _Session:
         failure = ""
         try:
             sock = await asyncio.to_thread(self.streams.socket, self.tid)
-            await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", pair.port)),
-                                   CONNECT_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await loop.sock_connect(sock, ("127.0.0.1", pair.port))
         except (AgentError, OSError) as err:  # TimeoutError is an OSError
             reason = ("timed out" if isinstance(err, TimeoutError)
                       else os.strerror(err.errno) if isinstance(err, OSError) and err.errno

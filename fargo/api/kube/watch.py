@@ -82,7 +82,8 @@ async def watch(request: web.Request, state: KubeState, cluster: str, res: Resou
             if left <= 0:
                 break
             try:
-                change: Change = await asyncio.wait_for(w.queue.get(), min(left, 1.0))
+                async with asyncio.timeout(min(left, 1.0)):
+                    change: Change = await w.queue.get()
             except TimeoutError:
                 transport = request.transport
                 if transport is None or transport.is_closing():

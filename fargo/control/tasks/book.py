@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ...model import lifecycle
 from ...model.taskrecord import Task
 from ...store.sqlite import Store
+from ..waits import wait_set
 
 
 class TaskBook:
@@ -64,10 +65,7 @@ class TaskBook:
         if ev is None:
             await asyncio.sleep(timeout)
             return
-        try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_set(ev, timeout)
         ev.clear()
 
 
