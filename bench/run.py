@@ -797,10 +797,9 @@ class Bench:
         notes: list[str] = []
         if "start" in figs:
             notes.append(
-                "fargo start: wall time from the RunTask call until DescribeTasks (polled every "
-                "5 ms over one keep-alive boto3 client, SigV4-signed) reports RUNNING; the image "
-                "is cached (a warm-up task ran first). 1b splits the same starts by the task's "
-                "own timestamps.")
+                "fargo start: from the RunTask call (one keep-alive boto3 client, SigV4-signed) "
+                "to the task's RUNNING, as below; the image is cached (a warm-up task ran "
+                "first). 1b splits the same starts by the task's own timestamps.")
         if "podman" in names:
             notes.append(
                 "podman start: wall time of `podman --runtime runc --cgroup-manager cgroupfs run "
@@ -821,8 +820,9 @@ class Bench:
                 "until the process is gone. The workload traps SIGTERM and exits 0. fargo's "
                 "start and stop are timed from the call to the task's startedAt / stoppedAt "
                 "(the server's stamps, same clock), found by a DescribeTasks poll every "
-                f"{STAMPED_POLL_S * 1000:g} ms: polling every 5 ms to see the moment took "
-                "~20 ms of CPU from the start it timed.")
+                f"{STAMPED_POLL_S * 1000:g} ms, the first one interval after the call: "
+                "polling every 5 ms to see the moment took ~20 ms of CPU from the start it "
+                "timed, and a poll at once landed in every start's busiest milliseconds.")
         if figs & {"launch", "density", "api"}:
             notes.append(
                 f"Launch rate: fargo gets {o.launch_calls} RunTask calls of count "
