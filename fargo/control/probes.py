@@ -33,6 +33,7 @@ from ..port.protocols import Network, Runtime
 from .kubestate import KubeState
 from .tasks.book import TaskBook
 from .tasks.health import _in_thread
+from .tasks.running import Running
 
 log = logging.getLogger("fargo.probes")
 TICK = 0.1  # seconds between looks for due probes (periods are whole seconds)
@@ -78,7 +79,7 @@ class _Result:
 
 class Prober:
     def __init__(self, book: TaskBook, runtime: Runtime, network: Network, state: KubeState,
-                 watch: dict[str, set[str]], concurrency: int = CONCURRENCY):
+                 watch: Running, concurrency: int = CONCURRENCY):
         self.book = book
         self.runtime = runtime
         self.network = network
@@ -89,6 +90,7 @@ class Prober:
         self._plain: set[tuple[str, str]] = set()  # running, but no probes (or no pod)
         self._dirty: set[str] = set()  # pod tasks written since the last look
         self._running: set[asyncio.Task[None]] = set()
+        self._followed = -1  # the watch's version _follow last saw
         self._loop: asyncio.Task[None] | None = None
 
     # ---- what the pods' loop reads
@@ -127,6 +129,9 @@ class Prober:
 
     def _follow(self) -> None:
         """Runs for pod containers that began running; none for those that ended."""
+        if self.watch.version == self._followed and not self._dirty:
+            return
+        self._followed = self.watch.version
         running = {(tid, n) for tid, names in list(self.watch.items()) for n in list(names)}
         for tid in list(self._runs):
             runs = self._runs[tid]

@@ -20,6 +20,7 @@ from .book import TaskBook
 from .exitwake import ExitWakers
 from .pulls import SharedPulls
 from .restarts import RestartClock, note_start, pod_finished
+from .running import Running
 
 log = logging.getLogger("fargo.tasks")
 POLL = 0.05  # seconds between looks at the containers' exits while stopping
@@ -37,7 +38,7 @@ class Containers:
         self.pulls = pulls
         self.restarts = restarts
         self.auth = auth
-        self.watch: dict[str, set[str]] = {}  # task id -> names of containers running
+        self.watch = Running()  # task id -> names of containers running
         self.wakers = ExitWakers(runtime, book.poke)  # what wakes a task as one ends
         self._images: dict[str, dict[str, Image]] = {}  # what each task's containers run
         # task id -> container -> its `secrets` as environment variables: the starter's,
@@ -55,11 +56,11 @@ class Containers:
     def watch_started(self, task: Task) -> None:
         for c in task.containers:
             if c.last_status == "RUNNING":
-                self.watch.setdefault(task.id, set()).add(c.name)
+                self.watch.add(task.id, c.name)
                 self.wakers.arm(task.id, c.name)
 
     def forget(self, tid: str) -> None:
-        self.watch.pop(tid, None)
+        self.watch.forget(tid)
         self.wakers.disarm_task(tid)
         self._images.pop(tid, None)
         self._made.pop(tid, None)
@@ -101,7 +102,7 @@ class Containers:
         note_start(task, name, c.started_at)
         task.bump()
         self.book.save(task)
-        self.watch.setdefault(tid, set()).add(name)
+        self.watch.add(tid, name)
         self.wakers.arm(tid, name)
 
     async def start_all(self, tid: str, images: dict[str, Image],
@@ -144,8 +145,7 @@ class Containers:
 
     async def record_exits(self, tid: str) -> None:
         """Write down containers that ended; an essential one ending stops the task."""
-        names = self.watch.get(tid) or set()
-        done = [n for n in names if self.runtime.exited(tid, n)]
+        done = [n for n in self.watch.get(tid) or () if self.runtime.exited(tid, n)]
         if not done:
             return
         # Reading results may run runc and read cgroups: off the loop, then one update.
@@ -153,7 +153,7 @@ class Containers:
         task = self.book.fresh(tid)
         now = time.time()
         for name in done:
-            names.discard(name)
+            self.watch.discard(tid, name)
             self.wakers.disarm(tid, name)
             res = results[name]
             if self.restarts.note_exit(task, name, res.exit_code, res.oom_killed, now):

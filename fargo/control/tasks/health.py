@@ -22,6 +22,7 @@ from ...model.healthcheck import UNKNOWN, HealthCheck, health_check_of, judge
 from ...port.errors import AgentError, ContainerGone
 from ...port.protocols import Runtime
 from .book import TaskBook
+from .running import Running
 
 log = logging.getLogger("fargo.tasks")
 TICK = 0.25  # seconds between looks for due checks (intervals are 5 s at least)
@@ -41,7 +42,7 @@ class _Probe:
 
 
 class HealthChecks:
-    def __init__(self, book: TaskBook, runtime: Runtime, watch: dict[str, set[str]],
+    def __init__(self, book: TaskBook, runtime: Runtime, watch: Running,
                  concurrency: int = CONCURRENCY):
         self.book = book
         self.runtime = runtime
@@ -52,6 +53,7 @@ class HealthChecks:
         self._probes: dict[tuple[str, str], _Probe] = {}
         self._unchecked: set[tuple[str, str]] = set()  # running, with no healthCheck
         self._running: set[asyncio.Task[None]] = set()
+        self._followed = -1  # the watch's version _follow_watch last saw
 
     def close(self) -> None:
         # A check in progress ends by its own timeout, in its daemon thread: a server going
@@ -70,6 +72,9 @@ class HealthChecks:
 
     def _follow_watch(self) -> None:
         """Probes for containers that began running; none for those that ended."""
+        if self.watch.version == self._followed:
+            return
+        self._followed = self.watch.version
         running = {(tid, n) for tid, names in list(self.watch.items()) for n in list(names)}
         for key in [k for k in self._probes if k not in running]:
             del self._probes[key]
