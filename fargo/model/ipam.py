@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterator
 
 
@@ -38,7 +39,8 @@ class Ipam:
         first = int(net.network_address) + Ipam.RESERVED_HEAD
         last = int(net.broadcast_address) - 1
         for value in range(first, last + 1):
-            yield str(ipaddress.IPv4Address(value))
+            # inet_ntoa, not str(IPv4Address): ~5x cheaper, and a pick walks every used one.
+            yield socket.inet_ntoa(value.to_bytes(4, "big"))
 
     @staticmethod
     def usable(cidr: str, ip: str) -> bool:
