@@ -165,9 +165,7 @@ class Sandbox:
     def list_containers(self, task_id: str) -> list[str]:
         names = self._layout.bundles(task_id)
         prefix = task_id + "."
-        if self.runtime_root.is_dir():
-            names.update(p.name[len(prefix):] for p in self.runtime_root.iterdir()
-                         if p.name.startswith(prefix))
+        names.update(n[len(prefix):] for n in _named(self.runtime_root, prefix))
         return sorted(names)
 
     def destroy_task(self, task_id: str) -> None:
@@ -176,9 +174,8 @@ class Sandbox:
             self.delete_container(task_id, name)
         self._cgroups(task_id).remove(task_id)
         for rootfs_dir in self._rootfs_dirs:  # containers that never got a runc state
-            if rootfs_dir.is_dir():
-                for bound in rootfs_dir.glob(f"{task_id}.*"):
-                    runtimefs.unbind(bound)
+            for bound in _named(rootfs_dir, task_id + "."):
+                runtimefs.unbind(rootfs_dir / bound)
         shutil.rmtree(task_dir / "sock", ignore_errors=True)
         record = self._record(task_id)
         self._records.pop(task_id, None)
@@ -506,3 +503,13 @@ def _etc_binds(ctr_dir: Path, spec: ContainerSpec) -> list[dict[str, Any]]:
         binds.append({"destination": f"/etc/{name}", "type": "bind", "source": str(etc / name),
                       "options": ["bind", "ro", "nosuid", "nodev", "noexec"]})
     return binds
+
+
+def _named(directory: Path, prefix: str) -> list[str]:
+    """The names in directory that start with prefix (none if it is not there). A listdir:
+    these directories hold an entry per container of every task, and Path.iterdir or glob
+    made an object of each (~0.5 ms a look beside 500 tasks)."""
+    try:
+        return [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
