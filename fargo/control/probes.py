@@ -132,7 +132,7 @@ class Prober:
         if self.watch.version == self._followed and not self._dirty:
             return
         self._followed = self.watch.version
-        running = {(tid, n) for tid, names in list(self.watch.items()) for n in list(names)}
+        running = self.watch.pairs()
         for tid in list(self._runs):
             runs = self._runs[tid]
             for name in [n for n in runs if (tid, n) not in running]:

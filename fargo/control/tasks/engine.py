@@ -261,7 +261,7 @@ class TaskEngine:
             await asyncio.sleep(POLL)
             try:
                 if not sweep:
-                    sweep = [(tid, n) for tid, names in list(watch.items()) for n in list(names)]
+                    sweep = list(watch.pairs())
                     per_poll = max(1, math.ceil(len(sweep) * POLL / SWEEP_S))
                 # The slice was listed up to SWEEP_S ago: containers written down since are
                 # not looked at (a look would cache paths of a task the runtime forgot).

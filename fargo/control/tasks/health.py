@@ -75,7 +75,7 @@ class HealthChecks:
         if self.watch.version == self._followed:
             return
         self._followed = self.watch.version
-        running = {(tid, n) for tid, names in list(self.watch.items()) for n in list(names)}
+        running = self.watch.pairs()
         for key in [k for k in self._probes if k not in running]:
             del self._probes[key]
         self._unchecked &= running

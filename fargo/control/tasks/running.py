@@ -13,6 +13,17 @@ class Running(dict[str, set[str]]):
     def __init__(self) -> None:
         super().__init__()
         self.version = 0  # bumped by every change
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
+        self._pairs_of = 0  # the version _pairs was made at
+
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Every (task id, container name) running, made once per version for all readers."""
+        if self._pairs_of != self.version:
+            # list(): one copy in C, should anything change it while this runs
+            self._pairs = frozenset((tid, n) for tid, names in list(self.items())
+                                    for n in list(names))
+            self._pairs_of = self.version
+        return self._pairs
 
     def add(self, tid: str, name: str) -> None:
         names = self.setdefault(tid, set())
