@@ -136,7 +136,12 @@ class Starter:
         # conmon spawned, without the interface's Python work beside it on the GIL; the
         # interface is then made while runc creates the container (its longest step).
         net_go = asyncio.Event()
-        sandbox = asyncio.ensure_future(self._prepare_sandbox(task, pulls, abandon, net_go))
+        # The containers created ahead mount their rootfs in the same worker-thread job as
+        # their create (one hand-off through the event loop less on the start's path).
+        ahead_names = (frozenset(c["name"] for c in task.plan if not c.get("dependsOn"))
+                       if creates_ahead(task) else frozenset())
+        sandbox = asyncio.ensure_future(
+            self._prepare_sandbox(task, pulls, abandon, net_go, ahead_names))
         sandbox.add_done_callback(lambda _: net_go.set())
         ahead: list[asyncio.Future[None]] = []  # the containers created ahead, if they are
         try:
@@ -152,10 +157,12 @@ class Starter:
             await asyncio.gather(sandbox, *ahead, return_exceptions=True)
 
     async def _prepare_sandbox(self, task: Task, pulls: asyncio.Future[list[Any]],
-                               abandon: asyncio.Event, net_go: asyncio.Event) -> None:
-        """The sandbox's cgroups and storage, then each container's rootfs once its image is
-        in (unless the start is abandoned first). net_go is set if a pull is still going
-        once the sandbox is made."""
+                               abandon: asyncio.Event, net_go: asyncio.Event,
+                               ahead: frozenset[str]) -> None:
+        """The sandbox's cgroups and storage, then the rootfs of each container not in
+        `ahead` (those created ahead mount theirs as they are created) once its image is in,
+        unless the start is abandoned first. net_go is set if a pull is still going once the
+        sandbox is made."""
         spec = SandboxSpec(task.cpu, sandbox_memory_mib(task), task.storage_gib,
                            self.volumes.specs(task) if self.volumes else (),
                            isolation=task.isolation, containers=len(task.plan))
@@ -168,7 +175,8 @@ class Starter:
         for c, res in zip(task.plan, pulls.result(), strict=True):
             if abandon.is_set():
                 return
-            if not isinstance(res, BaseException):  # a failed pull is reported by the caller
+            if c["name"] not in ahead and not isinstance(res, BaseException):
+                # (a failed pull is reported by the caller)
                 await asyncio.to_thread(self.runtime.prepare_rootfs, task.id, c["name"], res)
 
     async def _create_ahead(self, tid: str, pulls: asyncio.Future[list[Any]],
@@ -203,10 +211,8 @@ class Starter:
         try:
             if subnet is None:  # deleted since RunTask: nothing of the network is made
                 raise ApiError(f"subnet {eni.subnet_id} is unknown")
-            # runc needs no more than the netns to exist: an ECS task's first containers are
-            # created while the interface is made (a pod's wait for their volumes' contents,
-            # and a gVisor sandbox boots as it is created: they are created after).
-            if task.pod is None and task.isolation == "runc":
+            # runc needs no more than the netns to exist to create a container.
+            if creates_ahead(task):
                 await asyncio.to_thread(self.network.pin, tid)
                 ahead.append(asyncio.ensure_future(
                     self._create_ahead(tid, pulls, sandbox, abandon)))
@@ -266,6 +272,13 @@ class Starter:
         if ok:
             self.book.advance(task, "RUNNING")
         return task
+
+
+def creates_ahead(task: Task) -> bool:
+    """Whether the task's first containers are created while its interface is made: an
+    ECS task's on runc (a pod's wait for their volumes' contents, and a gVisor sandbox boots
+    as it is created)."""
+    return task.pod is None and task.isolation == "runc"
 
 
 def resolve_secrets(task: Task, sources: SecretSources) -> dict[str, dict[str, str]]:
