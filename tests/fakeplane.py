@@ -17,7 +17,7 @@ import os
 import signal as signals
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,7 +336,8 @@ class FakeRuntime:
         with self._log.lock:
             self._sandbox(tid).rootfs.add(name)
 
-    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image,
+                         spawned: Callable[[], None] | None = None) -> None:
         self._log.enter("runtime", "create_container", tid, spec, image)
         with self._log.lock:
             box = self._sandbox(tid)
@@ -344,6 +345,8 @@ class FakeRuntime:
                 raise SandboxError(f"container {spec.name} of task {tid} already exists")
             box.rootfs.add(spec.name)
             box.containers[spec.name] = FakeContainer(spec, image)
+        if spawned is not None:
+            spawned()
 
     def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
         self._log.enter("runtime", "write_volume", tid, name)

@@ -350,10 +350,34 @@ def test_first_containers_are_created_ahead_but_start_only_once_the_interface_is
                  for c in plane.calls if c.method in (
                      "pin", "attach", "create_container", "start_container")]
         assert order.index(("pin", None)) < order.index(("create_container", "app"))
+        # The interface is made once the first container's monitor is under way.
+        assert order.index(("create_container", "app")) < order.index(("attach", None))
         assert order.index(("attach", None)) < order.index(("start_container", "app"))
         # A container with a dependency is made only once it holds, as before.
         assert order.index(("start_container", "app")) < order.index(("create_container", "late"))
         assert [c[0] for c in order].count("create_container") == 2  # none made twice
+        await eng.close()
+
+    run(body)
+
+
+def test_a_create_ahead_that_fails_before_its_monitor_runs_still_ends_the_start(
+        store: Store, plane: FakePlane) -> None:
+    # The interface waits for the first container's monitor; a create that fails before
+    # one ever ran must not leave the start waiting.
+    td = taskdef(store)
+
+    async def body() -> None:
+        eng = engine(store, plane)
+        await eng.start()
+        plane.fail("create_container", SandboxError("creating container app: runc said no"))
+        [task] = eng.run_task(td=td, cluster_arn=CLUSTER, region=REGION, req=request()).tasks
+        task = await status(eng, task.id, "STOPPED")
+        assert task.stopped_reason == ("CannotStartContainerError: creating container app: "
+                                       "runc said no")
+        assert plane.calls_to("start_container") == []
+        assert (task.id,) in plane.calls_to("destroy")
+        assert eng.placement.capacity.used == (0, 0)
         await eng.close()
 
     run(body)

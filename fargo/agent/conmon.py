@@ -11,6 +11,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ def _args(conmon: str, runc: Runc, m: Monitor) -> list[str]:
     ]
 
 
-def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float) -> int:
-    """Start conmon and return the container's pid once `runc create` is done.
+def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float,
+           spawned: Callable[[], None] | None = None) -> int:
+    """Start conmon and return the container's pid once `runc create` is done; spawned is
+    called as soon as conmon's daemon is on its own (it then runs `runc create`).
 
     conmon forks a daemon and its first process exits at once; the daemon reports the
     container pid (or runc's error) as JSON on the _OCI_SYNCPIPE fd after `runc create`.
@@ -82,6 +85,8 @@ def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float) -> int:
         os.close(write_fd)
         write_fd = -1
         _, err = proc.communicate(timeout=timeout)
+        if spawned is not None:
+            spawned()
         reply = _read_sync(read_fd, timeout)
     finally:
         os.close(read_fd)

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -321,12 +322,13 @@ class GvisorSandbox(Sandbox):
     # -- containers (the rest is sandbox.py's)
 
     def create_container(self, task_id: str, spec: ContainerSpec, rootfs: Path,
-                         netns_path: str | None = None) -> None:
+                         netns_path: str | None = None,
+                         spawned: Callable[[], None] | None = None) -> None:
         if not self._layout.has_record(task_id):
             raise SandboxError(f"task {task_id} does not exist")
         if not self._lone(task_id):
             self._ensure_sandbox(task_id, netns_path, spec.hostname or NEUTRAL_HOSTNAME)
-        super().create_container(task_id, spec, rootfs, netns_path)
+        super().create_container(task_id, spec, rootfs, netns_path, spawned)
 
     def _created(self, root: Path) -> None:
         """Kept mounted: runsc's gofer serves the container's files from it."""

@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..port.data import (
@@ -157,14 +158,16 @@ class HostRuntime:
         return self.images.mount_rootfs(image, self._rootfs_dir(tid, name),
                                         id_base=self._id_base(tid), target=target)
 
-    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None:
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image,
+                         spawned: Callable[[], None] | None = None) -> None:
         rootfs = self._mount_rootfs(tid, spec.name, image)
         self._stop_signals[(tid, spec.name)] = spec.stop_signal
         if spec.volume_mounts:
             mounts = self.volumes.oci_mounts(tid, spec, rootfs, self._id_base(tid) or 0)
             spec = dataclasses.replace(spec, extra_mounts=[*spec.extra_mounts, *mounts])
         self._box(tid).create_container(tid, spec, rootfs=rootfs,
-                                        netns_path=self.network.netns_path(tid))
+                                        netns_path=self.network.netns_path(tid),
+                                        spawned=spawned)
 
     def start_container(self, tid: str, name: str) -> None:
         self._box(tid).start_container(tid, name)

@@ -23,6 +23,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -202,9 +203,11 @@ class Sandbox:
     # -- containers
 
     def create_container(self, task_id: str, spec: ContainerSpec, rootfs: Path,
-                         netns_path: str | None = None) -> None:
+                         netns_path: str | None = None,
+                         spawned: Callable[[], None] | None = None) -> None:
         """Create (not start) container spec.name of the task on the root filesystem mounted
-        at rootfs, joining the network namespace at netns_path (None: one of its own)."""
+        at rootfs, joining the network namespace at netns_path (None: one of its own);
+        spawned is called once its conmon runs on its own, before runc's create is done."""
         if not self._layout.has_record(task_id):
             raise SandboxError(f"task {task_id} does not exist")
         ctr_dir = self._layout.ctr_dir(task_id, spec.name)
@@ -237,7 +240,8 @@ class Sandbox:
                                  exit_dir=self.wait_exit_paths(task_id),
                                  socket_dir=self._layout.task_dir(task_id) / "sock")
         try:
-            conmon.create(self.conmon, self._creator(task_id), monitor, CREATE_TIMEOUT_S)
+            conmon.create(self.conmon, self._creator(task_id), monitor, CREATE_TIMEOUT_S,
+                          spawned)
         except SandboxError as e:
             self._runtime.delete(cid)
             # Nothing ran, so no exit is to be reported for it.

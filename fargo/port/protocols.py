@@ -4,7 +4,7 @@ agent class (and by tests/fakeplane.py without root); arguments and results are 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -84,7 +84,11 @@ class Runtime(Protocol):
         """Mount a container's rootfs ahead of its creation; already mounted: nothing."""
         ...
 
-    def create_container(self, tid: str, spec: ContainerSpec, image: Image) -> None: ...
+    def create_container(self, tid: str, spec: ContainerSpec, image: Image,
+                         spawned: Callable[[], None] | None = None) -> None:
+        """Create (not start) the container; spawned, if given, is called from this thread
+        once the container's monitor is under way (its runtime then works on its own)."""
+        ...
 
     def write_volume(self, tid: str, name: str, files: list[VolumeFile]) -> bool:
         """Make a `files` volume of the sandbox hold exactly these files, in one atomic swap

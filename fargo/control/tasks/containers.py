@@ -66,13 +66,14 @@ class Containers:
         self._made.pop(tid, None)
         self.restarts.drop(tid)
 
-    async def _create(self, task: Task, cdef: ContainerDef, image: Image) -> None:
+    async def _create(self, task: Task, cdef: ContainerDef, image: Image,
+                      spawned: Callable[[], None] | None = None) -> None:
         secrets = self.secret_env.get(task.id, {}).get(cdef["name"])
         nameserver = self.resolver(task) if self.resolver else None
         spec = container_spec(task, cdef, image.config or {}, secrets, nameserver)
         if self.extras is not None:
             spec = self.extras(task, cdef, image.config or {}, spec)
-        await asyncio.to_thread(self.runtime.create_container, task.id, spec, image)
+        await asyncio.to_thread(self.runtime.create_container, task.id, spec, image, spawned)
 
     async def _create_and_start(self, task: Task, cdef: ContainerDef, image: Image) -> None:
         made = self._made.get(task.id, set())
@@ -82,15 +83,17 @@ class Containers:
             await self._create(task, cdef, image)
         await asyncio.to_thread(self.runtime.start_container, task.id, cdef["name"])
 
-    async def create_first(self, tid: str, images: dict[str, Image]) -> None:
+    async def create_first(self, tid: str, images: dict[str, Image],
+                           spawned: Callable[[], None] | None = None) -> None:
         """Create (not start) the containers that depend on nothing, ahead of the start:
         runc makes them while the task's interface is being made, and start_all then only
-        starts them. Until then their first process waits in runc's init, before exec."""
+        starts them. Until then their first process waits in runc's init, before exec.
+        spawned: called (from a worker thread) as each one's monitor is under way."""
         task = self.book.fresh(tid)
         for cdef in task.plan:
             if cdef.get("dependsOn") or self.book.fresh(tid).stopping:
                 continue
-            await self._create(task, cdef, images[cdef["name"]])
+            await self._create(task, cdef, images[cdef["name"]], spawned)
             self._made.setdefault(tid, set()).add(cdef["name"])
 
     def _mark_running(self, tid: str, name: str) -> None:

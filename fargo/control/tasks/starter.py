@@ -7,6 +7,7 @@ made; every container is started once all three are done."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -31,6 +32,9 @@ from .turns import StartTurns
 
 log = logging.getLogger("fargo.tasks")
 Credentials = Callable[[str], tuple[str, str]]
+# Longer than a pull of an image already here takes (its tag checked against the registry,
+# ~5 ms), far shorter than any download (figure 6: hundreds of ms).
+PULL_CHECK_S = 0.02
 SECRETS_FAILED = "ResourceInitializationError: unable to pull secrets or registry auth: "
 
 
@@ -130,11 +134,13 @@ class Starter:
         # Shielded: a task cancelled mid-pull must not cancel the pull others share.
         pulls = asyncio.gather(*[asyncio.shield(p) for p in mine], return_exceptions=True)
         abandon = asyncio.Event()
-        # Set when the network may be made: once the sandbox is (ready for runc's create),
-        # or as soon as a pull is seen to be still under way (the network then goes beside
-        # it). A start from images already here thus makes its sandbox and rootfs, and has
-        # conmon spawned, without the interface's Python work beside it on the GIL; the
-        # interface is then made while runc creates the container (its longest step).
+        # Set when the network may be made: once the first container created ahead has its
+        # conmon spawned (or that creation ended some other way), once the sandbox is made
+        # when nothing is created ahead, or as soon as a pull is seen to be still under way
+        # (the network then goes beside it). A start from images already here thus makes its
+        # sandbox and rootfs, and has conmon spawned, without the interface's Python work
+        # beside it on the GIL; the interface is then made while runc creates the container
+        # (its longest step, spent in other processes).
         net_go = asyncio.Event()
         # The containers created ahead mount their rootfs in the same worker-thread job as
         # their create (one hand-off through the event loop less on the start's path).
@@ -142,7 +148,8 @@ class Starter:
                        if creates_ahead(task) else frozenset())
         sandbox = asyncio.ensure_future(
             self._prepare_sandbox(task, pulls, abandon, net_go, ahead_names))
-        sandbox.add_done_callback(lambda _: net_go.set())
+        if not ahead_names:
+            sandbox.add_done_callback(lambda _: net_go.set())
         ahead: list[asyncio.Future[None]] = []  # the containers created ahead, if they are
         try:
             return await self._after_network(tid, pulls, sandbox, ahead, abandon, pull_started,
@@ -162,11 +169,16 @@ class Starter:
         """The sandbox's cgroups and storage, then the rootfs of each container not in
         `ahead` (those created ahead mount theirs as they are created) once its image is in,
         unless the start is abandoned first. net_go is set if a pull is still going once the
-        sandbox is made."""
+        sandbox is made (when containers are created ahead: PULL_CHECK_S after)."""
         spec = SandboxSpec(task.cpu, sandbox_memory_mib(task), task.storage_gib,
                            self.volumes.specs(task) if self.volumes else (),
                            isolation=task.isolation, containers=len(task.plan))
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
+        if ahead and not pulls.done() and not abandon.is_set():
+            # An image already here is only checked against its registry: a few ms, often
+            # just past the sandbox. The network waits on for the conmon of a container
+            # created ahead unless the pull is still going after that (a download).
+            await done_or_set(pulls, abandon, PULL_CHECK_S)
         if not pulls.done() and not abandon.is_set():
             net_go.set()
             await done_or_set(pulls, abandon)
@@ -180,9 +192,11 @@ class Starter:
                 await asyncio.to_thread(self.runtime.prepare_rootfs, task.id, c["name"], res)
 
     async def _create_ahead(self, tid: str, pulls: asyncio.Future[list[Any]],
-                            sandbox: asyncio.Future[None], abandon: asyncio.Event) -> None:
-        """The first containers, once their rootfs is mounted (the netns is pinned already);
-        nothing when a pull or the sandbox failed (the start reports that) or it is over."""
+                            sandbox: asyncio.Future[None], abandon: asyncio.Event,
+                            net_go: asyncio.Event) -> None:
+        """The first containers, once the sandbox is made and their images are in (the netns
+        is pinned already), net_go set as the first one's conmon is spawned; nothing when a
+        pull or the sandbox failed (the start reports that) or it is over."""
         await done_or_set(sandbox, abandon)
         if abandon.is_set() or not sandbox.done() or sandbox.cancelled() or sandbox.exception():
             return
@@ -190,8 +204,14 @@ class Starter:
         if results is None or any(isinstance(r, BaseException) for r in results):
             return
         plan = self.book.fresh(tid).plan
+        loop = asyncio.get_running_loop()
+
+        def spawned() -> None:  # in the worker thread that creates the container
+            with contextlib.suppress(RuntimeError):  # the loop closed: no one waits
+                loop.call_soon_threadsafe(net_go.set)
+
         await self.containers.create_first(
-            tid, {c["name"]: r for c, r in zip(plan, results, strict=True)})
+            tid, {c["name"]: r for c, r in zip(plan, results, strict=True)}, spawned)
 
     async def _hook(self, tid: str, call: Callable[[str], Awaitable[None]]) -> str | None:
         try:
@@ -214,8 +234,10 @@ class Starter:
             # runc needs no more than the netns to exist to create a container.
             if creates_ahead(task):
                 await asyncio.to_thread(self.network.pin, tid)
-                ahead.append(asyncio.ensure_future(
-                    self._create_ahead(tid, pulls, sandbox, abandon)))
+                created = asyncio.ensure_future(
+                    self._create_ahead(tid, pulls, sandbox, abandon, net_go))
+                created.add_done_callback(lambda _: net_go.set())  # whatever became of it
+                ahead.append(created)
                 await net_go.wait()
             if self.networks:  # into its groups before its interface exists: never unfiltered
                 await asyncio.to_thread(self.networks.task_up, tid, eni.ip, eni.groups,
@@ -258,8 +280,8 @@ class Starter:
                 return self.book.fail_start(tid, why)
         try:
             await sandbox
-            for created in ahead:
-                await created  # a failure to create is the start's
+            for made in ahead:
+                await made  # a failure to create is the start's
             if self.volumes is not None:
                 why = await self.volumes.prepare(tid, lambda: self.turns.end(tid))
                 if why:
