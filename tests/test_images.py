@@ -568,3 +568,29 @@ def test_manifest_list_picks_host_platform(
     assert image.digest == index_digest  # users see the digest the tag resolved to
     assert image.config["Cmd"] == ["sh"]
     assert store.resolve(f"{fake_registry.address}/busybox:multi") == image
+
+
+@pytest.mark.pure
+def test_the_content_stores_caches_never_hand_out_a_shared_or_stale_record(
+        tmp_path: Path) -> None:
+    from fargo.agent.images.content import ContentStore
+
+    content = ContentStore(tmp_path / "store")
+    digest = "sha256:" + hashlib.sha256(b'{"config": {"Env": ["A=1"]}}').hexdigest()
+    content.write_blob_bytes(digest, b'{"config": {"Env": ["A=1"]}}')
+    first = content.read_json_blob(digest)
+    assert first is not None
+    first["config"]["Env"].append("B=2")  # a caller's change stays its own
+    assert content.read_json_blob(digest) == {"config": {"Env": ["A=1"]}}
+
+    content.record("busybox:latest", digest, "pull")
+    assert content.refs()["busybox:latest"]["digest"] == digest
+    content.refs()["busybox:latest"]["digest"] = "changed"  # a copy, not the cache
+    assert content.refs()["busybox:latest"]["digest"] == digest
+    # Another process (`fargo image import`) replaces the file: the next read sees it.
+    other = tmp_path / "refs.new"
+    other.write_text(json.dumps({"busybox:latest": {"digest": "sha256:" + "0" * 64,
+                                                    "source": "import"}}))
+    os.replace(other, content.refs_file)
+    assert content.refs()["busybox:latest"] == {"digest": "sha256:" + "0" * 64,
+                                                "source": "import"}

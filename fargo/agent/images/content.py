@@ -37,6 +37,10 @@ def sha256_file(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+_CACHED_BLOBS = 256  # manifests, indexes and configs: a few KiB each
+_CACHED_BLOB_MAX = 1 << 20
+
+
 class ContentStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -49,6 +53,11 @@ class ContentStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._refs_lock = threading.Lock()
+        # Blobs are named by their content's digest and never rewritten: one read serves
+        # every later start from the same image (each start loads its image again).
+        self._blob_cache: dict[str, bytes] = {}
+        # refs.json as last read, by the file's identity (another process may replace it).
+        self._refs_seen: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
 
     def lock(self, digest: str) -> threading.Lock:
         """The one lock for digest: held while its blob or layer is being made."""
@@ -73,9 +82,13 @@ class ContentStore:
         os.replace(tmp_name, path)
 
     def read_json_blob(self, digest: str) -> dict[str, Any] | None:
-        path = self.blob_path(digest)
+        data = self._blob_cache.get(digest)
         try:
-            doc: dict[str, Any] = json.loads(path.read_bytes())
+            if data is None:
+                data = self.blob_path(digest).read_bytes()
+                if len(data) <= _CACHED_BLOB_MAX and len(self._blob_cache) < _CACHED_BLOBS:
+                    self._blob_cache[digest] = data
+            doc: dict[str, Any] = json.loads(data)  # a fresh copy for each caller
             return doc
         except (FileNotFoundError, ValueError):
             return None
@@ -146,8 +159,13 @@ class ContentStore:
     def refs(self) -> dict[str, dict[str, str]]:
         """name -> {"digest", "source": "pull" | "import"}, as last written."""
         try:
-            refs: dict[str, dict[str, str]] = json.loads(self.refs_file.read_text())
-            return refs
+            st = os.stat(self.refs_file)
+            seen = self._refs_seen
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if seen is None or seen[0] != key:
+                refs: dict[str, dict[str, str]] = json.loads(self.refs_file.read_text())
+                seen = self._refs_seen = (key, refs)
+            return {name: dict(entry) for name, entry in seen[1].items()}  # callers' own
         except (FileNotFoundError, ValueError):
             return {}
 
@@ -164,3 +182,5 @@ class ContentStore:
             with os.fdopen(fd, "w") as out:
                 json.dump(refs, out, indent=1, sort_keys=True)
             os.replace(tmp, self.refs_file)
+            self._refs_seen = None  # read again next time: a stat alone cannot tell writes
+            # within one clock tick apart
