@@ -44,6 +44,8 @@ _OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 _AT_EMPTY_PATH = 0x1000
 _MOUNT_ATTR_IDMAP = 0x100000
 _UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
+# By path: unshare would try every directory of PATH in turn, an execve each.
+_CAT = shutil.which("cat") or "/bin/cat"
 
 _lock = threading.Lock()
 _userns_fds: dict[int, int] = {}
@@ -179,7 +181,7 @@ def _make_userns(base: int) -> int:
     The helper is util-linux's `unshare` running `cat`, spawned (vfork + exec): forking this
     large process instead would copy its page tables, several ms of CPU per new range."""
     own = os.readlink("/proc/self/ns/user")
-    proc = subprocess.Popen([_UNSHARE, "--user", "cat"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([_UNSHARE, "--user", _CAT], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 5.0
