@@ -136,7 +136,7 @@ def test_older_templates_of_a_size_are_replaced(tmp_path: Path) -> None:
     """A template made with other options (an older server's) is dropped, not kept beside."""
     templates = tmp_path / "storage" / "templates"
     templates.mkdir(parents=True)
-    for name in ("20.img", "20-2.img", "21-2.img"):
+    for name in ("20.img", "20-2.img", "20-3.img", "21-2.img"):
         (templates / name).write_bytes(b"old")
     made = TaskStorage(tmp_path / "storage")._template(DEFAULT_GIB)
     assert sorted(p.name for p in templates.iterdir()) == sorted([made.name, "21-2.img"])
