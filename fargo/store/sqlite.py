@@ -185,9 +185,15 @@ class Store:
 
     # tasks: the record as it is, plus the columns the listings filter on
     def put_task(self, task: Task) -> None:
+        # An upsert, not INSERT OR REPLACE: that deletes and re-inserts the row, updating
+        # every index twice (measured: 115 vs 51 us a write; a start writes its task ~6 times).
         self.execute(
-            "INSERT OR REPLACE INTO task_records (id, cluster, family, started_by, desired, "
-            "last, launch_type, created, stopped, record, grp) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO task_records (id, cluster, family, started_by, desired, last, "
+            "launch_type, created, stopped, record, grp) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET cluster=excluded.cluster, family=excluded.family, "
+            "started_by=excluded.started_by, desired=excluded.desired, last=excluded.last, "
+            "launch_type=excluded.launch_type, created=excluded.created, "
+            "stopped=excluded.stopped, record=excluded.record, grp=excluded.grp",
             (task.id, task.cluster_arn.rsplit("/", 1)[-1], task.family, task.started_by,
              task.desired_status, task.last_status, task.launch_type, task.created_at,
              task.stopped_at, _encode(task), task.group))
