@@ -176,8 +176,9 @@ class Starter:
         await asyncio.to_thread(self.runtime.create_sandbox, task.id, spec)
         if ahead and not pulls.done() and not abandon.is_set():
             # An image already here is only checked against its registry: a few ms, often
-            # just past the sandbox. The network waits on for the conmon of a container
-            # created ahead unless the pull is still going after that (a download).
+            # ending just after the sandbox is made. The network then waits for the conmon of
+            # a container created ahead, unless the pull is still going after that (a
+            # download: the network goes beside it).
             await done_or_set(pulls, abandon, PULL_CHECK_S)
         if not pulls.done() and not abandon.is_set():
             net_go.set()
