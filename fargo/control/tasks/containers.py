@@ -90,8 +90,8 @@ class Containers:
         starts them. Until then their first process waits in runc's init, before exec.
         spawned: called (from a worker thread) as each one's monitor is under way."""
         task = self.book.fresh(tid)
-        for cdef in task.plan:
-            if cdef.get("dependsOn") or self.book.fresh(tid).stopping:
+        for cdef in created_first(task.plan):
+            if self.book.fresh(tid).stopping:
                 continue
             await self._create(task, cdef, images[cdef["name"]], spawned)
             self._made.setdefault(tid, set()).add(cdef["name"])
@@ -238,6 +238,11 @@ class Containers:
             # then less often (a look is a stat per container); an exit's wake-up comes sooner.
             await self.book.wait(tid, pause)
             pause = min(pause * 2, POLL)
+
+
+def created_first(plan: list[ContainerDef]) -> list[ContainerDef]:
+    """The containers create_first makes ahead of the start: those that depend on nothing."""
+    return [c for c in plan if not c.get("dependsOn")]
 
 
 def _deps_met(cdef: ContainerDef, states: dict[str, Container]) -> bool | None:

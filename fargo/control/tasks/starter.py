@@ -26,7 +26,7 @@ from ..network import Networks
 from ..secrets import Secrets
 from ..ssm import Ssm
 from .book import TaskBook, done_or_set
-from .containers import Containers
+from .containers import Containers, created_first
 from .pulls import SharedPulls
 from .turns import StartTurns
 
@@ -144,7 +144,7 @@ class Starter:
         net_go = asyncio.Event()
         # The containers created ahead mount their rootfs in the same worker-thread job as
         # their create (one hand-off through the event loop less on the start's path).
-        ahead_names = (frozenset(c["name"] for c in task.plan if not c.get("dependsOn"))
+        ahead_names = (frozenset(c["name"] for c in created_first(task.plan))
                        if creates_ahead(task) else frozenset())
         sandbox = asyncio.ensure_future(
             self._prepare_sandbox(task, pulls, abandon, net_go, ahead_names))
