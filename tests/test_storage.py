@@ -44,6 +44,8 @@ def test_warm_filesystems_are_taken_and_remade(tmp_path: Path) -> None:
         source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(target)],
                                 capture_output=True, text=True, check=True).stdout.strip()
         assert source == ready_device  # the start took the warm one...
+        # ...whose allocator was warmed by a directory made and dropped: none is left.
+        assert sorted(os.listdir(target)) == ["lost+found"]
         options = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", str(target)],
                                  capture_output=True, text=True, check=True).stdout
         # No background work per task filesystem: no jbd2 thread, no inode table zeroing,

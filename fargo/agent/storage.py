@@ -229,8 +229,18 @@ def _premount(device: str, dev_fd: int) -> _Ready:
             os.close(dev_fd)
             raise StorageError(f"mounting {device}: {e.strerror}") from e
         os.close(dev_fd)  # autoclear now waits for the mount
+        _warm_allocator(fd)
         return _Ready(device, lift_fd(fd), mounted=True)
     return _Ready(device, dev_fd)
+
+
+def _warm_allocator(root_fd: int) -> None:
+    """Make and drop a directory in a fresh filesystem, so the start's first mkdir there (a
+    container's directory) finds the group's bitmaps and inode table block already read from
+    the loop device: ~1.7 ms on the start's path otherwise, paid here, off it."""
+    with contextlib.suppress(OSError):  # only a warm-up: the start makes what it needs
+        os.mkdir(".warm", 0o700, dir_fd=root_fd)
+        os.rmdir(".warm", dir_fd=root_fd)
 
 
 def _sparse_copy(src: Path, dst: Path) -> None:
