@@ -448,6 +448,7 @@ class FakeRegistry(ThreadingHTTPServer):
         self.blobs: dict[str, bytes] = {}
         self.tags: dict[str, str] = {}
         self.token_requests: list[dict[str, str]] = []
+        self.connections = 0
 
     @property
     def address(self) -> str:
@@ -469,6 +470,11 @@ class FakeRegistry(ThreadingHTTPServer):
 
 class FakeHandler(BaseHTTPRequestHandler):
     server: FakeRegistry
+    protocol_version = "HTTP/1.1"  # connections kept, as a real registry keeps them
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -545,6 +551,22 @@ def test_auth_flow(fake_registry: FakeRegistry, tmp_path: Path) -> None:
             "scope": "repository%3Abusybox%3Apull",
         }
         assert len(fake_registry.token_requests) == 3  # anon, wrong, then one for "ok"
+
+
+def test_pulls_keep_their_registry_connection(fake_registry: FakeRegistry,
+                                              tmp_path: Path) -> None:
+    ref, creds = f"{fake_registry.address}/busybox:1", ("alice", "s3cret")
+    store = ImageStore(tmp_path / "s")
+    store.pull(ref, creds)
+    first = fake_registry.connections
+    assert store.pull(ref, creds).digest == fake_registry.tags["1"]
+    assert fake_registry.connections == first  # the tag's check went over a kept connection
+    with pytest.raises(PullError, match="not found"):
+        store.pull(ref.replace(":1", ":nope"), creds)
+    # The 404's body was never read: that connection is closed, not handed to the next pull
+    # (which would read the rest of that answer as its own).
+    assert store.pull(ref, creds).digest == fake_registry.tags["1"]
+    assert fake_registry.connections == first + 1
 
 
 def test_manifest_list_picks_host_platform(

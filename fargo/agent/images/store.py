@@ -81,11 +81,7 @@ class ImageStore:
             image = self.content.load(ref, entry["digest"])
             if image:
                 return image
-        client = RegistryClient(parsed, ref, credentials, self._auth)
-        try:
-            image = self._pull_remote(client, ref)
-        finally:
-            client.close()
+        image = self._pull_remote(RegistryClient(parsed, ref, credentials, self._auth), ref)
         self.content.record(str(parsed), image.digest, "pull")
         return image
 
