@@ -1,12 +1,14 @@
-"""The kernel calls the network's parts share: the netlink thread, netns pins, sysctls and
+"""The kernel calls the network's parts share: the netlink threads, netns pins, sysctls and
 link lookups over pyroute2's IPRoute.
 
-All netlink work runs in a fresh short-lived thread:
-- creating a netns means ``unshare(CLONE_NEWNET)``, which switches only the calling thread; a
-  throwaway thread keeps the caller (and any thread pool) in the host namespace;
+All netlink work runs on a thread of its own, never the caller's:
+- creating a netns means ``unshare(CLONE_NEWNET)``, which switches only the calling thread, and
+  entering one (setns) likewise: the caller (and any thread pool) stays in the host namespace;
 - pyroute2's synchronous ``IPRoute`` drives its own asyncio loop and fails inside a thread that
   already runs one (e.g. an aiohttp handler), so it must not run on the caller's thread.
-This is also what makes the attach fast: no ``ip`` processes and no pyroute2 fork helpers."""
+Those threads are kept between jobs (a start makes three of them, a stop one): each goes back
+to the host's netns after a job, and one that cannot is let go. This is also what makes the
+attach fast: no ``ip`` processes and no pyroute2 fork helpers."""
 
 from __future__ import annotations
 
@@ -50,22 +52,79 @@ def lift(sock: socket.socket) -> socket.socket:
 
 
 def run_in_thread(fn: Callable[[], T]) -> T:
-    """Run fn on a fresh thread (see the module docstring); hand back its result or error."""
-    box: dict[str, Any] = {}
+    """Run fn on a netlink thread (see the module docstring); hand back its result or error."""
+    with _idle_lock:
+        worker = _idle.pop() if _idle else None
+    if worker is None:
+        worker = _Worker()
+    ok, value = worker.run(fn)
+    if worker.reusable:
+        with _idle_lock:
+            kept = len(_idle) < MAX_IDLE_WORKERS
+            if kept:
+                _idle.append(worker)
+        if not kept:
+            worker.retire()
+    if not ok:
+        raise value
+    result: T = value
+    return result
 
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # re-raised on the caller's thread
-            box["error"] = exc
 
-    thread = threading.Thread(target=target, name="fargo-netlink", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
+MAX_IDLE_WORKERS = 4  # as many netlink jobs as run at once in a launch's starts
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+_host_fd: list[int] = []  # the host's netns: where every netlink thread is born
+
+
+def _host_netns() -> int:
+    with _idle_lock:
+        if not _host_fd:
+            # /proc/self is the main thread's, which never leaves the host's netns.
+            _host_fd.append(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+        return _host_fd[0]
+
+
+class _Worker:
+    """A thread that runs one job at a time for run_in_thread, back in the host's netns after
+    each; `reusable` is False once it could not get back (it has then ended)."""
+
+    def __init__(self) -> None:
+        self.reusable = True
+        self._host = _host_netns()
+        self._fn: Callable[[], Any] | None = None
+        self._result: tuple[bool, Any] = (False, None)
+        self._go = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        threading.Thread(target=self._loop, name="fargo-netlink", daemon=True).start()
+
+    def run(self, fn: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, fn's result) or (False, what it raised), fn run on this worker's thread."""
+        self._fn = fn
+        self._go.release()
+        self._done.acquire()
+        result, self._result = self._result, (False, None)
+        return result
+
+    def retire(self) -> None:
+        self._fn = None
+        self._go.release()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            fn, self._fn = self._fn, None
+            if fn is None:
+                return  # retired
+            try:
+                self._result = (True, fn())
+            except BaseException as exc:  # re-raised on the caller's thread
+                self._result = (False, exc)
+            # Whatever netns the job left this thread in, the next job starts in the host's.
+            self.reusable = libc.setns(self._host, _CLONE_NEWNET) == 0
+            self._done.release()
+            if not self.reusable:
+                return
 
 
 def with_ipr(fn: Callable[[IPRoute], T]) -> T:
