@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,19 +142,15 @@ class RegistryClient:
 
     def manifest(self, reference: str) -> Manifest:
         """GET a manifest by tag or digest; a digest must match what came back."""
-        resp = self.get(f"manifests/{reference}", accept=ACCEPT)
-        whole = False
-        try:
+        with _answer(self.get(f"manifests/{reference}", accept=ACCEPT)) as resp:
             if resp.status == 404:
                 raise PullError(f"failed to resolve {self.shown}: {self.shown} not found")
             if resp.status != 200:
                 raise PullError(
                     f"failed to resolve {self.shown}: registry answered {resp.status}"
                 )
-            body, whole = self._read(resp), True
+            body = self._read(resp)
             content_type = resp.headers.get("Content-Type", "")
-        finally:
-            _release(resp, whole)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise PullError(f"failed to pull {self.shown}: manifest digest mismatch")
@@ -162,9 +159,7 @@ class RegistryClient:
     def download_blob(self, digest: str, dest: Path, tmp_dir: Path) -> None:
         """Stream a blob to a temp file in tmp_dir, verify its digest, then rename it to dest."""
         expected = digest_hex(digest)
-        resp = self.get(f"blobs/{digest}")
-        whole = False
-        try:
+        with _answer(self.get(f"blobs/{digest}")) as resp:
             if resp.status == 404:
                 raise PullError(f"failed to pull {self.shown}: blob {digest} not found")
             if resp.status != 200:
@@ -176,7 +171,6 @@ class RegistryClient:
                     for chunk in resp.stream(CHUNK):
                         h.update(chunk)
                         out.write(chunk)
-                whole = True
                 if h.hexdigest() != expected:
                     raise PullError(f"failed to pull {self.shown}: blob {digest} is corrupt")
                 os.replace(tmp_name, dest)
@@ -185,8 +179,6 @@ class RegistryClient:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name)
-        finally:
-            _release(resp, whole)
 
     def get(self, path: str, accept: str | None = None) -> Response:
         """The registry's answer, its body not read yet: the caller releases it."""
@@ -196,11 +188,11 @@ class RegistryClient:
         resp = self._send(path, headers, key)
         if resp.status == 401:
             challenge = resp.headers.get("WWW-Authenticate", "")
-            _release(resp, False)
+            _release(resp)
             self._authorize(challenge, key)
             resp = self._send(path, headers, key)
         if resp.status in (401, 403):
-            _release(resp, False)
+            _release(resp)
             raise PullError(f"pull access denied for {self.shown}: unauthorized")
         return resp
 
@@ -250,9 +242,7 @@ class RegistryClient:
         query = {"service": params.get("service", "")}
         query["scope"] = params.get("scope") or f"repository:{self.ref.repository}:pull"
         headers = {"Authorization": "Basic " + _basic(self.creds)} if self.creds else None
-        resp = self._request(params["realm"], headers=headers, fields=query)
-        whole = False
-        try:
+        with _answer(self._request(params["realm"], headers=headers, fields=query)) as resp:
             if resp.status in (401, 403):
                 raise PullError(f"pull access denied for {self.shown}: unauthorized")
             if resp.status != 200:
@@ -260,22 +250,29 @@ class RegistryClient:
                     f"failed to pull {self.shown}: token server answered {resp.status}"
                 )
             try:
-                raw, whole = self._read(resp), True
-                body = json.loads(raw)
+                body = json.loads(self._read(resp))
                 token = body.get("token") or body["access_token"]
             except (ValueError, KeyError, AttributeError) as exc:
                 raise PullError(f"failed to pull {self.shown}: bad token response") from exc
-        finally:
-            _release(resp, whole)
         # Renew a little early so a token never expires between check and use.
         lifetime = max(float(body.get("expires_in") or 60) - 10, 5)
         return str(token), lifetime
 
 
-def _release(resp: Response, whole: bool) -> None:
-    """Hand the connection back to its pool; one whose answer was not read to the end is
-    closed first (the rest of that answer would be read as the next one's)."""
-    if not whole:
+@contextlib.contextmanager
+def _answer(resp: Response) -> Iterator[Response]:
+    """resp, its connection released however the block ends."""
+    try:
+        yield resp
+    finally:
+        _release(resp)
+
+
+def _release(resp: Response) -> None:
+    """Hand the connection back to its pool; one whose answer was not read to the end (the
+    response is closed once it was) is closed first: the rest of that answer would be read as
+    the next one's."""
+    if not resp.closed:
         resp.close()
     resp.release_conn()
 
