@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.netpins import pinned_names
 
 FIGURES = [
     "| 1. start latency | fargo |",
@@ -106,8 +107,7 @@ def test_quick_bench_writes_every_figure(tmp_path: Path) -> None:
     assert not Path(workdir.group(1)).exists()
     assert not Path(f"/run/{prefix.group(1)}-runc").exists()
     assert not Path(f"/run/{prefix.group(1)}-lb").exists()  # the load balancer's files
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"{prefix.group(1)}-" not in netns
+    assert not [n for n in pinned_names() if n.startswith(f"{prefix.group(1)}-")]
 
 
 REPORT = """# fargo benchmarks

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import http_body
+from tests.netpins import pinned_names
 from tests.test_tasks import WEB, detail, register, run
 
 
@@ -26,10 +27,9 @@ def _settled(ecs, arns: list[str], timeout: float = 60) -> list[dict]:
 def _left_behind(prefix: str, state_dir: Path) -> list[str]:
     """What of this server's tasks is still on the host: netns pins, veths, rootfs and
     task filesystem mounts."""
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return ([f"netns {line}" for line in netns.splitlines() if line.startswith(prefix + "-")]
+    return ([f"netns {name}" for name in pinned_names() if name.startswith(prefix + "-")]
             + [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
                if line.split(":")[1].strip().startswith(prefix + "v")]
             + [f"mount {p}" for p in points

@@ -9,7 +9,6 @@ cluster.local. Nothing is asked of any other server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import dns.rcode
 import pytest
 
 from tests.conftest import FargoServers
+from tests.netpins import netns_exec, pinned_names
 from tests.test_dns import host_dns_port, resolver_of
 from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run
 
@@ -91,11 +91,11 @@ def sections(text: str) -> list[str]:
 
 
 def netns_of(srv, ip: str) -> str:
-    """The netns (its name under /var/run/netns) of this server's task holding ip."""
-    for name in os.listdir("/var/run/netns"):
+    """The netns (its pin's name) of this server's task holding ip."""
+    for name in pinned_names():
         if name.startswith(srv.prefix + "-"):
-            out = subprocess.run(["ip", "-n", name, "-4", "-o", "addr"], capture_output=True,
-                                 text=True).stdout
+            out = subprocess.run([*netns_exec(name), "ip", "-4", "-o", "addr"],
+                                 capture_output=True, text=True).stdout
             if f" {ip}/" in out:
                 return name
     raise AssertionError(f"no netns holds {ip}")
@@ -195,7 +195,7 @@ def test_writes_show_at_once_tcp_and_the_hosts_view(srv, cfg, world):
     probe = ("import dns.message, dns.query, sys; "
              f"r = dns.query.tcp(dns.message.make_query('{name}', 'A'), '{DNS_IP}', timeout=3); "
              "print(r.answer[0][0].address)")
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", probe],
+    out = subprocess.run([*netns_exec(netns), sys.executable, "-c", probe],
                          capture_output=True, text=True, timeout=20)
     assert out.stdout.strip() == ip, out.stderr
     kubectl_run(cfg, "delete", "service", "late", "-n", NS)
@@ -216,7 +216,7 @@ def test_cluster_dns_qps_from_a_pod(srv, world):
              "while time.perf_counter() - t0 < 1.5:\n"
              f"    r = dns.query.udp(q, '{DNS_IP}', timeout=2); assert r.answer; n += 1\n"
              "print(round(n / (time.perf_counter() - t0)))\n")
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", probe],
+    out = subprocess.run([*netns_exec(netns), sys.executable, "-c", probe],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     qps = int(out.stdout)

@@ -50,6 +50,7 @@ from fargo.port.loadbalancer import (
     Target,
     interface_id,
 )
+from tests.netpins import netns_exec
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("haproxy"),
                                 reason="needs root and haproxy")
@@ -89,7 +90,7 @@ class World:
         """A target server in a netns of its own on the subnet (made once per name)."""
         if name not in self.targets:
             att = self.net.attach(uuid.uuid4().hex, self.subnet.id, self.subnet.cidr, self.ip())
-            proc = subprocess.Popen(["ip", "netns", "exec", att.netns, sys.executable,
+            proc = subprocess.Popen([*netns_exec(att.netns), sys.executable,
                                      str(TARGET), name, str(PORT), str(self.state)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.targets[name] = (att, proc)
@@ -256,7 +257,7 @@ def test_requests_reach_both_targets_with_forwarded_headers(world: World) -> Non
         # Tasks reach it too: from a target's own netns.
         att = w.targets["a1"][0]
         fetched = subprocess.run(
-            ["ip", "netns", "exec", att.netns, sys.executable, "-c",
+            [*netns_exec(att.netns), sys.executable, "-c",
              f"import urllib.request;print(urllib.request.urlopen('http://{_lb_ip(spec)}/',"
              "timeout=5).status)"], capture_output=True, text=True, timeout=20)
         assert fetched.stdout.strip() == "200", fetched.stderr

@@ -21,12 +21,14 @@ from collections.abc import Iterator
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
+from fargo.agent import netholder
 from fargo.agent.bridges import bridge_netfilter
 from fargo.agent.netnames import NETNS_DIR, task_mac
 from fargo.agent.network import Attachment, HostNetwork
 from fargo.agent.rtnl import Rtnl
 from fargo.model.ipam import Ipam
 from fargo.port.errors import InvalidSpec, NetworkError
+from tests.netpins import in_host_table, netns_exec, pinned_names
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
 
@@ -47,7 +49,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def _in_ns(att: Attachment, *argv: str) -> subprocess.CompletedProcess[str]:
-    return _run("ip", "netns", "exec", att.netns, *argv)
+    return _run(*netns_exec(att.netns), *argv)
 
 
 def _ping(ip: str, att: Attachment | None = None) -> bool:
@@ -58,7 +60,7 @@ def _ping(ip: str, att: Attachment | None = None) -> bool:
 def _leftovers(prefix: str) -> list[str]:
     links = _run("ip", "-o", "link").stdout.splitlines()
     found = [line for line in links if line.split(":")[1].strip().startswith(prefix)]
-    found += [n for n in _run("ip", "netns", "list").stdout.split() if n.startswith(prefix + "-")]
+    found += [n for n in pinned_names() if n.startswith(prefix + "-")]
     return found
 
 
@@ -188,7 +190,7 @@ def test_tcp_from_host_to_task(pair: tuple[Attachment, Attachment]) -> None:
         "c,_=s.accept();c.sendall(b'hello from task');c.close()"
     )
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", a.netns, sys.executable, "-c", server],
+        [*netns_exec(a.netns), sys.executable, "-c", server],
         stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -202,13 +204,16 @@ def test_tcp_from_host_to_task(pair: tuple[Attachment, Attachment]) -> None:
 
 def test_task_interface_matches_attachment(pair: tuple[Attachment, Attachment]) -> None:
     a, _ = pair
-    assert _in_ns(a, "cat", "/sys/class/net/eth0/address").stdout.strip() == a.mac
+    assert f"link/ether {a.mac} " in _in_ns(a, "ip", "-o", "link", "show", "eth0").stdout
     assert a.mac == task_mac(a.task_id)
     assert f"inet {a.ip}/{a.prefixlen}" in _in_ns(a, "ip", "-4", "addr", "show", "eth0").stdout
     assert f"default via {a.gateway} dev eth0" in _in_ns(a, "ip", "route").stdout
     assert "UP" in _in_ns(a, "ip", "-br", "link", "show", "lo").stdout
     assert "inet6" not in _in_ns(a, "ip", "addr", "show", "eth0").stdout
-    assert os.path.ismount(a.netns_path) and a.netns_path == f"{NETNS_DIR}/{a.netns}"
+    # Pinned in the holder, reached by path, and not a mount of the host's own table.
+    assert a.netns in netholder.names() and netholder.pinned(a.netns_path)
+    assert os.stat(a.netns_path).st_ino == os.stat(netholder.path(a.netns)).st_ino
+    assert not in_host_table(a.netns) and not os.path.exists(f"{NETNS_DIR}/{a.netns}")
 
 
 def test_attached(net: HostNetwork, pair: tuple[Attachment, Attachment]) -> None:
@@ -238,7 +243,7 @@ def test_attach_twice_replaces(net: HostNetwork, cidr: str) -> None:
     second = net.attach(tid, "subnet-a", cidr, base + ".201")
     assert second.netns == first.netns and second.host_veth == first.host_veth
     assert _ping(second.ip) and not _ping(first.ip)
-    assert _run("ip", "netns", "list").stdout.split().count(second.netns) == 1
+    assert pinned_names().count(second.netns) == 1
     assert _run("ip", "-o", "link").stdout.count(second.host_veth) == 1
     net.detach(tid)
 
@@ -276,7 +281,7 @@ def test_detach_removes_everything(net: HostNetwork, cidr: str) -> None:
     start = time.perf_counter()
     net.detach(tid)
     print(f"\ndetach time: {(time.perf_counter() - start) * 1000:.1f} ms")
-    assert att.netns not in _run("ip", "netns", "list").stdout
+    assert att.netns not in pinned_names()
     assert att.host_veth not in _run("ip", "-o", "link").stdout
     assert not os.path.exists(att.netns_path)
     assert not net.attached(tid)

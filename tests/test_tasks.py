@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, http_body, wait_status
+from tests.netpins import pinned_names
 
 
 def register(ecs, image: str, *, cpu: str = "256", memory: str = "512", family: str | None = None,
@@ -95,8 +96,7 @@ def test_web_task_serves_logs_and_stops(ecs, fargo, busybox_image, subnet_id):
     assert t["taskArn"] not in ecs.list_tasks(family=fam)["taskArns"]
     # The IP went back to the pool: no netns remains for the task.
     tid = t["taskArn"].rsplit("/", 1)[-1]
-    assert f"{fargo.prefix}-{tid}" not in subprocess.run(["ip", "netns", "list"],
-                                                          capture_output=True, text=True).stdout
+    assert f"{fargo.prefix}-{tid}" not in pinned_names()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://{ip}:8080/", timeout=1)
 
@@ -305,7 +305,7 @@ def test_starts_take_turns(fargo_servers, busybox_image):
     last = wait_status(ecs, arns[-1], "STOPPED")
     assert "pullStartedAt" not in last and "startedAt" not in last  # never began
     assert last["stopCode"] == "UserInitiated"
-    assert not os.path.exists(f"/run/netns/{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}")
+    assert f"{srv.prefix}-{arns[-1].rsplit('/', 1)[-1]}" not in pinned_names()
     tasks.sort(key=lambda t: t["pullStartedAt"])
     # StopTask woke it in the queue: it did not wait for a turn to find out.
     assert last["stoppedAt"] < tasks[-1]["startedAt"]

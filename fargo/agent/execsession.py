@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..port.errors import ContainerGone, SandboxError
-from .layout import Layout, checked, container_id
+from .layout import Layout, checked, container_id, joined_netns
 from .runfiles import unlink
 
 if TYPE_CHECKING:
@@ -151,8 +151,7 @@ def start_session(sandbox: Sandbox, task_id: str, name: str, argv: list[str], *,
     try:
         config = json.loads((ctr_dir / "config.json").read_text())
         process = _process(config, argv, tty_)
-        netns = next((ns.get("path") for ns in config["linux"]["namespaces"]
-                      if ns.get("type") == "network"), None)
+        netns = joined_netns(config, ctr_dir)
     except (OSError, ValueError, KeyError, TypeError):
         raise ContainerGone(f"container {name} of task {task_id} has no bundle") from None
     # 0600 and on the runtime's tmpfs: the environment may carry the task's secrets.

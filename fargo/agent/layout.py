@@ -18,9 +18,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..port.errors import SandboxError
-from .runfiles import atomic_write
+from ..port.errors import ContainerGone, SandboxError
+from .runfiles import atomic_write, read_int
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -145,3 +146,17 @@ class Layout:
         if not task_dir.is_dir():
             return set()
         return {p.name for p in task_dir.iterdir() if (p / "config.json").exists()}
+
+
+def joined_netns(config: dict[str, Any], ctr_dir: Path) -> str | None:
+    """The netns a running container joined by path (None: one of its own), as a path that
+    holds now: its process's own (/proc/<pid>/ns/net). The path in the config may no longer
+    lead there: a task's netns is reached through a descriptor of the server that made the
+    container (agent/netholder.py), gone with that server."""
+    if not any(ns.get("type") == "network" and ns.get("path")
+               for ns in config["linux"]["namespaces"]):
+        return None
+    pid = read_int(ctr_dir / "pid")
+    if pid is None:
+        raise ContainerGone(f"container {ctr_dir.name} is not running")
+    return f"/proc/{pid}/ns/net"

@@ -38,6 +38,8 @@ from .libc import (
 from .netnames import NETNS_DIR
 
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_CLONE_FS = 0x00000200
 _MS_SHARED = 1 << 20
 
 T = TypeVar("T")
@@ -75,14 +77,46 @@ MAX_IDLE_WORKERS = 4  # as many netlink jobs as run at once in a launch's starts
 _idle: list[_Worker] = []
 _idle_lock = threading.Lock()
 _host_fd: list[int] = []  # the host's netns: where every netlink thread is born
+_host_mnt: list[int] = []  # and its mount namespace
+_thread = threading.local()  # .own_fs: this thread unshared its fs_struct (enter_mount_ns)
+
+
+def _host_ns(kept: list[int], name: str) -> int:
+    with _idle_lock:
+        if not kept:
+            # /proc/self is the main thread's, which never leaves the host's namespaces.
+            kept.append(lift_fd(os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+        return kept[0]
 
 
 def _host_netns() -> int:
-    with _idle_lock:
-        if not _host_fd:
-            # /proc/self is the main thread's, which never leaves the host's netns.
-            _host_fd.append(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
-        return _host_fd[0]
+    return _host_ns(_host_fd, "net")
+
+
+def host_mount_ns() -> int:
+    return _host_ns(_host_mnt, "mnt")
+
+
+def enter_mount_ns(fd: int | None) -> None:
+    """Move the *calling thread* into the mount namespace of fd (None: a new one, a copy of
+    its current one). A thread of a process can only do so with a root and cwd of its own, so
+    the thread first unshares those (once); a netlink worker goes back to the host's mount
+    namespace after its job."""
+    if not getattr(_thread, "own_fs", False):
+        _check("unshare fs", libc.unshare(_CLONE_FS))
+        _thread.own_fs = True
+    if fd is None:
+        _check("unshare mount namespace", libc.unshare(_CLONE_NEWNS))
+    else:
+        _check("setns mount namespace", libc.setns(fd, _CLONE_NEWNS))
+
+
+def _back_home(host_net: int) -> bool:
+    """The calling thread back in the host's netns (and mount namespace, if it left it)."""
+    if libc.setns(host_net, _CLONE_NEWNET) != 0:
+        return False
+    return (not getattr(_thread, "own_fs", False)
+            or libc.setns(host_mount_ns(), _CLONE_NEWNS) == 0)
 
 
 class _Worker:
@@ -120,8 +154,8 @@ class _Worker:
                 self._result = (True, fn())
             except BaseException as exc:  # re-raised on the caller's thread
                 self._result = (False, exc)
-            # Whatever netns the job left this thread in, the next job starts in the host's.
-            self.reusable = libc.setns(self._host, _CLONE_NEWNET) == 0
+            # Whatever namespaces the job left this thread in, the next starts in the host's.
+            self.reusable = _back_home(self._host)
             self._done.release()
             if not self.reusable:
                 return
@@ -166,6 +200,11 @@ def enter_new_netns(path: str) -> None:
     except BaseException:
         os.unlink(path)
         raise
+
+
+def new_netns() -> None:
+    """Move the *calling thread* into a new, empty netns (its pin is the caller's to make)."""
+    _check("unshare netns", libc.unshare(_CLONE_NEWNET))
 
 
 def setns(fd: int) -> None:

@@ -2,13 +2,15 @@
 
 Layout for a task on subnet bridge ``fgbr1a2b3c4d5e``::
 
-    host netns                               task netns (/var/run/netns/fg-<task_id>)
+    host netns                               task netns (pinned as fg-<task_id>)
     fgbr1a2b3c4d5e (gateway 10.89.0.1/20)
       └── fgv<hash> (bridge port) ══ veth ══ eth0 (10.89.0.7/20, default via 10.89.0.1)
 
 Names come from agent/netnames.py, bridges from agent/bridges.py, the kernel calls from
-agent/netsys.py (which says why all of it runs on a throwaway thread), and the attach's hot
-path goes through agent/rtnl.py's plain netlink socket.
+agent/netsys.py (which says why all of it runs on a thread of its own), the netns pins from
+agent/netholder.py (off the host's mount table), and the attach's hot path goes through
+agent/rtnl.py's plain netlink socket. Pins older servers made under /var/run/netns are still
+found, used and removed there.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.ipam import Ipam
 from ..port.errors import InvalidSpec, NetworkError
-from . import netclean
+from . import netclean, netholder
 from .bridges import Bridges, subnet_network
 from .netnames import Names, check_task_id, task_mac
 from .netsys import (
     enter_netns,
-    enter_new_netns,
     index,
+    new_netns,
     quiet_ipv6,
     remove_netns,
     run_in_thread,
@@ -50,8 +52,8 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 @dataclass
 class Attachment:
     task_id: str
-    netns: str  # netns name under /var/run/netns
-    netns_path: str  # bind-mounted netns file; runc joins it via config.json
+    netns: str  # the name of its pin
+    netns_path: str  # where the pin is reached (this process only); runc joins it by path
     ip: str
     prefixlen: int
     gateway: str
@@ -81,7 +83,17 @@ class HostNetwork:
         return self.names.netns_name(task_id)
 
     def netns_path(self, task_id: str) -> str:
-        return self.names.netns_path(task_id)
+        """Where the task's netns is reached: its pin in the holder, or an older server's
+        under /var/run/netns while that is there."""
+        legacy = self.names.netns_path(task_id)
+        if os.path.lexists(legacy):
+            return legacy
+        return netholder.path(self.netns_name(task_id))
+
+    def _has_pin(self, task_id: str) -> bool:
+        """A pin (or a pin file without its netns) of the task, where either kind is."""
+        return (os.path.lexists(self.names.netns_path(task_id))
+                or os.path.lexists(netholder.path(self.netns_name(task_id))))
 
     # bridges -----------------------------------------------------------------------------
 
@@ -98,12 +110,11 @@ class HostNetwork:
         """An empty netns for task_id at its path (a leftover's goes first): its containers
         can join it while attach makes the interface."""
         check_task_id(task_id)
-        path = self.netns_path(task_id)
 
         def make() -> None:
-            if os.path.lexists(path):
+            if self._has_pin(task_id):
                 self._detach(task_id)
-            enter_new_netns(path)  # the throwaway thread ends in it, and nothing else does
+            self._new_netns(task_id)  # the thread ends in it, and nothing else does
 
         run_in_thread(make)  # a leftover's _detach forgets an earlier pin of the task too
         self._pinned.add(task_id)
@@ -137,10 +148,11 @@ class HostNetwork:
             # Leftovers of an earlier run are replaced. No pin, no veth: the pin is made first
             # and removed last (and a stray veth is caught by the EEXIST in _plumb). A netns
             # pin() made for this start is the task's own.
-            fresh = att.task_id in self._pinned and os.path.ismount(att.netns_path)
+            fresh = att.task_id in self._pinned and netholder.pinned(att.netns_path)
             self._pinned.discard(att.task_id)
-            if not fresh and os.path.lexists(att.netns_path):
+            if not fresh and self._has_pin(att.task_id):
                 self._detach(att.task_id)
+            att.netns_path = netholder.path(att.netns)  # where the new pin goes, if not there
             if bridge is None:
                 with IPRoute() as ipr:
                     bridge = self.bridges.converge(ipr, key, cidr)
@@ -164,7 +176,7 @@ class HostNetwork:
         if pinned:
             enter_netns(att.netns_path)
         else:
-            enter_new_netns(att.netns_path)
+            self._new_netns(att.task_id)
         task_ns = os.open(att.netns_path, os.O_RDONLY)
         try:
             with Rtnl() as task:
@@ -210,6 +222,11 @@ class HostNetwork:
         finally:
             os.close(task_ns)
 
+    def _new_netns(self, task_id: str) -> None:
+        """Move the calling thread into a new netns, pinned as the task's."""
+        new_netns()
+        netholder.pin_here(self.netns_name(task_id))
+
     def detach(self, task_id: str) -> None:
         check_task_id(task_id)
         run_in_thread(lambda: self._detach(task_id))
@@ -225,12 +242,12 @@ class HostNetwork:
             except NetlinkError as exc:
                 if exc.code != errno.ENODEV:  # gone already
                     raise
-        remove_netns(self.netns_path(task_id))
+        remove_netns(self.names.netns_path(task_id))  # an older server's pin
+        netholder.unpin(self.netns_name(task_id))
 
     def attached(self, task_id: str) -> bool:
         """True if the netns is pinned and the host veth is on a bridge (for re-adoption)."""
-        path = self.netns_path(task_id)
-        if not os.path.ismount(path):
+        if not netholder.pinned(self.netns_path(task_id)):
             return False
         veth = self.veth_name(task_id)
 

@@ -33,7 +33,15 @@ from ..port.errors import ContainerGone, SandboxError
 from . import conmon, runtimefs, userns
 from .cgroups import TaskCgroups, pids_limit, remove_parents
 from .imageuser import resolve_user
-from .layout import RUN_FILES, TASK_ID_RE, Layout, TaskRecord, checked, container_id
+from .layout import (
+    RUN_FILES,
+    TASK_ID_RE,
+    Layout,
+    TaskRecord,
+    checked,
+    container_id,
+    joined_netns,
+)
 from .libc import MNT_DETACH, umount2
 from .ocispec import DEFAULT_CAPS, build_config, effective_nofile, raise_nofile_limit
 from .runc import Runc
@@ -337,8 +345,7 @@ class Sandbox:
         try:
             config = json.loads((ctr_dir / "config.json").read_text())
             process = dict(config["process"], args=list(argv), terminal=False)
-            netns = next((ns.get("path") for ns in config["linux"]["namespaces"]
-                          if ns.get("type") == "network"), None)
+            netns = joined_netns(config, ctr_dir)
         except (OSError, ValueError, KeyError, TypeError):
             raise ContainerGone(f"container {name} of task {task_id} has no bundle") from None
         # 0600 and on the runtime's tmpfs: the environment may carry the task's secrets.
