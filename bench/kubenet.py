@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fargo.agent import holder
 from fargo.agent.netsys import enter_netns, run_in_thread
 
 from .alb import Wrk, WrkRun, merged, merged_errors
@@ -83,16 +84,17 @@ def in_netns(path: str, fn: Callable[[], T]) -> T:
 
 
 def netns_of_ip(prefix: str, ip: str) -> str:
-    """The pinned netns (of this server's prefix) whose eth0 holds ip."""
-    root = Path("/var/run/netns")
-    for entry in sorted(root.iterdir()):
-        if not entry.name.startswith(prefix + "-"):
+    """The pinned netns (of this server's prefix) whose eth0 holds ip: a path of this
+    process into the holder (agent/holder.py), where the server pins its tasks' netns."""
+    for name in holder.names():
+        if not name.startswith(prefix + "-"):
             continue
-        out = subprocess.run(["ip", "-n", entry.name, "-4", "-o", "addr", "show"],
+        path = holder.path(name)
+        out = subprocess.run(["nsenter", f"--net={path}", "ip", "-4", "-o", "addr", "show"],
                              capture_output=True, text=True, timeout=10).stdout
         if any(f" {ip}/" in line for line in out.splitlines()):
-            return str(entry)
-    raise RuntimeError(f"no /var/run/netns/{prefix}-* holds {ip}")
+            return path
+    raise RuntimeError(f"no netns pinned as {prefix}-* holds {ip}")
 
 
 # ---------------------------------------------------------------- HTTP, one at a time

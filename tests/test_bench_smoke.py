@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.netpins import pinned_names
+from tests.holderpaths import pinned_names
 
 FIGURES = [
     "| 1. start latency | fargo |",

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import http_body
-from tests.netpins import pinned_names
+from tests.holderpaths import pinned_names, storage_left
 from tests.test_tasks import WEB, detail, register, run
 
 
@@ -33,7 +33,8 @@ def _left_behind(prefix: str, state_dir: Path) -> list[str]:
             + [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
                if line.split(":")[1].strip().startswith(prefix + "v")]
             + [f"mount {p}" for p in points
-               if p.startswith(f"/run/{prefix}-rootfs/") or p.startswith(f"{state_dir}/rootfs/")])
+               if p.startswith(f"/run/{prefix}-rootfs/") or p.startswith(f"{state_dir}/rootfs/")]
+            + [f"storage {tid}" for tid in storage_left(state_dir)])
 
 
 def test_a_crash_mid_start_is_resumed_and_leaks_nothing(fargo_servers, busybox_image):

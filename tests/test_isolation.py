@@ -17,6 +17,7 @@ from fargo.agent import userns
 from fargo.agent.cgroups import pids_limit
 from fargo.agent.ocispec import DEFAULT_CAPS
 from tests.conftest import http_body, wait_status
+from tests.holderpaths import task_storage
 from tests.test_tasks import detail, logs, register, run
 
 # Linux capability numbers of Docker's default set.
@@ -183,7 +184,7 @@ def test_root_in_task_is_not_root_on_host(ecs, fargo, busybox_image, subnet_id):
         assert re.search(rf"^\s*0\s+{base}\s+65536$", out, re.M), out
         # What root creates inside belongs to that uid on the host's disk.
         tid = t["taskArn"].rsplit("/", 1)[-1]
-        made = fargo.state_dir / "rootfs" / tid / "app" / "upper" / "made-by-root"
+        made = task_storage(fargo.state_dir, tid) / "app" / "upper" / "made-by-root"
         assert made.stat().st_uid == base and made.stat().st_gid == base
     finally:
         stop(ecs, t)

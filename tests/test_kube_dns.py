@@ -20,7 +20,7 @@ import dns.rcode
 import pytest
 
 from tests.conftest import FargoServers
-from tests.netpins import netns_exec, pinned_names
+from tests.holderpaths import netns_exec, pinned_names
 from tests.test_dns import host_dns_port, resolver_of
 from tests.test_kubectl import KUBECTL, eks_cluster, kubectl, kubectl_run
 

@@ -50,7 +50,7 @@ from fargo.port.loadbalancer import (
     Target,
     interface_id,
 )
-from tests.netpins import netns_exec
+from tests.holderpaths import netns_exec
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("haproxy"),
                                 reason="needs root and haproxy")

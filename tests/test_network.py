@@ -21,14 +21,14 @@ from collections.abc import Iterator
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from fargo.agent import netholder
+from fargo.agent import holder
 from fargo.agent.bridges import bridge_netfilter
 from fargo.agent.netnames import NETNS_DIR, task_mac
 from fargo.agent.network import Attachment, HostNetwork
 from fargo.agent.rtnl import Rtnl
 from fargo.model.ipam import Ipam
 from fargo.port.errors import InvalidSpec, NetworkError
-from tests.netpins import in_host_table, netns_exec, pinned_names
+from tests.holderpaths import in_host_table, netns_exec, pinned_names
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for netns/veth/bridge")
 
@@ -211,8 +211,8 @@ def test_task_interface_matches_attachment(pair: tuple[Attachment, Attachment]) 
     assert "UP" in _in_ns(a, "ip", "-br", "link", "show", "lo").stdout
     assert "inet6" not in _in_ns(a, "ip", "addr", "show", "eth0").stdout
     # Pinned in the holder, reached by path, and not a mount of the host's own table.
-    assert a.netns in netholder.names() and netholder.pinned(a.netns_path)
-    assert os.stat(a.netns_path).st_ino == os.stat(netholder.path(a.netns)).st_ino
+    assert a.netns in holder.names() and holder.pinned(a.netns_path)
+    assert os.stat(a.netns_path).st_ino == os.stat(holder.path(a.netns)).st_ino
     assert not in_host_table(a.netns) and not os.path.exists(f"{NETNS_DIR}/{a.netns}")
 
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, http_body, wait_status
-from tests.netpins import pinned_names
+from tests.holderpaths import pinned_names, task_storage
 
 
 def register(ecs, image: str, *, cpu: str = "256", memory: str = "512", family: str | None = None,
@@ -423,6 +423,7 @@ def test_lost_monitor_stops_the_task(ecs, fargo, busybox_image, subnet_id):
     t = wait_status(ecs, t["taskArn"], "STOPPED")
     assert t["stopCode"] == "EssentialContainerExited"
     assert t["containers"][0]["reason"].startswith("CannotInspectContainerError")
+    assert not task_storage(fargo.state_dir, tid).exists()
     assert not (fargo.state_dir / "rootfs" / tid).exists()
 
 

@@ -26,7 +26,7 @@ from ..port.data import (
 )
 from ..port.errors import AgentError, SandboxError
 from ..port.protocols import ExecSession
-from . import userns
+from . import holder, userns
 from .execsession import start_session
 from .gvisor import GvisorSandbox
 from .images import ImageStore
@@ -64,10 +64,31 @@ class HostRuntime:
         self.net_counters = NetCounters()  # every task's veth from one read of the host's
         # Task volumes: mounted in each task's runtime dir, scratch ones on its storage.
         self.volumes = TaskVolumes(lambda tid: self.sandbox.wait_exit_paths(tid).parent,
-                                   lambda tid: self.root / "rootfs" / tid)
+                                   self.storage_dir, self._storage_mount)
+
+    def _storage_rel(self, tid: str) -> str:
+        """Where the task's filesystem is mounted in the holder (agent/holder.py)."""
+        return holder.storage_rel(self.root, tid)
+
+    def _legacy_storage(self, tid: str) -> Path | None:
+        """Where a server from before the holder mounted the task's filesystem, if it did."""
+        path = self.root / "rootfs" / tid
+        return path if path.exists() else None
+
+    def storage_dir(self, tid: str) -> Path:
+        """The task's filesystem, as a path of this process (reached into the holder)."""
+        return self._legacy_storage(tid) or Path(holder.outside(self._storage_rel(tid)))
+
+    def _storage_mount(self, tid: str, sub: str) -> Callable[[], int] | None:
+        """What hands back a detached mount of the directory sub of the task's filesystem,
+        which mounts on the host take their source from (None: one on the host, by path)."""
+        if self._legacy_storage(tid) is not None:
+            return None
+        rel = f"{self._storage_rel(tid)}/{sub}"
+        return lambda: holder.clone(rel)
 
     def _rootfs_dir(self, tid: str, name: str) -> Path:
-        return self.root / "rootfs" / tid / name
+        return self.storage_dir(tid) / name
 
     def _box(self, tid: str) -> Sandbox:
         """The backend that made the task: its record says (read once, then kept)."""
@@ -106,7 +127,7 @@ class HostRuntime:
     # ---- Runtime
     def create_sandbox(self, tid: str, spec: SandboxSpec) -> None:
         """The task's cgroups and user-namespace range, and its ephemeral storage: a
-        filesystem at rootfs/<tid>, where its containers' writable layers go."""
+        filesystem of its own in the holder, where its containers' writable layers go."""
         if spec.isolation not in ("runc", "gvisor"):
             raise SandboxError(f"unknown sandbox isolation {spec.isolation!r}")
         box = self._tiers[tid] = self.gvisor if spec.isolation == "gvisor" else self.sandbox
@@ -120,7 +141,12 @@ class HostRuntime:
             # The range's user namespace, which every idmapped layer mount of the task needs:
             # made now, while the network is being made, rather than in the first mount.
             userns.userns_fd(id_base)
-        self.storage.mount(tid, spec.storage_gib, self.root / "rootfs" / tid)
+        legacy = self._legacy_storage(tid)
+        if legacy is not None:  # a start an older server began: finished as it began
+            self.storage.mount(tid, spec.storage_gib, legacy)
+        else:
+            self.storage.mount(tid, spec.storage_gib, Path(holder.inner(self._storage_rel(tid))),
+                               there=holder.inside)
         self.volumes.make(tid, spec.volumes, id_base or 0)
         self._count_io(tid)
 
@@ -137,7 +163,7 @@ class HostRuntime:
             name = f"{os.major(dev)}:{os.minor(dev)}"
             return name if os.path.exists(f"/sys/dev/block/{name}") else None
 
-        own, images = device(self.root / "rootfs" / tid), device(self.images.root)
+        own, images = device(self.storage_dir(tid)), device(self.images.root)
         devices = [own] if own else []
         if images and images not in (own, device(self.storage.root)):
             devices.append(images)
@@ -156,7 +182,8 @@ class HostRuntime:
         if os.path.ismount(target):
             return target
         return self.images.mount_rootfs(image, self._rootfs_dir(tid, name),
-                                        id_base=self._id_base(tid), target=target)
+                                        id_base=self._id_base(tid), target=target,
+                                        workdir_mount=self._storage_mount(tid, name))
 
     def create_container(self, tid: str, spec: ContainerSpec, image: Image,
                          spawned: Callable[[], None] | None = None) -> None:
@@ -271,7 +298,8 @@ class HostRuntime:
             self._box(tid).destroy_task(tid)
         finally:
             self.volumes.remove(tid)  # before the storage the scratch ones live on
-            base = self.root / "rootfs" / tid
+            legacy = self._legacy_storage(tid)
+            base = legacy or self.storage_dir(tid)
             if base.exists():
                 for d in base.iterdir():
                     if d.name not in ("lost+found", ".volumes"):  # the filesystem's own
@@ -281,7 +309,11 @@ class HostRuntime:
                             self.images.unmount_rootfs(
                                 d, target=self.sandbox.rootfs_target(tid, d.name))
                         self.images.unmount_rootfs(d)  # where older servers mounted it
-                self.storage.unmount(base)
+                if legacy is not None:
+                    self.storage.unmount(base)
+                else:
+                    self.storage.unmount(Path(holder.inner(self._storage_rel(tid))),
+                                         there=holder.inside)
                 shutil.rmtree(base, ignore_errors=True)
 
     def forget(self, tid: str) -> None:
@@ -293,8 +325,9 @@ class HostRuntime:
         """Remove every task sandbox this host holds, then the networks: a clean slate."""
         tids = set(self.sandbox.list_tasks()) | set(self.gvisor.list_tasks())
         rootfs = self.root / "rootfs"
-        if rootfs.exists():
+        if rootfs.exists():  # older servers' task filesystems
             tids |= {d.name for d in rootfs.iterdir()}
+        tids |= set(holder.listing(os.path.dirname(self._storage_rel("x"))))
         for tid in sorted(tids):
             try:
                 try:

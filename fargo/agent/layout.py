@@ -152,7 +152,7 @@ def joined_netns(config: dict[str, Any], ctr_dir: Path) -> str | None:
     """The netns a running container joined by path (None: one of its own), as a path that
     holds now: its process's own (/proc/<pid>/ns/net). The path in the config may no longer
     lead there: a task's netns is reached through a descriptor of the server that made the
-    container (agent/netholder.py), gone with that server."""
+    container (agent/holder.py), gone with that server."""
     if not any(ns.get("type") == "network" and ns.get("path")
                for ns in config["linux"]["namespaces"]):
         return None

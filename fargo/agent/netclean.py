@@ -6,7 +6,7 @@ import os
 
 from pyroute2 import IPRoute
 
-from . import netholder
+from . import holder
 from .netnames import NETNS_DIR, Names
 from .netsys import delete_link, link_kind, remove_netns, run_in_thread, with_ipr
 
@@ -18,7 +18,7 @@ def netns_names(names: Names) -> list[str]:
         found = os.listdir(NETNS_DIR)
     except FileNotFoundError:
         found = []
-    return sorted(n for n in {*found, *netholder.names()} if names.netns_re.match(n))
+    return sorted(n for n in {*found, *holder.names()} if names.netns_re.match(n))
 
 
 def _owned_links(ipr: IPRoute, names: Names) -> tuple[list[str], list[str]]:
@@ -49,7 +49,7 @@ def cleanup(names: Names) -> None:
             delete_link(ipr, name)
         for name in netns_names(names):
             remove_netns(os.path.join(NETNS_DIR, name))
-            netholder.unpin(name)
+            holder.unpin(name)
 
     run_in_thread(lambda: with_ipr(work))
-    netholder.drop_if_empty()  # when no server of the host pins anything in it any more
+    holder.drop_if_empty()  # when no server of the host pins anything in it any more

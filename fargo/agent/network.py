@@ -8,7 +8,7 @@ Layout for a task on subnet bridge ``fgbr1a2b3c4d5e``::
 
 Names come from agent/netnames.py, bridges from agent/bridges.py, the kernel calls from
 agent/netsys.py (which says why all of it runs on a thread of its own), the netns pins from
-agent/netholder.py (off the host's mount table), and the attach's hot path goes through
+agent/holder.py (off the host's mount table), and the attach's hot path goes through
 agent/rtnl.py's plain netlink socket. Pins older servers made under /var/run/netns are still
 found, used and removed there.
 """
@@ -29,7 +29,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.ipam import Ipam
 from ..port.errors import InvalidSpec, NetworkError
-from . import netclean, netholder
+from . import holder, netclean
 from .bridges import Bridges, subnet_network
 from .netnames import Names, check_task_id, task_mac
 from .netsys import (
@@ -88,12 +88,12 @@ class HostNetwork:
         legacy = self.names.netns_path(task_id)
         if os.path.lexists(legacy):
             return legacy
-        return netholder.path(self.netns_name(task_id))
+        return holder.path(self.netns_name(task_id))
 
     def _has_pin(self, task_id: str) -> bool:
         """A pin (or a pin file without its netns) of the task, where either kind is."""
         return (os.path.lexists(self.names.netns_path(task_id))
-                or os.path.lexists(netholder.path(self.netns_name(task_id))))
+                or os.path.lexists(holder.path(self.netns_name(task_id))))
 
     # bridges -----------------------------------------------------------------------------
 
@@ -148,11 +148,11 @@ class HostNetwork:
             # Leftovers of an earlier run are replaced. No pin, no veth: the pin is made first
             # and removed last (and a stray veth is caught by the EEXIST in _plumb). A netns
             # pin() made for this start is the task's own.
-            fresh = att.task_id in self._pinned and netholder.pinned(att.netns_path)
+            fresh = att.task_id in self._pinned and holder.pinned(att.netns_path)
             self._pinned.discard(att.task_id)
             if not fresh and self._has_pin(att.task_id):
                 self._detach(att.task_id)
-            att.netns_path = netholder.path(att.netns)  # where the new pin goes, if not there
+            att.netns_path = holder.path(att.netns)  # where the new pin goes, if not there
             if bridge is None:
                 with IPRoute() as ipr:
                     bridge = self.bridges.converge(ipr, key, cidr)
@@ -225,7 +225,7 @@ class HostNetwork:
     def _new_netns(self, task_id: str) -> None:
         """Move the calling thread into a new netns, pinned as the task's."""
         new_netns()
-        netholder.pin_here(self.netns_name(task_id))
+        holder.pin_here(self.netns_name(task_id))
 
     def detach(self, task_id: str) -> None:
         check_task_id(task_id)
@@ -243,11 +243,11 @@ class HostNetwork:
                 if exc.code != errno.ENODEV:  # gone already
                     raise
         remove_netns(self.names.netns_path(task_id))  # an older server's pin
-        netholder.unpin(self.netns_name(task_id))
+        holder.unpin(self.netns_name(task_id))
 
     def attached(self, task_id: str) -> bool:
         """True if the netns is pinned and the host veth is on a bridge (for re-adoption)."""
-        if not netholder.pinned(self.netns_path(task_id)):
+        if not holder.pinned(self.netns_path(task_id)):
             return False
         veth = self.veth_name(task_id)
 

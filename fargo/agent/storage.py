@@ -25,6 +25,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..port.errors import StorageError
@@ -63,6 +64,13 @@ class _LoopInfo64(ctypes.Structure):
 class _LoopConfig(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_uint32), ("block_size", ctypes.c_uint32),
                 ("info", _LoopInfo64), ("reserved", ctypes.c_uint64 * 8)]
+
+
+def _here(step: Callable[[], int]) -> int:
+    return step()
+
+
+_THERE = -1  # place(): the target has a filesystem already
 
 
 class TaskStorage:
@@ -142,36 +150,46 @@ class TaskStorage:
             # The loop device holds the file open: it lives exactly as long as the device.
             image.unlink(missing_ok=True)
 
-    def mount(self, task_id: str, size_gib: int, target: Path) -> None:
-        """Mount a fresh, empty filesystem of size_gib GiB at target (made if missing)."""
+    def mount(self, task_id: str, size_gib: int, target: Path,
+              there: Callable[[Callable[[], int]], int] = _here) -> None:
+        """Mount a fresh, empty filesystem of size_gib GiB at target (made if missing).
+        there runs the step that names target, in the mount namespace target is in (the
+        holder's: agent/holder.py); the filesystem is made here."""
         if not 1 <= size_gib <= MAX_GIB:
             raise StorageError(f"ephemeral storage of {size_gib} GiB is out of range")
-        target.mkdir(parents=True, exist_ok=True)
-        if os.path.ismount(target):
-            return  # a retried start: the task's filesystem is there already
         made = self._take_ready(size_gib) or _Ready(*self._fresh_device(task_id, size_gib))
-        if made.mounted:
-            try:
-                err = attach(made.fd, target)
-            finally:
-                os.close(made.fd)  # attached, the mount holds itself; else it goes
-            if err:
-                raise StorageError(f"mounting {made.device} at {target}: {os.strerror(err)}")
-            return
-        device, dev_fd = made.device, made.fd
+
+        def place() -> int:
+            target.mkdir(parents=True, exist_ok=True)
+            if os.path.ismount(target):
+                return _THERE  # a retried start: the task's filesystem is there already
+            if made.mounted:
+                return attach(made.fd, target)
+            _mount(made.device, target)
+            return 0
+
         try:
-            _mount(device, target)
+            err = there(place)
         except BaseException:
-            _detach(dev_fd)
+            if not made.mounted:
+                _detach(made.fd)
             raise
         finally:
-            # Autoclear fires at the last close: only now is the mount holding it.
-            os.close(dev_fd)
+            # Attached, the mount holds the filesystem (and autoclear, at the device's last
+            # close, now waits for the mount); not attached, it goes with this fd.
+            os.close(made.fd)
+        if err and err != _THERE:
+            raise StorageError(f"mounting {made.device} at {target}: {os.strerror(err)}")
 
-    def unmount(self, target: Path) -> None:
+    @staticmethod
+    def unmount(target: Path, there: Callable[[Callable[[], int]], int] = _here) -> None:
         """Drop the task's filesystem (lazily if something still holds it). Idempotent."""
-        if os.path.ismount(target) and umount2(target) == errno.EBUSY:
-            umount2(target, MNT_DETACH)
+        def drop() -> int:
+            if os.path.ismount(target) and umount2(target) == errno.EBUSY:
+                return umount2(target, MNT_DETACH)
+            return 0
+
+        there(drop)
 
     def _template(self, size_gib: int) -> Path:
         # "-4": made with the options below; templates of older servers are not reused.

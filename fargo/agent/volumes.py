@@ -35,7 +35,16 @@ from typing import Any
 
 from ..port.data import ContainerSpec, VolumeFile, VolumeMount, VolumeSpec
 from ..port.errors import SandboxError
-from .libc import MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID, MS_PRIVATE, mount, umount2
+from .libc import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOSUID,
+    MS_PRIVATE,
+    attach,
+    mount,
+    umount2,
+)
 
 MS_REMOUNT = 0x20
 DATA = "..data"
@@ -111,11 +120,15 @@ def resolve_in_root(root: Path, rel: str) -> Path:
 
 
 class TaskVolumes:
-    def __init__(self, task_dir: Callable[[str], Path], storage_dir: Callable[[str], Path]):
-        """task_dir: a task's runtime directory (traversable by its ids); storage_dir: the
-        mount point of its ephemeral storage."""
+    def __init__(self, task_dir: Callable[[str], Path], storage_dir: Callable[[str], Path],
+                 storage_mount: Callable[[str, str], Callable[[], int] | None] | None = None):
+        """task_dir: a task's runtime directory (traversable by its ids); storage_dir: where
+        its ephemeral storage is reached; storage_mount(tid, sub): what hands back a
+        detached mount of its directory sub to bind from (None: bound by path), for storage
+        mounted in another mount namespace (agent/holder.py)."""
         self.task_dir = task_dir
         self.storage_dir = storage_dir
+        self.storage_mount = storage_mount
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -151,8 +164,7 @@ class TaskVolumes:
                 source.mkdir(parents=True, exist_ok=True)
                 os.chown(source, id_base, id_base)
                 os.chmod(source, spec.mode)
-                mount(source, target, None, MS_BIND, what=f"binding volume {spec.name}",
-                      error=SandboxError)
+                self._bind_scratch(tid, spec.name, source, target)
             elif spec.kind == "memory":
                 size = max(_PAGE, spec.size_bytes or 0)
                 mount("fargo-volume", target, "tmpfs", MS_NOSUID | MS_NODEV,
@@ -165,6 +177,20 @@ class TaskVolumes:
             else:
                 raise SandboxError(f"volume {spec.name}: unknown kind {spec.kind!r}")
             _private(target)
+
+    def _bind_scratch(self, tid: str, name: str, source: Path, target: Path) -> None:
+        detached = self.storage_mount(tid, f".volumes/{name}") if self.storage_mount else None
+        if detached is None:
+            mount(source, target, None, MS_BIND, what=f"binding volume {name}",
+                  error=SandboxError)
+            return
+        fd = detached()
+        try:
+            err = attach(fd, target)
+        finally:
+            os.close(fd)
+        if err:
+            raise SandboxError(f"binding volume {name}: {os.strerror(err)}")
 
     # ---- a files volume's content
     def write(self, tid: str, name: str, files: list[VolumeFile], id_base: int) -> bool:

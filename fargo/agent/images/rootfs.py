@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ...port.data import Image
@@ -24,9 +25,13 @@ class RootfsMounter:
         self.content = content
 
     def mount(self, image: Image, workdir: Path, id_base: int | None = None,
-              target: Path | None = None) -> Path:
+              target: Path | None = None, workdir_mount: Callable[[], int] | None = None
+              ) -> Path:
         """Mount image's layers under a fresh writable layer (workdir/upper) at target
-        (default workdir/rootfs).
+        (default workdir/rootfs). workdir_mount, if given, hands back an fd of a detached
+        mount of workdir, where the upper and work dirs are then taken from: a workdir in
+        another mount namespace (agent/holder.py) is reached by path, but overlayfs takes
+        no mount of another namespace for its upper dir.
 
         With id_base, the rootfs is for a user namespace mapping ids 0..65535 to id_base..:
         the shared layers are seen through idmapped mounts and the writable layer belongs to
@@ -48,7 +53,12 @@ class RootfsMounter:
             for layer in lowers:
                 fds.append(userns.idmapped_tree(layer, id_base) if id_base is not None
                            else _path_fd(layer))
-            up, wk = _path_fd(upper), _path_fd(work)
+            if workdir_mount is None:
+                up, wk = _path_fd(upper), _path_fd(work)
+            else:
+                base = workdir_mount()
+                fds.append(base)
+                up, wk = _path_fd(Path("upper"), base), _path_fd(Path("work"), base)
             fds += [up, wk]
             # Every layer is named by an fd of ours: overlayfs resolves the link at mount time
             # and shows the names as given, so a container reading its mountinfo sees
@@ -78,8 +88,8 @@ class RootfsMounter:
             os.rmdir(rootfs)
 
 
-def _path_fd(path: Path) -> int:
-    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+def _path_fd(path: Path, dir_fd: int | None = None) -> int:
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
 
 
 def _fd_name(fd: int) -> str:

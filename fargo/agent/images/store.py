@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,10 @@ class ImageStore:
         return image
 
     def mount_rootfs(self, image: Image, workdir: Path, id_base: int | None = None,
-                     target: Path | None = None) -> Path:
+                     target: Path | None = None,
+                     workdir_mount: Callable[[], int] | None = None) -> Path:
         """See RootfsMounter.mount: image's layers under a fresh writable layer."""
-        return self._rootfs.mount(image, workdir, id_base, target)
+        return self._rootfs.mount(image, workdir, id_base, target, workdir_mount)
 
     def unmount_rootfs(self, workdir: Path, target: Path | None = None) -> None:
         """See RootfsMounter.unmount: idempotent, lazy if busy."""

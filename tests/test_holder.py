@@ -1,0 +1,141 @@
+"""The holder namespace: netns pins and task filesystems off the host's mount table, reached
+by path from any process, kept when the process that made them is killed, and the holder
+itself dropped only once nothing is in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fargo.agent import holder, netsys
+from fargo.agent.images.content import ContentStore
+from fargo.agent.images.rootfs import RootfsMounter
+from fargo.agent.storage import DEFAULT_GIB, TaskStorage
+from fargo.port.data import Image
+from fargo.port.errors import RootfsError
+from tests.conftest import ROOT
+from tests.holderpaths import in_host_table
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+
+
+def _ino(what: str) -> int:
+    return os.stat(f"/proc/thread-self/ns/{what}").st_ino
+
+
+def _holder_mounts() -> list[str]:
+    text = holder.inside(lambda: open("/proc/thread-self/mountinfo").read())
+    return [line.split()[4] for line in text.splitlines()]
+
+
+def test_a_pin_outlives_the_server_that_made_it() -> None:
+    name = f"fgtest-{uuid.uuid4().hex[:10]}"
+    made = textwrap.dedent(f"""
+        import os, signal
+        from fargo.agent import holder, netsys
+        def pin():
+            netsys.new_netns()
+            holder.pin_here({name!r})
+            return os.stat("/proc/thread-self/ns/net").st_ino
+        print(netsys.run_in_thread(pin), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind
+    """)
+    proc = subprocess.run([sys.executable, "-c", made], capture_output=True, text=True,
+                          cwd=ROOT, timeout=30)
+    assert proc.returncode == -9, proc.stderr
+    try:
+        path = holder.path(name)
+        assert holder.pinned(path) and name in holder.names()
+        assert os.stat(path).st_ino == int(proc.stdout)  # the very netns, from another process
+        assert not in_host_table(name)  # not a mount of the host's table
+        # A thread of this process joins it by that path, as runc and nsenter do.
+        inside = netsys.run_in_thread(lambda: (netsys.enter_netns(path), _ino("net"))[1])
+        assert inside == int(proc.stdout)
+    finally:
+        holder.unpin(name)
+    assert name not in holder.names() and not holder.pinned(holder.path(name))
+    holder.unpin(name)  # idempotent
+
+
+def test_the_holder_keeps_no_copy_of_the_hosts_other_mounts() -> None:
+    name = f"fgtest-{uuid.uuid4().hex[:10]}"
+    netsys.run_in_thread(lambda: (netsys.new_netns(), holder.pin_here(name)))
+    try:
+        points = _holder_mounts()
+        assert f"/run/netns/{name}" in points
+        others = {p for p in points if not p.startswith(("/run/netns/", "/run/storage/"))}
+        assert others <= {"/", "/proc", "/dev", "/dev/pts", "/run"}, others
+    finally:
+        holder.unpin(name)
+
+
+def test_a_worker_that_pinned_is_back_in_the_hosts_namespaces() -> None:
+    host_mnt, host_net = _ino("mnt"), _ino("net")
+    name = f"fgtest-{uuid.uuid4().hex[:10]}"
+    netsys.run_in_thread(lambda: (netsys.new_netns(), holder.pin_here(name)))
+    try:
+        # Every kept worker (the one that pinned among them) is home for the next job.
+        for _ in range(netsys.MAX_IDLE_WORKERS + 1):
+            assert netsys.run_in_thread(lambda: (_ino("mnt"), _ino("net"))) == (host_mnt,
+                                                                                host_net)
+    finally:
+        holder.unpin(name)
+
+
+def test_the_holder_goes_only_once_empty() -> None:
+    name = f"fgtest-{uuid.uuid4().hex[:10]}"
+    netsys.run_in_thread(lambda: (netsys.new_netns(), holder.pin_here(name)))
+    try:
+        assert not holder.drop_if_empty()  # it pins ours
+        assert holder.pinned(holder.path(name))
+    finally:
+        holder.unpin(name)
+    others = holder.names()  # another server's tasks, if any run now
+    assert holder.drop_if_empty() == (not others)
+    bound = any(line.split()[4] == holder.PIN for line in open("/proc/self/mountinfo"))
+    assert bound == bool(others)
+
+
+def test_a_task_filesystem_in_the_holder_backs_an_overlay_on_the_host(tmp_path: Path) -> None:
+    """The task's ext4 is mounted in the holder only; the host's overlay takes its upper dir
+    from a detached copy, and what the container writes lands on the task's filesystem."""
+    storage = TaskStorage(tmp_path / "storage")
+    rel = holder.storage_rel(tmp_path, "t1")
+    base = Path(holder.outside(rel))  # the holder is made (if need be): one host mount
+    before = _host_points()
+    storage.mount("t1", DEFAULT_GIB, Path(holder.inner(rel)), there=holder.inside)
+    rootfs = tmp_path / "rootfs"
+    mounter = RootfsMounter(ContentStore(tmp_path / "content"))
+    try:
+        assert _host_points() == before  # not in the host's table
+        assert os.statvfs(base).f_blocks * os.statvfs(base).f_frsize > (DEFAULT_GIB - 1) << 30
+        lower = tmp_path / "layer"
+        lower.mkdir()
+        (lower / "from-image").write_text("image")
+        image = Image(ref="x", digest="sha256:0", config={}, layers=[lower])
+        mounter.mount(image, base / "app", target=rootfs,
+                      workdir_mount=lambda: holder.clone(f"{rel}/app"))
+        assert (rootfs / "from-image").read_text() == "image"
+        (rootfs / "written").write_text("by the task")
+        assert (base / "app" / "upper" / "written").read_text() == "by the task"
+        assert _host_points() == [*before, str(rootfs)]  # only the overlay itself
+        with pytest.raises(RootfsError):  # a path into the holder is no upper dir for overlayfs
+            mounter.mount(image, base / "other", target=tmp_path / "rootfs2")
+    finally:
+        mounter.unmount(base / "app", target=rootfs)
+        storage.unmount(Path(holder.inner(rel)), there=holder.inside)
+        shutil.rmtree(base, ignore_errors=True)
+        storage.close()
+    assert not base.exists() and _host_points() == before
+    holder.drop_if_empty()
+
+
+def _host_points() -> list[str]:
+    return [line.split()[4] for line in open("/proc/self/mountinfo")]
