@@ -24,6 +24,8 @@ from typing import Any
 
 import requests
 
+from fargo.agent import holder
+
 ROOT = Path(__file__).resolve().parent.parent
 # A command that idles, and exits 0 on SIGTERM at once (sh as PID 1 ignores an untrapped TERM).
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
@@ -107,10 +109,13 @@ def term_as_interrupt() -> None:
 
 
 def mounts_under(path: Path) -> list[str]:
+    """The mounts of a state dir left on the host, and its task filesystems left in the
+    holder (agent/holder.py)."""
     prefix = str(path.resolve()) + "/"
     with open("/proc/self/mountinfo") as f:
         points = [line.split(" ")[4] for line in f]
-    return [p for p in points if p.startswith(prefix)]
+    held = holder.listing(os.path.dirname(holder.storage_rel(path, "x")))
+    return [p for p in points if p.startswith(prefix)] + [f"holder: {t}" for t in held]
 
 
 def remove_tree(path: Path) -> None:

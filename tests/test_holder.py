@@ -139,3 +139,63 @@ def test_a_task_filesystem_in_the_holder_backs_an_overlay_on_the_host(tmp_path: 
 
 def _host_points() -> list[str]:
     return [line.split()[4] for line in open("/proc/self/mountinfo")]
+
+
+def test_the_holder_binds_where_run_is_a_shared_mount() -> None:
+    """On a systemd host /run is shared with other mount namespaces, and the kernel copies
+    no mount namespace's file to those (EINVAL): the holder's goes in a private bind of a
+    directory of its own. A throwaway namespace with a shared tmpfs at /run, and a peer of
+    it in another, stands for that host."""
+    script = textwrap.dedent("""
+        import errno, os
+        from fargo.agent import holder, libc, netsys
+        open("/run/direct", "w").close()
+        os.mkdir("/run/private")
+        libc.mount("/run/private", "/run/private", None, libc.MS_BIND, what="", error=OSError)
+        libc.mount("none", "/run/private", None, libc.MS_PRIVATE, what="", error=OSError)
+        open("/run/private/file", "w").close()
+        def both(tid):  # the premise: where a private mount takes it, the shared one cannot
+            ns = f"/proc/self/task/{tid}/ns/mnt"
+            return (libc.try_mount(ns, "/run/private/file", None, libc.MS_BIND)
+                    or 1000 + libc.try_mount(ns, "/run/direct", None, libc.MS_BIND))
+        print(1000 + errno.EINVAL in [holder._build(both, cpu)
+                                      for cpu in sorted(os.sched_getaffinity(0))])
+        netsys.run_in_thread(lambda: (netsys.new_netns(), holder.pin_here("fgtest-shared")))
+        print(holder.pinned(holder.path("fgtest-shared")))
+        holder.unpin("fgtest-shared")
+        print(holder.drop_if_empty(), os.path.exists(holder.PIN))
+    """)
+    shell = ("mount -t tmpfs fgtest /run && mount --make-shared /run && "
+             "{ unshare --mount --propagation unchanged sleep 60 & } && peer=$! && "
+             f"sleep 0.2; {sys.executable} -c '{script}'; code=$?; kill $peer; exit $code")
+    proc = subprocess.run(["unshare", "--mount", "sh", "-c", shell], capture_output=True,
+                          text=True, cwd=ROOT, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == ["True", "True", "True False"]
+
+
+def test_task_filesystems_of_a_state_dir_that_is_gone_are_swept(tmp_path: Path) -> None:
+    """A server SIGKILLed and never back, its state dir deleted: nothing would ever unmount
+    its tasks' filesystems in the holder, so any server's clean-up sweeps them."""
+    storage = TaskStorage(tmp_path / "storage")
+    state, kept = tmp_path / "state", tmp_path / "kept"
+    state.mkdir()
+    kept.mkdir()
+    try:
+        for owner in (state, kept):
+            rel = holder.storage_rel(owner, "t1")
+            storage.mount("t1", DEFAULT_GIB, Path(holder.inner(rel)), there=lambda step, o=owner:
+                          holder.inside(lambda: (holder.own_storage(o), step())[1]))
+        assert holder.sweep() == []  # both state dirs are there
+        state.rmdir()
+        assert str(state) in holder.sweep()
+        assert holder.listing(os.path.dirname(holder.storage_rel(state, "t1"))) == []
+        assert holder.listing(os.path.dirname(holder.storage_rel(kept, "t1"))) == ["t1"]
+    finally:
+        storage.unmount(Path(holder.inner(holder.storage_rel(kept, "t1"))), there=holder.inside)
+        holder.inside(lambda: os.rmdir(holder.inner(holder.storage_rel(kept, "t1"))))
+        kept.rmdir()
+        holder.sweep()
+        storage.close()
+    holder.drop_if_empty()

@@ -16,7 +16,7 @@ as any netns path, and file calls work there as anywhere. Mounting and unmountin
 a thread inside (`inside`: a netlink worker that enters and leaves it, netsys.enter_mount_ns),
 and a mount elsewhere (an overlay's upper dir, a bind) takes a detached copy of a directory
 made inside (`clone`), as the kernel takes no mount of another namespace for either. To look
-by hand: `nsenter --mount=/run/fargo-holder.mnt ip netns list`."""
+by hand: `nsenter --mount=/run/fargo-holder/mnt ip netns list`."""
 
 from __future__ import annotations
 
@@ -43,13 +43,19 @@ from .libc import (
     try_mount,
     umount2,
 )
-from .netsys import enter_mount_ns, host_mount_ns, run_in_thread
+from .netsys import enter_mount_ns, host_mount_ns, remove_netns, run_in_thread
 
-PIN = "/run/fargo-holder.mnt"  # the holder's namespace file, bound here on the host
-_LOCK = "/run/fargo-holder.lock"  # held to make or drop the holder, or change what it holds
+# The holder's namespace file is bound at PIN on the host, in a private bind of its own
+# directory: the kernel refuses a mount namespace's file in a shared mount (EINVAL), and
+# /run is shared on a systemd host.
+_DIR = "/run/fargo-holder"
+PIN = f"{_DIR}/mnt"
+_OLD_PIN = "/run/fargo-holder.mnt"  # where servers before the directory bound it
+_LOCK = "/run/fargo-holder.lock"  # shared to use the holder, exclusive to make or drop it
 _ROOT = "/run"  # inside the holder: its own tmpfs, what `outside` paths are relative to
 NETNS = "netns"  # the pins, under _ROOT
 STORAGE = "storage"  # <server key>/<task id>: the task filesystems' mount points
+OWNERS = "owners"  # <server key>: the state dir whose task filesystems those are
 # The holder's copies of the host's mounts that stay (all the others go): enough for
 # `nsenter --mount=PIN ip netns exec <pin> <command>` to work by hand.
 _KEEP = ("/", "/proc", "/dev", "/dev/pts")
@@ -73,13 +79,28 @@ class _Holder:
         self._ns: int | None = None
         self._dir: int | None = None
         self._ino = 0
+        self.pin = PIN  # where the one in use is bound
 
     def _current(self) -> bool:
         try:
-            st = os.stat(PIN)
+            st = os.stat(self.pin)
         except FileNotFoundError:
             return False
         return self._ns is not None and st.st_ino == self._ino and st.st_dev == _nsfs_dev()
+
+    def _open(self) -> int | None:
+        """An fd of the bound holder's namespace, None if none is bound (or one is being
+        dropped: a pin file without its mount is no holder)."""
+        for pin in (PIN, _OLD_PIN):
+            try:
+                fd = os.open(pin, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            if os.fstat(fd).st_dev == _nsfs_dev():
+                self.pin = pin
+                return fd
+            os.close(fd)
+        return None
 
     def _close(self) -> None:
         for fd in (self._ns, self._dir):
@@ -95,15 +116,14 @@ class _Holder:
                 assert self._ns is not None and self._dir is not None
                 return self._ns, self._dir
             self._close()
-            try:
-                held = os.stat(PIN).st_dev == _nsfs_dev()
-            except FileNotFoundError:
-                held = False
-            if not held:
+            ns = self._open()
+            if ns is None:
                 if not make:
                     return None
                 _make()
-            ns = os.open(PIN, os.O_RDONLY | os.O_CLOEXEC)
+                ns = self._open()
+                if ns is None:
+                    raise NetworkError("holder: made but not bound")
             try:
                 root = run_in_thread(lambda: _in(ns, lambda: os.open(
                     _ROOT, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)))
@@ -133,32 +153,64 @@ def _in(ns_fd: int, fn: Callable[[], T]) -> T:
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """The host-wide lock: what the holder holds is mounted and dropped one at a time (tens
-    of µs each), so no server drops the holder as another mounts in it, and no two make one."""
+def _locked(how: int) -> Iterator[None]:
+    """The host-wide lock, on an open of its own (flock is per open file): shared by whoever
+    mounts or unmounts in the holder, as many at once as like (a task's storage may take
+    long to flush), exclusive to make or drop it, so none drops it under another's feet."""
     fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, how)
         yield
     finally:
         os.close(fd)  # and the lock with it
 
 
-def _ns_fd() -> int:
-    """The holder's namespace fd, the holder made if need be (the caller holds the lock)."""
-    fds = _holder.fds(make=True)
-    assert fds is not None
-    return fds[0]
+@contextlib.contextmanager
+def _in_use(make: bool = True) -> Iterator[int | None]:
+    """The holder's namespace fd, kept from being dropped until the block ends; made first
+    (under the exclusive lock) when there is none and make, else None."""
+    while True:
+        with _locked(fcntl.LOCK_SH):
+            fds = _holder.fds(make=False)
+            if fds is not None or not make:
+                yield None if fds is None else fds[0]
+                return
+        with _locked(fcntl.LOCK_EX):  # a shared lock cannot be raised in place
+            _holder.fds(make=True)
 
 
 def _make() -> None:
-    """A new holder bound at PIN (the caller holds the lock)."""
+    """A new holder bound at PIN (the caller holds the lock).
+
+    The kernel binds a mount namespace's file only into an older namespace, and judges age
+    by the namespaces' ids, which each CPU hands out from a batch of its own: a holder made
+    on one CPU can look older than a young namespace this server runs in (a container's, a
+    sandboxed service's) made on another. Then it is made again on each CPU in turn; on the
+    one that made this server's namespace, it is younger."""
+    _private_dir()
+    os.close(os.open(PIN, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    err = 0
+    for cpu in (None, *sorted(os.sched_getaffinity(0))):
+        err = _build(lambda tid: try_mount(f"/proc/self/task/{tid}/ns/mnt", PIN, None,
+                                           MS_BIND), cpu)
+        if err != errno.EINVAL:
+            break
+    if err:
+        raise NetworkError(f"binding the holder: {os.strerror(err)}")
+
+
+def _build(bind: Callable[[int], int], cpu: int | None) -> int:
+    """A new mount namespace made by a thread of its own (on cpu, if given), handed by that
+    thread's id to bind while it lives; bind's errno back (the namespace goes with the
+    thread unless bound)."""
     made: list[BaseException | int] = []
     bound = threading.Event()
 
     def build() -> None:
         # This thread ends in the new namespace; nothing else of the process does.
         try:
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})  # this thread only
             enter_mount_ns(None)  # unshare(CLONE_NEWNS): a copy of the host's mounts
             mount("none", "/", None, MS_REC | MS_PRIVATE, what="holder: private mounts",
                   error=NetworkError)
@@ -183,12 +235,26 @@ def _make() -> None:
         result = made[0]
         if isinstance(result, BaseException):
             raise result
-        os.close(os.open(PIN, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        mount(f"/proc/self/task/{result}/ns/mnt", PIN, None, MS_BIND,
-              what="binding the holder", error=NetworkError)
+        return bind(result)
     finally:
         bound.set()
         thread.join()
+
+
+def _private_dir() -> None:
+    """_DIR as a private bind mount of itself (kept while a holder is bound in it)."""
+    os.makedirs(_DIR, mode=0o700, exist_ok=True)
+    if not _mounted(_DIR):
+        mount(_DIR, _DIR, None, MS_BIND, what="binding the holder's directory",
+              error=NetworkError)
+    mount("none", _DIR, None, MS_PRIVATE, what="making the holder's directory private",
+          error=NetworkError)
+
+
+def _mounted(point: str) -> bool:
+    """Whether a mount of the host's (this thread's) table is at point."""
+    with open("/proc/thread-self/mountinfo") as table:
+        return any(_unescape(line.split()[4]) == point for line in table)
 
 
 def _drop_copies() -> None:
@@ -216,13 +282,20 @@ def _unescape(field: str) -> str:
 
 def outside(rel: str) -> str:
     """Where the holder's _ROOT/rel is reached from the host (whether or not it exists): this
-    process's path, valid while it runs."""
+    process's path, valid while it runs. The holder is made if there is none."""
+    found = reach(rel)
+    if found is None:
+        with _locked(fcntl.LOCK_EX):
+            _holder.fds(make=True)
+        found = reach(rel)
+    assert found is not None
+    return found
+
+
+def reach(rel: str) -> str | None:
+    """As `outside`, but None when there is no holder (nothing is in one then)."""
     fds = _holder.fds(make=False)
-    if fds is None:
-        with _locked():
-            fds = _holder.fds(make=True)
-    assert fds is not None
-    return f"/proc/{os.getpid()}/fd/{fds[1]}/{rel}"
+    return None if fds is None else f"/proc/{os.getpid()}/fd/{fds[1]}/{rel}"
 
 
 def inner(rel: str) -> str:
@@ -231,10 +304,10 @@ def inner(rel: str) -> str:
 
 
 def inside(fn: Callable[[], T]) -> T:
-    """fn on a worker thread inside the holder (made if need be), under the lock: mounts
+    """fn on a worker thread inside the holder (made if need be), kept while it runs: mounts
     and unmounts there name their places by `inner`."""
-    with _locked():
-        ns = _ns_fd()
+    with _in_use() as ns:
+        assert ns is not None
         return run_in_thread(lambda: _in(ns, fn))
 
 
@@ -249,8 +322,8 @@ def clone(rel: str) -> int:
             raise OSError(err, f"open_tree {rel}: {os.strerror(err)}")
         return int(fd)
 
-    with _locked():
-        ns = _ns_fd()
+    with _in_use() as ns:
+        assert ns is not None
         return run_in_thread(lambda: _in(ns, copy))
 
 
@@ -267,24 +340,75 @@ def listing(rel: str) -> list[str]:
 
 def drop_if_empty() -> bool:
     """Unbind the holder when it holds nothing (it then ends); True if there is none now."""
-    with _locked():
+    with _locked(fcntl.LOCK_EX):
         if listing(NETNS) or any(listing(f"{STORAGE}/{key}") for key in listing(STORAGE)):
             return False
         _holder.forget()
-        if os.path.lexists(PIN):
-            err = umount2(PIN, MNT_DETACH)
-            if err not in (0, errno.EINVAL, errno.ENOENT):
-                raise NetworkError(f"unbinding the holder: {os.strerror(err)}")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(PIN)
+        for pin in (PIN, _OLD_PIN):
+            if os.path.lexists(pin):
+                _unbind(pin)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pin)
+        if os.path.isdir(_DIR):
+            _unbind(_DIR)
+            with contextlib.suppress(OSError):  # ENOTEMPTY: a file of someone else's
+                os.rmdir(_DIR)
         return True
+
+
+def _unbind(point: str) -> None:
+    err = umount2(point, MNT_DETACH)
+    if err not in (0, errno.EINVAL, errno.ENOENT):
+        raise NetworkError(f"unbinding {point}: {os.strerror(err)}")
+
+
+def _key(state_dir: Path) -> str:
+    return hashlib.sha256(os.fsencode(Path(state_dir).resolve())).hexdigest()[:16]
 
 
 def storage_rel(state_dir: Path, tid: str) -> str:
     """Where a task's filesystem is mounted in the holder (relative to its _ROOT): under a
     directory of its server's state dir's own, so servers of other state dirs never meet."""
-    key = hashlib.sha256(os.fsencode(Path(state_dir).resolve())).hexdigest()[:16]
-    return f"{STORAGE}/{key}/{tid}"
+    return f"{STORAGE}/{_key(state_dir)}/{tid}"
+
+
+def own_storage(state_dir: Path) -> None:
+    """Note (from a thread inside) whose state dir the task filesystems of its key are, so
+    that they can be swept once no server can ever come back for them (`sweep`)."""
+    note = inner(f"{OWNERS}/{_key(state_dir)}")
+    if not os.path.exists(note):
+        os.makedirs(os.path.dirname(note), exist_ok=True)
+        Path(note).write_text(str(Path(state_dir).resolve()))
+
+
+def sweep() -> list[str]:
+    """Unmount the task filesystems of every state dir that is gone (its server was killed
+    and never came back to purge them, and the dir was deleted): nothing else ever would,
+    and they would keep the holder. The state dirs swept, for the log."""
+    swept = []
+    for key in listing(OWNERS):
+        note = reach(f"{OWNERS}/{key}")
+        try:
+            owner = Path(note).read_text() if note else ""
+        except FileNotFoundError:  # swept meanwhile by another server
+            continue
+        if not owner or os.path.exists(owner):
+            continue
+
+        def drop(key: str = key) -> None:
+            base = inner(f"{STORAGE}/{key}")
+            for tid in os.listdir(base) if os.path.isdir(base) else []:
+                umount2(os.path.join(base, tid), MNT_DETACH)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(base, tid))
+            with contextlib.suppress(OSError):
+                os.rmdir(base)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(inner(f"{OWNERS}/{key}"))
+
+        inside(drop)
+        swept.append(owner)
+    return swept
 
 
 # ---------------------------------------------------------------- netns pins
@@ -295,40 +419,35 @@ def path(name: str) -> str:
     return outside(f"{NETNS}/{name}")
 
 
-def pin_here(name: str) -> None:
-    """Pin the calling thread's netns as name (a leftover pin of the name goes first). The
-    thread is a netlink worker in its new netns: only its mount namespace moves."""
+def found(name: str) -> str | None:
+    """Where the pin named so is reached from the host, None when there is no holder."""
+    return reach(f"{NETNS}/{name}")
+
+
+def pin_here(name: str) -> str:
+    """Pin the calling thread's netns as name (a leftover pin of the name goes first), and
+    say where the pin is reached from the host. The thread is a netlink worker in its new
+    netns: only its mount namespace moves."""
     def bind() -> None:
         pin = inner(f"{NETNS}/{name}")
-        _unpin(pin)
+        remove_netns(pin)
         os.close(os.open(pin, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
         err = try_mount("/proc/thread-self/ns/net", pin, None, MS_BIND)
         if err:
             os.unlink(pin)
             raise NetworkError(f"pinning netns {name}: {os.strerror(err)}")
 
-    with _locked():
-        _in(_ns_fd(), bind)
+    with _in_use() as ns:
+        assert ns is not None
+        _in(ns, bind)
+        return path(name)
 
 
 def unpin(name: str) -> None:
     """Drop the pin (the netns ends once nothing else holds it). Idempotent."""
-    with _locked():
-        fds = _holder.fds(make=False)
-        if fds is None:
-            return
-        ns = fds[0]
-        run_in_thread(lambda: _in(ns, lambda: _unpin(inner(f"{NETNS}/{name}"))))
-
-
-def _unpin(pin: str) -> None:
-    if not os.path.lexists(pin):
-        return
-    err = umount2(pin, MNT_DETACH)
-    if err not in (0, errno.EINVAL, errno.ENOENT):
-        raise NetworkError(f"unpinning {os.path.basename(pin)}: {os.strerror(err)}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(pin)
+    with _in_use(make=False) as ns:
+        if ns is not None:
+            run_in_thread(lambda: _in(ns, lambda: remove_netns(inner(f"{NETNS}/{name}"))))
 
 
 def pinned(pin_path: str) -> bool:

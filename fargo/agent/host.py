@@ -70,6 +70,14 @@ class HostRuntime:
         """Where the task's filesystem is mounted in the holder (agent/holder.py)."""
         return holder.storage_rel(self.root, tid)
 
+    def _in_holder(self, step: Callable[[], int]) -> int:
+        """A storage step run inside the holder, where this server's key is noted as its."""
+        def noted() -> int:
+            holder.own_storage(self.root)
+            return step()
+
+        return holder.inside(noted)
+
     def _legacy_storage(self, tid: str) -> Path | None:
         """Where a server from before the holder mounted the task's filesystem, if it did."""
         path = self.root / "rootfs" / tid
@@ -146,7 +154,7 @@ class HostRuntime:
             self.storage.mount(tid, spec.storage_gib, legacy)
         else:
             self.storage.mount(tid, spec.storage_gib, Path(holder.inner(self._storage_rel(tid))),
-                               there=holder.inside)
+                               there=self._in_holder)
         self.volumes.make(tid, spec.volumes, id_base or 0)
         self._count_io(tid)
 
@@ -299,8 +307,9 @@ class HostRuntime:
         finally:
             self.volumes.remove(tid)  # before the storage the scratch ones live on
             legacy = self._legacy_storage(tid)
-            base = legacy or self.storage_dir(tid)
-            if base.exists():
+            reached = holder.reach(self._storage_rel(tid))  # no holder made to look in
+            base = legacy or (Path(reached) if reached is not None else None)
+            if base is not None and base.exists():
                 for d in base.iterdir():
                     if d.name not in ("lost+found", ".volumes"):  # the filesystem's own
                         # Also when destroy_task failed half-way: an overlay left mounted

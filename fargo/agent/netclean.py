@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from pyroute2 import IPRoute
@@ -9,6 +10,8 @@ from pyroute2 import IPRoute
 from . import holder
 from .netnames import NETNS_DIR, Names
 from .netsys import delete_link, link_kind, remove_netns, run_in_thread, with_ipr
+
+log = logging.getLogger(__name__)
 
 
 def netns_names(names: Names) -> list[str]:
@@ -52,4 +55,6 @@ def cleanup(names: Names) -> None:
             holder.unpin(name)
 
     run_in_thread(lambda: with_ipr(work))
+    for gone in holder.sweep():
+        log.warning("unmounted task filesystems left of %s, a state dir that is gone", gone)
     holder.drop_if_empty()  # when no server of the host pins anything in it any more

@@ -86,14 +86,15 @@ class HostNetwork:
         """Where the task's netns is reached: its pin in the holder, or an older server's
         under /var/run/netns while that is there."""
         legacy = self.names.netns_path(task_id)
-        if os.path.lexists(legacy):
+        if holder.pinned(legacy):
             return legacy
         return holder.path(self.netns_name(task_id))
 
     def _has_pin(self, task_id: str) -> bool:
         """A pin (or a pin file without its netns) of the task, where either kind is."""
+        pin = holder.found(self.netns_name(task_id))
         return (os.path.lexists(self.names.netns_path(task_id))
-                or os.path.lexists(holder.path(self.netns_name(task_id))))
+                or (pin is not None and os.path.lexists(pin)))
 
     # bridges -----------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class HostNetwork:
         if pinned:
             enter_netns(att.netns_path)
         else:
-            self._new_netns(att.task_id)
+            att.netns_path = self._new_netns(att.task_id)
         task_ns = os.open(att.netns_path, os.O_RDONLY)
         try:
             with Rtnl() as task:
@@ -222,10 +223,10 @@ class HostNetwork:
         finally:
             os.close(task_ns)
 
-    def _new_netns(self, task_id: str) -> None:
-        """Move the calling thread into a new netns, pinned as the task's."""
+    def _new_netns(self, task_id: str) -> str:
+        """Move the calling thread into a new netns, pinned as the task's; where the pin is."""
         new_netns()
-        holder.pin_here(self.netns_name(task_id))
+        return holder.pin_here(self.netns_name(task_id))
 
     def detach(self, task_id: str) -> None:
         check_task_id(task_id)
