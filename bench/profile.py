@@ -8,6 +8,7 @@ inclusive time. Scenarios:
   launch    10 RunTask calls of count 10 (CPU)
   scale     one UpdateService taking a service from 0 to 100 tasks (CPU; figure 7)
   describe  DescribeTasks(100) from 8 concurrent clients (CPU)
+With --crowd N, N idle tasks are running first (figure 15's crowded host).
 Needs py-spy (`pip install py-spy`)."""
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
     p.add_argument("--top", type=int, default=45, help="functions to print [45]")
     p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks here")
+    p.add_argument("--crowd", type=int, default=0,
+                   help="idle tasks running before the scenario (figure 15's host) [0]")
     p.add_argument("--gil", action="store_true",
                    help="only samples holding the GIL: Python's own CPU, without the waits")
     a = p.parse_args(argv)
@@ -96,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         fb = bench.fb
         raw = a.raw or bench.tmp / "pyspy.txt"
         running: list[str] = []
+        crowd = [arn for done in range(0, a.crowd, 10)
+                 for arn in fb.launch(1, min(10, a.crowd - done))[1]]
+        if crowd:
+            log(f"{len(crowd)} idle tasks running")
+            time.sleep(5.0)  # the host rests, as figure 15's does
         scaled = ""
         if a.scenario == "scale":
             from .services import ServiceBench, Sizes, completed, settled
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             fb.stop_all(running)
         if scaled:
             sb.remove(scaled)
+        if crowd:
+            fb.stop_all(crowd, timeout=900)
     except KeyboardInterrupt:
         return 130
     finally:
