@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from .env import Cleanup, log, term_as_interrupt
-from .run import Bench, Options
+from .run import Bench, Options, needed_overcommit
 
 IDLE_SCENARIOS = {"start", "stop"}
 
@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     term_as_interrupt()
     cleanup = Cleanup()
-    bench = Bench(Options(peers=False, plot=False), cleanup)
+    opts = Options(peers=False, plot=False)
+    if a.crowd:  # room for the crowd beside the scenario's tasks, as figure 15 makes
+        opts.overcommit = needed_overcommit(Options(figures={"crowd"}, crowd_idle=a.crowd,
+                                                    crowd_most=a.crowd))
+    bench = Bench(opts, cleanup)
     try:
         bench.setup()
         assert bench.fb is not None and bench.server is not None

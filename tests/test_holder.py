@@ -81,10 +81,11 @@ def test_a_worker_that_pinned_is_back_in_the_hosts_namespaces() -> None:
     name = f"fgtest-{uuid.uuid4().hex[:10]}"
     netsys.run_in_thread(lambda: (netsys.new_netns(), holder.pin_here(name)))
     try:
-        # Every kept worker (the one that pinned among them) is home for the next job.
+        # Every kept worker (the one that pinned among them) is home for the next job, in
+        # the process's cwd too (setns left it at the root).
+        home = (host_mnt, host_net, os.getcwd())
         for _ in range(netsys.MAX_IDLE_WORKERS + 1):
-            assert netsys.run_in_thread(lambda: (_ino("mnt"), _ino("net"))) == (host_mnt,
-                                                                                host_net)
+            assert netsys.run_in_thread(lambda: (_ino("mnt"), _ino("net"), os.getcwd())) == home
     finally:
         holder.unpin(name)
 

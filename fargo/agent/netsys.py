@@ -12,6 +12,7 @@ attach fast: no ``ip`` processes and no pyroute2 fork helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -109,14 +110,27 @@ def enter_mount_ns(fd: int | None) -> None:
         _check("unshare mount namespace", libc.unshare(_CLONE_NEWNS))
     else:
         _check("setns mount namespace", libc.setns(fd, _CLONE_NEWNS))
+        if fd == host_mount_ns():
+            _home_cwd()
+
+
+def _home_cwd() -> None:
+    """setns leaves the thread's cwd at the namespace's root: back to the process's (the
+    main thread's), so that relative paths mean on every thread what they mean on it."""
+    with contextlib.suppress(OSError):
+        os.chdir("/proc/self/cwd")
 
 
 def _back_home(host_net: int) -> bool:
     """The calling thread back in the host's netns (and mount namespace, if it left it)."""
     if libc.setns(host_net, _CLONE_NEWNET) != 0:
         return False
-    return (not getattr(_thread, "own_fs", False)
-            or libc.setns(host_mount_ns(), _CLONE_NEWNS) == 0)
+    if not getattr(_thread, "own_fs", False):
+        return True
+    if libc.setns(host_mount_ns(), _CLONE_NEWNS) != 0:
+        return False
+    _home_cwd()
+    return True
 
 
 class _Worker:
