@@ -19,6 +19,9 @@ from typing import Any
 from ..port.data import DEFAULT_PATH
 from ..port.errors import SandboxError
 from .runc import Runc, runc_message
+from .spawner import Child, Spawner
+
+SPAWNER = Spawner()  # the process's own: every conmon of this server starts from it
 
 
 @dataclass(frozen=True)
@@ -76,15 +79,8 @@ def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float,
     """
     read_fd, write_fd = os.pipe()
     try:
-        env = {"PATH": os.environ.get("PATH", DEFAULT_PATH), "_OCI_SYNCPIPE": str(write_fd)}
-        proc = subprocess.Popen(
-            _args(conmon, runc, monitor), env=env, pass_fds=(write_fd,),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True, cwd=monitor.bundle,
-        )
-        os.close(write_fd)
-        write_fd = -1
-        _, err = proc.communicate(timeout=timeout)
+        err = _start(_args(conmon, runc, monitor), monitor.bundle, write_fd, timeout)
+        write_fd = -1  # closed by _start once conmon holds it
         if spawned is not None:
             spawned()
         reply = _read_sync(read_fd, timeout)
@@ -97,6 +93,54 @@ def create(conmon: str, runc: Runc, monitor: Monitor, timeout: float,
         message = (reply or {}).get("message") or err.decode(errors="replace")
         raise SandboxError(runc_message(message) or "conmon failed")
     return pid
+
+
+def _start(argv: list[str], cwd: Path, sync_fd: int, timeout: float) -> bytes:
+    """Start conmon's first process (by the spawn helper when there is one) and wait for it
+    to have forked its daemon and ended: what it wrote on stderr. sync_fd is closed here."""
+    path = os.environ.get("PATH", DEFAULT_PATH)
+    err_r, err_w = os.pipe()
+    try:
+        with open(os.devnull, "rb+", buffering=0) as null:
+            child = Child(argv=argv, env={"PATH": path}, fd_env={"_OCI_SYNCPIPE": 0},
+                          cwd=str(cwd), stdin=null.fileno(), stdout=null.fileno(),
+                          stderr=err_w, pass_fds=(sync_fd,))
+            proc = None
+            if SPAWNER.spawn(child) is None:  # no helper: from here
+                proc = subprocess.Popen(
+                    argv, env={"PATH": path, "_OCI_SYNCPIPE": str(sync_fd)},
+                    pass_fds=(sync_fd,), stdin=null, stdout=null, stderr=err_w,
+                    start_new_session=True, cwd=cwd)
+        os.close(err_w)
+        err_w = -1
+        os.close(sync_fd)
+        sync_fd = -1
+        err = _read_to_end(err_r, timeout)
+        if proc is not None:
+            proc.wait(timeout)  # ended: its stderr is closed
+        return err
+    finally:
+        os.close(err_r)
+        for fd in (err_w, sync_fd):
+            if fd >= 0:
+                os.close(fd)
+
+
+def _read_to_end(fd: int, timeout: float) -> bytes:
+    """All a pipe carries until its writers are gone (conmon's first process: its daemon
+    writes nowhere near it). A first process that never ends is conmon failing."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise SandboxError("conmon did not start its container in time")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from ..port.data import (
 )
 from ..port.errors import AgentError, SandboxError
 from ..port.protocols import ExecSession
-from . import holder, userns
+from . import conmon, holder, userns
 from .execsession import start_session
 from .gvisor import GvisorSandbox
 from .images import ImageStore
@@ -124,6 +124,7 @@ class HostRuntime:
 
     def warm(self, count: int) -> None:
         self.storage.warm(count)
+        conmon.SPAWNER.warm()  # the helper every container's conmon is started from
 
     def close(self) -> None:
         self.storage.close()  # the unused warm filesystems detach themselves
