@@ -269,7 +269,8 @@ def phase_stamps(task: dict[str, Any]) -> dict[str, float]:
 
 
 def server_python_children(server_pid: int) -> int:
-    """Python processes descended from the server (there should be none: no helper per task)."""
+    """Python processes descended from the server (there should be none: no helper per task;
+    the one spawn helper of the whole server, agent/spawner.py, is not counted)."""
     from .env import processes
 
     procs = list(processes())
@@ -280,7 +281,7 @@ def server_python_children(server_pid: int) -> int:
     count, stack = 0, list(children.get(server_pid, []))
     while stack:
         pid = stack.pop()
-        if "python" in by_pid[pid].comm:
+        if "python" in by_pid[pid].comm and "fargo.agent.spawner" not in by_pid[pid].cmdline:
             count += 1
         stack += children.get(pid, [])
     return count

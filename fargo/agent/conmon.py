@@ -106,11 +106,14 @@ def _start(argv: list[str], cwd: Path, sync_fd: int, timeout: float) -> bytes:
                           cwd=str(cwd), stdin=null.fileno(), stdout=null.fileno(),
                           stderr=err_w, pass_fds=(sync_fd,))
             proc = None
-            if SPAWNER.spawn(child) is None:  # no helper: from here
-                proc = subprocess.Popen(
-                    argv, env={"PATH": path, "_OCI_SYNCPIPE": str(sync_fd)},
-                    pass_fds=(sync_fd,), stdin=null, stdout=null, stderr=err_w,
-                    start_new_session=True, cwd=cwd)
+            try:
+                if SPAWNER.spawn(child) is None:  # no helper: from here
+                    proc = subprocess.Popen(
+                        argv, env={"PATH": path, "_OCI_SYNCPIPE": str(sync_fd)},
+                        pass_fds=(sync_fd,), stdin=null, stdout=null, stderr=err_w,
+                        start_new_session=True, cwd=cwd)
+            except OSError as exc:  # no conmon binary, no bundle dir, no helper mid-way
+                raise SandboxError(f"starting conmon: {exc}") from None
         os.close(err_w)
         err_w = -1
         os.close(sync_fd)

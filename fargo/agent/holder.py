@@ -242,19 +242,15 @@ def _build(bind: Callable[[int], int], cpu: int | None) -> int:
 
 
 def _private_dir() -> None:
-    """_DIR as a private bind mount of itself (kept while a holder is bound in it)."""
+    """_DIR as a private bind mount of itself (kept while a holder is bound in it). Made
+    private first as it is: that fails (EINVAL) unless it is a mount already."""
     os.makedirs(_DIR, mode=0o700, exist_ok=True)
-    if not _mounted(_DIR):
-        mount(_DIR, _DIR, None, MS_BIND, what="binding the holder's directory",
-              error=NetworkError)
+    if try_mount("none", _DIR, None, MS_PRIVATE) == 0:
+        return
+    mount(_DIR, _DIR, None, MS_BIND, what="binding the holder's directory",
+          error=NetworkError)
     mount("none", _DIR, None, MS_PRIVATE, what="making the holder's directory private",
           error=NetworkError)
-
-
-def _mounted(point: str) -> bool:
-    """Whether a mount of the host's (this thread's) table is at point."""
-    with open("/proc/thread-self/mountinfo") as table:
-        return any(_unescape(line.split()[4]) == point for line in table)
 
 
 def _drop_copies() -> None:

@@ -78,14 +78,18 @@ class Spawner:
                 return None
             try:
                 socket.send_fds(sock, [request], fds)
+            except OSError:  # the helper was gone already: the caller starts this one
+                self._give_up()
+                return None
+            try:
                 reply = sock.recv(4096)
             except OSError:
                 reply = b""
-            if not reply:  # the helper is gone: from now on the caller starts children
-                log.warning("the spawn helper is gone; starting processes from the server")
-                self._drop()
-                self._broken = True
-                return None
+            if not reply:
+                # Gone while at it: the child may have started, so it is not started again.
+                self._give_up()
+                raise OSError(errno.EIO, "the spawn helper ended while starting it",
+                              child.argv[0])
         answer = json.loads(reply)
         if "pid" in answer:
             return int(answer["pid"])
@@ -118,6 +122,12 @@ class Spawner:
             theirs.close()
         self._sock = ours
         return ours
+
+    def _give_up(self) -> None:
+        """The helper is gone: from now on callers start their children themselves."""
+        log.warning("the spawn helper is gone; starting processes from the server")
+        self._drop()
+        self._broken = True
 
     def _drop(self) -> None:
         if self._sock is not None:
