@@ -132,35 +132,36 @@ def _start(argv: list[str], cwd: Path, sync_fd: int, timeout: float) -> bytes:
 def _read_to_end(fd: int, timeout: float) -> bytes:
     """All a pipe carries until its writers are gone (conmon's first process: its daemon
     writes nowhere near it). A first process that never ends is conmon failing."""
+    data = _read_pipe(fd, timeout, lambda _: False)
+    if data is None:
+        raise SandboxError("conmon did not start its container in time")
+    return data
+
+
+def _read_pipe(fd: int, timeout: float, enough: Callable[[bytes], bool]) -> bytes | None:
+    """What the pipe carries until enough says so or its writers are gone; None if neither
+    within timeout. poll, not select: a server with hundreds of tasks holds fds past
+    select's 1024."""
     data = b""
     deadline = time.monotonic() + timeout
     poller = select.poll()
     poller.register(fd, select.POLLIN)
-    while True:
+    while not enough(data):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not poller.poll(remaining * 1000):
-            raise SandboxError("conmon did not start its container in time")
+            return None
         chunk = os.read(fd, 65536)
         if not chunk:
-            return data
+            break
         data += chunk
+    return data
 
 
 def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:
     """One JSON line from conmon's sync pipe; None if conmon died without a word."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    # poll, not select: a server with hundreds of tasks holds fds past select's 1024.
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not poller.poll(remaining * 1000):
-            return None
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
+    data = _read_pipe(fd, timeout, lambda got: b"\n" in got)
+    if data is None:
+        return None
     try:
         reply = json.loads(data.split(b"\n", 1)[0])
     except ValueError:

@@ -175,8 +175,13 @@ def _in_use(make: bool = True) -> Iterator[int | None]:
             if fds is not None or not make:
                 yield None if fds is None else fds[0]
                 return
-        with _locked(fcntl.LOCK_EX):  # a shared lock cannot be raised in place
-            _holder.fds(make=True)
+        _made()  # a shared lock cannot be raised in place
+
+
+def _made() -> None:
+    """A holder made if there is none, under the exclusive lock."""
+    with _locked(fcntl.LOCK_EX):
+        _holder.fds(make=True)
 
 
 def _make() -> None:
@@ -281,8 +286,7 @@ def outside(rel: str) -> str:
     process's path, valid while it runs. The holder is made if there is none."""
     found = reach(rel)
     if found is None:
-        with _locked(fcntl.LOCK_EX):
-            _holder.fds(make=True)
+        _made()
         found = reach(rel)
     assert found is not None
     return found
@@ -341,21 +345,14 @@ def drop_if_empty() -> bool:
             return False
         _holder.forget()
         for pin in (PIN, _OLD_PIN):
-            if os.path.lexists(pin):
-                _unbind(pin)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(pin)
+            remove_netns(pin)  # a bound namespace file goes as a netns pin does
         if os.path.isdir(_DIR):
-            _unbind(_DIR)
+            err = umount2(_DIR, MNT_DETACH)
+            if err not in (0, errno.EINVAL, errno.ENOENT):
+                raise NetworkError(f"unbinding {_DIR}: {os.strerror(err)}")
             with contextlib.suppress(OSError):  # ENOTEMPTY: a file of someone else's
                 os.rmdir(_DIR)
         return True
-
-
-def _unbind(point: str) -> None:
-    err = umount2(point, MNT_DETACH)
-    if err not in (0, errno.EINVAL, errno.ENOENT):
-        raise NetworkError(f"unbinding {point}: {os.strerror(err)}")
 
 
 def _key(state_dir: Path) -> str:
