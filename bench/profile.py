@@ -9,11 +9,15 @@ inclusive time. Scenarios:
   scale     one UpdateService taking a service from 0 to 100 tasks (CPU; figure 7)
   describe  DescribeTasks(100) from 8 concurrent clients (CPU)
 With --crowd N, N idle tasks are running first (figure 15's crowded host).
-Needs py-spy (`pip install py-spy`)."""
+With --machine, the whole machine's CPU is sampled instead (`perf record -a`) and summed by
+command: where figure 2b's CPU per started task goes beyond the server (runc, conmon, the
+registry, kernel threads).
+Needs py-spy (`pip install py-spy`), or perf for --machine."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -27,6 +31,7 @@ from .env import Cleanup, log, term_as_interrupt
 from .run import Bench, Options, needed_overcommit
 
 IDLE_SCENARIOS = {"start", "stop"}
+PERF_HZ = 999
 
 
 def _idle(frames: list[str]) -> bool:
@@ -67,6 +72,47 @@ def summarize(raw: Path, rate: int, wall: float, top: int, idle_mode: bool, per:
     return "\n".join(lines)
 
 
+def by_command(data: Path, wall: float, per: int, names: dict[int, str]) -> str:
+    """CPU per command from `perf record -a` samples of the cpu-clock at PERF_HZ; the
+    processes in names (pid: name) are told apart from others of their command."""
+    out = subprocess.run(["perf", "script", "-i", str(data), "-F", "comm,pid"],
+                         capture_output=True, text=True, check=True).stdout
+    counts: Counter[str] = Counter()
+    for line in out.splitlines():
+        comm, _, pid = line.strip().rpartition(" ")
+        if comm:
+            counts[names.get(int(pid), comm.strip())] += 1
+    idle = counts.pop("swapper", 0)
+    busy = sum(counts.values())
+    scale = 1000.0 / PERF_HZ / max(per, 1)
+    lines = [f"wall time of the scenario: {wall:.2f} s; machine CPU busy "
+             f"{busy / PERF_HZ:.2f} s, idle {idle / PERF_HZ:.2f} s",
+             f"{'ms/task':>9}  command"]
+    lines += [f"{n * scale:9.2f}  {comm}" for comm, n in counts.most_common(40)]
+    lines.append(f"{busy * scale:9.2f}  (all)")
+    return "\n".join(lines)
+
+
+def switches(pid: int) -> dict[int, int]:
+    """Context switches so far of each of pid's threads, by thread id."""
+    out: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = dict(line.split(":\t") for line in (task / "status").read_text().splitlines()
+                          if "ctxt_switches" in line)
+        except OSError:
+            continue  # the thread ended
+        out[int(task.name)] = sum(int(v) for v in fields.values())
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python's names of pid's threads, by thread id (from `py-spy dump`)."""
+    out = subprocess.run(["py-spy", "dump", "--pid", str(pid), "--nonblocking"],
+                         capture_output=True, text=True).stdout
+    return {int(m[1]): m[2] for m in re.finditer(r'^Thread (\d+) \(\w+\): "([^"]*)"', out, re.M)}
+
+
 def _short(frame: str) -> str:
     """'fn (/long/path/fargo/agent/x.py:12)' -> 'fn (fargo/agent/x.py:12)'."""
     return re.sub(r"\((?:[^()]*/)?((?:fargo|site-packages|python3\.\d+)/)?([^()]*)\)",
@@ -81,14 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10, help="describe: seconds [10]")
     p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
     p.add_argument("--top", type=int, default=45, help="functions to print [45]")
-    p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks here")
+    p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks (perf's data with --machine) here")
     p.add_argument("--crowd", type=int, default=0,
                    help="idle tasks running before the scenario (figure 15's host) [0]")
     p.add_argument("--gil", action="store_true",
                    help="only samples holding the GIL: Python's own CPU, without the waits")
+    p.add_argument("--machine", action="store_true",
+                   help="sample every CPU with perf and sum by command, not the server's stacks")
     a = p.parse_args(argv)
-    if not shutil.which("py-spy"):
-        print("bench.profile: needs py-spy (pip install py-spy)", file=sys.stderr)
+    tool = "perf" if a.machine else "py-spy"
+    if not shutil.which(tool):
+        print(f"bench.profile: needs {tool}", file=sys.stderr)
         return 2
     term_as_interrupt()
     cleanup = Cleanup()
@@ -125,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
                     *(["--gil"] if a.gil else [])]
         if a.scenario in IDLE_SCENARIOS:
             argv_spy.append("--idle")
+        perf_data = a.raw or bench.tmp / "perf.data"
+        if a.machine:  # with call graphs, for `perf report -i RAW --pid ...` by hand
+            argv_spy = ["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", str(PERF_HZ),
+                        "-o", str(perf_data)]
         spy = subprocess.Popen(argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)  # py-spy attaches
+        before = switches(bench.server.pid)
         t0 = time.perf_counter()
         if a.scenario == "start":
             running = [fb.start_one()[1] for _ in range(a.n)]
@@ -148,7 +202,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"scenario {a.scenario}: {wall:.2f} s")
         per = a.n if a.scenario in IDLE_SCENARIOS else 100 if a.scenario in (
             "launch", "scale") else 0
-        print(summarize(raw, a.rate, wall, a.top, a.scenario in IDLE_SCENARIOS, per))
+        after = switches(bench.server.pid)
+        tnames = thread_names(bench.server.pid) if shutil.which("py-spy") else {}
+        moved: Counter[str] = Counter()
+        for tid, n in after.items():
+            moved[re.sub(r"_\d+$", "_N", tnames.get(tid, "?"))] += n - before.get(tid, 0)
+        print("server context switches per task: " + ", ".join(
+            f"{k} {v / (per or 1):.1f}" for k, v in moved.most_common(8)))
+        if a.machine:
+            names = {os.getpid(): "python3 (the benchmark's client)",
+                     bench.server.pid: "python3 (fargo server)"}
+            print(by_command(perf_data, wall, per or 1, names))
+        else:
+            print(summarize(raw, a.rate, wall, a.top, a.scenario in IDLE_SCENARIOS, per))
         if running:
             fb.stop_all(running)
         if scaled:
