@@ -6,14 +6,11 @@ listening sockets an attach opened inside the task's netns until control asks fo
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from pyroute2 import Conntrack
-from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.vpc import Subnet
@@ -21,6 +18,7 @@ from ..port.data import NetworkAttachment
 from ..port.errors import NetworkError
 from ..port.firewall import FirewallSpec, PolicySpec
 from ..port.services import ServicesSpec
+from . import conntrack
 from .bridges import ensure_bridge_netfilter
 from .firewall import Firewall
 from .metadata import (
@@ -137,16 +135,11 @@ class HostNetworkPlane:
     def forget_flows(self, ip: str) -> None:
         """Conntrack's entries to or from an address a task held go: the next task given the
         address must not inherit its flows (accepted as established, past its own groups)."""
-        ct = Conntrack()
         try:
-            for side in (NFCTAttrTuple(saddr=ip), NFCTAttrTuple(daddr=ip)):
-                for entry in list(ct.dump_entries(tuple_orig=side)):
-                    with contextlib.suppress(NetlinkError):  # it may end meanwhile
-                        ct.delete(entry)
+            for side in (conntrack.Match(saddr=ip), conntrack.Match(daddr=ip)):
+                conntrack.forget(side)
         except (NetlinkError, OSError) as err:
             raise NetworkError(f"forgetting the flows of {ip}: {err}") from None
-        finally:
-            ct.close()
 
     def _drop(self, tid: str) -> None:
         """Close what an attach opened for tid that control has not taken."""

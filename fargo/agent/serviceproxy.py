@@ -32,13 +32,11 @@ import os
 import socket
 import threading
 
-from pyroute2 import Conntrack
-from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..port.errors import InvalidSpec
 from ..port.services import Backend, ServicesSpec, VirtualPort
-from . import nftlib
+from . import conntrack, nftlib
 from .netnames import Names
 from .netsys import read_sysctl, write_sysctl
 
@@ -166,15 +164,9 @@ def _ports_of(bridge: str) -> list[str]:
 
 
 def _forget_flows(vip: str, port: int, backend: Backend) -> None:
-    ct = Conntrack()
-    try:
-        orig = NFCTAttrTuple(daddr=vip, proto=socket.IPPROTO_UDP, dport=port)
-        reply = NFCTAttrTuple(saddr=backend.ip, proto=socket.IPPROTO_UDP, sport=backend.port)
-        for entry in list(ct.dump_entries(tuple_orig=orig, tuple_reply=reply)):
-            with contextlib.suppress(NetlinkError):  # it may end meanwhile
-                ct.delete(entry)
-    finally:
-        ct.close()
+    conntrack.forget(conntrack.Match(daddr=vip, proto=socket.IPPROTO_UDP, dport=port),
+                     conntrack.Match(saddr=backend.ip, proto=socket.IPPROTO_UDP,
+                                     sport=backend.port))
 
 
 def _hairpin(port: str) -> None:
