@@ -204,6 +204,11 @@ def test_unknown_action_and_target(fargo):
     r = fargo.post("Action=LaunchRockets&Version=2016-11-15",
                    {"Content-Type": "application/x-www-form-urlencoded"}, service="ec2")
     assert r.status_code == 400 and "<Code>InvalidAction</Code>" in r.text
+    # A real EC2 action fargo does not serve (its model is trimmed to those it does) is
+    # refused by name, not as unknown.
+    r = fargo.post("Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1",
+                   {"Content-Type": "application/x-www-form-urlencoded"}, service="ec2")
+    assert r.status_code == 400 and "RunInstances is not supported by fargo yet" in r.text
 
 
 def test_oversized_body(fargo):

@@ -28,7 +28,7 @@ from ..control.secrets import Secrets
 from ..control.services import Services
 from ..control.ssm import Ssm
 from ..model.errors import ApiError
-from . import awsjson, body, cloudwatch, cloudwatch_query, ec2query, ecs_services, elbv2query
+from . import awsjson, body, cloudwatch, cloudwatch_query, ec2query, ecs_services, elbv2query, shapes
 from . import ce as ce_face
 from . import cost as cost_face
 from . import cwlogs as cwlogs_face
@@ -189,7 +189,9 @@ def build_app(faces: Faces, for_tasks: bool = False) -> web.Application:
     if faces.cwlogs:
         app[JSON_SERVICES][cwlogs_face.PREFIX] = (cwlogs_face.SERVICE,
                                                   cwlogs_face.handlers(faces.cwlogs))
-    app[EC2_HANDLERS] = faces.ec2.handlers()
+    ec2_handlers = faces.ec2.handlers()
+    shapes.serve_only("ec2", ec2_handlers)  # its other 750 operations are refused by name
+    app[EC2_HANDLERS] = ec2_handlers
     app[ELBV2_HANDLERS] = elbv2_face.handlers(faces.elbv2) if faces.elbv2 else {}
     if faces.metrics:
         cloudwatch.install(app, faces.metrics)  # and its CBOR route
