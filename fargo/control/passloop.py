@@ -1,6 +1,6 @@
 """A level-triggered reconciler's loop: a pass at least every `every` seconds, and soon after a
-poke (after `settle`, so a burst of changes is one pass); a failing pass is logged and the
-loop goes on."""
+poke (after `settle`, so a burst of changes is one pass; a poke may ask for a longer wait, and
+the earliest asked for wins); a failing pass is logged and the loop goes on."""
 
 from __future__ import annotations
 
@@ -20,9 +20,15 @@ class PassLoop:
         self.log = log
         self.what = what
         self._wake = asyncio.Event()
+        self._due: float | None = None  # when the poked pass runs (the loop's clock)
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
+    def poke(self, settle: float | None = None) -> None:
+        """A pass after settle seconds (the loop's own settle if None), or sooner if an
+        earlier poke asked for that. Called on the event loop's thread."""
+        due = asyncio.get_running_loop().time() + (self.settle if settle is None else settle)
+        if self._due is None or due < self._due:
+            self._due = due
         self._wake.set()
 
     def start(self) -> None:
@@ -34,10 +40,14 @@ class PassLoop:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            if await wait_set(self._wake, self.every):
-                await asyncio.sleep(self.settle)
+            await wait_set(self._wake, self.every)
             self._wake.clear()
+            while self._due is not None and (left := self._due - loop.time()) > 0:
+                if await wait_set(self._wake, left):  # a poke: maybe one due sooner
+                    self._wake.clear()
+            self._due = None
             try:
                 await self.run_pass()
             except Exception:  # noqa: BLE001 - the loop outlives any one bad pass
