@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from .waits import wait_set
@@ -20,13 +21,13 @@ class PassLoop:
         self.log = log
         self.what = what
         self._wake = asyncio.Event()
-        self._due: float | None = None  # when the poked pass runs (the loop's clock)
+        self._due: float | None = None  # when the poked pass runs (time.monotonic)
         self._task: asyncio.Task[None] | None = None
 
     def poke(self, settle: float | None = None) -> None:
         """A pass after settle seconds (the loop's own settle if None), or sooner if an
-        earlier poke asked for that. Called on the event loop's thread."""
-        due = asyncio.get_running_loop().time() + (self.settle if settle is None else settle)
+        earlier poke asked for that. Called on the event loop's thread, or before it runs."""
+        due = time.monotonic() + (self.settle if settle is None else settle)
         if self._due is None or due < self._due:
             self._due = due
         self._wake.set()
@@ -40,11 +41,10 @@ class PassLoop:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await wait_set(self._wake, self.every)
             self._wake.clear()
-            while self._due is not None and (left := self._due - loop.time()) > 0:
+            while self._due is not None and (left := self._due - time.monotonic()) > 0:
                 if await wait_set(self._wake, left):  # a poke: maybe one due sooner
                     self._wake.clear()
             self._due = None
