@@ -86,7 +86,9 @@ def test_host_files_and_processes_invisible(ecs, fargo, busybox_image, subnet_id
     marker.write_text("host only\n")
     sleeper = subprocess.Popen(["sleep", "1234.5"])  # a host process the task must not see
     try:
-        script = (f"cat /etc/shadow; cat {marker}; cat /proc/1/root{marker}; "
+        # One stream: conmon reads stdout and stderr apart, so a cat's error could land
+        # in the log after "procs" and be read as part of ps's list.
+        script = (f"exec 2>&1; cat /etc/shadow; cat {marker}; cat /proc/1/root{marker}; "
                   f"for p in /proc/[0-9]*; do cat $p/root{marker}; done 2>/dev/null; "
                   "echo procs; ps -o pid,comm; echo mounts; cat /proc/self/mountinfo | wc -l; "
                   "echo links; ip -o link | cut -d: -f2; echo sysnet; ls /sys/class/net")
