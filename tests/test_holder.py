@@ -134,7 +134,9 @@ def test_a_task_filesystem_in_the_holder_backs_an_overlay_on_the_host(tmp_path: 
         storage.unmount(Path(holder.inner(rel)), there=holder.inside)
         shutil.rmtree(base, ignore_errors=True)
         storage.close()
-    assert not base.exists() and _host_points() == before
+    # Other tests' mounts come and go meanwhile (a container's rootfs, until runc has it):
+    # only this test's own must be gone.
+    assert not base.exists() and str(rootfs) not in _host_points()
     holder.drop_if_empty()
 
 
