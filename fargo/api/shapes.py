@@ -75,9 +75,14 @@ def service(name: str) -> ServiceModel:
     served = _SERVED.get(name)
     if served is None:
         return botocore.session.get_session().get_service_model(name)
-    proc = subprocess.run([sys.executable, "-m", "fargo.api.shapes", name, *sorted(served)],
-                          capture_output=True, check=True, timeout=120)
-    return ServiceModel(json.loads(proc.stdout), service_name=name)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fargo.api.shapes", name, *sorted(served)],
+                              capture_output=True, check=True, timeout=120)
+        return ServiceModel(json.loads(proc.stdout), service_name=name)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        # No child (a sandboxed host, a broken interpreter): the whole model, in-process,
+        # rather than a failed request.
+        return botocore.session.get_session().get_service_model(name)
 
 
 def trimmed(model: dict[str, Any], served: frozenset[str]) -> dict[str, Any]:
