@@ -92,16 +92,26 @@ def test_logs_flags(kubeconfig, srv, cluster, busybox_image):  # noqa: F811
                              "apps", "crash"], capture_output=True, text=True, timeout=20)
     assert follow.returncode == 0 and follow.stdout.count("run ") == 1, follow
 
-    def again() -> bool:  # running once more (while it waits, its last run is its current)
-        st = json.loads(kubectl_run(kubeconfig, "get", "pod", "crash", "-n", "apps", "-o",
-                                    "json"))["status"]["containerStatuses"][0]
-        return st["restartCount"] >= 1 and "running" in st["state"]
+    def status() -> dict:
+        return json.loads(kubectl_run(kubeconfig, "get", "pod", "crash", "-n", "apps", "-o",
+                                      "json"))["status"]["containerStatuses"][0]
 
-    wait_until(again, "crash was not restarted")
-    current = logs(kubeconfig, "crash")
-    previous = logs(kubeconfig, "crash", "--previous")
+    def again() -> tuple[dict, str, str] | None:
+        """Running once more: its current and previous runs, read while the same run
+        went on (each lives 3 s; a slow kubectl can see the next restart between them)."""
+        before = status()
+        if before["restartCount"] < 1 or "running" not in before["state"]:
+            return None
+        current = logs(kubeconfig, "crash")
+        previous = logs(kubeconfig, "crash", "--previous")
+        return (before, current, previous) if status() == before else None
+
+    seen = wait_until(again, "crash was not restarted")
+    assert seen is not None
+    before, current, previous = seen
     assert previous.count("run ") == 1 and current.count("run ") == 1, (previous, current)
-    assert previous != current and previous == follow.stdout
+    assert previous != current
+    assert before["restartCount"] > 1 or previous == follow.stdout, (before, previous, follow)
 
     kubectl_run(kubeconfig, "delete", "pod", "talk", "crash", "-n", "apps",
                 "--grace-period=0", "--force")
