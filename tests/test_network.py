@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -23,7 +24,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from fargo.agent import holder
 from fargo.agent.bridges import bridge_netfilter
-from fargo.agent.netnames import NETNS_DIR, task_mac
+from fargo.agent.netnames import NETNS_DIR, address_mac, hashed_mac
 from fargo.agent.network import Attachment, HostNetwork
 from fargo.agent.rtnl import Rtnl
 from fargo.model.ipam import Ipam
@@ -138,8 +139,11 @@ def test_names_are_safe_and_derivable() -> None:
     assert hn.veth_name(tid) == HostNetwork("fg").veth_name(tid)
     assert len(hn.veth_name(tid)) <= 15 and len(hn.bridge_name("subnet-0abc")) <= 15
     assert len(HostNetwork("abcde").veth_name(tid)) == 15
-    mac = task_mac(tid)
-    assert mac == task_mac(tid) and int(mac[:2], 16) & 0b11 == 0b10  # local, unicast
+    for mac in (hashed_mac(tid), address_mac("10.1.2.3")):  # local, unicast
+        assert re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", mac) and int(mac[:2], 16) & 3 == 2
+    assert hashed_mac(tid) == hashed_mac(tid) != hashed_mac(tid + "x")
+    # An address keeps its MAC whoever holds it: no neighbour's cache goes stale.
+    assert address_mac("10.1.2.3") == "0a:58:0a:01:02:03" != address_mac("10.1.2.4")
     for bad in ("../etc", "a b", "x;rm", "", "a" * 65):
         with pytest.raises(InvalidSpec):
             hn.netns_name(bad)
@@ -205,7 +209,7 @@ def test_tcp_from_host_to_task(pair: tuple[Attachment, Attachment]) -> None:
 def test_task_interface_matches_attachment(pair: tuple[Attachment, Attachment]) -> None:
     a, _ = pair
     assert f"link/ether {a.mac} " in _in_ns(a, "ip", "-o", "link", "show", "eth0").stdout
-    assert a.mac == task_mac(a.task_id)
+    assert a.mac == address_mac(a.ip)
     assert f"inet {a.ip}/{a.prefixlen}" in _in_ns(a, "ip", "-4", "addr", "show", "eth0").stdout
     assert f"default via {a.gateway} dev eth0" in _in_ns(a, "ip", "route").stdout
     assert "UP" in _in_ns(a, "ip", "-br", "link", "show", "lo").stdout
@@ -246,6 +250,32 @@ def test_attach_twice_replaces(net: HostNetwork, cidr: str) -> None:
     assert pinned_names().count(second.netns) == 1
     assert _run("ip", "-o", "link").stdout.count(second.host_veth) == 1
     net.detach(tid)
+
+
+def test_an_address_given_again_is_reached_at_once(net: HostNetwork, cidr: str,
+                                                    pair: tuple[Attachment, Attachment]) -> None:
+    """No gratuitous ARP is sent: a neighbour that cached the address's MAC from its last
+    holder reaches the next holder at once, because the MAC is the address's."""
+    a, _ = pair
+    ip = cidr.rsplit(".", 1)[0] + ".230"
+    first = net.attach(uuid.uuid4().hex, "subnet-a", cidr, ip)
+    try:
+        assert _ping(ip, a)
+        cached = _in_ns(a, "ip", "neigh", "show", ip).stdout
+        assert first.mac in cached, cached
+    finally:
+        net.detach(first.task_id)
+    second = net.attach(uuid.uuid4().hex, "subnet-a", cidr, ip)
+    try:
+        assert second.mac == first.mac
+        assert second.mac in _in_ns(a, "ip", "neigh", "show", ip).stdout  # still cached
+        assert _ping(ip, a)  # one try, one second: a stale MAC would drop it
+        sysctl = _in_ns(second, "sysctl", "-n", "net.ipv4.conf.eth0.arp_ignore",
+                        "net.ipv4.conf.eth0.arp_notify", "net.ipv4.ip_unprivileged_port_start",
+                        "net.ipv4.ping_group_range", "net.ipv6.conf.eth0.disable_ipv6")
+        assert sysctl.stdout.split() == ["1", "0", "0", "0", "2147483647", "1"], sysctl
+    finally:
+        net.detach(second.task_id)
 
 
 def test_attach_replaces_a_stray_veth(net: HostNetwork, cidr: str) -> None:

@@ -6,6 +6,7 @@ agent finds what it made without any saved state, and clean-up removes exactly o
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 
@@ -28,11 +29,21 @@ def check_task_id(task_id: str) -> str:
     return task_id
 
 
-def task_mac(task_id: str) -> str:
-    """Deterministic locally administered unicast MAC, so a restarted task keeps its MAC."""
-    raw = bytearray(bytes.fromhex(_digest("mac:" + task_id)[:12]))
+def hashed_mac(key: str) -> str:
+    """Deterministic locally administered unicast MAC of a name (a bridge's)."""
+    raw = bytearray(bytes.fromhex(_digest("mac:" + key)[:12]))
     raw[0] = (raw[0] & 0xFC) | 0x02  # clear multicast bit, set locally-administered bit
     return ":".join(f"{b:02x}" for b in raw)
+
+
+def address_mac(ip: str) -> str:
+    """The MAC of whatever holds an IPv4 address on a subnet's bridge: 0a:58 and the
+    address (locally administered, unicast). An address handed to a new task or load balancer
+    keeps its MAC, so neighbours that cached it stay right, and a new interface need not
+    announce itself by gratuitous ARP: flooded to every port of the bridge, that cost
+    1.5 ms of CPU a start with 500 tasks running."""
+    raw = ipaddress.IPv4Address(ip).packed
+    return ":".join(f"{b:02x}" for b in (0x0A, 0x58, *raw))
 
 
 def _fill(head: str, key: str) -> str:
@@ -56,7 +67,7 @@ class Names:
         return _fill(self.prefix + "br", "bridge:" + key)
 
     def bridge_mac(self, key: str) -> str:
-        return task_mac("bridge:" + key)
+        return hashed_mac("bridge:" + key)
 
     def veth_name(self, task_id: str) -> str:
         return _fill(self.prefix + "v", "veth:" + check_task_id(task_id))

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
@@ -256,6 +256,26 @@ def write_sysctl(path: str, value: str) -> None:
             fh.write(value)
     except FileNotFoundError:
         pass
+
+
+def write_sysctls(base: str, values: Mapping[str, str]) -> None:
+    """Several keys below one /proc/sys directory (of the calling thread's netns), found
+    from one open of it. Every netns's `ipv4` and `ipv6` entries sit in one hash chain of
+    /proc/sys/net, so each lookup of a whole path walks past those of every other netns:
+    0.05-0.25 ms each with 500 running. Best effort, as write_sysctl."""
+    top = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for rel, value in values.items():
+            try:
+                fd = os.open(rel, os.O_WRONLY | os.O_CLOEXEC, dir_fd=top)
+            except FileNotFoundError:
+                continue
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+    finally:
+        os.close(top)
 
 
 def read_sysctl(path: str) -> str | None:

@@ -31,7 +31,7 @@ from ..model.ipam import Ipam
 from ..port.errors import InvalidSpec, NetworkError
 from . import holder, netclean
 from .bridges import Bridges, subnet_network
-from .netnames import Names, check_task_id, task_mac
+from .netnames import Names, address_mac, check_task_id
 from .netsys import (
     enter_netns,
     index,
@@ -41,7 +41,7 @@ from .netsys import (
     run_in_thread,
     setns,
     with_ipr,
-    write_sysctl,
+    write_sysctls,
 )
 from .rtnl import LOOPBACK_INDEX, Rtnl
 
@@ -130,7 +130,7 @@ class HostNetwork:
         net = subnet_network(cidr)
         if not Ipam.usable(cidr, ip):
             raise InvalidSpec(f"{ip} is not a usable task address of {cidr}")
-        mac = (mac or task_mac(task_id)).lower()
+        mac = (mac or address_mac(ip)).lower()
         if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
             raise InvalidSpec(f"not a unicast MAC: {mac}")
         att = Attachment(
@@ -200,20 +200,22 @@ class HostNetwork:
                 except OSError as err:
                     raise NetworkError(f"{TASK_IF} missing in {att.netns}: {err}") from err
                 quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
-                # Gratuitous ARP on link up refreshes neighbours that cached this IP's old MAC.
-                write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_notify", "1")
-                # eth0 answers ARP for its own address only, not for the endpoints on lo.
-                write_sysctl(f"/proc/sys/net/ipv4/conf/{TASK_IF}/arp_ignore", "1")
-                # Containers run in user namespaces of their own, so their root holds no
-                # capability over this netns (the host's user namespace owns it): let any
-                # uid bind ports < 1024 and open ICMP echo sockets (ping), as root could.
-                write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
-                write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
+                # No gratuitous ARP (arp_notify): the MAC is the address's (address_mac),
+                # so no neighbour holds a stale one.
+                write_sysctls("/proc/sys/net/ipv4", {
+                    # eth0 answers ARP for its own address only, not for the endpoints on lo.
+                    f"conf/{TASK_IF}/arp_ignore": "1",
+                    # Containers run in user namespaces of their own, so their root holds no
+                    # capability over this netns (the host's user namespace owns it): let any
+                    # uid bind ports < 1024 and open ICMP echo sockets (ping), as root could.
+                    "ip_unprivileged_port_start": "0",
+                    "ping_group_range": "0 2147483647",
+                })
                 if inside is not None:
                     att.made_inside = inside(task)
                 setns(host_ns)
                 quiet_ipv6(att.host_veth)
-                # The host end must be up first, or eth0's gratuitous ARP finds no carrier.
+                # The host end first: eth0 has a carrier as it comes up.
                 host.link_up(name=att.host_veth)
                 try:
                     host.delete_neighbour(att.ip, bridge)  # the IP may have had another MAC

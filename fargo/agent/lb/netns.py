@@ -31,7 +31,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ...model.vpc import Subnet
 from ...port.loadbalancer import interface_id
-from ..netnames import task_mac
+from ..netnames import address_mac
 from ..netsys import (
     delete_link,
     enter_netns,
@@ -137,7 +137,7 @@ class LbNetns:
                 ns.addr("del", index=idx, address=address, prefixlen=prefixlen)
             ns.addr("add", index=idx, address=a.ip, prefixlen=plen)
             return
-        mac = task_mac("lb:" + interface_id(lb_id, a.subnet_id))
+        mac = address_mac(a.ip)
         try:
             host.add_veth(veth, bridge, inner, mac, ns_fd)
         except NetlinkError as err:
