@@ -16,7 +16,7 @@ import pytest
 from fargo.agent.libc import FD_SETSIZE, lift_fd
 from fargo.agent.netsys import lift
 from fargo.agent.runc import process_start
-from fargo.agent.runfiles import wait_child, wait_gone
+from fargo.agent.runfiles import Pidfds, wait_child, wait_gone
 
 
 def test_wait_child_sees_the_exit_as_it_happens() -> None:
@@ -25,6 +25,33 @@ def test_wait_child_sees_the_exit_as_it_happens() -> None:
     t0 = time.perf_counter()
     assert wait_child(proc, 5) == 0
     assert time.perf_counter() - t0 < 0.058
+
+
+def test_pidfds_tell_a_running_process_from_an_ended_one() -> None:
+    """The pidfd made at the first look names that process alone: later looks read the pid
+    no more (a pid file rewritten meanwhile is not followed), and an end is seen at once."""
+    proc = subprocess.Popen(["sleep", "30"])
+    fds = Pidfds(lift_fd)
+    asked: list[int] = []
+
+    def pid_of() -> int:
+        asked.append(1)
+        return proc.pid
+
+    try:
+        assert fds.ended("a", pid_of) is False
+        assert fds.ended("a", lambda: 1) is False and len(asked) == 1  # kept, not re-read
+        assert fds.keys() == ["a"] and fds.ended("none", lambda: None) is None
+        proc.kill()
+        proc.wait()
+        assert fds.ended("a", pid_of) is True
+        assert fds.ended("b", lambda: proc.pid) is None  # reaped: no such process
+        before = len(os.listdir("/proc/self/fd"))
+        fds.forget(["a", "b"])
+        assert fds.keys() == [] and len(os.listdir("/proc/self/fd")) == before - 1
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_wait_child_times_out_on_a_process_that_runs_on() -> None:

@@ -7,6 +7,8 @@ import contextlib
 import os
 import select
 import subprocess
+import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 
@@ -103,3 +105,38 @@ def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     finally:
         os.close(fd)
     return proc.wait()
+
+
+class Pidfds:
+    """Whether recorded processes have ended, each by a pidfd made at its first look and
+    kept: one poll a look, not a pid file and a /proc read. Thread-safe (fds are closed by
+    one thread while another polls)."""
+
+    def __init__(self, lift: Callable[[int], int] = lambda fd: fd) -> None:
+        self._lift = lift  # where a long-held descriptor goes (libc.lift_fd)
+        self._fds: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    def ended(self, key: Hashable, pid_of: Callable[[], int | None]) -> bool | None:
+        """True once the process has ended (a zombie counts), False while it runs; None when
+        there is no pidfd to be had (no pid recorded, or no such process any more)."""
+        with self._lock:
+            fd = self._fds.get(key)
+            if fd is None:
+                pid = pid_of()
+                fd = pidfd(pid) if pid is not None else None
+                if fd is None:
+                    return None
+                fd = self._fds[key] = self._lift(fd)
+            return _until_readable(fd, 0)
+
+    def forget(self, keys: list[Hashable]) -> None:
+        with self._lock:
+            for key in keys:
+                fd = self._fds.pop(key, None)
+                if fd is not None:
+                    os.close(fd)
+
+    def keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._fds)
