@@ -214,6 +214,11 @@ def test_task_interface_matches_attachment(pair: tuple[Attachment, Attachment]) 
     assert f"default via {a.gateway} dev eth0" in _in_ns(a, "ip", "route").stdout
     assert "UP" in _in_ns(a, "ip", "-br", "link", "show", "lo").stdout
     assert "inet6" not in _in_ns(a, "ip", "addr", "show", "eth0").stdout
+    # Neither end ever made an IPv6 address: eth0 was born with IPv6 off (its netns's
+    # default), the host end (a bridge port) makes none of its own.
+    assert _in_ns(a, "sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6").stdout.strip() == "1"
+    assert "inet6" not in _run("ip", "addr", "show", "dev", a.host_veth).stdout
+    assert "addrgenmode none" in _run("ip", "-d", "link", "show", "dev", a.host_veth).stdout
     # Pinned in the holder, reached by path, and not a mount of the host's own table.
     assert a.netns in holder.names() and holder.pinned(a.netns_path)
     assert os.stat(a.netns_path).st_ino == os.stat(holder.path(a.netns)).st_ino

@@ -263,7 +263,10 @@ def write_sysctls(base: str, values: Mapping[str, str]) -> None:
     from one open of it. Every netns's `ipv4` and `ipv6` entries sit in one hash chain of
     /proc/sys/net, so each lookup of a whole path walks past those of every other netns:
     0.05-0.25 ms each with 500 running. Best effort, as write_sysctl."""
-    top = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        top = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:  # e.g. no IPv6 in this kernel
+        return
     try:
         for rel, value in values.items():
             try:
@@ -276,6 +279,25 @@ def write_sysctls(base: str, values: Mapping[str, str]) -> None:
                 os.close(fd)
     finally:
         os.close(top)
+
+
+def task_netns_defaults() -> None:
+    """Settings of the calling thread's new task netns, written before any interface is made
+    in it, which then inherits them: nothing is left to write when eth0 comes, the start's
+    attach sets no sysctl in the netns."""
+    write_sysctls("/proc/sys/net/ipv4", {
+        # eth0 answers ARP for its own address only, not for the endpoints on lo.
+        "conf/default/arp_ignore": "1",
+        # Containers run in user namespaces of their own, so their root holds no capability
+        # over this netns (the host's user namespace owns it): let any uid bind ports < 1024
+        # and open ICMP echo sockets (ping), as root could.
+        "ip_unprivileged_port_start": "0",
+        "ping_group_range": "0 2147483647",
+    })
+    # awsvpc here is IPv4 only: eth0 is born without IPv6, so no link-local address, no
+    # RS/DAD/MLD, and no address a router advertisement could add (lo, made before, keeps
+    # ::1). The default's write takes no rtnl lock, unlike a link's.
+    write_sysctls("/proc/sys/net/ipv6/conf/default", {"disable_ipv6": "1"})
 
 
 def read_sysctl(path: str) -> str | None:

@@ -36,12 +36,11 @@ from .netsys import (
     enter_netns,
     index,
     new_netns,
-    quiet_ipv6,
     remove_netns,
     run_in_thread,
     setns,
+    task_netns_defaults,
     with_ipr,
-    write_sysctls,
 )
 from .rtnl import LOOPBACK_INDEX, Rtnl
 
@@ -199,22 +198,13 @@ class HostNetwork:
                     eth0 = socket.if_nametoindex(TASK_IF)  # asked in the task netns
                 except OSError as err:
                     raise NetworkError(f"{TASK_IF} missing in {att.netns}: {err}") from err
-                quiet_ipv6(TASK_IF)  # awsvpc here is IPv4 only; lo keeps ::1
+                # eth0 took its sysctls from the netns's defaults (task_netns_defaults).
                 # No gratuitous ARP (arp_notify): the MAC is the address's (address_mac),
                 # so no neighbour holds a stale one.
-                write_sysctls("/proc/sys/net/ipv4", {
-                    # eth0 answers ARP for its own address only, not for the endpoints on lo.
-                    f"conf/{TASK_IF}/arp_ignore": "1",
-                    # Containers run in user namespaces of their own, so their root holds no
-                    # capability over this netns (the host's user namespace owns it): let any
-                    # uid bind ports < 1024 and open ICMP echo sockets (ping), as root could.
-                    "ip_unprivileged_port_start": "0",
-                    "ping_group_range": "0 2147483647",
-                })
                 if inside is not None:
                     att.made_inside = inside(task)
                 setns(host_ns)
-                quiet_ipv6(att.host_veth)
+                host.no_ipv6_addresses(socket.if_nametoindex(att.host_veth))
                 # The host end first: eth0 has a carrier as it comes up.
                 host.link_up(name=att.host_veth)
                 try:
@@ -228,6 +218,7 @@ class HostNetwork:
     def _new_netns(self, task_id: str) -> str:
         """Move the calling thread into a new netns, pinned as the task's; where the pin is."""
         new_netns()
+        task_netns_defaults()
         return holder.pin_here(self.netns_name(task_id))
 
     def detach(self, task_id: str) -> None:

@@ -11,6 +11,7 @@ Like any socket, an Rtnl talks to the netns it was opened in, wherever the threa
 
 from __future__ import annotations
 
+import errno
 import itertools
 import socket
 import struct
@@ -36,6 +37,15 @@ _CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 _CHANGE = NLM_F_REQUEST | NLM_F_ACK
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
 LOOPBACK_INDEX = 1  # the kernel registers lo first in every netns, always as ifindex 1
+_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+_NLA = struct.Struct("=HH")  # nlattr: length, type
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    size = _NLA.size + len(payload)
+    return _NLA.pack(size, kind) + payload + b"\0" * (-size % 4)
 
 
 class Rtnl:
@@ -66,7 +76,10 @@ class Rtnl:
         msg["header"]["flags"] = flags
         msg["header"]["sequence_number"] = seq
         msg.encode()
-        self.sock.send(msg.data)
+        self._send(msg.data, seq)
+
+    def _send(self, data: bytes, seq: int) -> None:
+        self.sock.send(data)
         while True:
             data = self.sock.recv(65536)
             offset = 0
@@ -110,6 +123,24 @@ class Rtnl:
         if name is not None:
             msg["attrs"] = [("IFLA_IFNAME", name)]
         self.request(msg, RTM_NEWLINK, _CHANGE)
+
+    def no_ipv6_addresses(self, index: int) -> None:
+        """A link (still down) that will never make an IPv6 address of its own: no
+        link-local one, so no DAD, router solicitation or MLD report from it. For a bridge
+        port, whose frames go to the bridge and never to its own IPv6 stack. By netlink: the
+        disable_ipv6 sysctl spins restarting its write while another holds the rtnl lock.
+        pyroute2 does not encode this part of a link message (AF_SPEC), so it is built here.
+        A kernel without IPv6 refuses AF_INET6 (EAFNOSUPPORT): nothing to quiet there."""
+        mode = _nla(IFLA_INET6_ADDR_GEN_MODE, struct.pack("=B", IN6_ADDR_GEN_MODE_NONE))
+        spec = _nla(IFLA_AF_SPEC, _nla(socket.AF_INET6, mode))
+        seq = next(self._seq)
+        body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + spec
+        try:
+            self._send(_HEADER.pack(_HEADER.size + len(body), RTM_NEWLINK, _CHANGE, seq, 0)
+                       + body, seq)
+        except NetlinkError as err:
+            if err.code != errno.EAFNOSUPPORT:
+                raise
 
     # addresses, routes, neighbours (IPv4)
 
