@@ -65,6 +65,7 @@ class HostRuntime:
         # container is looked at every few seconds: 0.3 ms each, 1.6 ms a start with 500
         # running).
         self._monitors = Pidfds(lift_fd)
+        self._io_uncounted: set[str] = set()  # sandboxes made whose I/O counting is not set
         self._lock = threading.Lock()
         self.net_counters = NetCounters()  # every task's veth from one read of the host's
         # Task volumes: mounted in each task's runtime dir, scratch ones on its storage.
@@ -162,6 +163,15 @@ class HostRuntime:
             self.storage.mount(tid, spec.storage_gib, Path(holder.inner(self._storage_rel(tid))),
                                there=self._in_holder)
         self.volumes.make(tid, spec.volumes, id_base or 0)
+        # Its storage I/O counters are set while runc creates the first container (this
+        # worker thread only waits then), off the start's path; before any start at latest.
+        self._io_uncounted.add(tid)
+
+    def _count_io_once(self, tid: str) -> None:
+        try:
+            self._io_uncounted.remove(tid)  # one caller wins, whichever thread
+        except KeyError:
+            return
         self._count_io(tid)
 
     def _count_io(self, tid: str) -> None:
@@ -206,11 +216,17 @@ class HostRuntime:
         if spec.volume_mounts:
             mounts = self.volumes.oci_mounts(tid, spec, rootfs, self._id_base(tid) or 0)
             spec = dataclasses.replace(spec, extra_mounts=[*spec.extra_mounts, *mounts])
+        def monitor_running() -> None:
+            if spawned is not None:
+                spawned()
+            self._count_io_once(tid)
+
         self._box(tid).create_container(tid, spec, rootfs=rootfs,
                                         netns_path=self.network.netns_path(tid),
-                                        spawned=spawned)
+                                        spawned=monitor_running)
 
     def start_container(self, tid: str, name: str) -> None:
+        self._count_io_once(tid)  # (a create that failed before its monitor ran)
         self._box(tid).start_container(tid, name)
 
     def remove_container(self, tid: str, name: str) -> None:
@@ -313,6 +329,7 @@ class HostRuntime:
             # list(): one copy in C, while the loop thread may be adding keys
             for key in [k for k in list(cache) if k[0] == tid]:
                 cache.pop(key, None)
+        self._io_uncounted.discard(tid)
         self._monitors.forget([k for k in self._monitors.keys()
                                if isinstance(k, tuple) and k[0] == tid])
         try:
