@@ -64,7 +64,7 @@ class HostRuntime:
         # still runs is then one poll, not a pid file and /proc read (every running
         # container is looked at every few seconds: 0.3 ms each, 1.6 ms a start with 500
         # running).
-        self._monitors = Pidfds(lift_fd)
+        self._monitors: Pidfds[tuple[str, str]] = Pidfds(lift_fd)
         self._io_uncounted: set[str] = set()  # sandboxes made whose I/O counting is not set
         self._lock = threading.Lock()
         self.net_counters = NetCounters()  # every task's veth from one read of the host's
@@ -330,8 +330,7 @@ class HostRuntime:
             for key in [k for k in list(cache) if k[0] == tid]:
                 cache.pop(key, None)
         self._io_uncounted.discard(tid)
-        self._monitors.forget([k for k in self._monitors.keys()
-                               if isinstance(k, tuple) and k[0] == tid])
+        self._monitors.forget([k for k in self._monitors.keys() if k[0] == tid])
         try:
             self._box(tid).destroy_task(tid)
         finally:

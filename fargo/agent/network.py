@@ -204,9 +204,10 @@ class HostNetwork:
                 if inside is not None:
                     att.made_inside = inside(task)
                 setns(host_ns)
-                host.no_ipv6_addresses(socket.if_nametoindex(att.host_veth))
+                veth = socket.if_nametoindex(att.host_veth)
+                host.no_ipv6_addresses(veth)
                 # The host end first: eth0 has a carrier as it comes up.
-                host.link_up(name=att.host_veth)
+                host.link_up(index=veth)
                 try:
                     host.delete_neighbour(att.ip, bridge)  # the IP may have had another MAC
                 except NetlinkError:

@@ -78,8 +78,8 @@ class Rtnl:
         msg.encode()
         self._send(msg.data, seq)
 
-    def _send(self, data: bytes, seq: int) -> None:
-        self.sock.send(data)
+    def _send(self, message: bytes, seq: int) -> None:
+        self.sock.send(message)
         while True:
             data = self.sock.recv(65536)
             offset = 0

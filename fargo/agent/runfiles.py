@@ -10,6 +10,9 @@ import subprocess
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
 def read_int(path: Path) -> int | None:
@@ -107,17 +110,17 @@ def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     return proc.wait()
 
 
-class Pidfds:
+class Pidfds(Generic[K]):
     """Whether recorded processes have ended, each by a pidfd made at its first look and
     kept: one poll a look, not a pid file and a /proc read. Thread-safe (fds are closed by
     one thread while another polls)."""
 
     def __init__(self, lift: Callable[[int], int] = lambda fd: fd) -> None:
         self._lift = lift  # where a long-held descriptor goes (libc.lift_fd)
-        self._fds: dict[Hashable, int] = {}
+        self._fds: dict[K, int] = {}
         self._lock = threading.Lock()
 
-    def ended(self, key: Hashable, pid_of: Callable[[], int | None]) -> bool | None:
+    def ended(self, key: K, pid_of: Callable[[], int | None]) -> bool | None:
         """True once the process has ended (a zombie counts), False while it runs; None when
         there is no pidfd to be had (no pid recorded, or no such process any more)."""
         with self._lock:
@@ -130,13 +133,13 @@ class Pidfds:
                 fd = self._fds[key] = self._lift(fd)
             return _until_readable(fd, 0)
 
-    def forget(self, keys: list[Hashable]) -> None:
+    def forget(self, keys: list[K]) -> None:
         with self._lock:
             for key in keys:
                 fd = self._fds.pop(key, None)
                 if fd is not None:
                     os.close(fd)
 
-    def keys(self) -> list[Hashable]:
+    def keys(self) -> list[K]:
         with self._lock:
             return list(self._fds)
