@@ -69,6 +69,7 @@ from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
 from .control.volumes import TaskVolumes
+from .heap import HeapTrimmer
 from .model.dns import resolver_address
 from .model.names import ACCOUNT
 from .model.taskrecord import ContainerDef, Task
@@ -95,6 +96,7 @@ class Server:
         self.network = HostNetworkPlane(prefix=settings.prefix)
         self.runtime = HostRuntime(settings.state_dir, self.network, prefix=settings.prefix)
         self.catalog = Catalog(self.store)
+        self.heap = HeapTrimmer()  # freed C heap back to the system after bursts
         self.iam = Iam(self.store)
         self.secrets = Secrets(self.store)
         self.ssm = Ssm(self.store)
@@ -293,6 +295,7 @@ class Server:
         await self.sampler.start()  # after the engine has re-adopted the tasks it reads
         self.cost.start()  # meters what stopped while the server was down, then keeps up
         self.cwlogs.start()  # the retention sweep (and what a crash left half deleted)
+        self.heap.start()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         await web.TCPSite(self._runner, self.settings.host, self.kube_port,
@@ -336,6 +339,7 @@ class Server:
         await self.volumes.close()
         await self.cost.close()
         await self.cwlogs.close()
+        await self.heap.close()
         await self.scheduler.close()
         await self.sampler.close()
         await self.elbv2.close()  # load balancers keep serving; the next start re-adopts

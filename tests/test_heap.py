@@ -1,0 +1,46 @@
+"""The heap trimmer gives freed C heap back, and trims only after the RSS has grown."""
+
+import ctypes
+
+import pytest
+
+from fargo.heap import HeapTrimmer, resident_bytes
+
+pytestmark = pytest.mark.pure
+
+libc = ctypes.CDLL(None)
+libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
+libc.free.argtypes, libc.free.restype = [ctypes.c_void_p], None
+BLOCK, COUNT, KEEP_EVERY = 2000, 32_000, 64  # 64 MB in blocks below the mmap threshold
+
+
+def _fragment() -> list[int]:
+    """Touches 64 MB of heap, then frees all but one block in 64: the freed pages stay
+    resident (a kept block above them stops the heap shrinking from its top)."""
+    blocks = [libc.malloc(BLOCK) for _ in range(COUNT)]
+    assert all(blocks)
+    for b in blocks:
+        ctypes.memset(b, 1, BLOCK)
+    kept = blocks[::KEEP_EVERY]
+    for i, b in enumerate(blocks):
+        if i % KEEP_EVERY:
+            libc.free(b)
+    return kept
+
+
+def test_freed_heap_is_given_back_and_only_after_growth() -> None:
+    trimmer = HeapTrimmer(slack=16 << 20)
+    if trimmer._trim is None:
+        pytest.skip("no malloc_trim in this C library")
+    trimmer.trim_if_grown()  # the floor: this process as it is
+    assert trimmer.trim_if_grown() == 0  # not grown: no trim
+    kept = _fragment()
+    try:
+        grown = resident_bytes()
+        given = trimmer.trim_if_grown()
+        assert given > 40 << 20, f"gave back {given / 1e6:.1f} MB"
+        assert resident_bytes() < grown - (40 << 20)
+        assert trimmer.trim_if_grown() == 0  # nothing new since
+    finally:
+        for b in kept:
+            libc.free(b)
