@@ -66,6 +66,25 @@ def test_a_child_gets_what_it_is_given_and_nothing_else(tmp_path: Path, null: in
         spawner.close()
 
 
+def test_an_idle_child_is_at_idle_priority_and_the_next_is_not(null: int) -> None:
+    spawner = Spawner()
+    out_r, out_w = os.pipe()
+    try:
+        script = "cut -d' ' -f41 /proc/self/stat"  # the scheduling policy (SCHED_IDLE is 5)
+        for idle in (True, False):
+            child = Child(argv=["sh", "-c", script], env={"PATH": os.environ["PATH"]},
+                          cwd="/", stdin=null, stdout=out_w, stderr=out_w, idle=idle)
+            assert spawner.spawn(child) is not None
+        os.close(out_w)
+        out_w = -1
+        assert _read_all(out_r).split() == [str(os.SCHED_IDLE), str(os.SCHED_OTHER)]
+    finally:
+        for fd in (out_r, out_w):
+            if fd >= 0:
+                os.close(fd)
+        spawner.close()
+
+
 def test_a_child_that_cannot_start_is_an_oserror_as_popen_gives(null: int) -> None:
     spawner = Spawner()
     out_r, out_w = os.pipe()

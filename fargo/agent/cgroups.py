@@ -100,6 +100,20 @@ def _read_hierarchies(text: str) -> list[Hierarchy]:
     return found
 
 
+def container_views(task_id: str, name: str) -> list[tuple[str, Path]]:
+    """What container `name` of the task is to see under /sys/fs/cgroup: (name there, its own
+    directory, which runc makes) for every v1 hierarchy, one of several controllers under
+    each of their names too (where runc would link them). Empty on a host without v1."""
+    views: list[tuple[str, Path]] = []
+    for h in hierarchies():
+        if not h.key:  # hybrid's v2 hierarchy: runc's cgroup mount shows none of it either
+            continue
+        own = h.task_dir(task_id) / name
+        names = [h.mount.name] + [c for c in h.key.split(",") if "," in h.key]
+        views += [(n, own) for n in dict.fromkeys(names)]
+    return views
+
+
 def _match_key(options: list[str], own: dict[str, str]) -> str | None:
     for key in own:
         if key and set(key.split(",")) <= set(options):

@@ -19,9 +19,7 @@ from typing import Any
 from ..port.data import DEFAULT_PATH
 from ..port.errors import SandboxError
 from .runc import Runc, runc_message
-from .spawner import Child, Spawner
-
-SPAWNER = Spawner()  # the process's own: every conmon of this server starts from it
+from .spawner import SPAWNER, Child
 
 
 @dataclass(frozen=True)

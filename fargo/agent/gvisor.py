@@ -333,6 +333,10 @@ class GvisorSandbox(Sandbox):
     def _created(self, root: Path) -> None:
         """Kept mounted: runsc's gofer serves the container's files from it."""
 
+    def _cgroup_views(self, task_id: str, name: str) -> list[tuple[str, Path]]:
+        """None: the sentry's own cgroupfs answers a cgroup mount, not the host's."""
+        return []
+
     def _config(self, task_id: str, spec: ContainerSpec, root: Path,
                 netns_path: str | None) -> dict[str, Any]:
         """runc's config, less what the sandbox as a whole provides or this runsc cannot

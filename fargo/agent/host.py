@@ -26,7 +26,7 @@ from ..port.data import (
 )
 from ..port.errors import AgentError, SandboxError
 from ..port.protocols import ExecSession
-from . import conmon, holder, userns
+from . import holder, userns
 from .execsession import start_session
 from .gvisor import GvisorSandbox
 from .images import ImageStore
@@ -35,6 +35,7 @@ from .netplane import HostNetworkPlane
 from .netstats import NetCounters
 from .runfiles import Pidfds, pidfd
 from .sandbox import Sandbox
+from .spawner import SPAWNER
 from .storage import TaskStorage
 from .volumes import TaskVolumes
 
@@ -130,7 +131,7 @@ class HostRuntime:
 
     def warm(self, count: int) -> None:
         self.storage.warm(count)
-        conmon.SPAWNER.warm()  # the helper every container's conmon is started from
+        SPAWNER.warm()  # the helper every conmon and user namespace holder starts from
 
     def close(self) -> None:
         self.storage.close()  # the unused warm filesystems detach themselves

@@ -109,7 +109,8 @@ def sysfs_bind(source: str = "/sys") -> dict[str, Any]:
 SYSFS_NET_MASKS = ["/sys/class/net", "/sys/devices/virtual/net"]
 
 
-def default_mounts(joined_netns: bool, sysfs: str = "/sys") -> list[dict[str, Any]]:
+def default_mounts(joined_netns: bool, sysfs: str = "/sys",
+                   cgroup_views: list[tuple[str, Path]] | None = None) -> list[dict[str, Any]]:
     return [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
@@ -124,9 +125,30 @@ def default_mounts(joined_netns: bool, sysfs: str = "/sys") -> list[dict[str, An
         sysfs_bind(sysfs) if joined_netns else
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        *cgroup_mounts(cgroup_views or []),
     ]
+
+
+CGROUP_FLAGS = ["nosuid", "noexec", "nodev", "relatime", "ro"]
+
+
+def cgroup_mounts(views: list[tuple[str, Path]]) -> list[dict[str, Any]]:
+    """/sys/fs/cgroup: the container's own directory of each hierarchy, bound read-only into
+    a tmpfs, as (name, directory) in `views`; without views, runc's cgroup mount.
+
+    That mount is what a container of a cgroup namespace otherwise gets: runc mounts each v1
+    hierarchy afresh, and the kernel then waits for every dying cgroup of the v2 hierarchy,
+    walking all of them, which holds two per task (runc makes the container's there too). Nine
+    such walks per container cost 4 ms of its start with 500 tasks running, and bind mounts
+    none. What the container sees is the same: its cgroup namespace shows each bound
+    directory as the root, in /proc/self/mountinfo as in /proc/self/cgroup."""
+    if not views:
+        return [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                 "options": CGROUP_FLAGS}]
+    return [{"destination": "/sys/fs/cgroup", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "noexec", "nodev", "mode=755", "size=64k"]},
+            *({"destination": f"/sys/fs/cgroup/{name}", "type": "bind", "source": str(own),
+               "options": ["bind", *CGROUP_FLAGS]} for name, own in views)]
 
 
 # ---------------------------------------------------------------- the config
@@ -149,10 +171,11 @@ def resources(spec: ContainerSpec) -> dict[str, Any]:
 
 
 def build_config(task_id: str, spec: ContainerSpec, id_base: int, rootfs: Path,
-                 netns_path: str | None = None, sysfs: str = "/sys") -> dict[str, Any]:
+                 netns_path: str | None = None, sysfs: str = "/sys",
+                 cgroup_views: list[tuple[str, Path]] | None = None) -> dict[str, Any]:
     """The OCI runtime config (1.0.2) for one container of a task, whose root filesystem is
     mounted at `rootfs` and which joins the network namespace at `netns_path` (None: one of
-    its own).
+    its own), seeing its cgroups as `cgroup_views` (cgroup_mounts).
 
     The container runs in a user namespace of its own mapping ids 0..65535 to the task's host
     range from id_base (runc creates it after joining the task's netns by path, while still
@@ -187,7 +210,7 @@ def build_config(task_id: str, spec: ContainerSpec, id_base: int, rootfs: Path,
         },
         "root": {"path": str(rootfs if rootfs.is_absolute() else rootfs.resolve()),
                  "readonly": spec.readonly_rootfs},
-        "mounts": default_mounts(bool(netns_path), sysfs) + list(spec.extra_mounts),
+        "mounts": default_mounts(bool(netns_path), sysfs, cgroup_views) + list(spec.extra_mounts),
         "linux": {
             "cgroupsPath": f"{CGROUP_PARENT}/{task_id}/{spec.name}",
             "resources": resources(spec),

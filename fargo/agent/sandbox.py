@@ -31,7 +31,7 @@ from typing import Any
 from ..port.data import ContainerSpec
 from ..port.errors import ContainerGone, SandboxError
 from . import conmon, runtimefs, userns
-from .cgroups import TaskCgroups, pids_limit, remove_parents
+from .cgroups import TaskCgroups, container_views, pids_limit, remove_parents
 from .imageuser import resolve_user
 from .layout import (
     RUN_FILES,
@@ -269,7 +269,12 @@ class Sandbox:
                 netns_path: str | None) -> dict[str, Any]:
         """The OCI config runc is given for the container."""
         return build_config(task_id, spec, self.id_base(task_id), root, netns_path,
-                            sysfs=self.flat_sysfs() if netns_path else "/sys")
+                            sysfs=self.flat_sysfs() if netns_path else "/sys",
+                            cgroup_views=self._cgroup_views(task_id, spec.name))
+
+    def _cgroup_views(self, task_id: str, name: str) -> list[tuple[str, Path]]:
+        """The container's cgroup directories it sees under /sys/fs/cgroup."""
+        return container_views(task_id, name)
 
     def _creator(self, task_id: str) -> Runc:
         """What conmon runs to create the task's containers."""

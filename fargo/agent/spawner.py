@@ -1,5 +1,5 @@
-"""Processes on a start's path (each container's conmon) started by a small helper process
-of the server's, not by the server itself.
+"""Processes a start needs (each container's conmon, each user namespace's holder) started
+by a small helper process of the server's, not by the server itself.
 
 Starting a process copies the starter's descriptor table into the child and closes it again
 before exec: the server holds ~6 descriptors per running task (the listeners in its netns,
@@ -50,6 +50,7 @@ class Child:
     pass_fds: Sequence[int] = ()
     fd_env: Mapping[str, int] | None = None
     new_session: bool = True
+    idle: bool = False  # started at idle CPU priority (SCHED_IDLE), which it keeps
 
 
 class Spawner:
@@ -69,7 +70,7 @@ class Spawner:
             return None
         request = json.dumps({"argv": list(child.argv), "env": dict(child.env),
                               "cwd": child.cwd, "fd_env": dict(child.fd_env or {}),
-                              "new_session": child.new_session}).encode()
+                              "new_session": child.new_session, "idle": child.idle}).encode()
         if len(request) > _MAX_MESSAGE:
             return None
         with self._lock:
@@ -142,6 +143,10 @@ class Spawner:
             self._helper = None
 
 
+# The process's own: every conmon of this server, and every user namespace's holder.
+SPAWNER = Spawner()
+
+
 # ---------------------------------------------------------------- the helper
 
 
@@ -173,16 +178,27 @@ def _start(request: dict[str, object], fds: list[int]) -> dict[str, object]:
     extra = fds[3:]
     for name, index in dict(request["fd_env"]).items():  # type: ignore[call-overload]
         env[name] = str(extra[int(index)])
+    idle = bool(request.get("idle"))
     try:
+        if idle:  # the child inherits this thread's policy (Popen's vfork and exec keep it)
+            _policy(os.SCHED_IDLE)
         proc = subprocess.Popen(
             list(request["argv"]), env=env, cwd=str(request["cwd"]),  # type: ignore[call-overload]
             stdin=fds[0], stdout=fds[1], stderr=fds[2], pass_fds=tuple(extra),
             start_new_session=bool(request["new_session"]))
     except OSError as err:
         return {"errno": err.errno or errno.EIO, "message": err.strerror or str(err)}
+    finally:
+        if idle:
+            _policy(os.SCHED_OTHER)
     # Reaped as it ends (conmon's first process ends within milliseconds).
     threading.Thread(target=proc.wait, daemon=True).start()
     return {"pid": proc.pid}
+
+
+def _policy(policy: int) -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
 def _main(argv: list[str]) -> int:

@@ -27,10 +27,12 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..port.errors import UsernsError
 from .libc import last_errno, libc, lift_fd
+from .spawner import SPAWNER, Child
 
 FIRST_ID = 1_000_000_000
 RANGE = 65536
@@ -145,7 +147,7 @@ def warm_next(slots_dir: Path) -> None:
 
 def _warm_loop() -> None:
     # Idle priority: what it makes is off every start's path, and must not slow one down
-    # (the helper process it spawns inherits the policy).
+    # (the holder process it has the spawn helper start gets the same policy).
     with contextlib.suppress(OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     while True:
@@ -177,26 +179,70 @@ def _next_free_base(slots_dir: Path) -> int | None:
 def _make_userns(base: int) -> int:
     """A helper process unshares a user namespace; we write its maps and keep an fd to it.
 
-    The helper is util-linux's `unshare` running `cat`, spawned (vfork + exec): forking this
-    large process instead would copy its page tables, several ms of CPU per new range. In
-    the C locale, so neither program reads the locale files as it starts (a quarter of its
-    CPU); a fork of the small spawn helper instead cost more (Python's writes after a fork
-    copy the pages they touch)."""
+    The helper is util-linux's `unshare` running `cat`, in the C locale, so that neither
+    program reads the locale files as it starts (a quarter of its CPU). It is started by the
+    spawn helper (spawner.py), whose descriptor table is small: from the server, with 500
+    tasks running, the child's copy and closing of the server's ~3,000 descriptors before
+    its exec cost 2.6 ms of CPU per new range. cat echoes our byte only once it runs, after
+    the unshare, and lives while we hold its stdin open: its pid names it until then."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    try:
+        with open(os.devnull, "wb") as null:
+            child = Child(argv=[_UNSHARE, "--user", _CAT], env={"LC_ALL": "C"}, cwd="/",
+                          stdin=stdin_r, stdout=stdout_w, stderr=null.fileno(),
+                          idle=os.sched_getscheduler(0) == os.SCHED_IDLE)
+            try:
+                with _not_idle():  # the helper's lock is shared with every start's conmon
+                    pid = SPAWNER.spawn(child)
+            except OSError as err:
+                raise UsernsError(f"cannot create a user namespace: {err.strerror}") from None
+        if pid is None:  # no spawn helper
+            return _make_userns_here(base)
+        os.close(stdin_r)
+        os.close(stdout_w)
+        stdin_r = stdout_w = -1
+        try:
+            os.write(stdin_w, b"u")
+            if os.read(stdout_r, 1) != b"u":
+                raise UsernsError("cannot create a user namespace")
+            return _keep_userns(pid, base)
+        except OSError as err:
+            raise UsernsError(f"cannot create a user namespace: {err.strerror}") from None
+    finally:  # cat reads EOF and ends; the spawn helper reaps it
+        for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+            if fd >= 0:
+                os.close(fd)
+
+
+@contextlib.contextmanager
+def _not_idle() -> Iterator[None]:
+    """The calling thread at normal priority for a while, if it was at idle priority: a
+    lock it takes then is not held by a thread that runs only when a CPU is free."""
+    idle = os.sched_getscheduler(0) == os.SCHED_IDLE
+    if idle:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        yield
+    finally:
+        if idle:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def _make_userns_here(base: int) -> int:
+    """_make_userns without the spawn helper: the server starts the helper itself."""
     proc = subprocess.Popen([_UNSHARE, "--user", _CAT], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env={"LC_ALL": "C"})
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        # cat echoes the byte only once it runs, after unshare: no polling for it.
         proc.stdin.write(b"u")
         proc.stdin.flush()
         if proc.stdout.read(1) != b"u":
             raise UsernsError("cannot create a user namespace")
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{proc.pid}/{name}", "w") as f:
-                f.write(f"0 {base} {RANGE}\n")
-        # Kept for the server's life: above the descriptors short-lived work needs.
-        return lift_fd(os.open(f"/proc/{proc.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        return _keep_userns(proc.pid, base)
     except OSError as err:
         raise UsernsError(f"cannot create a user namespace: {err.strerror}") from None
     finally:
@@ -204,6 +250,15 @@ def _make_userns(base: int) -> int:
         proc.wait()
         proc.stdin.close()
         proc.stdout.close()
+
+
+def _keep_userns(pid: int, base: int) -> int:
+    """The maps of running process pid's user namespace written, and an fd of it."""
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(f"0 {base} {RANGE}\n")
+    # Kept for the server's life: above the descriptors short-lived work needs.
+    return lift_fd(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
 
 
 def idmapped_tree(path: Path, base: int) -> int:
