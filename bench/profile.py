@@ -8,6 +8,7 @@ inclusive time. Scenarios:
   launch    10 RunTask calls of count 10 (CPU)
   scale     one UpdateService taking a service from 0 to 100 tasks (CPU; figure 7)
   describe  DescribeTasks(100) from 8 concurrent clients (CPU)
+  idle      nothing for --seconds (CPU): what running tasks cost the server with no requests
 With --crowd N, N idle tasks are running first (figure 15's crowded host).
 With --machine, the whole machine's CPU is sampled instead (`perf record -a`) and summed by
 command: where figure 2b's CPU per started task goes beyond the server (runc, conmon, the
@@ -122,9 +123,9 @@ def _short(frame: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["start", "stop", "launch", "scale", "describe"])
+    p.add_argument("scenario", choices=["start", "stop", "launch", "scale", "describe", "idle"])
     p.add_argument("-n", type=int, default=30, help="tasks for start/stop [30]")
-    p.add_argument("--seconds", type=float, default=10, help="describe: seconds [10]")
+    p.add_argument("--seconds", type=float, default=10, help="describe and idle: seconds [10]")
     p.add_argument("--rate", type=int, default=500, help="py-spy samples per second [500]")
     p.add_argument("--top", type=int, default=45, help="functions to print [45]")
     p.add_argument("--raw", type=Path, help="keep py-spy's raw stacks (perf's data with --machine) here")
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         elif a.scenario == "scale":
             fb.ecs.update_service(cluster=sb.cluster, service=scaled, desiredCount=100)
             sb.wait_service(scaled, lambda s: settled(s, 100), t0, 600, "100 running")
+        elif a.scenario == "idle":
+            time.sleep(a.seconds)
         else:
             rate, _ = fb.throughput("DescribeTasks", {"tasks": running[:100]}, 8, a.seconds)
             log(f"DescribeTasks(100): {rate:.0f} req/s while profiled")
