@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from fargo.model import lifecycle, sizes, taskdef
@@ -269,3 +271,27 @@ def test_image_user_db_must_be_a_regular_file(tmp_path):
     os.mkfifo(tmp_path / "etc" / "passwd")
     os.symlink("/dev/zero", tmp_path / "etc" / "group")
     assert resolve_user(tmp_path, "")[:2] == (0, 0)  # default root, nothing read
+
+
+def test_address_book_picks_the_lowest_free_as_a_walk_from_the_start_would() -> None:
+    from fargo.model.ipam import AddressBook, Ipam
+
+    rng = random.Random(7)
+    subnets = ["10.0.0.0/26", "10.0.1.0/28"]
+    book, used = AddressBook(), set[str]()
+    for _ in range(3000):
+        cidr = rng.choice(subnets)
+        if used and rng.random() < 0.4:
+            ip = rng.choice(sorted(used))
+            used.discard(ip)
+            book.free(ip)
+        elif rng.random() < 0.05:  # held from outside (a load balancer's, a re-adopted task's)
+            ip = rng.choice(list(Ipam.hosts(cidr)))
+            used.add(ip)
+            book.hold(ip)
+        else:
+            expected = Ipam.pick(cidr, used)
+            assert book.pick(cidr) == expected
+            if expected:
+                used.add(expected)
+        assert book.used == used

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...model.errors import InvalidParameterException
-from ...model.ipam import Ipam
+from ...model.ipam import AddressBook, Ipam
 from ...model.taskrecord import Task
 from ...model.vpc import Subnet, Vpc
 from ..capacity import Capacity
@@ -28,11 +28,11 @@ class Placement:
         self.networks = networks  # None: the default VPC's subnets only (unit tests)
         self.subnets: Mapping[str, Subnet] = (
             networks.subnets if networks else {s.id: s for s in vpc.subnets})
-        self._used_ips: set[str] = set()
+        self._ips = AddressBook()
 
     def adopt(self, task: Task) -> None:
         """A task found running at start-up keeps its address and its share of the host."""
-        self._used_ips.add(task.ip)
+        self._ips.hold(task.ip)
         self.capacity.reserve(task.arn, task.cpu, task.memory)
 
     def subnets_of(self, conf: Mapping[str, Any] | None) -> list[Subnet]:
@@ -80,9 +80,8 @@ class Placement:
     def allocate(self, subnets: list[Subnet]) -> tuple[Subnet, str | None]:
         """The first subnet with a free address, and that address (held from now on)."""
         for subnet in subnets:
-            ip = Ipam.pick(subnet.cidr, self._used_ips)
+            ip = self._ips.pick(subnet.cidr)
             if ip:
-                self._used_ips.add(ip)
                 return subnet, ip
         return subnets[0], None
 
@@ -90,13 +89,13 @@ class Placement:
         self.capacity.reserve(task.arn, task.cpu, task.memory)
 
     def give_back_ip(self, ip: str) -> None:
-        self._used_ips.discard(ip)
+        self._ips.free(ip)
 
     def hold_ip(self, ip: str) -> None:
         """An address found at start-up that something other than a task keeps (a load
         balancer's): no task is given it, as adopt does for a task's own."""
-        self._used_ips.add(ip)
+        self._ips.hold(ip)
 
     def release(self, task: Task) -> None:
-        self._used_ips.discard(task.ip)
+        self._ips.free(task.ip)
         self.capacity.release(task.arn)
