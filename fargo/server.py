@@ -69,7 +69,7 @@ from .control.ssm import Ssm
 from .control.tasks import TaskEngine
 from .control.tasks.starter import SecretSources
 from .control.volumes import TaskVolumes
-from .heap import HeapTrimmer
+from .heap import HeapTrimmer, limit_arenas
 from .model.dns import resolver_address
 from .model.names import ACCOUNT
 from .model.taskrecord import ContainerDef, Task
@@ -367,6 +367,7 @@ GC_THRESHOLDS = (20_000, 20, 20)
 
 
 async def serve(settings: Settings) -> None:
+    limit_arenas()  # before the server's threads exist
     gc.set_threshold(*GC_THRESHOLDS)
     server = Server(settings)
     await server.start()  # which freezes what start-up built

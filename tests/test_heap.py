@@ -44,3 +44,42 @@ def test_freed_heap_is_given_back_and_only_after_growth() -> None:
     finally:
         for b in kept:
             libc.free(b)
+
+
+ARENAS_PROBE = """
+import ctypes, sys, threading
+from fargo.heap import limit_arenas
+if sys.argv[2] == "limit":
+    assert limit_arenas(2)
+libc = ctypes.CDLL(None)
+libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(8)
+def work():
+    start.wait()
+    for _ in range(20000):  # ctypes drops the GIL for each call: the threads contend
+        libc.free(libc.malloc(100))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc.fopen.argtypes, libc.fopen.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+f = libc.fopen(sys.argv[1].encode(), b"w")
+libc.malloc_info(0, f)
+libc.fclose(f)
+"""
+
+
+def test_threads_share_two_arenas_once_limited(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "malloc_info.xml"
+    subprocess.run([sys.executable, "-c", ARENAS_PROBE, str(out), "limit"], check=True,
+                   cwd=ROOT, timeout=60)
+    assert 1 <= out.read_text().count("<heap nr=") <= 2, out.read_text()[:500]
