@@ -189,12 +189,13 @@ def _make_userns(base: int) -> int:
     stdout_r, stdout_w = os.pipe()
     try:
         with open(os.devnull, "wb") as null:
-            child = Child(argv=[_UNSHARE, "--user", _CAT], env={"LC_ALL": "C"}, cwd="/",
-                          stdin=stdin_r, stdout=stdout_w, stderr=null.fileno(),
-                          idle=os.sched_getscheduler(0) == os.SCHED_IDLE)
             try:
-                with _not_idle():  # the helper's lock is shared with every start's conmon
-                    pid = SPAWNER.spawn(child)
+                # The helper's lock is shared with every start's conmon; the holder itself
+                # runs at the priority this thread had.
+                with _not_idle() as was_idle:
+                    pid = SPAWNER.spawn(Child(
+                        argv=[_UNSHARE, "--user", _CAT], env={"LC_ALL": "C"}, cwd="/",
+                        stdin=stdin_r, stdout=stdout_w, stderr=null.fileno(), idle=was_idle))
             except OSError as err:
                 raise UsernsError(f"cannot create a user namespace: {err.strerror}") from None
         if pid is None:  # no spawn helper
@@ -216,15 +217,16 @@ def _make_userns(base: int) -> int:
 
 
 @contextlib.contextmanager
-def _not_idle() -> Iterator[None]:
-    """The calling thread at normal priority for a while, if it was at idle priority: a
-    lock it takes then is not held by a thread that runs only when a CPU is free."""
+def _not_idle() -> Iterator[bool]:
+    """The calling thread at normal priority for a while, if it was at idle priority (what
+    it yields): a lock it takes then is not held by a thread that runs only when a CPU is
+    free."""
     idle = os.sched_getscheduler(0) == os.SCHED_IDLE
     if idle:
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     try:
-        yield
+        yield idle
     finally:
         if idle:
             with contextlib.suppress(OSError):

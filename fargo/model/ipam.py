@@ -44,22 +44,19 @@ class Ipam:
 
     @staticmethod
     def index(cidr: str, ip: str) -> int | None:
-        """ip's place in hosts(cidr), or None when it is not one of them."""
-        if not Ipam.usable(cidr, ip):
-            return None
-        return int(ipaddress.IPv4Address(ip)) - int(Ipam.network(cidr).network_address) \
-            - Ipam.RESERVED_HEAD
-
-    @staticmethod
-    def usable(cidr: str, ip: str) -> bool:
-        """True if ip is one of hosts(cidr), without walking the range."""
+        """ip's place in hosts(cidr), or None when it is not one of them (no walk)."""
         net = Ipam.network(cidr)
         try:
             value = int(ipaddress.IPv4Address(ip))
         except ValueError:
-            return False
+            return None
         first = int(net.network_address) + Ipam.RESERVED_HEAD
-        return first <= value < int(net.broadcast_address)
+        return value - first if first <= value < int(net.broadcast_address) else None
+
+    @staticmethod
+    def usable(cidr: str, ip: str) -> bool:
+        """True if ip is one of hosts(cidr), without walking the range."""
+        return Ipam.index(cidr, ip) is not None
 
     @staticmethod
     def count(cidr: str) -> int:
