@@ -229,6 +229,10 @@ class HostRuntime:
     def start_container(self, tid: str, name: str) -> None:
         self._count_io_once(tid)  # (a create that failed before its monitor ran)
         self._box(tid).start_container(tid, name)
+        # What the next start takes is made now, between starts: not beside this one's
+        # runc, nor (the user namespace holder) ahead of its conmon at the spawn helper.
+        self.storage.refill()
+        self.sandbox.make_ahead()
 
     def remove_container(self, tid: str, name: str) -> None:
         self._box(tid).delete_container(tid, name)

@@ -108,9 +108,9 @@ class TaskStorage:
             os.close(made.fd)
 
     def _refill_loop(self) -> None:
-        # The next filesystem is made while a start is under way (it took the last one): at
-        # idle priority, so its copy and loop set-up use what the start leaves of the CPUs
-        # rather than slowing the start's runc.
+        # The next filesystem is made between starts (refill), or beside the starts that came
+        # faster than it: at idle priority, so its copy and loop set-up take what the starts
+        # leave of the CPUs.
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
         while not self._closed:
@@ -135,9 +135,16 @@ class TaskStorage:
             return None
         with self._lock:
             made = self._ready.pop() if self._ready else None
-        if self._want:
-            self._refill.set()  # also when none was ready: the pool may have failed to fill
+        if made is None:
+            self.refill()  # behind (or failing to fill): the next is made now
         return made
+
+    def refill(self) -> None:
+        """Have the ready filesystems made up to their count. Asked once a start is done
+        (HostRuntime.start_container) rather than as it takes one: made during the start,
+        at idle priority still, the copy, loop device and mount slowed its runc."""
+        if self._want:
+            self._refill.set()
 
     def _fresh_device(self, name: str, size_gib: int) -> tuple[str, int]:
         """A sparse copy of the size's template on a loop device: (device, its fd)."""

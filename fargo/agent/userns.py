@@ -134,6 +134,12 @@ def userns_fd(base: int) -> int:
         return fd
 
 
+def made(base: int) -> bool:
+    """Whether the user namespace of the range at base is made already (not under _lock,
+    which a start making its own holds while it does)."""
+    return base in _userns_fds
+
+
 def warm_next(slots_dir: Path) -> None:
     """Have the user namespace of the slot the next claim would take made in the background
     (a guess: a claim elsewhere may take it first; then it serves a later one)."""
