@@ -261,8 +261,16 @@ def cpu_quota_us(cpu_units: int) -> int:
 
 def _init_cgroup(controllers: list[str], path: Path, cpu_units: int, memory_mib: int,
                  cap_now: bool = True) -> None:
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    # By mkdir's answer, not a look first: on cgroupfs a name that is not there yet (a new
+    # task's) takes the slow lookup, once per hierarchy.
+    try:
+        path.mkdir()
+        created = True
+    except FileExistsError:
+        created = False
+    except FileNotFoundError:  # the parent too (fargo/ in this hierarchy)
+        path.mkdir(parents=True, exist_ok=True)
+        created = True
     if "cpu" in controllers:  # co-mounted hierarchies look like "cpu,cpuacct"
         # A new directory starts at the kernel's 100 ms period. Each write of the period or
         # the quota makes the kernel check every cgroup of the host's bandwidth (0.3 ms of
@@ -288,7 +296,7 @@ def _set_memory_limit(path: Path, limit: int) -> None:
     """Set memory and memory+swap to the same value, in whichever order the kernel accepts
     (memsw may never be below the memory limit)."""
     memsw = path / "memory.memsw.limit_in_bytes"
-    files = [path / "memory.limit_in_bytes"] + ([memsw] if memsw.exists() else [])
+    files = [path / "memory.limit_in_bytes"] + ([memsw] if _has_memsw(path) else [])
     try:
         for f in files:
             _write(f, limit)
@@ -297,9 +305,27 @@ def _set_memory_limit(path: Path, limit: int) -> None:
             _write(f, limit)
 
 
+_memsw: dict[Path, bool] = {}
+
+
+def _has_memsw(path: Path) -> bool:
+    """Whether the memory hierarchy path is in accounts swap (the kernel's swapaccount),
+    asked once per hierarchy: a missing name on cgroupfs is a slow lookup at every start."""
+    root = path.parent
+    known = _memsw.get(root)
+    if known is None:
+        known = _memsw[root] = (path / "memory.memsw.limit_in_bytes").exists()
+    return known
+
+
 def _write(path: Path, value: str | int) -> None:
-    with open(path, "w") as f:
-        f.write(str(value))
+    # One open, write and close: a Python file object adds a stat, an ioctl and two seeks,
+    # and a start writes a dozen of these.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 def _read_bytes(path: str | Path, limit: int = 1 << 16) -> bytes | None:

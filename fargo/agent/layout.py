@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,9 @@ class TaskRecord:
     lone: bool = False  # gvisor: its only container is the sandbox's root (no pause)
 
     def to_json(self) -> str:
-        raw = asdict(self)
+        # Shallow (asdict copies deeply, field by field): the fields are plain values and
+        # one dict of strings, and a start writes the record twice.
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
         if self.id_slot is None:  # provisional: written as before, without the id range
             raw.pop("id_slot")
             raw.pop("id_base")
