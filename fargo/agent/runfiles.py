@@ -44,17 +44,17 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def private_write(path: Path, text: str) -> None:
+def private_write(path: Path, text: str | bytes) -> None:
     """A file only root may read: a container's bundle holds its environment, secrets too."""
     write_new(path, text, 0o600)
 
 
-def write_new(path: Path | str, text: str, mode: int) -> None:
+def write_new(path: Path | str, text: str | bytes, mode: int) -> None:
     """path truncated (made with mode if missing) to hold text: by plain system calls, as a
     start writes several such files and a Python file object costs four calls more each."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        data = memoryview(text.encode())
+        data = memoryview(text.encode() if isinstance(text, str) else text)
         while data:
             data = data[os.write(fd, data):]
     finally:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..port.data import ContainerSpec
 from ..port.errors import ContainerGone, SandboxError
 from . import conmon, runtimefs, userns
@@ -250,7 +252,7 @@ class Sandbox:
         (ctr_dir / "persist").mkdir()
         unlink(self.exit_file(task_id, spec.name), *(ctr_dir / f for f in RUN_FILES),
                ctr_dir / "started_at", ctr_dir / "oom_killed")
-        private_write(ctr_dir / "config.json", json.dumps(config))
+        private_write(ctr_dir / "config.json", orjson.dumps(config))  # a tenth of json's time
         spec_meta = asdict(spec) | {"rootfs": str(rootfs), "netns_path": netns_path}
         private_write(ctr_dir / "spec.json", json.dumps(spec_meta))
         monitor = conmon.Monitor(cid=cid, bundle=ctr_dir,

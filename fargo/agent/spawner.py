@@ -158,8 +158,9 @@ def _serve(sock: socket.socket) -> None:
             return
         if not message:
             return  # the server closed its end (or ended)
+        proc = None
         try:
-            reply = _start(json.loads(message), fds)
+            reply, proc = _start(json.loads(message), fds)
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # not the server's words
             reply = {"errno": errno.EINVAL, "message": f"bad spawn request: {exc}"}
         finally:
@@ -169,11 +170,18 @@ def _serve(sock: socket.socket) -> None:
             sock.send(json.dumps(reply).encode())
         except OSError:
             return
+        finally:
+            if proc is not None:
+                # Reaped as it ends (conmon's first process ends within milliseconds); the
+                # thread is started once the caller has its answer, not before.
+                threading.Thread(target=proc.wait, daemon=True).start()
 
 
-def _start(request: dict[str, object], fds: list[int]) -> dict[str, object]:
+def _start(request: dict[str, object],
+           fds: list[int]) -> tuple[dict[str, object], subprocess.Popen[bytes] | None]:
+    """The answer to a request, and the child started if one was (for its reaper)."""
     if len(fds) < 3:
-        return {"errno": errno.EINVAL, "message": "a child needs stdin, stdout and stderr"}
+        return {"errno": errno.EINVAL, "message": "a child needs stdin, stdout and stderr"}, None
     env = dict(request["env"])  # type: ignore[call-overload]
     extra = fds[3:]
     for name, index in dict(request["fd_env"]).items():  # type: ignore[call-overload]
@@ -187,13 +195,11 @@ def _start(request: dict[str, object], fds: list[int]) -> dict[str, object]:
             stdin=fds[0], stdout=fds[1], stderr=fds[2], pass_fds=tuple(extra),
             start_new_session=bool(request["new_session"]))
     except OSError as err:
-        return {"errno": err.errno or errno.EIO, "message": err.strerror or str(err)}
+        return {"errno": err.errno or errno.EIO, "message": err.strerror or str(err)}, None
     finally:
         if idle:
             _policy(os.SCHED_OTHER)
-    # Reaped as it ends (conmon's first process ends within milliseconds).
-    threading.Thread(target=proc.wait, daemon=True).start()
-    return {"pid": proc.pid}
+    return {"pid": proc.pid}, proc
 
 
 def _policy(policy: int) -> None:
