@@ -458,8 +458,12 @@ class Bench:
     # ------------------------------------------------------------ figures 2, 4, 5
 
     def launch_density_api(self) -> None:
-        for system in self.systems:
-            self._launch_density(system)
+        o = self.opts
+        if "launch" in o.figures:
+            self._launch_rounds()
+        if o.figures & {"density", "api"}:
+            for system in self.systems:
+                self._launch_density(system)
         mine, peer = self._launched.get("fargo"), self._launched.get("runc")
         if mine and peer:  # figure 2 beside bare runc's, in the ratios its targets are set in
             ratio = mine[0] / peer[0]
@@ -469,33 +473,31 @@ class Bench:
             self.results.add(Row("2b. machine CPU per started task", "fargo / runc", "×",
                                  value=ratio, target="≤ 1.5×", ok=ratio <= 1.5))
 
-    def _launch_density(self, system: System) -> None:
+    def _launch_rounds(self) -> None:
+        """Figures 2 and 2b: launch_rounds launches per system, the systems interleaved (who
+        goes first rotates, as in figure 1) so that drifts in the host's speed hit all alike;
+        each system's figure is its median round by time."""
         o = self.opts
-        figs = o.figures
         batch = o.launch_calls * o.launch_count
-        base_mem = meminfo()
-        base_rss = proc_status_kib(self.server.pid) if system.name == "fargo" and self.server else 0
-        rounds = o.launch_rounds if "launch" in figs else 1
-        taken: list[tuple[float, float]] = []  # (seconds, busy CPU seconds) of each round
-        ids: list[str] = []
-        for r in range(rounds):
-            time.sleep(o.settle)  # let the stops of the previous figure (or round) settle
-            if r == rounds - 1:  # the last round's tasks stay for figures 4 and 5
-                base_mem = meminfo()
-                if system.name == "fargo" and self.server:
-                    base_rss = proc_status_kib(self.server.pid)
-            log(f"figure 2: {system.name}: {batch} starts"
-                + (f" (round {r + 1} of {rounds})" if rounds > 1 else ""))
-            cpu0 = busy_cpu_seconds()
-            elapsed, ids = self._launch(system, o.launch_calls, o.launch_count)
-            taken.append((elapsed, busy_cpu_seconds() - cpu0))
-            if r < rounds - 1:
+        taken: dict[str, list[tuple[float, float]]] = {s.name: [] for s in self.systems}
+        order = list(self.systems)
+        for r in range(o.launch_rounds):
+            for system in order[r % len(order):] + order[:r % len(order)]:
+                time.sleep(o.settle)  # let the stops before (a figure's, a round's) settle
+                log(f"figure 2: {system.name}: {batch} starts (round {r + 1} of "
+                    f"{o.launch_rounds})")
+                cpu0 = busy_cpu_seconds()
+                elapsed, ids = self._launch(system, o.launch_calls, o.launch_count)
+                taken[system.name].append((elapsed, busy_cpu_seconds() - cpu0))
+                t0 = time.perf_counter()
                 system.remove(ids)
-        if "launch" in figs:
-            elapsed, cpu = sorted(taken)[len(taken) // 2]  # the median round, by its time
-            all_rates = ", ".join(f"{batch / t:.1f}" for t, _ in taken)
-            of_rounds = f"; the median of {rounds} rounds ({all_rates} tasks/s)" \
-                if rounds > 1 else ""
+                log(f"{system.name}: removed {len(ids)} in {time.perf_counter() - t0:.1f} s")
+        for system in self.systems:
+            rounds = taken[system.name]
+            elapsed, cpu = sorted(rounds)[len(rounds) // 2]  # the median round, by its time
+            all_rates = ", ".join(f"{batch / t:.1f}" for t, _ in rounds)
+            of_rounds = (f"; the median of {len(rounds)} rounds ({all_rates} tasks/s)"
+                         if len(rounds) > 1 else "")
             row = Row("2. launch rate", system.name, "tasks/s", value=batch / elapsed,
                       note=f"{batch} in {elapsed:.2f} s{of_rounds}")
             if system.name == "fargo":
@@ -512,6 +514,18 @@ class Bench:
                 note=f"busy CPU of all {os.cpu_count()} cores during the launch "
                      f"({cpu:.1f} s, {cpu / (elapsed * (os.cpu_count() or 1)) * 100:.0f}% "
                      "of their time, the median round's), bench client included"))
+
+    def _launch_density(self, system: System) -> None:
+        """Figures 4 and 5: a launch (not timed: figure 2 has its own rounds) whose tasks,
+        topped up to `density`, stay running while they are measured."""
+        o = self.opts
+        figs = o.figures
+        batch = o.launch_calls * o.launch_count
+        time.sleep(o.settle)  # let the stops of the previous figure finish settling
+        base_mem = meminfo()
+        base_rss = proc_status_kib(self.server.pid) if system.name == "fargo" and self.server else 0
+        log(f"figure 4: {system.name}: {batch} starts")
+        ids = self._launch(system, o.launch_calls, o.launch_count)[1]
         try:
             if "density" in figs or "api" in figs:
                 more = o.density - len(ids)
@@ -853,8 +867,9 @@ class Bench:
                 "task's startedAt (the server's stamp, on this machine's clock), so the "
                 "polls, which cost the two shared cores, can be few; the peers start the same number from 10 "
                 "parallel workers. Each system launches "
-                f"{o.launch_rounds} times (stopping each batch and resting {o.settle:g} s "
-                "between), and figures 2 and 2b are its median round by time. 2b divides "
+                f"{o.launch_rounds} times, the systems taking turns (stopping each batch and "
+                f"resting {o.settle:g} s between), and figures 2 and 2b are its median round "
+                "by time. 2b divides "
                 "the machine's busy CPU time over the launch "
                 "(/proc/stat, all cores) by the tasks started: what a start costs whoever pays "
                 "it, and steadier than the rate on a shared host.")
