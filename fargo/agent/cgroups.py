@@ -309,8 +309,9 @@ _memsw: dict[Path, bool] = {}
 
 
 def _has_memsw(path: Path) -> bool:
-    """Whether the memory hierarchy path is in accounts swap (the kernel's swapaccount),
-    asked once per hierarchy: a missing name on cgroupfs is a slow lookup at every start."""
+    """Whether the memory hierarchy that path is in accounts for swap (the kernel's
+    swapaccount), asked once per hierarchy: a missing name on cgroupfs is a slow lookup at
+    every start."""
     root = path.parent
     known = _memsw.get(root)
     if known is None:
