@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,20 @@ def limit_arenas(count: int = ARENAS) -> bool:
     server's threads (the executor's, netlink's, the storage and user namespace makers) run
     Python, which holds the GIL, so they contend little for two; a whole benchmark run ended
     with an RSS 25-30 MB lower (figure 15c). False under a C library without mallopt."""
-    fn = getattr(ctypes.CDLL(None), "mallopt", None)
-    if fn is None:
-        return False
-    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(fn(M_ARENA_MAX, count))
+    fn = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
+    return fn is not None and bool(fn(M_ARENA_MAX, count))
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None under a C library without it (musl)."""
-    fn = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    if fn is None:
-        return None
-    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return _glibc("malloc_trim", [ctypes.c_size_t])
+
+
+def _glibc(name: str, argtypes: list[type]) -> Any:
+    """The C library's function `name` returning an int, or None where it has none."""
+    fn = getattr(ctypes.CDLL(None), name, None)
+    if fn is not None:
+        fn.argtypes, fn.restype = argtypes, ctypes.c_int
     return fn
 
 
