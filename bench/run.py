@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .env import (
     Cleanup,
@@ -228,6 +228,16 @@ def parse(argv: list[str] | None) -> Options:
     return o
 
 
+T = TypeVar("T")
+
+
+def _rotated(items: list[T], turn: int) -> list[T]:
+    """items with the one at `turn` (mod their count) first: who goes first rotates from
+    round to round, so that slow drifts in the host's load hit every system alike."""
+    k = turn % len(items)
+    return items[k:] + items[:k]
+
+
 def needed_overcommit(o: Options) -> float:
     """30, or more if the crowd figure's tasks (0.25 vCPU / 0.5 GB each, a launch beside the
     most idle ones) would not fit this host's CPUs and memory at 30."""
@@ -402,9 +412,7 @@ class Bench:
         log(f"figures 1+3: {n} rounds of start → running → stop, systems interleaved")
         order = list(self.systems)
         for i in range(n):
-            # Rotate who goes first, so slow drifts in background load hit all alike.
-            turn = order[i % len(order):] + order[:i % len(order)]
-            for system in turn:
+            for system in _rotated(order, i):
                 elapsed, cid = system.start()
                 system.check_running(cid)
                 starts[system.name].append(elapsed * 1000)
@@ -482,7 +490,7 @@ class Bench:
         taken: dict[str, list[tuple[float, float]]] = {s.name: [] for s in self.systems}
         order = list(self.systems)
         for r in range(o.launch_rounds):
-            for system in order[r % len(order):] + order[:r % len(order)]:
+            for system in _rotated(order, r):
                 time.sleep(o.settle)  # let the stops before (a figure's, a round's) settle
                 log(f"figure 2: {system.name}: {batch} starts (round {r + 1} of "
                     f"{o.launch_rounds})")
